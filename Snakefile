@@ -1,0 +1,42 @@
+# dejavu: déjà vu memorization of self-supervised vision models (Meehan et al., NeurIPS 2023).
+#
+# Results path scheme, R = {results}/{dataset.name}; <model> = {method}/{backbone}/n{size}/s{seed}/{subset}
+#   R/dataset/images.zarr, index.parquet                       synth: images (N,H,W,3) uint8 + index
+#   R/split/n{size}/split.parquet, sizes.csv                   split: sets A, B, heldout, public, public_test
+#   R/crops/n{size}/{crop}.zarr, {crop}.parquet                crops: background crops of attacked images
+#   R/models/<model>/epoch{epoch}.pt                           init (epoch 0, untrained) and train
+#   R/embed/<model>/epoch{epoch}/{part}.zarr                   embed (shard jobs) + embed_finalize; part: public | crops-{crop}
+#   R/index/<model>/epoch{epoch}/{embedding}.faiss             index: exact FAISS over the public set
+#   R/knn/<model>/epoch{epoch}/{crop}-{embedding}-k{k}.parquet knn: neighbours, votes, confidence per crop
+#   R/score/{method}/{backbone}/n{size}/s{seed}/epoch{epoch}/{crop}-{embedding}-k{k}.json   score (+ .curves.parquet)
+#   {results}/summary.csv, {results}/report.html, {results}/figures/   report
+#   R/logs/<rule>/..., R/benchmarks/<rule>/...                 one log and one timing file per job
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+
+
+rule all:
+    input:
+        SUMMARY,
+        REPORT_HTML,
+
+
+include: "workflow/rules/synth.smk"
+include: "workflow/rules/split.smk"
+include: "workflow/rules/crops.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/embed.smk"
+include: "workflow/rules/index.smk"
+include: "workflow/rules/knn.smk"
+include: "workflow/rules/score.smk"
+include: "workflow/rules/report.smk"

@@ -1,0 +1,153 @@
+"""Background crops of the attacked images (SPEC §2).
+
+The periphery crop is the box-free rectangle with the largest shorter side (ties: larger
+area, then smaller (y0, x0)). It is exact: an optimal rectangle can always be grown until
+each edge rests on a box edge or the image border without losing side or area, so searching
+the rectangles whose edges lie on those coordinates finds it. Boxes and rectangles are
+half-open pixel ranges [x0, x1) x [y0, y1).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+
+
+class Rect(NamedTuple):
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def shorter_side(self) -> int:
+        return min(self.x1 - self.x0, self.y1 - self.y0)
+
+
+def _edge_pairs(coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = np.triu_indices(len(coords), k=1)
+    return coords[lo], coords[hi]
+
+
+def largest_free_rect(boxes: np.ndarray, height: int, width: int,
+                      criterion: str = "side") -> Rect | None:
+    """Best box-free rectangle inside a (height, width) image, or None if there is none.
+
+    boxes: (B, 4) int [x0, y0, x1, y1]. criterion "side": largest shorter side, then area;
+    "area": largest area, then shorter side. Remaining ties: smaller (y0, x0).
+    """
+    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    boxes = np.clip(boxes, 0, [width, height, width, height])
+    xs = np.unique(np.concatenate([[0, width], boxes[:, [0, 2]].ravel()]))
+    ys = np.unique(np.concatenate([[0, height], boxes[:, [1, 3]].ravel()]))
+    rx0, rx1 = _edge_pairs(xs)  # (P,)
+    ry0, ry1 = _edge_pairs(ys)  # (Q,)
+    hits_x = (rx0[:, None] < boxes[None, :, 2]) & (boxes[None, :, 0] < rx1[:, None])  # (P, B)
+    hits_y = (ry0[:, None] < boxes[None, :, 3]) & (boxes[None, :, 1] < ry1[:, None])  # (Q, B)
+    free = (hits_x.astype(np.int32) @ hits_y.T.astype(np.int32)) == 0  # (P, Q)
+    if not free.any():
+        return None
+    p, q = np.nonzero(free)
+    w, h = (rx1 - rx0)[p], (ry1 - ry0)[q]
+    side, area = np.minimum(w, h), w * h
+    first, second = (side, area) if criterion == "side" else (area, side)
+    best = np.lexsort((rx0[p], ry0[q], -second, -first))[0]
+    return Rect(int(rx0[p[best]]), int(ry0[q[best]]), int(rx1[p[best]]), int(ry1[q[best]]))
+
+
+def periphery_crop(boxes, height: int, width: int, min_side: int,
+                   criterion: str = "side") -> tuple[Rect | None, str]:
+    """The periphery crop and "" or None and the reason there is none."""
+    if len(boxes) == 0:
+        return None, "no bounding box"
+    rect = largest_free_rect(boxes, height, width, criterion)
+    if rect is None:
+        return None, "boxes cover the whole image"
+    if rect.shorter_side < min_side:
+        return None, f"largest box-free shorter side {rect.shorter_side} px < min_side {min_side}"
+    return rect, ""
+
+
+def corner_crop(height: int, width: int, frac: float = 0.3, corner: str = "top-left") -> Rect:
+    """The frac*H x frac*W region at a corner (for images without boxes)."""
+    if corner not in CORNERS:
+        raise ValueError(f"corner must be one of {CORNERS}, got {corner!r}")
+    h, w = max(1, round(frac * height)), max(1, round(frac * width))
+    y0 = 0 if corner.startswith("top") else height - h
+    x0 = 0 if corner.endswith("left") else width - w
+    return Rect(x0, y0, x0 + w, y0 + h)
+
+
+def object_box(boxes) -> Rect:
+    """Union of an image's boxes (for visual grids)."""
+    b = np.asarray(boxes).reshape(-1, 4)
+    return Rect(int(b[:, 0].min()), int(b[:, 1].min()), int(b[:, 2].max()), int(b[:, 3].max()))
+
+
+def resize_square(images: torch.Tensor, side: int) -> torch.Tensor:
+    """(N, C, h, w) -> (N, C, side, side): shorter side to `side` with antialiasing, then a
+    centre crop, so aspect is kept (as the released code does)."""
+    h, w = images.shape[-2:]
+    scale = side / min(h, w)
+    new_h, new_w = max(side, round(h * scale)), max(side, round(w * scale))
+    out = F.interpolate(images.float(), size=(new_h, new_w), mode="bilinear",
+                        antialias=True, align_corners=False)
+    top, left = (new_h - side) // 2, (new_w - side) // 2
+    return out[..., top:top + side, left:left + side]
+
+
+def crop_resize(image: np.ndarray, rect: Rect, side: int) -> np.ndarray:
+    """Cut `rect` from a (H, W, 3) uint8 image and resize it to (side, side, 3) uint8."""
+    patch = torch.from_numpy(np.ascontiguousarray(image[rect.y0:rect.y1, rect.x0:rect.x1]))
+    out = resize_square(patch.permute(2, 0, 1)[None], side)[0]
+    return out.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def plan_crops(attacked: pd.DataFrame, mode: str, min_side: int, criterion: str = "side",
+               corner: str = "top-left", corner_frac: float = 0.3) -> pd.DataFrame:
+    """One row per attacked image: its crop rectangle, or valid=False and the reason.
+
+    attacked needs columns boxes, height, width.
+    """
+    rects, reasons = [], []
+    for boxes, h, w in zip(attacked["boxes"], attacked["height"], attacked["width"]):
+        if mode == "periphery":
+            rect, reason = periphery_crop(boxes, int(h), int(w), min_side, criterion)
+        elif mode == "corner":
+            rect, reason = corner_crop(int(h), int(w), corner_frac, corner), ""
+        else:
+            raise ValueError(f"unknown crop mode {mode!r}; use 'periphery' or 'corner'")
+        rects.append(rect or Rect(-1, -1, -1, -1))
+        reasons.append(reason)
+    plan = attacked.drop(columns=["boxes"]).reset_index(drop=True)
+    plan[["x0", "y0", "x1", "y1"]] = np.array(rects, dtype=np.int64).reshape(-1, 4)
+    plan["valid"] = [r == "" for r in reasons]
+    plan["reason"] = reasons
+    return plan
+
+
+def run(images_path: str, index_path: str, split_path: str, crops_path: str, table_path: str,
+        *, mode: str, side: int, min_side: int, criterion: str = "side",
+        corner: str = "top-left", corner_frac: float = 0.3) -> None:
+    from .store import open_images, read_index, write_images
+    index = read_index(index_path)
+    split = pd.read_parquet(split_path)
+    attacked = split[split["attacked"]].reset_index(drop=True)
+    attacked = attacked.join(index[["boxes", "height", "width"]], on="row")
+    plan = plan_crops(attacked, mode, min_side, criterion, corner, corner_frac)
+    images = open_images(images_path)
+    valid = plan.index[plan["valid"]]
+    crops = np.empty((len(valid), side, side, 3), np.uint8)
+    for j, i in enumerate(valid):
+        rect = Rect(*(int(v) for v in plan.loc[i, ["x0", "y0", "x1", "y1"]]))
+        crops[j] = crop_resize(images[int(plan.loc[i, "row"])], rect, side)
+    plan["crop_row"] = -1
+    plan.loc[valid, "crop_row"] = np.arange(len(valid))
+    write_images(crops_path, crops)
+    plan.to_parquet(table_path, index=False)

@@ -1,0 +1,183 @@
+"""Backbone and projector embeddings, written by several shard jobs into one Zarr store.
+
+A *part* is what gets embedded: `public` (full public images from the dataset store) or
+`crops-<mode>` (the attacked images' crops). Rows are grouped into Zarr shards of
+`shard_rows` rows; job j of J writes a contiguous run of whole shards and nothing else.
+Writing part of a shard from several processes is a read-modify-write race in zarr 3 that
+silently loses rows, so no two jobs ever touch the same shard.
+
+Jobs write into `<out>.partial`; `finalize` checks that every shard of every array is on
+disk and that every job reported, then renames the store to `<out>`, so a store at the
+final path is always complete. A killed job is simply rerun: it rewrites its own shards.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import zarr
+
+from .crops import resize_square
+from .models import load_checkpoint, pick_device
+from .store import open_images
+
+log = logging.getLogger(__name__)
+ARRAYS = ("backbone", "projector")
+
+
+def shard_range(job: int, jobs: int, n_rows: int, shard_rows: int) -> tuple[int, int]:
+    """Rows [start, stop) of job `job` of `jobs`: whole shards, contiguous, covering all rows."""
+    n_shards = math.ceil(n_rows / shard_rows)
+    first, last = job * n_shards // jobs, (job + 1) * n_shards // jobs
+    return min(first * shard_rows, n_rows), min(last * shard_rows, n_rows)
+
+
+def embed_batches(model, images, rows: np.ndarray, side: int, batch_size: int,
+                  device: torch.device):
+    """Yield (backbone, projector) float32 numpy blocks for `images[rows]` in order.
+
+    images: anything indexable by a sorted row array giving (n, H, W, 3) uint8."""
+    model.to(device).eval()
+    use_bf16 = device.type == "cuda"  # bf16 autocast on GPU; CPU stays float32
+    if use_bf16:
+        model.to(memory_format=torch.channels_last)
+    for start in range(0, len(rows), batch_size):
+        block = images.get_orthogonal_selection((rows[start:start + batch_size],))
+        x = torch.from_numpy(block).to(device).permute(0, 3, 1, 2).float() / 255
+        if x.shape[-1] != side or x.shape[-2] != side:
+            x = resize_square(x, side).clamp(0, 1)
+        if use_bf16:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16,
+                                                     enabled=use_bf16):
+            h, z = model(x)
+        yield h.float().cpu().numpy(), z.float().cpu().numpy()
+
+
+def file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextmanager
+def _locked(path: str):
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def open_partial(partial: str, n_rows: int, dims: dict[str, int], shard_rows: int,
+                 chunk_rows: int, dtype: str, attrs: dict) -> zarr.Group:
+    """Create the partial store, or reuse it if it was made for the same model and layout.
+
+    Shard jobs race to create it, so creation happens under a file lock."""
+    with _locked(partial + ".lock"):
+        if os.path.exists(partial):
+            group = zarr.open_group(partial, mode="r+")
+            if dict(group.attrs) == attrs:
+                return group
+            log.info("partial store %s was made for another model or layout; recreating",
+                     partial)
+            shutil.rmtree(partial)
+        group = zarr.open_group(partial, mode="w", attributes=attrs)
+        for name, dim in dims.items():
+            group.create_array(name, shape=(n_rows, dim), dtype=dtype,
+                               chunks=(chunk_rows, dim), shards=(shard_rows, dim))
+        group.create_array("source_row", shape=(n_rows,), dtype="int64",
+                           chunks=(chunk_rows,), shards=(shard_rows,))
+        return group
+
+
+def embed_source(part: str, images_path: str, table_path: str):
+    """(images, source rows) of a part: public images from the dataset store, or crops."""
+    table = pd.read_parquet(table_path)
+    if part == "public":
+        rows = np.sort(table.loc[table["set"] == "public", "row"].to_numpy())
+    elif part.startswith("crops-"):
+        rows = np.sort(table.loc[table["valid"], "crop_row"].to_numpy())
+    else:
+        raise ValueError(f"unknown part {part!r}")
+    return open_images(images_path), rows.astype(np.int64)
+
+
+def run_shard(checkpoint: str, images_path: str, table_path: str, out_path: str,
+              marker_path: str, *, part: str, job: int, jobs: int, side: int,
+              shard_rows: int, chunk_rows: int, batch_size: int, dtype: str = "float32",
+              device: str = "auto", threads: int = 1) -> None:
+    torch.set_num_threads(threads)
+    if shard_rows % chunk_rows:
+        raise ValueError(f"shard_rows ({shard_rows}) must be a multiple of chunk_rows "
+                         f"({chunk_rows})")
+    images, rows = embed_source(part, images_path, table_path)
+    model, ckpt = load_checkpoint(checkpoint)
+    dims = {"backbone": model.backbone.out_dim, "projector": model.arch["projector_dims"][-1]}
+    attrs = {"part": part, "checkpoint_sha256": file_digest(checkpoint),
+             "epoch": int(ckpt.get("epoch", -1)), "arch": model.arch, "n_rows": len(rows),
+             "jobs": jobs, "shard_rows": shard_rows, "side": side, "dtype": dtype}
+    group = open_partial(out_path + ".partial", len(rows), dims, shard_rows, chunk_rows,
+                         dtype, attrs)
+    start, stop = shard_range(job, jobs, len(rows), shard_rows)
+    blocks = list(embed_batches(model, images, rows[start:stop], side, batch_size,
+                                pick_device(device)))
+    if stop > start:  # one write per array covering whole shards only
+        group["backbone"][start:stop] = np.concatenate([b for b, _ in blocks])
+        group["projector"][start:stop] = np.concatenate([z for _, z in blocks])
+        group["source_row"][start:stop] = rows[start:stop]
+    log.info("%s job %d/%d wrote rows [%d, %d) of %d", part, job, jobs, start, stop, len(rows))
+    Path(marker_path).write_text(json.dumps({"job": job, "start": start, "stop": stop,
+                                             "checkpoint_sha256": attrs["checkpoint_sha256"]}))
+
+
+def missing_shards(group_path: str, n_rows: int, shard_rows: int) -> list[str]:
+    """Shard files absent from the store (zarr 3 default keys `c/<i>/<j>`)."""
+    n_shards = math.ceil(n_rows / shard_rows)
+    missing = []
+    for name in (*ARRAYS, "source_row"):
+        suffix = ("0",) if name != "source_row" else ()
+        for s in range(n_shards):
+            if not Path(group_path, name, "c", str(s), *suffix).exists():
+                missing.append(f"{name}/c/{s}")
+    return missing
+
+
+def finalize(markers: list[str], out_path: str) -> None:
+    """Check the partial store is complete, then move it to `out_path`."""
+    partial = out_path + ".partial"
+    if not os.path.exists(partial):
+        raise FileNotFoundError(f"no partial store at {partial}; rerun the embed jobs")
+    attrs = dict(zarr.open_group(partial, mode="r").attrs)
+    reports = sorted((json.loads(Path(m).read_text()) for m in markers), key=lambda r: r["job"])
+    if [r["job"] for r in reports] != list(range(attrs["jobs"])):
+        raise RuntimeError(f"{partial}: expected reports of jobs 0..{attrs['jobs'] - 1}, "
+                           f"got {[r['job'] for r in reports]}")
+    stale = [r["job"] for r in reports if r["checkpoint_sha256"] != attrs["checkpoint_sha256"]]
+    covered = sum(r["stop"] - r["start"] for r in reports)
+    missing = missing_shards(partial, attrs["n_rows"], attrs["shard_rows"])
+    if stale or covered != attrs["n_rows"] or missing:
+        raise RuntimeError(f"{partial} is incomplete: stale jobs {stale}, rows covered "
+                           f"{covered}/{attrs['n_rows']}, missing shards {missing[:10]}")
+    os.replace(partial, out_path)
+    Path(partial + ".lock").unlink(missing_ok=True)
+
+
+def read_embeddings(store_path: str, which: str) -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings (N, D) float32, source rows (N,)) from a finalized store."""
+    group = zarr.open_group(store_path, mode="r")
+    return np.asarray(group[which][:], dtype=np.float32), np.asarray(group["source_row"][:])

@@ -1,0 +1,45 @@
+"""Exact FAISS index over the public set's embeddings (SPEC §3)."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+from .embed import read_embeddings
+
+METRICS = ("l2", "cosine")
+
+
+def prepare(x: np.ndarray, metric: str) -> np.ndarray:
+    """Vectors as FAISS wants them: float32, C-contiguous; unit length for cosine."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown k-NN metric {metric!r}; use one of {METRICS}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if metric == "cosine":
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return x
+
+
+def build_index(x: np.ndarray, metric: str = "l2") -> faiss.Index:
+    """Flat (exact) index: squared L2 on raw vectors, or inner product on unit vectors."""
+    x = prepare(x, metric)
+    index = faiss.IndexFlatL2(x.shape[1]) if metric == "l2" else faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    return index
+
+
+def on_device(index: faiss.Index, device: str = "auto") -> faiss.Index:
+    """The index on a GPU when faiss-gpu and a GPU are present (or asked for), else as is."""
+    n_gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    if device == "cpu" or n_gpus == 0:
+        if device == "cuda":
+            raise RuntimeError("k-NN device 'cuda' asked for, but faiss has no GPU here")
+        return index
+    return faiss.index_cpu_to_all_gpus(index)
+
+
+def run(store_path: str, out_path: str, *, embedding: str, metric: str = "l2",
+        threads: int = 1) -> None:
+    faiss.omp_set_num_threads(threads)
+    x, _ = read_embeddings(store_path, embedding)
+    faiss.write_index(build_index(x, metric), out_path)

@@ -1,0 +1,144 @@
+"""The two-model déjà vu test (SPEC §4): top-p accuracy, score, partition, swap average.
+
+Each *half* attacks one set with a target model T (trained on it) and a reference model R
+(not trained on it). A and B are exchangeable, so every reported number is the mean of the
+half attacking A (T = model A) and the half attacking B (T = model B). The held-out control
+attacks a set neither model saw, once with each model as target.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+SHARES = ("memorized", "misrepresented", "correlated", "unassociated")
+
+
+def confidence_order(confidence: np.ndarray, mean_distance: np.ndarray,
+                     sample_id: np.ndarray) -> np.ndarray:
+    """Indices from most to least confident; ties: smaller mean neighbour distance, then id."""
+    return np.lexsort((sample_id, mean_distance, -confidence))
+
+
+def top_count(n: int, p: float) -> int:
+    """How many images the top-p fraction keeps: ceil(p n), at least 1."""
+    return max(1, math.ceil(p * n - 1e-9))
+
+
+def topp_accuracy(correct: np.ndarray, order: np.ndarray, p: float) -> float:
+    """Accuracy over the first ceil(p n) images of `order`."""
+    return float(correct[order[:top_count(len(order), p)]].mean())
+
+
+def partition(correct_t: np.ndarray, correct_r: np.ndarray) -> dict[str, float]:
+    """Shares of memorized (T right, R wrong), misrepresented (T wrong, R right),
+    correlated (both right), unassociated (both wrong); they sum to 1."""
+    t, r = correct_t.astype(bool), correct_r.astype(bool)
+    return {"memorized": float(np.mean(t & ~r)), "misrepresented": float(np.mean(~t & r)),
+            "correlated": float(np.mean(t & r)), "unassociated": float(np.mean(~t & ~r))}
+
+
+@dataclass(frozen=True)
+class Half:
+    """One direction of the test, aligned by sample: arrays of shape (n,)."""
+    sample_id: np.ndarray
+    correct_t: np.ndarray
+    confidence_t: np.ndarray
+    distance_t: np.ndarray
+    correct_r: np.ndarray
+    confidence_r: np.ndarray
+    distance_r: np.ndarray
+
+    def orders(self) -> tuple[np.ndarray, np.ndarray]:
+        return (confidence_order(self.confidence_t, self.distance_t, self.sample_id),
+                confidence_order(self.confidence_r, self.distance_r, self.sample_id))
+
+
+def score_half(half: Half, p: float) -> dict[str, float]:
+    """acc_T(p) and acc_R(p), each over its own model's top-p, their difference, overall
+    accuracies and the partition."""
+    order_t, order_r = half.orders()
+    acc_t, acc_r = topp_accuracy(half.correct_t, order_t, p), topp_accuracy(half.correct_r,
+                                                                             order_r, p)
+    return {"acc_target": acc_t, "acc_reference": acc_r, "score": acc_t - acc_r,
+            "acc_target_all": float(half.correct_t.mean()),
+            "acc_reference_all": float(half.correct_r.mean()),
+            **partition(half.correct_t, half.correct_r), "n_attacked": len(half.sample_id)}
+
+
+def swap_average(results: list[dict[str, float]]) -> dict[str, float]:
+    """Mean over the halves of every number (n_attacked: the distinct images, summed by the
+    caller where halves attack different sets)."""
+    return {key: float(np.mean([r[key] for r in results])) for key in results[0]}
+
+
+def curve(half: Half, p_grid: list[float]) -> pd.DataFrame:
+    order_t, order_r = half.orders()
+    return pd.DataFrame({"p": p_grid,
+                         "acc_target": [topp_accuracy(half.correct_t, order_t, p) for p in p_grid],
+                         "acc_reference": [topp_accuracy(half.correct_r, order_r, p)
+                                           for p in p_grid]})
+
+
+def bootstrap_scores(halves: list[Half], p: float, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot,) swap-averaged scores, resampling each half's attacked images with
+    replacement. Rank order is global, so a resample's top-p set is the first ceil(p n) of
+    the resample sorted by rank."""
+    rng = np.random.default_rng(seed)
+    scores = np.zeros(n_boot)
+    for half in halves:
+        n = len(half.sample_id)
+        m = top_count(n, p)
+        draws = rng.integers(0, n, size=(n_boot, n))
+        order_t, order_r = half.orders()
+        for order, correct, sign in ((order_t, half.correct_t, 1.0),
+                                     (order_r, half.correct_r, -1.0)):
+            rank = np.empty(n, np.int64)
+            rank[order] = np.arange(n)
+            top = np.take_along_axis(draws, np.argsort(rank[draws], axis=1)[:, :m], axis=1)
+            scores += sign * correct[top].mean(axis=1)
+    return scores / len(halves)
+
+
+def make_half(knn_t: pd.DataFrame, knn_r: pd.DataFrame, attacked: str) -> Half:
+    """Join both models' k-NN results on the images of set `attacked`."""
+    t = knn_t[knn_t["set"] == attacked].set_index("id").sort_index()
+    r = knn_r[knn_r["set"] == attacked].set_index("id").sort_index()
+    if not t.index.equals(r.index):
+        raise ValueError(f"target and reference k-NN tables attack different {attacked} images")
+    return Half(t.index.to_numpy(), t["correct"].to_numpy(), t["confidence"].to_numpy(),
+                t["mean_distance"].to_numpy(), r["correct"].to_numpy(),
+                r["confidence"].to_numpy(), r["mean_distance"].to_numpy())
+
+
+def evaluate(halves: list[Half], p: float, p_grid: list[float], n_boot: int, seed: int):
+    """Swap-averaged summary with a bootstrap 95 % interval, and the curves per half."""
+    summary = swap_average([score_half(h, p) for h in halves])
+    summary["n_attacked"] = int(len(np.unique(np.concatenate([h.sample_id for h in halves]))))
+    boot = bootstrap_scores(halves, p, n_boot, seed)
+    summary["score_ci_low"], summary["score_ci_high"] = (float(v) for v in
+                                                         np.quantile(boot, [0.025, 0.975]))
+    curves = pd.concat([curve(h, p_grid).assign(half=i) for i, h in enumerate(halves)])
+    return summary, curves
+
+
+def run(knn_a: str, knn_b: str, out_json: str, out_curves: str, *, epoch: int, p: float,
+        p_grid: list[float], n_boot: int, seed: int, combination: dict) -> None:
+    """Score one (model pair, epoch, crop, embedding, k). `combination` holds the summary columns that
+    identify the combination (method, backbone, ...)."""
+    a, b = pd.read_parquet(knn_a), pd.read_parquet(knn_b)
+    tests = {"untrained" if epoch == 0 else "none": [make_half(a, b, "A"), make_half(b, a, "B")]}
+    if epoch > 0 and (a["set"] == "heldout").any():
+        tests["heldout"] = [make_half(a, b, "heldout"), make_half(b, a, "heldout")]
+    rows, curves = [], []
+    for control, halves in tests.items():
+        summary, curve_table = evaluate(halves, p, p_grid, n_boot, seed)
+        rows.append({**combination, "epoch": epoch, "control": control, "p": p, **summary})
+        curves.append(curve_table.assign(control=control))
+    with open(out_json, "w") as f:
+        json.dump(rows, f, indent=1)
+    pd.concat(curves, ignore_index=True).to_parquet(out_curves, index=False)

@@ -1,0 +1,120 @@
+"""Target, reference, held-out and public sets from one labelled pool (SPEC §1).
+
+The split depends only on the seed and the sorted image ids, so it is the same on every
+file system. Per class, one seeded shuffle orders the annotated images (`bbox`) and the
+box-less ones; the held-out set is reserved from `bbox` first, the rest is halved between A
+and B, box-less images top both up to `npc`, and what remains is public.
+
+Train-set-size sweeps are nested: sets for `npc` are prefixes of the sets for `max_npc`, and
+the public set is the one `max_npc` leaves, so it is fixed across the sweep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+SETS = ("A", "B", "heldout", "public", "public_test")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    npc: int                               # images per class in each of A and B
+    max_npc: int | None = None             # largest npc of the sweep (default: npc)
+    heldout_fraction: float | None = None  # share of `bbox` held out; None: as many as bbox_A
+    public_test_per_class: int = 0
+    seed: int = 0
+
+
+def split_class(ids: np.ndarray, has_box: np.ndarray, cfg: SplitConfig, label: int) -> dict:
+    """Positions (into `ids`) of each set for one class. `ids` must be sorted."""
+    rng = np.random.default_rng([cfg.seed, label])
+    order = rng.permutation(len(ids))
+    bbox = order[has_box[order]]
+    nobox = order[~has_box[order]]
+    max_npc = cfg.max_npc or cfg.npc
+    if cfg.heldout_fraction is None:
+        n_heldout = min(max_npc, len(bbox) // 3)
+    else:
+        n_heldout = int(round(cfg.heldout_fraction * len(bbox)))
+    heldout, rest = bbox[:n_heldout], bbox[n_heldout:]
+    half = len(rest) // 2
+    num_max, num = min(half, max_npc), min(half, cfg.npc)
+    pool_a, pool_b = rest[:num_max], rest[num_max:2 * num_max]
+    shared_max, shared = max_npc - num_max, cfg.npc - num
+    if shared_max > len(nobox):
+        raise ValueError(
+            f"class {label}: {max_npc} images per class need {shared_max} box-less images to "
+            f"share between A and B, but only {len(nobox)} exist; lower split.npc")
+    leftover = np.concatenate([rest[2 * num_max:], nobox[shared_max:]])
+    leftover = leftover[np.argsort(np.argsort(order)[leftover], kind="stable")]  # shuffle order
+    n_test = min(cfg.public_test_per_class, len(leftover))
+    return {
+        "A": np.concatenate([pool_a[:num], nobox[:shared]]),
+        "B": np.concatenate([pool_b[:num], nobox[:shared]]),
+        "bbox_A": pool_a[:num],
+        "bbox_B": pool_b[:num],
+        "heldout": heldout,
+        "public_test": leftover[:n_test],
+        "public": leftover[n_test:],
+    }
+
+
+def make_split(index: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
+    """Long table, one row per (image, set): row, id, label, set, attacked.
+
+    `row` points into the dataset store. An image shared by A and B appears twice. Only
+    bbox_A, bbox_B and the held-out set are attacked (they are the images with a known object).
+    """
+    if cfg.max_npc is not None and cfg.max_npc < cfg.npc:
+        raise ValueError(f"max_npc ({cfg.max_npc}) is below npc ({cfg.npc})")
+    has_box = np.array([len(b) > 0 for b in index["boxes"]])
+    parts = []
+    for label, members in index.groupby("label", sort=True):
+        members = members.sort_values("id", kind="stable")
+        rows = members.index.to_numpy()
+        sets = split_class(members["id"].to_numpy(), has_box[rows], cfg, int(label))
+        attacked = {*rows[sets["bbox_A"]], *rows[sets["bbox_B"]], *rows[sets["heldout"]]}
+        for name in SETS:
+            chosen = rows[sets[name]]
+            parts.append(pd.DataFrame({
+                "row": chosen.astype(np.int64),
+                "id": index.loc[chosen, "id"].to_numpy(),
+                "label": int(label),
+                "set": name,
+                "attacked": [r in attacked for r in chosen],
+            }))
+    return pd.concat(parts, ignore_index=True)
+
+
+def split_sizes(split: pd.DataFrame) -> pd.DataFrame:
+    """Images per class and set (attacked ones counted apart), for the split summary."""
+    table = split.assign(set=np.where(split["attacked"] & split["set"].isin(["A", "B"]),
+                                      "bbox_" + split["set"], split["set"]))
+    counts = pd.crosstab(table["label"], table["set"])
+    for name in ("A", "B"):
+        counts[name] = counts.get(name, 0) + counts.get(f"bbox_{name}", 0)
+    return counts.reset_index()
+
+
+def check_disjoint(split: pd.DataFrame) -> None:
+    """A, B, held-out and public share no image, except the box-less ones A and B share."""
+    by_set = {name: set(split.loc[split["set"] == name, "id"]) for name in SETS}
+    shared_ab = by_set["A"] & by_set["B"]
+    attacked_ab = set(split.loc[split["attacked"] & split["set"].isin(["A", "B"]), "id"])
+    if shared_ab & attacked_ab:
+        raise AssertionError("an attacked image is in both A and B")
+    for i, a in enumerate(SETS):
+        for b in SETS[i + 1:]:
+            if {a, b} != {"A", "B"} and by_set[a] & by_set[b]:
+                raise AssertionError(f"sets {a} and {b} overlap")
+
+
+def run(index_path: str, split_path: str, sizes_path: str, **params) -> None:
+    from .store import read_index
+    split = make_split(read_index(index_path), SplitConfig(**params))
+    check_disjoint(split)
+    split.to_parquet(split_path, index=False)
+    split_sizes(split).to_csv(sizes_path, index=False)

@@ -1,0 +1,135 @@
+"""SSL training of one model on one training set, with checkpoints at chosen epochs.
+
+The data set is small enough to sit in memory as uint8 once; each step draws a batch,
+augments it twice on the device (`augment.py`) and takes one AdamW step with a warm-up +
+cosine learning rate. With a fixed seed on CPU, training is reproducible bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .augment import AugmentConfig, random_resized_crop_flip
+from .methods import METHODS
+from .models import SSLModel, load_checkpoint, pick_device, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    method: str = "vicreg"
+    epochs: int = 200
+    checkpoints: tuple[int, ...] = ()   # epochs to save besides the last
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 10
+    loss: dict = field(default_factory=dict)   # keyword arguments of the method's loss
+    augment: AugmentConfig = AugmentConfig()
+    seed: int = 0
+    device: str = "auto"
+
+
+def run_seed(seed: int, subset: str) -> int:
+    """Seed of one model: models A and B of a seed must differ, also when untrained."""
+    return zlib.crc32(f"{seed}/{subset}".encode())
+
+
+def init_model(backbone: str, projector_dims: list[int], width: int, seed: int) -> SSLModel:
+    torch.manual_seed(seed)
+    return SSLModel(backbone, projector_dims, width)
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
+    """Linear warm-up to base_lr, then cosine decay to 0."""
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return base_lr * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save) -> list[float]:
+    """Train `model` on (N, H, W, 3) uint8 images; call save(epoch, model) at each
+    checkpoint epoch. Returns the mean loss per epoch."""
+    if cfg.method not in METHODS:
+        raise ValueError(f"unknown method {cfg.method!r}; known: {sorted(METHODS)}")
+    loss_fn = METHODS[cfg.method]
+    device = pick_device(cfg.device)
+    data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
+    n = len(data)
+    batch = min(cfg.batch_size, n)
+    if batch < 2:
+        raise ValueError(f"training needs at least 2 images per batch, got {batch}")
+    steps_per_epoch = n // batch  # drop the ragged last batch: BatchNorm and VICReg's
+    total = cfg.epochs * steps_per_epoch  # statistics are poor on tiny batches
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    keep = set(cfg.checkpoints) | {cfg.epochs}
+    history, start, step = [], time.perf_counter(), 0
+    for epoch in range(1, cfg.epochs + 1):
+        order = torch.randperm(n, generator=gen, device=device)
+        losses = []
+        for b in range(steps_per_epoch):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total, cfg.warmup_epochs * steps_per_epoch, cfg.lr)
+            x = data[order[b * batch:(b + 1) * batch]].float() / 255
+            _, z_a = model(random_resized_crop_flip(x, cfg.augment, gen))
+            _, z_b = model(random_resized_crop_flip(x, cfg.augment, gen))
+            loss = loss_fn(z_a, z_b, **cfg.loss)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, step {b}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            step += 1
+        history.append(float(np.mean(losses)))
+        elapsed = time.perf_counter() - start
+        log.info("epoch %d/%d loss %.4f  %.0f img/s  eta %.0f s", epoch, cfg.epochs,
+                 history[-1], epoch * steps_per_epoch * batch / elapsed,
+                 elapsed / epoch * (cfg.epochs - epoch))
+        if epoch in keep:
+            save(epoch, model)
+    return history
+
+
+def load_training_images(images_path: str, split_path: str, subset: str) -> np.ndarray:
+    from .store import open_images
+    split = pd.read_parquet(split_path)
+    rows = np.sort(split.loc[split["set"] == subset, "row"].to_numpy())
+    if len(rows) == 0:
+        raise ValueError(f"training set {subset!r} is empty in {split_path}")
+    return open_images(images_path).get_orthogonal_selection((rows,))
+
+
+def run_init(out_path: str, *, backbone: str, projector_dims: list[int], width: int,
+             seed: int, subset: str) -> None:
+    """The untrained model (epoch 0): the start of training and the untrained control."""
+    model = init_model(backbone, projector_dims, width, run_seed(seed, subset))
+    save_checkpoint(out_path, model, epoch=0)
+
+
+def run(init_path: str, images_path: str, split_path: str, out_paths: dict[int, str], *,
+        subset: str, seed: int, threads: int = 1, **params) -> None:
+    torch.set_num_threads(threads)
+    augment = AugmentConfig(**params.pop("augment", {}))
+    cfg = TrainConfig(seed=run_seed(seed, subset), augment=augment, **params)
+    missing = set(out_paths) ^ (set(cfg.checkpoints) | {cfg.epochs})
+    if missing:
+        raise ValueError(f"checkpoint paths and checkpoint epochs differ at {sorted(missing)}")
+    model, _ = load_checkpoint(init_path)
+    images = load_training_images(images_path, split_path, subset)
+    log.info("training %s on %d images of set %s, %d epochs", cfg.method, len(images), subset,
+             cfg.epochs)
+    train(model, images, cfg, lambda epoch, m: save_checkpoint(out_paths[epoch], m,
+                                                                epoch=epoch))

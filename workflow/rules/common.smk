@@ -1,0 +1,100 @@
+# Paths, wildcard patterns and target lists shared by the rules. Logic lives in dejavu/.
+
+R = f"{config['results']}/{config['dataset']['name']}"
+RUN = "{method}/{backbone}/n{size}/s{seed}"
+MODEL = RUN + "/{subset}"
+DATASET_IMAGES = f"{R}/dataset/images.zarr"
+DATASET_INDEX = f"{R}/dataset/index.parquet"
+SPLIT = f"{R}/split/n{{size}}/split.parquet"
+CROPS_STORE = f"{R}/crops/n{{size}}/{{crop}}.zarr"
+CROPS_TABLE = f"{R}/crops/n{{size}}/{{crop}}.parquet"
+CHECKPOINT = f"{R}/models/{MODEL}/epoch{{epoch}}.pt"
+EMBED_STORE = f"{R}/embed/{MODEL}/epoch{{epoch}}/{{part}}.zarr"
+INDEX = f"{R}/index/{MODEL}/epoch{{epoch}}/{{embedding}}.faiss"
+KNN = f"{R}/knn/{MODEL}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.parquet"
+SCORE = f"{R}/score/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.json"
+SCORE_CURVES = f"{R}/score/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.curves.parquet"
+SUMMARY = f"{config['results']}/summary.csv"
+REPORT_HTML = f"{config['results']}/report.html"
+ENV = "../../envs/dejavu.yaml"
+
+
+wildcard_constraints:
+    method=r"[a-z][a-z0-9_]*",
+    backbone=r"[a-z][a-z0-9_]*",
+    size=r"\d+",
+    seed=r"\d+",
+    subset=r"A|B",
+    epoch=r"\d+",
+    part=r"public|crops-(periphery|corner)",
+    job=r"\d+",
+    embedding=r"backbone|projector",
+    crop=r"periphery|corner",
+    k=r"\d+",
+
+
+def log_path(rule, pattern=""):
+    return f"{R}/logs/{rule}/{pattern or 'all'}.log"
+
+
+def bench_path(rule, pattern=""):
+    return f"{R}/benchmarks/{rule}/{pattern or 'all'}.tsv"
+
+
+def train_epochs():
+    """Epochs the train rule saves: the configured checkpoints and the last."""
+    epochs = config["train"]["epochs"]
+    late = [e for e in config["train"]["checkpoints"] if e > epochs]
+    if late:
+        raise ValueError(f"config key train.checkpoints: epochs {late} exceed train.epochs ({epochs})")
+    return sorted(set(config["train"]["checkpoints"]) | {epochs})
+
+
+def eval_epochs():
+    """Epochs that are scored; epoch 0 is the untrained control."""
+    return ([0] if config["controls"]["untrained"] else []) + train_epochs()
+
+
+def embed_source(wildcards):
+    """What an embed job reads: public images from the dataset, or crops."""
+    if wildcards.part == "public":
+        return {"images": DATASET_IMAGES, "table": SPLIT}
+    crop = wildcards.part.removeprefix("crops-")
+    return {
+        "images": CROPS_STORE.replace("{crop}", crop),
+        "table": CROPS_TABLE.replace("{crop}", crop),
+    }
+
+
+def score_targets():
+    return expand(
+        SCORE,
+        method=config["train"]["methods"],
+        backbone=config["model"]["backbones"],
+        size=config["split"]["npc"],
+        seed=config["train"]["seeds"],
+        epoch=eval_epochs(),
+        crop=config["crop"]["modes"],
+        embedding=config["knn"]["embeddings"],
+        k=config["knn"]["k"],
+    )
+
+
+def example_inputs():
+    """Inputs of the report's example panel: the first combination at the last epoch."""
+    first = dict(
+        method=config["train"]["methods"][0],
+        backbone=config["model"]["backbones"][0],
+        size=config["split"]["npc"][0],
+        seed=config["train"]["seeds"][0],
+        epoch=train_epochs()[-1],
+        crop=config["crop"]["modes"][0],
+        embedding=config["knn"]["embeddings"][0],
+        k=config["knn"]["k"][0],
+    )
+    return {
+        "knn_target": expand(KNN, subset="A", **first)[0],
+        "knn_reference": expand(KNN, subset="B", **first)[0],
+        "crops_store": expand(CROPS_STORE, **first)[0],
+        "crops_table": expand(CROPS_TABLE, **first)[0],
+    }

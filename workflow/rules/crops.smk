@@ -1,0 +1,26 @@
+rule crops:
+    input:
+        images=DATASET_IMAGES,
+        index=DATASET_INDEX,
+        split=SPLIT,
+    output:
+        crops=directory(CROPS_STORE),
+        table=CROPS_TABLE,
+    params:
+        mode=lambda wc: wc.crop,
+        side=config["crop"]["side"],
+        min_side=config["crop"]["min_side"],
+        criterion=config["crop"]["criterion"],
+        corner=config["crop"]["corner"],
+        corner_frac=config["crop"]["corner_frac"],
+    log:
+        log_path("crops", "n{size}/{crop}"),
+    benchmark:
+        bench_path("crops", "n{size}/{crop}")
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        ENV
+    script:
+        "../scripts/crops.py"

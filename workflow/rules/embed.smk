@@ -1,0 +1,50 @@
+rule embed:
+    input:
+        unpack(embed_source),
+        checkpoint=CHECKPOINT,
+    output:
+        marker=temp(f"{R}/embed/{MODEL}/epoch{{epoch}}/{{part}}.shards/{{job}}.json"),
+    params:
+        store=lambda wc: EMBED_STORE.format(**wc),
+        part=lambda wc: wc.part,
+        job=lambda wc: int(wc.job),
+        jobs=config["embed"]["jobs"],
+        side=config["crop"]["side"],
+        shard_rows=config["embed"]["shard_rows"],
+        chunk_rows=config["embed"]["chunk_rows"],
+        batch_size=config["embed"]["batch_size"],
+        dtype=config["embed"]["dtype"],
+        device=config["device"],
+    log:
+        log_path("embed", f"{MODEL}/epoch{{epoch}}/{{part}}-{{job}}"),
+    benchmark:
+        bench_path("embed", f"{MODEL}/epoch{{epoch}}/{{part}}-{{job}}")
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        ENV
+    script:
+        "../scripts/embed.py"
+
+
+rule embed_finalize:
+    input:
+        markers=expand(
+            f"{R}/embed/{MODEL}/epoch{{epoch}}/{{part}}.shards/{{job}}.json",
+            job=range(config["embed"]["jobs"]),
+            allow_missing=True,
+        ),
+    output:
+        store=directory(EMBED_STORE),
+    log:
+        log_path("embed_finalize", f"{MODEL}/epoch{{epoch}}/{{part}}"),
+    benchmark:
+        bench_path("embed_finalize", f"{MODEL}/epoch{{epoch}}/{{part}}")
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/embed_finalize.py"

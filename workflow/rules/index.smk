@@ -1,0 +1,19 @@
+rule index:
+    input:
+        store=EMBED_STORE.replace("{part}", "public"),
+    output:
+        index=INDEX,
+    params:
+        embedding=lambda wc: wc.embedding,
+        metric=config["knn"]["metric"],
+    log:
+        log_path("index", f"{MODEL}/epoch{{epoch}}/{{embedding}}"),
+    benchmark:
+        bench_path("index", f"{MODEL}/epoch{{epoch}}/{{embedding}}")
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        ENV
+    script:
+        "../scripts/index.py"

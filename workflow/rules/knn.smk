@@ -1,0 +1,25 @@
+rule knn:
+    input:
+        index=INDEX,
+        public=EMBED_STORE.replace("{part}", "public"),
+        crops=EMBED_STORE.replace("{part}", "crops-{crop}"),
+        crops_table=CROPS_TABLE,
+        split=SPLIT,
+    output:
+        knn=KNN,
+    params:
+        embedding=lambda wc: wc.embedding,
+        k=lambda wc: int(wc.k),
+        metric=config["knn"]["metric"],
+        device=config["device"],
+    log:
+        log_path("knn", f"{MODEL}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}"),
+    benchmark:
+        bench_path("knn", f"{MODEL}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}")
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        ENV
+    script:
+        "../scripts/knn.py"

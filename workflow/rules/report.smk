@@ -1,0 +1,25 @@
+rule report:
+    input:
+        scores=score_targets(),
+        sizes=expand(f"{R}/split/n{{size}}/sizes.csv", size=config["split"]["npc"]),
+        crop_tables=expand(CROPS_TABLE, size=config["split"]["npc"], crop=config["crop"]["modes"]),
+        images=DATASET_IMAGES,
+        **example_inputs(),
+    output:
+        summary=SUMMARY,
+        html=REPORT_HTML,
+        figures=directory(f"{config['results']}/figures"),
+    params:
+        config=config,
+        benchmarks=f"{R}/benchmarks",
+    log:
+        log_path("report"),
+    benchmark:
+        bench_path("report")
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/report.py"

@@ -1,0 +1,23 @@
+rule split:
+    input:
+        index=DATASET_INDEX,
+    output:
+        split=SPLIT,
+        sizes=f"{R}/split/n{{size}}/sizes.csv",
+    params:
+        npc=lambda wc: int(wc.size),
+        max_npc=max(config["split"]["npc"]),
+        heldout_fraction=config["split"]["heldout_fraction"],
+        public_test_per_class=config["split"]["public_test_per_class"],
+        seed=config["split"]["seed"],
+    log:
+        log_path("split", "n{size}"),
+    benchmark:
+        bench_path("split", "n{size}")
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/split.py"

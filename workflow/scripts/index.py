@@ -1,0 +1,5 @@
+from dejavu import index, logs
+
+logs.to_file(snakemake.log[0])
+index.run(snakemake.input.store, snakemake.output.index, threads=snakemake.threads,
+          **dict(snakemake.params.items()))

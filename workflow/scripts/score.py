@@ -1,0 +1,5 @@
+from dejavu import logs, score
+
+logs.to_file(snakemake.log[0])
+score.run(snakemake.input.knn_a, snakemake.input.knn_b, snakemake.output.json,
+          snakemake.output.curves, **dict(snakemake.params.items()))
