@@ -25,6 +25,21 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 
 
+wildcard_constraints:
+    method=r"[a-z][a-z0-9_]*",
+    backbone=r"[a-z][a-z0-9_]*",
+    size=r"\d+",
+    seed=r"\d+",
+    subset=r"A|B",
+    epoch=r"\d+",
+    part=r"public|crops-(periphery|corner)",
+    job=r"\d+",
+    embedding=r"backbone|projector",
+    crop=r"periphery|corner",
+    k=r"\d+",
+
+
+
 rule all:
     input:
         SUMMARY,

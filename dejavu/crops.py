@@ -1,7 +1,8 @@
 """Background crops of the attacked images (SPEC §2).
 
 The periphery crop is the box-free rectangle with the largest shorter side (ties: larger
-area, then smaller (y0, x0)). It is exact: an optimal rectangle can always be grown until
+area, then smaller (y0, x0), then smaller y1 -- the last one SPEC §2 leaves open: of two
+rectangles at the same corner with the same side and area, take the wider one). It is exact: an optimal rectangle can always be grown until
 each edge rests on a box edge or the image border without losing side or area, so searching
 the rectangles whose edges lie on those coordinates finds it. Boxes and rectangles are
 half-open pixel ranges [x0, x1) x [y0, y1).
@@ -40,7 +41,7 @@ def largest_free_rect(boxes: np.ndarray, height: int, width: int,
     """Best box-free rectangle inside a (height, width) image, or None if there is none.
 
     boxes: (B, 4) int [x0, y0, x1, y1]. criterion "side": largest shorter side, then area;
-    "area": largest area, then shorter side. Remaining ties: smaller (y0, x0).
+    "area": largest area, then shorter side. Remaining ties: smaller (y0, x0), then smaller y1.
     """
     boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
     boxes = np.clip(boxes, 0, [width, height, width, height])
@@ -57,7 +58,7 @@ def largest_free_rect(boxes: np.ndarray, height: int, width: int,
     w, h = (rx1 - rx0)[p], (ry1 - ry0)[q]
     side, area = np.minimum(w, h), w * h
     first, second = (side, area) if criterion == "side" else (area, side)
-    best = np.lexsort((rx0[p], ry0[q], -second, -first))[0]
+    best = np.lexsort((ry1[q], rx0[p], ry0[q], -second, -first))[0]
     return Rect(int(rx0[p[best]]), int(ry0[q[best]]), int(rx1[p[best]]), int(ry1[q[best]]))
 
 

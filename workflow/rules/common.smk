@@ -2,7 +2,7 @@
 
 R = f"{config['results']}/{config['dataset']['name']}"
 RUN = "{method}/{backbone}/n{size}/s{seed}"
-MODEL = RUN + "/{subset}"
+MODEL = f"{RUN}/{{subset}}"
 DATASET_IMAGES = f"{R}/dataset/images.zarr"
 DATASET_INDEX = f"{R}/dataset/index.parquet"
 SPLIT = f"{R}/split/n{{size}}/split.parquet"
@@ -19,20 +19,6 @@ REPORT_HTML = f"{config['results']}/report.html"
 ENV = "../../envs/dejavu.yaml"
 
 
-wildcard_constraints:
-    method=r"[a-z][a-z0-9_]*",
-    backbone=r"[a-z][a-z0-9_]*",
-    size=r"\d+",
-    seed=r"\d+",
-    subset=r"A|B",
-    epoch=r"\d+",
-    part=r"public|crops-(periphery|corner)",
-    job=r"\d+",
-    embedding=r"backbone|projector",
-    crop=r"periphery|corner",
-    k=r"\d+",
-
-
 def log_path(rule, pattern=""):
     return f"{R}/logs/{rule}/{pattern or 'all'}.log"
 
@@ -42,7 +28,7 @@ def bench_path(rule, pattern=""):
 
 
 def train_epochs():
-    """Epochs the train rule saves: the configured checkpoints and the last."""
+    """Epochs saved by training (the configured checkpoints and the last)."""
     epochs = config["train"]["epochs"]
     late = [e for e in config["train"]["checkpoints"] if e > epochs]
     if late:

@@ -1,0 +1,98 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dejavu.embed import embed_batches, finalize, read_embeddings, run_shard, shard_range
+from dejavu.models import load_checkpoint
+from dejavu.store import open_images, write_images
+from dejavu.train import run_init
+
+
+def test_shard_ranges_cover_all_rows_once_on_shard_boundaries():
+    for n_rows in (0, 1, 15, 16, 17, 100, 1000):
+        for shard_rows in (1, 7, 16):
+            for jobs in (1, 2, 3, 5):
+                ranges = [shard_range(j, jobs, n_rows, shard_rows) for j in range(jobs)]
+                covered = [r for a, b in ranges for r in range(a, b)]
+                assert covered == list(range(n_rows))
+                assert all(a % shard_rows == 0 or a == n_rows for a, _ in ranges)
+
+
+@pytest.fixture()
+def source(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(53, 12, 12, 3), dtype=np.uint8)
+    write_images(tmp_path / "images.zarr", images, chunk_rows=10)
+    table = pd.DataFrame({"row": np.arange(53), "set": ["public"] * 50 + ["A"] * 3})
+    table.to_parquet(tmp_path / "split.parquet")
+    run_init(str(tmp_path / "model.pt"), backbone="convnet", projector_dims=[16, 8], width=4,
+             seed=0, subset="A")
+    return tmp_path
+
+
+SHARD_ARGS = dict(part="public", jobs=3, side=16, shard_rows=8, chunk_rows=4, batch_size=5)
+
+
+def shard(src, job, **kw):
+    run_shard(str(src / "model.pt"), str(src / "images.zarr"), str(src / "split.parquet"),
+              str(src / "out.zarr"), str(src / f"m{job}.json"), job=job, **{**SHARD_ARGS, **kw})
+
+
+def reference(src):
+    model, _ = load_checkpoint(str(src / "model.pt"))
+    blocks = list(embed_batches(model, open_images(src / "images.zarr"), np.arange(50), 16, 64,
+                                torch.device("cpu")))
+    return np.concatenate([b for b, _ in blocks]), np.concatenate([z for _, z in blocks])
+
+
+def test_concurrent_shard_jobs_equal_one_process(source):
+    code = ("import sys; sys.path.insert(0, {tests!r}); from test_embed import shard; "
+            "from pathlib import Path; shard(Path({src!r}), {job})")
+    procs = [subprocess.Popen([sys.executable, "-c", code.format(
+        tests=str(Path(__file__).parent), src=str(source), job=j)]) for j in range(3)]
+    assert [p.wait() for p in procs] == [0, 0, 0]
+    finalize([str(source / f"m{j}.json") for j in range(3)], str(source / "out.zarr"))
+    backbone, rows = read_embeddings(str(source / "out.zarr"), "backbone")
+    projector, _ = read_embeddings(str(source / "out.zarr"), "projector")
+    ref_b, ref_p = reference(source)
+    np.testing.assert_array_equal(rows, np.arange(50))
+    np.testing.assert_allclose(backbone, ref_b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(projector, ref_p, rtol=1e-5, atol=1e-6)
+    assert not (source / "out.zarr.partial").exists()
+
+
+def test_finalize_refuses_incomplete_store(source):
+    shard(source, 0)
+    shard(source, 1)
+    with pytest.raises(RuntimeError, match="expected reports"):
+        finalize([str(source / "m0.json"), str(source / "m1.json")], str(source / "out.zarr"))
+    shard(source, 2)
+    missing = source / "out.zarr.partial" / "projector" / "c" / "3" / "0"
+    missing.unlink()
+    with pytest.raises(RuntimeError, match="missing shards.*projector/c/3"):
+        finalize([str(source / f"m{j}.json") for j in range(3)], str(source / "out.zarr"))
+    assert not (source / "out.zarr").exists()
+    # rerunning the job that owns the lost shard repairs the store
+    report = json.loads((source / "m1.json").read_text())
+    assert report["start"] <= 3 * 8 < report["stop"]
+    shard(source, 1)
+    finalize([str(source / f"m{j}.json") for j in range(3)], str(source / "out.zarr"))
+    np.testing.assert_allclose(read_embeddings(str(source / "out.zarr"), "projector")[0],
+                               reference(source)[1], rtol=1e-5, atol=1e-6)
+
+
+def test_partial_store_of_another_model_is_replaced(source):
+    shard(source, 0)
+    run_init(str(source / "model.pt"), backbone="convnet", projector_dims=[16, 8], width=4,
+             seed=1, subset="A")
+    for j in range(3):
+        shard(source, j)
+    finalize([str(source / f"m{j}.json") for j in range(3)], str(source / "out.zarr"))
+    np.testing.assert_allclose(read_embeddings(str(source / "out.zarr"), "backbone")[0],
+                               reference(source)[0], rtol=1e-5, atol=1e-6)

@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+from dejavu.score import (Half, bootstrap_scores, confidence_order, evaluate, partition,
+                          score_half, swap_average, top_count, topp_accuracy)
+
+
+def make_half(correct_t, conf_t, correct_r, conf_r, dist=None):
+    n = len(correct_t)
+    dist = np.zeros(n) if dist is None else dist
+    return Half(np.arange(n), np.asarray(correct_t, bool), np.asarray(conf_t, float), dist,
+                np.asarray(correct_r, bool), np.asarray(conf_r, float), dist)
+
+
+def test_confidence_order_ties_by_distance_then_id():
+    conf = np.array([-1.0, -0.5, -0.5, -0.5])
+    dist = np.array([0.0, 2.0, 1.0, 1.0])
+    assert confidence_order(conf, dist, np.array([0, 1, 3, 2])).tolist() == [3, 2, 1, 0]
+
+
+def test_top_count():
+    assert top_count(10, 0.2) == 2
+    assert top_count(7, 0.2) == 2  # ceil(1.4)
+    assert top_count(3, 0.01) == 1
+    assert top_count(10, 1.0) == 10
+
+
+def test_topp_accuracy_uses_each_models_own_ranking():
+    # target is right on its two most confident images; reference's top two are wrong
+    half = make_half([1, 1, 0, 0, 0], [5, 4, 3, 2, 1], [0, 0, 1, 1, 1], [5, 4, 3, 2, 1])
+    out = score_half(half, p=0.4)
+    assert out["acc_target"] == 1.0 and out["acc_reference"] == 0.0 and out["score"] == 1.0
+    assert out["acc_target_all"] == pytest.approx(0.4)
+    assert out["acc_reference_all"] == pytest.approx(0.6)
+
+
+def test_partition_shares_sum_to_one_and_count_right():
+    rng = np.random.default_rng(0)
+    t, r = rng.random(101) < 0.6, rng.random(101) < 0.4
+    shares = partition(t, r)
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert shares["memorized"] == pytest.approx(np.mean(t & ~r))
+    assert shares["misrepresented"] == pytest.approx(np.mean(~t & r))
+
+
+def test_swap_average_is_mean_of_halves():
+    a = {"score": 0.3, "memorized": 0.2}
+    b = {"score": 0.1, "memorized": 0.4}
+    assert swap_average([a, b]) == pytest.approx({"score": 0.2, "memorized": 0.3})
+
+
+def test_identical_models_score_zero_and_tight_interval():
+    rng = np.random.default_rng(0)
+    correct, conf = rng.random(200) < 0.5, rng.normal(size=200)
+    half = make_half(correct, conf, correct, conf)
+    summary, curves = evaluate([half, half], 0.2, [0.1, 0.2, 1.0], n_boot=200, seed=0)
+    assert summary["score"] == 0.0
+    assert summary["score_ci_low"] == summary["score_ci_high"] == 0.0
+    assert (curves["acc_target"] == curves["acc_reference"]).all()
+
+
+def test_bootstrap_interval_covers_estimate_and_matches_a_slow_oracle():
+    rng = np.random.default_rng(3)
+    n = 60
+    half = make_half(rng.random(n) < 0.7, rng.normal(size=n), rng.random(n) < 0.4,
+                     rng.normal(size=n))
+    fast = bootstrap_scores([half], 0.2, n_boot=50, seed=7)
+    # oracle: materialise each resample and score it from scratch
+    draws = np.random.default_rng(7).integers(0, n, size=(50, n))
+    slow = []
+    for d in draws:
+        order_t, order_r = half.orders()
+        rank_t, rank_r = np.argsort(order_t), np.argsort(order_r)
+        m = top_count(n, 0.2)
+        top_t = d[np.argsort(rank_t[d], kind="stable")[:m]]
+        top_r = d[np.argsort(rank_r[d], kind="stable")[:m]]
+        slow.append(half.correct_t[top_t].mean() - half.correct_r[top_r].mean())
+    np.testing.assert_allclose(fast, slow)
+    summary, _ = evaluate([half], 0.2, [0.2], n_boot=500, seed=0)
+    assert summary["score_ci_low"] <= summary["score"] <= summary["score_ci_high"]
+
+
+def test_topp_accuracy_small_known_case():
+    correct = np.array([True, False, True, True])
+    order = np.array([1, 0, 2, 3])
+    assert topp_accuracy(correct, order, 0.5) == 0.5
+    assert topp_accuracy(correct, order, 0.25) == 0.0

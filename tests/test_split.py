@@ -1,0 +1,71 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from dejavu.split import SplitConfig, check_disjoint, make_split, split_sizes
+
+
+def pool(n_classes=3, per_class=60, box_share=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    n = n_classes * per_class
+    return pd.DataFrame({
+        "id": [f"img{i:04d}" for i in range(n)],
+        "label": np.repeat(np.arange(n_classes), per_class),
+        "boxes": [[[0, 0, 2, 2]] if rng.random() < box_share else [] for _ in range(n)],
+        "height": 8, "width": 8,
+    })
+
+
+def sets(split, name):
+    return set(split.loc[split["set"] == name, "id"])
+
+
+def test_all_boxed_pool_sizes_and_disjointness():
+    split = make_split(pool(), SplitConfig(npc=10, public_test_per_class=5, seed=1))
+    check_disjoint(split)
+    for name, per_class in {"A": 10, "B": 10, "heldout": 10, "public_test": 5,
+                            "public": 60 - 35}.items():
+        assert len(sets(split, name)) == 3 * per_class, name
+    attacked = split[split["attacked"]]
+    assert set(attacked["set"]) == {"A", "B", "heldout"}
+    assert len(attacked) == 90
+
+
+def test_box_less_images_are_shared_by_a_and_b():
+    index = pool(per_class=80, box_share=0.4, seed=2)
+    split = make_split(index, SplitConfig(npc=20, heldout_fraction=0.0, seed=0))
+    check_disjoint(split)
+    shared = sets(split, "A") & sets(split, "B")
+    assert shared, "expected box-less images in both A and B"
+    boxed = set(index.loc[[len(b) > 0 for b in index["boxes"]], "id"])
+    assert not shared & boxed
+    assert not shared & set(split.loc[split["attacked"], "id"])
+    sizes = split_sizes(split)
+    assert (sizes["A"] == 20).all() and (sizes["B"] == 20).all()
+
+
+def test_same_seed_same_split_regardless_of_row_order():
+    index = pool()
+    a = make_split(index, SplitConfig(npc=10, seed=5))
+    shuffled = index.sample(frac=1, random_state=0).reset_index(drop=True)
+    b = make_split(shuffled, SplitConfig(npc=10, seed=5))
+    for name in ("A", "B", "heldout", "public"):
+        assert sets(a, name) == sets(b, name)
+    c = make_split(index, SplitConfig(npc=10, seed=6))
+    assert sets(a, "A") != sets(c, "A")
+
+
+def test_size_sweep_is_nested_and_public_fixed():
+    index = pool(per_class=100)
+    small = make_split(index, SplitConfig(npc=10, max_npc=20, seed=0))
+    large = make_split(index, SplitConfig(npc=20, max_npc=20, seed=0))
+    assert sets(small, "A") < sets(large, "A")
+    assert sets(small, "B") < sets(large, "B")
+    assert sets(small, "public") == sets(large, "public")
+    assert sets(small, "heldout") == sets(large, "heldout")
+
+
+def test_too_few_box_less_images_is_a_clear_error():
+    index = pool(per_class=20, box_share=1.0)
+    with pytest.raises(ValueError, match="box-less"):
+        make_split(index, SplitConfig(npc=15, heldout_fraction=0.0))

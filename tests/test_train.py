@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+import torch
+
+from dejavu.train import TrainConfig, init_model, lr_at, run_seed, train
+
+
+def images(n=24, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 16, 16, 3), dtype=np.uint8)
+
+
+def small_model(seed=0):
+    return init_model("convnet", [16, 8], 4, seed)
+
+
+def test_training_is_reproducible_bit_for_bit_on_cpu():
+    cfg = TrainConfig(epochs=2, batch_size=8, warmup_epochs=1, seed=3, device="cpu")
+    saved = {}
+    a, b = small_model(), small_model()
+    train(a, images(), cfg, lambda e, m: saved.setdefault(e, True))
+    train(b, images(), cfg, lambda e, m: None)
+    assert saved == {2: True}
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    c = small_model()
+    train(c, images(), TrainConfig(epochs=2, batch_size=8, warmup_epochs=1, seed=4,
+                                   device="cpu"), lambda e, m: None)
+    assert not torch.equal(a.projector[0].weight, c.projector[0].weight)
+
+
+def test_checkpoints_at_requested_epochs():
+    saved = []
+    train(small_model(), images(), TrainConfig(epochs=3, checkpoints=(1,), batch_size=8,
+                                               device="cpu"),
+          lambda e, m: saved.append(e))
+    assert saved == [1, 3]
+
+
+def test_models_a_and_b_start_from_different_weights():
+    a, b = small_model(run_seed(0, "A")), small_model(run_seed(0, "B"))
+    assert not torch.equal(a.projector[0].weight, b.projector[0].weight)
+
+
+def test_nan_loss_stops_with_epoch_and_step():
+    cfg = TrainConfig(epochs=1, batch_size=8, loss={"std_coeff": float("nan")}, device="cpu")
+    with pytest.raises(FloatingPointError, match="epoch 1, step 0"):
+        train(small_model(), images(), cfg, lambda e, m: None)
+
+
+def test_unknown_method_and_tiny_batch_fail_before_training():
+    with pytest.raises(ValueError, match="unknown method"):
+        train(small_model(), images(), TrainConfig(method="mae", device="cpu"), lambda e, m: None)
+    with pytest.raises(ValueError, match="at least 2"):
+        train(small_model(), images(n=1), TrainConfig(device="cpu"), lambda e, m: None)
+
+
+def test_learning_rate_schedule():
+    assert lr_at(0, 100, 10, 1.0) == pytest.approx(0.1)
+    assert lr_at(9, 100, 10, 1.0) == pytest.approx(1.0)
+    assert lr_at(10, 100, 10, 1.0) == pytest.approx(1.0)
+    assert lr_at(99, 100, 10, 1.0) < 0.01

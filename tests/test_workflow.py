@@ -1,0 +1,93 @@
+import shutil
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, copy_workflow, edit_config, planned_jobs, snakemake
+
+SUMMARY_COLUMNS = (
+    "dataset, method, backbone, epoch, train_size, seed, embedding, k, crop_mode, control, p, "
+    "n_attacked, acc_target, acc_reference, score, score_ci_low, score_ci_high, "
+    "acc_target_all, acc_reference_all, memorized, misrepresented, correlated, unassociated"
+).split(", ")
+
+
+def test_lint_is_clean():
+    proc = snakemake(REPO, "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_dry_run_plans_every_stage(tmp_path):
+    work = copy_workflow(tmp_path / "w")
+    jobs = planned_jobs(work)
+    assert set(jobs) == {"synth", "split", "crops", "init", "train", "embed", "embed_finalize",
+                         "index", "knn", "score", "report", "all"}
+    assert jobs["train"] == 2 and jobs["init"] == 2  # models A and B
+
+
+@pytest.mark.parametrize("section, change, key", [
+    ("train", {"epochs": "many"}, "epochs"),          # wrong type
+    ("train", {"epoch": 10}, "'epoch' was unexpected"),  # unknown key
+    ("knn", {"k": [-3]}, "['knn']['k']"),             # negative k
+    ("score", {"p": 1.5}, "['score']['p']"),          # p above 1
+    ("score", {"p": 0}, "['score']['p']"),            # p of 0
+    ("train", {"checkpoints": [500]}, "train.checkpoints"),
+])
+def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, section, change, key):
+    work = copy_workflow(tmp_path / "w")
+    edit_config(work / "config.yaml", **{section: change})
+    proc = snakemake(work, "-c1", check=False)
+    assert proc.returncode != 0
+    assert key in proc.stderr + proc.stdout
+    assert not (work / "results" / "synthetic").exists()  # nothing ran
+
+
+def test_tiny_run_writes_summary_and_report(tiny_run):
+    work, _ = tiny_run
+    summary = pd.read_csv(work / "results" / "summary.csv")
+    assert list(summary.columns[:len(SUMMARY_COLUMNS)]) == SUMMARY_COLUMNS
+    # 2 embeddings x (trained: none + heldout, untrained)
+    assert len(summary) == 6
+    assert set(summary["control"]) == {"none", "heldout", "untrained"}
+    shares = summary[["memorized", "misrepresented", "correlated", "unassociated"]].sum(axis=1)
+    assert (shares - 1).abs().max() < 1e-9
+    assert ((summary["score_ci_low"] <= summary["score"])
+            & (summary["score"] <= summary["score_ci_high"])).all()
+    assert (summary["score"] - (summary["acc_target"] - summary["acc_reference"])).abs().max() < 1e-9
+    html = (work / "results" / "report.html").read_text()
+    for needle in ("Figure 3", "Sample partition", "memorized crops", "Wall time per stage",
+                   "git_commit", "data:image/png;base64"):
+        assert needle in html
+    assert (work / "results" / "figures" / "partition.png").stat().st_size > 1000
+
+
+def test_tiny_run_is_complete_and_up_to_date(tiny_run):
+    work, _ = tiny_run
+    assert planned_jobs(work, "--configfile", "tiny.yaml") == {}
+
+
+def test_changing_k_reruns_only_knn_score_report(tiny_run, tmp_path):
+    work = tmp_path / "w"
+    shutil.copytree(tiny_run[0], work)
+    edit_config(work / "tiny.yaml", knn={"k": [4]})
+    jobs = planned_jobs(work, "--configfile", "tiny.yaml")
+    assert set(jobs) == {"knn", "score", "report", "all"}
+
+
+def test_changing_epochs_reruns_train_and_everything_after(tiny_run, tmp_path):
+    work = tmp_path / "w"
+    shutil.copytree(tiny_run[0], work)
+    edit_config(work / "tiny.yaml", train={"epochs": 3})
+    jobs = planned_jobs(work, "--configfile", "tiny.yaml")
+    assert set(jobs) == {"train", "embed", "embed_finalize", "index", "knn", "score",
+                         "report", "all"}
+    # the untrained control (epoch 0) is not recomputed: only the new epoch's chain
+    assert jobs["train"] == 2 and jobs["embed_finalize"] == 4  # 2 models x (public, crops)
+
+
+def test_changing_a_training_hyperparameter_reruns_training(tiny_run, tmp_path):
+    work = tmp_path / "w"
+    shutil.copytree(tiny_run[0], work)
+    edit_config(work / "tiny.yaml", train={"lr": 0.002})
+    jobs = planned_jobs(work, "--configfile", "tiny.yaml")
+    assert "train" in jobs and not {"synth", "split", "crops", "init"} & set(jobs)
