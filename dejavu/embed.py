@@ -48,17 +48,14 @@ def embed_batches(model, images, rows: np.ndarray, side: int, batch_size: int,
     """Yield (backbone, projector) float32 numpy blocks for `images[rows]` in order.
 
     images: anything indexable by a sorted row array giving (n, H, W, 3) uint8."""
-    model.to(device).eval()
+    model.to(device, memory_format=torch.channels_last).eval()
     use_bf16 = device.type == "cuda"  # bf16 autocast on GPU; CPU stays float32
-    if use_bf16:
-        model.to(memory_format=torch.channels_last)
     for start in range(0, len(rows), batch_size):
         block = images.get_orthogonal_selection((rows[start:start + batch_size],))
         x = torch.from_numpy(block).to(device).permute(0, 3, 1, 2).float() / 255
         if x.shape[-1] != side or x.shape[-2] != side:
             x = resize_square(x, side).clamp(0, 1)
-        if use_bf16:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16,
                                                      enabled=use_bf16):
             h, z = model(x)

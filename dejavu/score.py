@@ -104,10 +104,12 @@ def bootstrap_scores(halves: list[Half], p: float, n_boot: int, seed: int) -> np
     return scores / len(halves)
 
 
-def make_half(knn_t: pd.DataFrame, knn_r: pd.DataFrame, attacked: str) -> Half:
-    """Join both models' k-NN results on the images of set `attacked`."""
-    t = knn_t[knn_t["set"] == attacked].set_index("id").sort_index()
-    r = knn_r[knn_r["set"] == attacked].set_index("id").sort_index()
+def make_half(knn_t: pd.DataFrame, knn_r: pd.DataFrame, attacked: str,
+              part: slice = slice(None)) -> Half:
+    """Join both models' k-NN results on the images of set `attacked` (sorted by id, then
+    `part` of them)."""
+    t = knn_t[knn_t["set"] == attacked].set_index("id").sort_index().iloc[part]
+    r = knn_r[knn_r["set"] == attacked].set_index("id").sort_index().iloc[part]
     if not t.index.equals(r.index):
         raise ValueError(f"target and reference k-NN tables attack different {attacked} images")
     return Half(t.index.to_numpy(), t["correct"].to_numpy(), t["confidence"].to_numpy(),
@@ -126,14 +128,30 @@ def evaluate(halves: list[Half], p: float, p_grid: list[float], n_boot: int, see
     return summary, curves
 
 
+def heldout_halves(a: pd.DataFrame, b: pd.DataFrame, split: bool) -> list[Half]:
+    """The held-out control, attacked like A and B.
+
+    split=True: the held-out images (sorted by id) alternate between a half attacked with
+    target A and a half attacked with target B -- the same design as the real test, on images
+    neither model saw. split=False is SPEC §1 to the letter (every held-out image attacked in
+    both directions), whose swap average is identically zero: acc_T and acc_R then average
+    the same two numbers.
+    """
+    if split:
+        return [make_half(a, b, "heldout", slice(0, None, 2)),
+                make_half(b, a, "heldout", slice(1, None, 2))]
+    return [make_half(a, b, "heldout"), make_half(b, a, "heldout")]
+
+
 def run(knn_a: str, knn_b: str, out_json: str, out_curves: str, *, epoch: int, p: float,
-        p_grid: list[float], n_boot: int, seed: int, combination: dict) -> None:
-    """Score one (model pair, epoch, crop, embedding, k). `combination` holds the summary columns that
-    identify the combination (method, backbone, ...)."""
+        p_grid: list[float], n_boot: int, seed: int, combination: dict,
+        split_heldout: bool = True) -> None:
+    """Score one (model pair, epoch, crop, embedding, k); `combination` holds the summary
+    columns that identify it (method, backbone, ...)."""
     a, b = pd.read_parquet(knn_a), pd.read_parquet(knn_b)
     tests = {"untrained" if epoch == 0 else "none": [make_half(a, b, "A"), make_half(b, a, "B")]}
-    if epoch > 0 and (a["set"] == "heldout").any():
-        tests["heldout"] = [make_half(a, b, "heldout"), make_half(b, a, "heldout")]
+    if epoch > 0 and (a["set"] == "heldout").sum() >= 2:
+        tests["heldout"] = heldout_halves(a, b, split_heldout)
     rows, curves = [], []
     for control, halves in tests.items():
         summary, curve_table = evaluate(halves, p, p_grid, n_boot, seed)

@@ -66,25 +66,28 @@ def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save) -> list[f
     device = pick_device(cfg.device)
     data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
     n = len(data)
-    batch = min(cfg.batch_size, n)
-    if batch < 2:
-        raise ValueError(f"training needs at least 2 images per batch, got {batch}")
-    steps_per_epoch = n // batch  # drop the ragged last batch: BatchNorm and VICReg's
-    total = cfg.epochs * steps_per_epoch  # statistics are poor on tiny batches
-    model.to(device).train()
+    # Every image is seen once per epoch, in steps of near-equal size (500 images at batch
+    # 256 -> 2 x 250): dropping a ragged last batch would skip images, and memorization is
+    # what this model is trained to show; a tiny last batch would upset BatchNorm and VICReg.
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    if n // steps_per_epoch < 2:
+        raise ValueError(f"training needs at least 2 images per batch, got {n} images")
+    total = cfg.epochs * steps_per_epoch
+    # channels-last is faster for these convolutions on CPU (about 1.5x) as on CUDA
+    model.to(device, memory_format=torch.channels_last).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     keep = set(cfg.checkpoints) | {cfg.epochs}
     history, start, step = [], time.perf_counter(), 0
     for epoch in range(1, cfg.epochs + 1):
-        order = torch.randperm(n, generator=gen, device=device)
         losses = []
-        for b in range(steps_per_epoch):
+        for b, batch in enumerate(torch.randperm(n, generator=gen, device=device)
+                                  .tensor_split(steps_per_epoch)):
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, cfg.warmup_epochs * steps_per_epoch, cfg.lr)
-            x = data[order[b * batch:(b + 1) * batch]].float() / 255
-            _, z_a = model(random_resized_crop_flip(x, cfg.augment, gen))
-            _, z_b = model(random_resized_crop_flip(x, cfg.augment, gen))
+            x = data[batch].float() / 255
+            _, z_a = model(_views(x, cfg.augment, gen))
+            _, z_b = model(_views(x, cfg.augment, gen))
             loss = loss_fn(z_a, z_b, **cfg.loss)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, step {b}")
@@ -96,11 +99,15 @@ def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save) -> list[f
         history.append(float(np.mean(losses)))
         elapsed = time.perf_counter() - start
         log.info("epoch %d/%d loss %.4f  %.0f img/s  eta %.0f s", epoch, cfg.epochs,
-                 history[-1], epoch * steps_per_epoch * batch / elapsed,
+                 history[-1], epoch * n / elapsed,
                  elapsed / epoch * (cfg.epochs - epoch))
         if epoch in keep:
             save(epoch, model)
     return history
+
+
+def _views(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    return random_resized_crop_flip(x, cfg, gen).contiguous(memory_format=torch.channels_last)
 
 
 def load_training_images(images_path: str, split_path: str, subset: str) -> np.ndarray:

@@ -85,3 +85,21 @@ def test_topp_accuracy_small_known_case():
     order = np.array([1, 0, 2, 3])
     assert topp_accuracy(correct, order, 0.5) == 0.5
     assert topp_accuracy(correct, order, 0.25) == 0.0
+
+
+def test_heldout_halves_alternate_and_unsplit_control_is_identically_zero():
+    import pandas as pd
+
+    from dejavu.score import heldout_halves
+    rng = np.random.default_rng(0)
+    ids = [f"h{i:03d}" for i in range(40)]
+
+    def table():
+        return pd.DataFrame({"id": ids, "set": "heldout", "correct": rng.random(40) < 0.5,
+                             "confidence": rng.normal(size=40), "mean_distance": 0.0})
+
+    a, b = table(), table()
+    halves = heldout_halves(a, b, split=True)
+    assert list(halves[0].sample_id) == ids[0::2] and list(halves[1].sample_id) == ids[1::2]
+    unsplit, _ = evaluate(heldout_halves(a, b, split=False), 0.2, [0.2], n_boot=20, seed=0)
+    assert unsplit["score"] == 0.0 and unsplit["memorized"] == unsplit["misrepresented"]

@@ -91,3 +91,30 @@ def test_changing_a_training_hyperparameter_reruns_training(tiny_run, tmp_path):
     edit_config(work / "tiny.yaml", train={"lr": 0.002})
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")
     assert "train" in jobs and not {"synth", "split", "crops", "init"} & set(jobs)
+
+
+def test_killed_run_reruns_to_identical_results(tiny_run, tmp_path):
+    """SIGKILL the whole run while a model trains, rerun: same summary, bit for bit."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    work = copy_workflow(tmp_path / "w")
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "-c2", "--configfile",
+                             "tiny.yaml"], cwd=work, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    logs = work / "results" / "synthetic" / "logs" / "train"
+    deadline = time.time() + 300
+    while not any(logs.rglob("*.log")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before training started"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (work / "results" / "summary.csv").exists()
+    snakemake(work, "--unlock", "--configfile", "tiny.yaml")
+    snakemake(work, "-c2", "--configfile", "tiny.yaml", "--rerun-incomplete")
+    rerun = pd.read_csv(work / "results" / "summary.csv")
+    first = pd.read_csv(tiny_run[0] / "results" / "summary.csv")
+    pd.testing.assert_frame_equal(rerun, first, check_exact=True)

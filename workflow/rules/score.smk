@@ -11,6 +11,7 @@ rule score:
         p_grid=config["score"]["p_grid"],
         n_boot=config["score"]["bootstrap"],
         seed=config["score"]["seed"],
+        split_heldout=config["score"]["split_heldout"],
         combination=lambda wc: {
             "dataset": config["dataset"]["name"],
             "method": wc.method,
