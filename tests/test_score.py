@@ -103,3 +103,26 @@ def test_heldout_halves_alternate_and_unsplit_control_is_identically_zero():
     assert list(halves[0].sample_id) == ids[0::2] and list(halves[1].sample_id) == ids[1::2]
     unsplit, _ = evaluate(heldout_halves(a, b, split=False), 0.2, [0.2], n_boot=20, seed=0)
     assert unsplit["score"] == 0.0 and unsplit["memorized"] == unsplit["misrepresented"]
+
+
+def test_command_line_scores_two_knn_tables(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from dejavu.__main__ import main
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        ids_a, ids_b = [f"a{i}" for i in range(30)], [f"b{i}" for i in range(30)]
+        # model a is right on set A more often; model b is right on set B more often
+        good, bad = (ids_a, ids_b) if name == "a" else (ids_b, ids_a)
+        table = pd.DataFrame({"id": good + bad, "set": ["A"] * 30 + ["B"] * 30,
+                              "correct": np.r_[rng.random(30) < 0.9, rng.random(30) < 0.2],
+                              "confidence": rng.normal(size=60), "mean_distance": 0.0})
+        if name == "b":
+            table["set"] = ["B"] * 30 + ["A"] * 30
+        table.to_parquet(tmp_path / f"{name}.parquet")
+    main(["score", str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet"),
+          str(tmp_path / "s.json")])
+    rows = json.loads((tmp_path / "s.json").read_text())
+    assert rows[0]["control"] == "none" and rows[0]["score"] > 0.3
