@@ -12,6 +12,7 @@ import importlib.metadata
 import io
 import json
 import subprocess
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -148,8 +149,8 @@ def figure_png(fig: plt.Figure, path: Path) -> str:
 
 # ---------------------------------------------------------------- examples
 
-def example_panel(knn_target: str, knn_reference: str, crops_store: str, crops_table: str,
-                  images_path: str, index_path: str, n: int = 6):
+def example_panel(knn_target: str, knn_reference: str, crops_store: str, images_path: str,
+                  index_path: str, n: int = 6):
     """The most confident memorized crops of set A (target right, reference wrong)."""
     t = pd.read_parquet(knn_target).set_index("id")
     r = pd.read_parquet(knn_reference).set_index("id")
@@ -224,17 +225,17 @@ def run(inputs: dict, outputs: dict, *, config: dict, benchmarks: str) -> None:
         "control", "n_attacked", "acc_target", "acc_reference", "score", "score_ci_low",
         "score_ci_high", *SHARES]]))]
     for keys, group in curves.groupby(KEYS, sort=False):
-        last = group[group["epoch"] == group["epoch"].max()]
+        last_epoch = group["epoch"].max()
+        shown = group[(group["epoch"] == last_epoch) | (group["control"] == "untrained")]
         name = "curves_" + "_".join(str(k) for k in keys)
         title = ", ".join(f"{k}={v}" for k, v in zip(KEYS, keys))
-        png = figure_png(plot_curves(last, f"{title}, epoch {last['epoch'].iloc[0]}"),
+        png = figure_png(plot_curves(shown, textwrap.fill(f"{title}, epoch {last_epoch}", 110)),
                          figures / f"{name}.png")
         sections.append((f"Accuracy vs confidence (Figure 3): {title}", _img(png)))
     sections.append(("Sample partition", _img(figure_png(plot_partition(summary),
                                                          figures / "partition.png"))))
-    index_path = str(Path(inputs["images"]).parent / "index.parquet")
     panel = example_panel(inputs["knn_target"], inputs["knn_reference"], inputs["crops_store"],
-                          inputs["crops_table"], inputs["images"], index_path)
+                          inputs["images"], inputs["index"])
     sections.append(("Most confident memorized crops (set A): crop, image, 5 nearest public "
                      "images under the target (T) and the reference (R) with their labels",
                      _img(figure_png(plot_examples(**panel), figures / "examples.png"))

@@ -28,6 +28,8 @@ class SynthConfig:
     image_size: int = 32
     correlation: float = 0.5
     n_details: int = 5
+    detail_min_frac: float = 0.08   # radius (or half side) of a detail, fraction of the side
+    detail_max_frac: float = 0.16
     object_min_frac: float = 0.3
     object_max_frac: float = 0.5
     noise_std: float = 0.03
@@ -142,7 +144,7 @@ def render_image(label: int, scene: int, palette: dict[str, np.ndarray], colours
     s = cfg.image_size
     t = scene_pattern(scene, s, palette["frequency"][scene], rng)[..., None]
     img = (1 - t) * palette["colour_a"][scene] + t * palette["colour_b"][scene]
-    _draw_details(img, cfg.n_details, rng)
+    _draw_details(img, cfg.n_details, cfg.detail_min_frac, cfg.detail_max_frac, rng)
     side = int(rng.integers(round(cfg.object_min_frac * s), round(cfg.object_max_frac * s) + 1))
     x0, y0 = (int(v) for v in rng.integers(0, s - side + 1, size=2))
     mask = shape_mask(label, side)
@@ -152,12 +154,13 @@ def render_image(label: int, scene: int, palette: dict[str, np.ndarray], colours
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8), mask_box(mask, x0, y0)
 
 
-def _draw_details(img: np.ndarray, n: int, rng: np.random.Generator) -> None:
+def _draw_details(img: np.ndarray, n: int, min_frac: float, max_frac: float,
+                  rng: np.random.Generator) -> None:
     """Per-image unique detail: n random-coloured discs or squares at random places."""
     s = img.shape[0]
     yy, xx = np.mgrid[0:s, 0:s] + 0.5
     for _ in range(n):
-        r = rng.uniform(0.05, 0.1) * s
+        r = rng.uniform(min_frac, max_frac) * s
         cx, cy = rng.uniform(0, s, size=2)
         if rng.random() < 0.5:
             m = np.hypot(xx - cx, yy - cy) <= r
@@ -195,10 +198,12 @@ def generate(cfg: SynthConfig) -> tuple[np.ndarray, pd.DataFrame]:
 
 
 def run(images_path: str, index_path: str, *, classes: int, images_per_class: int,
-        image_size: int, correlation: float, seed: int) -> None:
+        image_size: int, correlation: float, seed: int, details: int = 5,
+        detail_size: tuple[float, float] = (0.08, 0.16)) -> None:
     from .store import write_images, write_index
     images, index = generate(SynthConfig(n_classes=classes, images_per_class=images_per_class,
                                          image_size=image_size, correlation=correlation,
-                                         seed=seed))
+                                         n_details=details, detail_min_frac=detail_size[0],
+                                         detail_max_frac=detail_size[1], seed=seed))
     write_images(images_path, images)
     write_index(index_path, index)

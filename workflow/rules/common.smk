@@ -82,5 +82,4 @@ def example_inputs():
         "knn_target": expand(KNN, subset="A", **first)[0],
         "knn_reference": expand(KNN, subset="B", **first)[0],
         "crops_store": expand(CROPS_STORE, **first)[0],
-        "crops_table": expand(CROPS_TABLE, **first)[0],
     }

@@ -4,6 +4,7 @@ rule report:
         sizes=expand(f"{R}/split/n{{size}}/sizes.csv", size=config["split"]["npc"]),
         crop_tables=expand(CROPS_TABLE, size=config["split"]["npc"], crop=config["crop"]["modes"]),
         images=DATASET_IMAGES,
+        index=DATASET_INDEX,
         **example_inputs(),
     output:
         summary=SUMMARY,

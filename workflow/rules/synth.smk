@@ -7,6 +7,8 @@ rule synth:
         images_per_class=config["dataset"]["images_per_class"],
         image_size=config["dataset"]["image_size"],
         correlation=config["dataset"]["correlation"],
+        details=config["dataset"]["details"],
+        detail_size=config["dataset"]["detail_size"],
         seed=config["dataset"]["seed"],
     log:
         log_path("synth"),

@@ -41,7 +41,7 @@ rule train:
         augment=config["train"]["augment"],
         loss=lambda wc: config["train"]["loss"].get(wc.method, {}),
         device=config["device"],
-    threads: 2
+    threads: 1
     log:
         log_path("train", MODEL),
     benchmark:
