@@ -23,7 +23,7 @@ SETS = ("A", "B", "heldout", "public", "public_test")
 class SplitConfig:
     npc: int                               # images per class in each of A and B
     max_npc: int | None = None             # largest npc of the sweep (default: npc)
-    heldout_fraction: float | None = None  # share of `bbox` held out; None: as many as bbox_A
+    heldout_fraction: float | None = None  # share of `bbox` held out; None: bbox_A + bbox_B
     public_test_per_class: int = 0
     seed: int = 0
 
@@ -36,7 +36,9 @@ def split_class(ids: np.ndarray, has_box: np.ndarray, cfg: SplitConfig, label: i
     nobox = order[~has_box[order]]
     max_npc = cfg.max_npc or cfg.npc
     if cfg.heldout_fraction is None:
-        n_heldout = min(max_npc, len(bbox) // 3)
+        # as many as bbox_A and bbox_B together: the control is attacked in two halves (one
+        # per target model), each then as large as the set the real test attacks
+        n_heldout = min(2 * max_npc, len(bbox) // 2)
     else:
         n_heldout = int(round(cfg.heldout_fraction * len(bbox)))
     heldout, rest = bbox[:n_heldout], bbox[n_heldout:]

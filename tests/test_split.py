@@ -23,12 +23,14 @@ def sets(split, name):
 def test_all_boxed_pool_sizes_and_disjointness():
     split = make_split(pool(), SplitConfig(npc=10, public_test_per_class=5, seed=1))
     check_disjoint(split)
-    for name, per_class in {"A": 10, "B": 10, "heldout": 10, "public_test": 5,
-                            "public": 60 - 35}.items():
+    for name, per_class in {"A": 10, "B": 10, "heldout": 20, "public_test": 5,
+                            "public": 60 - 45}.items():
         assert len(sets(split, name)) == 3 * per_class, name
     attacked = split[split["attacked"]]
     assert set(attacked["set"]) == {"A", "B", "heldout"}
-    assert len(attacked) == 90
+    assert len(attacked) == 120
+    fraction = make_split(pool(), SplitConfig(npc=10, heldout_fraction=0.25, seed=1))
+    assert len(sets(fraction, "heldout")) == 3 * 15
 
 
 def test_box_less_images_are_shared_by_a_and_b():
