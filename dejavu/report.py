@@ -141,7 +141,7 @@ def plot_examples(crops: np.ndarray, originals: np.ndarray, boxes: list, neighbo
 def figure_png(fig: plt.Figure, path: Path) -> str:
     """Save the figure to `path` and return it base64-encoded for the HTML page."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     path.write_bytes(buf.getvalue())
     return base64.b64encode(buf.getvalue()).decode()

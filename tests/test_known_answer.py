@@ -11,10 +11,14 @@ import pytest
 
 from conftest import copy_workflow, snakemake
 
-MIN_SCORE = 0.04            # projector score at p = 0.2
-MIN_GAP_OVER_HELDOUT = 0.04  # real score minus the held-out control's
-MAX_CONTROL = 0.12           # |score| of the held-out and untrained controls
-MIN_PARTITION_GAP = 0.02     # memorized minus misrepresented
+# Measured over data/model seeds 0, 1, 2 (README): score 0.26 / 0.13 / 0.175; held-out
+# -0.010 / 0.000 / -0.015; untrained -0.005 / -0.020 / 0.015; memorized - misrepresented
+# 0.089 / 0.092 / 0.088. Each margin sits about one standard error (0.05) inside the worst
+# seed, or further.
+MIN_SCORE = 0.08             # projector score at p = 0.2
+MIN_GAP_OVER_HELDOUT = 0.08  # real score minus the held-out control's
+MAX_CONTROL = 0.10           # |score| of the held-out and untrained controls
+MIN_PARTITION_GAP = 0.04     # memorized minus misrepresented (over all attacked images)
 
 
 @pytest.fixture(scope="module")
