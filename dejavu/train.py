@@ -7,11 +7,16 @@ cosine learning rate. With a fixed seed on CPU, training is reproducible bit for
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import logging
 import math
+import os
+import shutil
 import time
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,6 +42,7 @@ class TrainConfig:
     augment: AugmentConfig = AugmentConfig()
     seed: int = 0
     device: str = "auto"
+    resume_every: int = 10              # epochs between resume states (when resuming is on)
 
 
 def run_seed(seed: int, subset: str) -> int:
@@ -57,9 +63,61 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> flo
     return base_lr * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save) -> list[float]:
+def fingerprint(model: SSLModel, images: np.ndarray, cfg: TrainConfig) -> str:
+    """Identifies a training run: settings, data and starting weights."""
+    h = hashlib.sha256(repr(cfg).encode())
+    h.update(np.ascontiguousarray(images).tobytes())
+    for tensor in model.state_dict().values():
+        h.update(tensor.detach().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+class Resume:
+    """Training state kept beside the outputs so a killed job continues where it stopped.
+
+    `<dir>/state.pt` holds model, optimizer, random generator, epoch and loss history;
+    `<dir>/epoch<e>.pt` the checkpoints already passed (the workflow deletes a failed job's
+    outputs, so they are re-emitted on resume). States of another run (other settings, data
+    or starting weights) are ignored.
+    """
+
+    def __init__(self, directory: str, run_id: str):
+        self.dir, self.run_id = Path(directory), run_id
+
+    def load(self, device: torch.device) -> dict | None:
+        path = self.dir / "state.pt"
+        if not path.exists():
+            return None
+        state = torch.load(path, map_location=device, weights_only=True)
+        if state["run_id"] != self.run_id:
+            log.info("ignoring %s: written for other settings, data or weights", path)
+            return None
+        return state
+
+    def save(self, state: dict) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / "state.pt.tmp"
+        torch.save({**state, "run_id": self.run_id}, tmp)
+        os.replace(tmp, self.dir / "state.pt")  # atomic: a kill never leaves half a state
+
+    def keep(self, epoch: int, model: SSLModel) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), self.dir / f"epoch{epoch}.pt")
+
+    def kept(self, epoch: int, device: torch.device) -> dict:
+        return torch.load(self.dir / f"epoch{epoch}.pt", map_location=device, weights_only=True)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save,
+          resume_dir: str | None = None) -> list[float]:
     """Train `model` on (N, H, W, 3) uint8 images; call save(epoch, model) at each
-    checkpoint epoch. Returns the mean loss per epoch."""
+    checkpoint epoch. Returns the mean loss per epoch.
+
+    With `resume_dir`, the state is kept there every `cfg.resume_every` epochs and a rerun
+    continues from it; on CPU with a fixed seed the result equals an uninterrupted run."""
     if cfg.method not in METHODS:
         raise ValueError(f"unknown method {cfg.method!r}; known: {sorted(METHODS)}")
     loss_fn = METHODS[cfg.method]
@@ -78,8 +136,21 @@ def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save) -> list[f
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     keep = set(cfg.checkpoints) | {cfg.epochs}
-    history, start, step = [], time.perf_counter(), 0
-    for epoch in range(1, cfg.epochs + 1):
+    history, start, step, first_epoch = [], time.perf_counter(), 0, 1
+    resume = Resume(resume_dir, fingerprint(model, images, cfg)) if resume_dir else None
+    state = resume.load(device) if resume else None
+    if state is not None:
+        passed = sorted(e for e in keep if e <= state["epoch"])
+        for epoch in passed:  # re-emit checkpoints the failed job had written
+            snapshot = copy.deepcopy(model)
+            snapshot.load_state_dict(resume.kept(epoch, device))
+            save(epoch, snapshot)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"].cpu())
+        history, step, first_epoch = list(state["history"]), state["step"], state["epoch"] + 1
+        log.info("resuming after epoch %d", state["epoch"])
+    for epoch in range(first_epoch, cfg.epochs + 1):
         losses = []
         for b, batch in enumerate(torch.randperm(n, generator=gen, device=device)
                                   .tensor_split(steps_per_epoch)):
@@ -97,12 +168,19 @@ def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save) -> list[f
             losses.append(loss.item())
             step += 1
         history.append(float(np.mean(losses)))
-        elapsed = time.perf_counter() - start
+        elapsed, done = time.perf_counter() - start, epoch - first_epoch + 1
         log.info("epoch %d/%d loss %.4f  %.0f img/s  eta %.0f s", epoch, cfg.epochs,
-                 history[-1], epoch * n / elapsed,
-                 elapsed / epoch * (cfg.epochs - epoch))
+                 history[-1], done * n / elapsed, elapsed / done * (cfg.epochs - epoch))
         if epoch in keep:
             save(epoch, model)
+            if resume:
+                resume.keep(epoch, model)
+        if resume and epoch % cfg.resume_every == 0 and epoch < cfg.epochs:
+            resume.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                         "generator": gen.get_state(), "epoch": epoch, "step": step,
+                         "history": history})
+    if resume:
+        resume.clear()
     return history
 
 
@@ -127,7 +205,8 @@ def run_init(out_path: str, *, backbone: str, projector_dims: list[int], width: 
 
 
 def run(init_path: str, images_path: str, split_path: str, out_paths: dict[int, str], *,
-        subset: str, seed: int, threads: int = 1, **params) -> None:
+        subset: str, seed: int, threads: int = 1, resume_dir: str | None = None,
+        **params) -> None:
     torch.set_num_threads(threads)
     augment = AugmentConfig(**params.pop("augment", {}))
     cfg = TrainConfig(seed=run_seed(seed, subset), augment=augment, **params)
@@ -139,4 +218,5 @@ def run(init_path: str, images_path: str, split_path: str, out_paths: dict[int, 
     log.info("training %s on %d images of set %s, %d epochs", cfg.method, len(images), subset,
              cfg.epochs)
     train(model, images, cfg, lambda epoch, m: save_checkpoint(out_paths[epoch], m,
-                                                                epoch=epoch))
+                                                                epoch=epoch),
+          resume_dir=resume_dir)

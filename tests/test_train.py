@@ -59,3 +59,48 @@ def test_learning_rate_schedule():
     assert lr_at(9, 100, 10, 1.0) == pytest.approx(1.0)
     assert lr_at(10, 100, 10, 1.0) == pytest.approx(1.0)
     assert lr_at(99, 100, 10, 1.0) < 0.01
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_training_resumes_to_the_same_weights(tmp_path):
+    cfg = TrainConfig(epochs=5, checkpoints=(2, 4), batch_size=8, warmup_epochs=1, seed=3,
+                      device="cpu", resume_every=1)
+    whole, saved_whole = small_model(), {}
+    train(whole, images(), cfg, lambda e, m: saved_whole.update({e: copy_state(m)}))
+
+    def killed_at_4(epoch, model):
+        if epoch == 4:
+            raise Killed  # the state of epoch 3 and the epoch-2 checkpoint are on disk
+
+    with pytest.raises(Killed):
+        train(small_model(), images(), cfg, killed_at_4, resume_dir=str(tmp_path / "r"))
+    saved = {}
+    train(small_model(), images(), cfg, lambda e, m: saved.update({e: copy_state(m)}),
+          resume_dir=str(tmp_path / "r"))
+    assert sorted(saved) == [2, 4, 5]  # epoch 2 re-emitted from the kept copy
+    for epoch in (2, 4, 5):
+        for name, value in saved_whole[epoch].items():
+            assert torch.equal(value, saved[epoch][name]), (epoch, name)
+    assert not (tmp_path / "r").exists()  # cleared after a finished run
+
+
+def test_resume_state_of_other_settings_is_ignored(tmp_path):
+    cfg = TrainConfig(epochs=3, batch_size=8, seed=3, device="cpu", resume_every=1)
+    with pytest.raises(Killed):
+        train(small_model(), images(), cfg, _raise, resume_dir=str(tmp_path / "r"))
+    other = TrainConfig(epochs=3, batch_size=8, seed=3, device="cpu", resume_every=1, lr=0.01)
+    a, b = small_model(), small_model()
+    train(a, images(), other, lambda e, m: None, resume_dir=str(tmp_path / "r"))
+    train(b, images(), other, lambda e, m: None)
+    assert torch.equal(a.projector[0].weight, b.projector[0].weight)
+
+
+def _raise(epoch, model):
+    raise Killed
+
+
+def copy_state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}

@@ -29,6 +29,8 @@ rule train:
         checkpoints=[CHECKPOINT.replace("{epoch}", str(e)) for e in train_epochs()],
     params:
         epochs_saved=train_epochs(),
+        resume_dir=lambda wc: f"{R}/models/{MODEL}/resume".format(**wc),
+        resume_every=config["train"]["resume_every"],
         method=lambda wc: wc.method,
         seed=lambda wc: int(wc.seed),
         subset=lambda wc: wc.subset,
