@@ -104,3 +104,14 @@ def _raise(epoch, model):
 
 def copy_state(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("method", ["vicreg", "simclr", "barlow_twins"])
+def test_every_method_trains_and_lowers_its_loss(method):
+    from dejavu.synth import SynthConfig, generate
+    data, _ = generate(SynthConfig(n_classes=8, images_per_class=8, image_size=16))
+    history = train(init_model("convnet", [64, 64], 8, 0), data,
+                    TrainConfig(method=method, epochs=20, batch_size=32, lr=3e-3,
+                                warmup_epochs=2, device="cpu"), lambda e, m: None)
+    assert all(np.isfinite(history))
+    assert np.mean(history[-5:]) < np.mean(history[:5]), history
