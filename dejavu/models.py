@@ -45,20 +45,45 @@ def projector(in_dim: int, dims: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-BACKBONES = {"convnet": ConvNet}
+class ResNet(nn.Module):
+    """A torchvision ResNet without its classifier, randomly initialised (no weights are
+    downloaded). `small_stem` swaps the 7x7/2 convolution and max-pool for one 3x3/1
+    convolution, the usual choice for images of 64 px and below (CIFAR-style)."""
+
+    def __init__(self, depth: int, small_stem: bool = False):
+        super().__init__()
+        import torchvision
+        net = getattr(torchvision.models, f"resnet{depth}")(weights=None)
+        if small_stem:
+            net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
+            net.maxpool = nn.Identity()
+        self.out_dim = net.fc.in_features
+        net.fc = nn.Identity()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+BACKBONES = {
+    "convnet": lambda width, small_stem: ConvNet(width=width),
+    **{f"resnet{d}": (lambda width, small_stem, d=d: ResNet(d, small_stem))
+       for d in (18, 34, 50, 101)},
+}
 
 
 class SSLModel(nn.Module):
     def __init__(self, backbone: str = "convnet", projector_dims: list[int] = (512, 512, 512),
-                 width: int = 16):
+                 width: int = 16, small_stem: bool = True):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {backbone!r}; known: {sorted(BACKBONES)}")
         if len(projector_dims) == 0:
             raise ValueError("projector needs at least one layer")
-        self.backbone = BACKBONES[backbone](width=width)
+        self.backbone = BACKBONES[backbone](width=width, small_stem=small_stem)
         self.projector = projector(self.backbone.out_dim, list(projector_dims))
-        self.arch = {"backbone": backbone, "projector_dims": list(projector_dims), "width": width}
+        self.arch = {"backbone": backbone, "projector_dims": list(projector_dims), "width": width,
+                     "small_stem": small_stem}
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (N, 3, H, W) floats in [0, 1] -> backbone (N, Db), projector (N, Dp)."""

@@ -50,9 +50,10 @@ def run_seed(seed: int, subset: str) -> int:
     return zlib.crc32(f"{seed}/{subset}".encode())
 
 
-def init_model(backbone: str, projector_dims: list[int], width: int, seed: int) -> SSLModel:
+def init_model(backbone: str, projector_dims: list[int], width: int, seed: int,
+               small_stem: bool = True) -> SSLModel:
     torch.manual_seed(seed)
-    return SSLModel(backbone, projector_dims, width)
+    return SSLModel(backbone, projector_dims, width, small_stem)
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
@@ -157,9 +158,11 @@ def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save,
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, cfg.warmup_epochs * steps_per_epoch, cfg.lr)
             x = data[batch].float() / 255
-            _, z_a = model(_views(x, cfg.augment, gen))
-            _, z_b = model(_views(x, cfg.augment, gen))
-            loss = loss_fn(z_a, z_b, **cfg.loss)
+            with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+                _, z_a = model(_views(x, cfg.augment, gen))
+                _, z_b = model(_views(x, cfg.augment, gen))
+            # the loss in float32: its batch statistics are too coarse in bf16
+            loss = loss_fn(z_a.float(), z_b.float(), **cfg.loss)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, step {b}")
             opt.zero_grad(set_to_none=True)
@@ -198,9 +201,9 @@ def load_training_images(images_path: str, split_path: str, subset: str) -> np.n
 
 
 def run_init(out_path: str, *, backbone: str, projector_dims: list[int], width: int,
-             seed: int, subset: str) -> None:
+             seed: int, subset: str, small_stem: bool = True) -> None:
     """The untrained model (epoch 0): the start of training and the untrained control."""
-    model = init_model(backbone, projector_dims, width, run_seed(seed, subset))
+    model = init_model(backbone, projector_dims, width, run_seed(seed, subset), small_stem)
     save_checkpoint(out_path, model, epoch=0)
 
 

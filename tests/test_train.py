@@ -115,3 +115,22 @@ def test_every_method_trains_and_lowers_its_loss(method):
                                 warmup_epochs=2, device="cpu"), lambda e, m: None)
     assert all(np.isfinite(history))
     assert np.mean(history[-5:]) < np.mean(history[:5]), history
+
+
+@pytest.mark.parametrize("backbone, dim", [("resnet18", 512), ("resnet50", 2048)])
+def test_resnet_backbones_embed_small_images(backbone, dim, tmp_path):
+    from dejavu.models import load_checkpoint, save_checkpoint
+    model = init_model(backbone, [32, 16], 16, 0, small_stem=True).eval()
+    with torch.no_grad():
+        h, z = model(torch.rand(2, 3, 32, 32))
+    assert h.shape == (2, dim) and z.shape == (2, 16)
+    # the small stem keeps 32 px inputs at full resolution through the first stage
+    assert model.backbone.net.conv1.stride == (1, 1)
+    save_checkpoint(str(tmp_path / "m.pt"), model, epoch=0)
+    loaded, _ = load_checkpoint(str(tmp_path / "m.pt"))
+    assert loaded.arch["backbone"] == backbone and loaded.arch["small_stem"]
+
+
+def test_unknown_backbone_is_refused():
+    with pytest.raises(ValueError, match="unknown backbone"):
+        init_model("vgg", [8], 4, 0)

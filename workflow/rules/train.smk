@@ -5,6 +5,7 @@ rule init:
         backbone=lambda wc: wc.backbone,
         projector_dims=config["model"]["projector"],
         width=config["model"]["width"],
+        small_stem=config["model"]["small_stem"],
         seed=lambda wc: int(wc.seed),
         subset=lambda wc: wc.subset,
     log:
