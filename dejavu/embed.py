@@ -174,6 +174,11 @@ def finalize(markers: list[str], out_path: str) -> None:
     Path(partial + ".lock").unlink(missing_ok=True)
 
 
+def read_source_rows(store_path: str) -> np.ndarray:
+    """(N,) dataset or crop rows of a finalized store, without reading its embeddings."""
+    return np.asarray(zarr.open_group(store_path, mode="r")["source_row"][:])
+
+
 def read_embeddings(store_path: str, which: str) -> tuple[np.ndarray, np.ndarray]:
     """(embeddings (N, D) float32, source rows (N,)) from a finalized store."""
     group = zarr.open_group(store_path, mode="r")

@@ -10,8 +10,8 @@ import faiss
 import numpy as np
 import pandas as pd
 
-from .embed import read_embeddings
-from .index import on_device, prepare
+from .embed import read_embeddings, read_source_rows
+from .index import build_index, on_device, prepare
 
 
 def class_votes(neighbor_labels: np.ndarray, distances: np.ndarray,
@@ -47,7 +47,6 @@ def search(database: np.ndarray | faiss.Index, queries: np.ndarray, k: int,
 
     Distances are squared L2, or 1 - cosine similarity for metric "cosine"."""
     if isinstance(database, np.ndarray):
-        from .index import build_index
         database = build_index(database, metric)
     if k > database.ntotal:
         raise ValueError(f"k = {k} exceeds the {database.ntotal} public images")
@@ -71,7 +70,7 @@ def run(index_path: str, public_path: str, crops_store: str, crops_table: str,
     split = pd.read_parquet(split_path)
     n_classes = int(split["label"].max()) + 1
     label_of_row = split.drop_duplicates("row").set_index("row")["label"]
-    _, public_rows = read_embeddings(public_path, embedding)
+    public_rows = read_source_rows(public_path)
     queries, crop_rows = read_embeddings(crops_store, embedding)
     dist, ids = search(faiss.read_index(index_path), queries, k, metric, device)
     neighbors = public_rows[ids]  # dataset rows of the neighbours
