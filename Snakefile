@@ -39,7 +39,6 @@ wildcard_constraints:
     k=r"\d+",
 
 
-
 rule all:
     input:
         SUMMARY,

@@ -9,17 +9,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .synth import SynthConfig
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="dejavu", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     synth = sub.add_parser("synth", help="write the synthetic benchmark as a dataset store")
     synth.add_argument("out_dir", type=Path)
-    synth.add_argument("--classes", type=int, default=10)
-    synth.add_argument("--images-per-class", type=int, default=650)
-    synth.add_argument("--image-size", type=int, default=32)
-    synth.add_argument("--correlation", type=float, default=0.5)
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--classes", type=int, default=SynthConfig.n_classes)
+    synth.add_argument("--images-per-class", type=int, default=SynthConfig.images_per_class)
+    synth.add_argument("--image-size", type=int, default=SynthConfig.image_size)
+    synth.add_argument("--correlation", type=float, default=SynthConfig.correlation)
+    synth.add_argument("--seed", type=int, default=SynthConfig.seed)
     score = sub.add_parser("score", help="déjà vu score of two k-NN tables (models A and B)")
     score.add_argument("knn_a")
     score.add_argument("knn_b")

@@ -2,9 +2,10 @@
 
 The periphery crop is the box-free rectangle with the largest shorter side (ties: larger
 area, then smaller (y0, x0), then smaller y1 -- the last one SPEC §2 leaves open: of two
-rectangles at the same corner with the same side and area, take the wider one). It is exact: an optimal rectangle can always be grown until
-each edge rests on a box edge or the image border without losing side or area, so searching
-the rectangles whose edges lie on those coordinates finds it. Boxes and rectangles are
+rectangles at the same corner with the same side and area, take the wider one). It is
+exact: an optimal rectangle can always be grown until each edge rests on a box edge or the
+image border without losing side or area, so searching the rectangles whose edges lie on
+those coordinates finds it. Boxes and rectangles are
 half-open pixel ranges [x0, x1) x [y0, y1).
 """
 

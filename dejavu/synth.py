@@ -24,7 +24,7 @@ N_SHAPES = 10
 @dataclass(frozen=True)
 class SynthConfig:
     n_classes: int = 10
-    images_per_class: int = 650
+    images_per_class: int = 700
     image_size: int = 32
     correlation: float = 0.5
     n_details: int = 5
@@ -61,7 +61,8 @@ def scene_pattern(kind: int, size: int, frequency: float, rng: np.random.Generat
         case 2:  # diagonal stripes
             t = wave((u + v) / np.sqrt(2))
         case 3:  # checker
-            t = (np.sin(2 * np.pi * frequency * (u - cx)) * np.sin(2 * np.pi * frequency * (v - cy)) > 0)
+            t = (np.sin(2 * np.pi * frequency * (u - cx))
+                 * np.sin(2 * np.pi * frequency * (v - cy)) > 0)
         case 4:  # rings around a random centre
             t = wave(np.hypot(u - cx, v - cy))
         case 5:  # linear gradient along a random direction
@@ -198,8 +199,9 @@ def generate(cfg: SynthConfig) -> tuple[np.ndarray, pd.DataFrame]:
 
 
 def run(images_path: str, index_path: str, *, classes: int, images_per_class: int,
-        image_size: int, correlation: float, seed: int, details: int = 5,
-        detail_size: tuple[float, float] = (0.08, 0.16)) -> None:
+        image_size: int, correlation: float, seed: int, details: int = SynthConfig.n_details,
+        detail_size: tuple[float, float] = (SynthConfig.detail_min_frac,
+                                            SynthConfig.detail_max_frac)) -> None:
     from .store import write_images, write_index
     images, index = generate(SynthConfig(n_classes=classes, images_per_class=images_per_class,
                                          image_size=image_size, correlation=correlation,

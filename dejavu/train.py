@@ -141,16 +141,7 @@ def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save,
     resume = Resume(resume_dir, fingerprint(model, images, cfg)) if resume_dir else None
     state = resume.load(device) if resume else None
     if state is not None:
-        passed = sorted(e for e in keep if e <= state["epoch"])
-        for epoch in passed:  # re-emit checkpoints the failed job had written
-            snapshot = copy.deepcopy(model)
-            snapshot.load_state_dict(resume.kept(epoch, device))
-            save(epoch, snapshot)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"].cpu())
-        history, step, first_epoch = list(state["history"]), state["step"], state["epoch"] + 1
-        log.info("resuming after epoch %d", state["epoch"])
+        history, step, first_epoch = _restore(state, resume, model, opt, gen, keep, save, device)
     for epoch in range(first_epoch, cfg.epochs + 1):
         losses = []
         for b, batch in enumerate(torch.randperm(n, generator=gen, device=device)
@@ -185,6 +176,21 @@ def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save,
     if resume:
         resume.clear()
     return history
+
+
+def _restore(state: dict, resume: Resume, model: SSLModel, opt, gen: torch.Generator,
+             keep: set[int], save, device: torch.device) -> tuple[list[float], int, int]:
+    """Load a resume state into model, optimizer and generator; re-emit the checkpoints the
+    failed job had written. Returns (loss history, step, first epoch to train)."""
+    for epoch in sorted(e for e in keep if e <= state["epoch"]):
+        snapshot = copy.deepcopy(model)
+        snapshot.load_state_dict(resume.kept(epoch, device))
+        save(epoch, snapshot)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    gen.set_state(state["generator"].cpu())
+    log.info("resuming after epoch %d", state["epoch"])
+    return list(state["history"]), state["step"], state["epoch"] + 1
 
 
 def _views(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
