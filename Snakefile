@@ -13,6 +13,8 @@
 #   R/logs/<rule>/..., R/benchmarks/<rule>/...                 one log and one timing file per job
 from snakemake.utils import min_version, validate
 
+import dejavu.config
+
 min_version("9.0")
 
 
@@ -20,6 +22,7 @@ configfile: "config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+dejavu.config.check(config)  # what the schema cannot say (methods, batch, projector, ...)
 
 
 include: "workflow/rules/common.smk"

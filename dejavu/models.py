@@ -16,7 +16,8 @@ INPUT_MEAN, INPUT_STD = 0.5, 0.25
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-                         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+                         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+                         nn.MaxPool2d(2, ceil_mode=True))  # ceil: small multi-crop views
 
 
 class ConvNet(nn.Module):
@@ -65,25 +66,76 @@ class ResNet(nn.Module):
         return self.net(x)
 
 
+class ViT(nn.Module):
+    """A small Vision Transformer (Dosovitskiy et al., ICLR 2021): patch embedding, a class
+    token, learned position embeddings, pre-norm Transformer blocks; the class token's final
+    state is the representation. Inputs of another size than `image_size` (multi-crop
+    views) get bicubically interpolated position embeddings."""
+
+    def __init__(self, image_size: int, patch_size: int, dim: int, depth: int, heads: int,
+                 mlp_ratio: int = 4):
+        super().__init__()
+        if image_size % patch_size:
+            raise ValueError(f"ViT: image side {image_size} is not a multiple of the patch "
+                             f"size {patch_size} (model.patch_size)")
+        self.patch_size, self.grid = patch_size, image_size // patch_size
+        self.patches = nn.Conv2d(3, dim, patch_size, stride=patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.position = nn.Parameter(torch.randn(1, 1 + self.grid ** 2, dim) * 0.02)
+        block = nn.TransformerEncoderLayer(dim, heads, dim * mlp_ratio, dropout=0.0,
+                                           activation="gelu", batch_first=True,
+                                           norm_first=True)
+        self.blocks = nn.TransformerEncoder(block, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.out_dim = dim
+
+    def position_embedding(self, grid_h: int, grid_w: int) -> torch.Tensor:
+        if (grid_h, grid_w) == (self.grid, self.grid):
+            return self.position
+        cls, grid = self.position[:, :1], self.position[:, 1:]
+        grid = grid.reshape(1, self.grid, self.grid, -1).permute(0, 3, 1, 2)
+        grid = nn.functional.interpolate(grid, size=(grid_h, grid_w), mode="bicubic",
+                                         align_corners=False)
+        return torch.cat([cls, grid.flatten(2).transpose(1, 2)], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patches(x)
+        grid_h, grid_w = tokens.shape[2:]
+        tokens = tokens.flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.cls_token.expand(len(x), -1, -1), tokens], dim=1)
+        tokens = self.blocks(tokens + self.position_embedding(grid_h, grid_w))
+        return self.norm(tokens[:, 0])
+
+
+# ViT sizes of DeiT (Touvron et al., 2021): (dim, depth, heads)
+VIT_SIZES = {"vit_tiny": (192, 12, 3), "vit_small": (384, 12, 6)}
+
 BACKBONES = {
-    "convnet": lambda width, small_stem: ConvNet(width=width),
-    **{f"resnet{d}": (lambda width, small_stem, d=d: ResNet(d, small_stem))
+    "convnet": lambda width, small_stem, image_size, patch_size: ConvNet(width=width),
+    **{f"resnet{d}": (lambda width, small_stem, image_size, patch_size, d=d:
+                      ResNet(d, small_stem))
        for d in (18, 34, 50, 101)},
+    **{name: (lambda width, small_stem, image_size, patch_size, size=size:
+              ViT(image_size, patch_size, *size))
+       for name, size in VIT_SIZES.items()},
 }
 
 
 class SSLModel(nn.Module):
     def __init__(self, backbone: str = "convnet", projector_dims: list[int] = (512, 512, 512),
-                 width: int = 16, small_stem: bool = True):
+                 width: int = 16, small_stem: bool = True, image_size: int = 32,
+                 patch_size: int = 4):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {backbone!r}; known: {sorted(BACKBONES)}")
         if len(projector_dims) == 0:
             raise ValueError("projector needs at least one layer")
-        self.backbone = BACKBONES[backbone](width=width, small_stem=small_stem)
+        self.backbone = BACKBONES[backbone](width=width, small_stem=small_stem,
+                                            image_size=image_size, patch_size=patch_size)
         self.projector = projector(self.backbone.out_dim, list(projector_dims))
         self.arch = {"backbone": backbone, "projector_dims": list(projector_dims), "width": width,
-                     "small_stem": small_stem}
+                     "small_stem": small_stem, "image_size": image_size,
+                     "patch_size": patch_size}
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (N, 3, H, W) floats in [0, 1] -> backbone (N, Db), projector (N, Dp)."""

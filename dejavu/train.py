@@ -1,8 +1,11 @@
 """SSL training of one model on one training set, with checkpoints at chosen epochs.
 
-The data set is small enough to sit in memory as uint8 once; each step draws a batch,
-augments it twice on the device (`augment.py`) and takes one AdamW step with a warm-up +
-cosine learning rate. With a fixed seed on CPU, training is reproducible bit for bit.
+The training set is small enough to sit in memory as uint8 once; each step draws a batch,
+makes the method's views of it on the device (`augment.py`, a fresh random draw per image),
+and takes one optimizer step (AdamW, LARS or SGD) with a warm-up + cosine learning rate.
+With a fixed seed on CPU, training is reproducible bit for bit, also across a kill and
+resume. With `processes` > 1 the job trains data-parallel (DDP, one process per GPU, or gloo
+processes on CPU) and reaches what one process reaches with the same global batch.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .augment import AugmentConfig, random_resized_crop_flip
-from .methods import METHODS
+from . import distributed, methods
+from .augment import AugmentConfig
 from .models import SSLModel, load_checkpoint, pick_device, save_checkpoint
+from .optim import lr_at, make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +38,23 @@ class TrainConfig:
     method: str = "vicreg"
     epochs: int = 200
     checkpoints: tuple[int, ...] = ()   # epochs to save besides the last
-    batch_size: int = 128
+    batch_size: int = 128               # global: split across data-parallel processes
+    optimizer: str = "adamw"            # adamw | lars | sgd
     lr: float = 1e-3
+    final_lr_fraction: float = 0.0      # cosine decays to this share of lr
     weight_decay: float = 1e-4
+    momentum: float = 0.9               # lars and sgd
+    lars_eta: float = 0.001
     warmup_epochs: int = 10
-    loss: dict = field(default_factory=dict)   # keyword arguments of the method's loss
-    augment: AugmentConfig = AugmentConfig()
+    loss: dict = field(default_factory=dict)     # options of the method (train.loss.<method>)
+    augment: dict = field(default_factory=dict)  # changes to the method's augmentation recipe
+    classes: int = 0                    # label count, for the supervised baseline
     seed: int = 0
     device: str = "auto"
     resume_every: int = 10              # epochs between resume states (when resuming is on)
+
+    def augment_config(self) -> AugmentConfig:
+        return AugmentConfig.from_options({**methods.get(self.method).augment, **self.augment})
 
 
 def run_seed(seed: int, subset: str) -> int:
@@ -51,17 +63,9 @@ def run_seed(seed: int, subset: str) -> int:
 
 
 def init_model(backbone: str, projector_dims: list[int], width: int, seed: int,
-               small_stem: bool = True) -> SSLModel:
+               small_stem: bool = True, image_size: int = 32, patch_size: int = 4) -> SSLModel:
     torch.manual_seed(seed)
-    return SSLModel(backbone, projector_dims, width, small_stem)
-
-
-def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
-    """Linear warm-up to base_lr, then cosine decay to 0."""
-    if step < warmup_steps:
-        return base_lr * (step + 1) / warmup_steps
-    t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return base_lr * 0.5 * (1 + math.cos(math.pi * t))
+    return SSLModel(backbone, projector_dims, width, small_stem, image_size, patch_size)
 
 
 def fingerprint(model: SSLModel, images: np.ndarray, cfg: TrainConfig) -> str:
@@ -73,6 +77,20 @@ def fingerprint(model: SSLModel, images: np.ndarray, cfg: TrainConfig) -> str:
     return h.hexdigest()
 
 
+def check(model: SSLModel, n_images: int, cfg: TrainConfig) -> type[methods.Method]:
+    """Refuse settings the method cannot train with, before anything is trained."""
+    method = methods.get(cfg.method)
+    problems = method.check(model.arch["projector_dims"], cfg.batch_size, cfg.loss)
+    steps = math.ceil(n_images / cfg.batch_size)
+    if n_images // max(1, steps) < method.min_batch:
+        problems.append(f"{cfg.method} needs batches of at least {method.min_batch} images, "
+                        f"but the training set has {n_images}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    cfg.augment_config()  # unknown augmentation options fail here
+    return method
+
+
 class Resume:
     """Training state kept beside the outputs so a killed job continues where it stopped.
 
@@ -82,8 +100,8 @@ class Resume:
     or starting weights) are ignored.
     """
 
-    def __init__(self, directory: str, run_id: str):
-        self.dir, self.run_id = Path(directory), run_id
+    def __init__(self, directory: str, run_id: str, writer: bool = True):
+        self.dir, self.run_id, self.writer = Path(directory), run_id, writer  # rank 0 writes
 
     def load(self, device: torch.device) -> dict | None:
         path = self.dir / "state.pt"
@@ -96,6 +114,8 @@ class Resume:
         return state
 
     def save(self, state: dict) -> None:
+        if not self.writer:
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / "state.pt.tmp"
         torch.save({**state, "run_id": self.run_id}, tmp)
@@ -109,68 +129,92 @@ class Resume:
         return torch.load(self.dir / f"epoch{epoch}.pt", map_location=device, weights_only=True)
 
     def clear(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.writer:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save,
-          resume_dir: str | None = None) -> list[float]:
-    """Train `model` on (N, H, W, 3) uint8 images; call save(epoch, model) at each
-    checkpoint epoch. Returns the mean loss per epoch.
+          resume_dir: str | None = None, labels: np.ndarray | None = None) -> list[float]:
+    """Train `model` on (N, H, W, 3) uint8 images (and their labels, for methods that use
+    them); call save(epoch, encoder) at each checkpoint epoch. Returns the mean loss per
+    epoch.
 
     With `resume_dir`, the state is kept there every `cfg.resume_every` epochs and a rerun
-    continues from it; on CPU with a fixed seed the result equals an uninterrupted run."""
-    if cfg.method not in METHODS:
-        raise ValueError(f"unknown method {cfg.method!r}; known: {sorted(METHODS)}")
-    loss_fn = METHODS[cfg.method]
+    continues from it; on CPU with a fixed seed the result equals an uninterrupted run.
+    Inside a process group (see `train_processes`) each process takes its slice of every
+    batch; only rank 0 saves and logs."""
+    method_cls = check(model, len(images), cfg)
+    rank, size = distributed.world()
     device = pick_device(cfg.device)
+    if device.type == "cuda" and size > 1:
+        device = torch.device("cuda", rank)
+    torch.manual_seed(cfg.seed)  # the method's own heads (predictor, prototypes, classifier)
+    method = method_cls(model, classes=cfg.classes, **cfg.loss)
+    if method.uses_labels and labels is None:
+        raise ValueError(f"{cfg.method} trains on labels, but none were given")
+    augment = cfg.augment_config()
     data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
+    targets = None if labels is None else torch.tensor(np.asarray(labels), dtype=torch.long,
+                                                       device=device)
     n = len(data)
     # Every image is seen once per epoch, in steps of near-equal size (500 images at batch
     # 256 -> 2 x 250): dropping a ragged last batch would skip images, and memorization is
     # what this model is trained to show; a tiny last batch would upset BatchNorm and VICReg.
     steps_per_epoch = math.ceil(n / cfg.batch_size)
-    if n // steps_per_epoch < 2:
-        raise ValueError(f"training needs at least 2 images per batch, got {n} images")
     total = cfg.epochs * steps_per_epoch
     # channels-last is faster for these convolutions on CPU (about 1.5x) as on CUDA
-    model.to(device, memory_format=torch.channels_last).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    method.to(device, memory_format=torch.channels_last).train()
+    net = method
+    if size > 1:
+        distributed.globalise_batchnorm(method)
+        net = torch.nn.parallel.DistributedDataParallel(
+            method, device_ids=[rank] if device.type == "cuda" else None,
+            forward_sync_buffers=False)  # BatchNorm statistics are global already
+    opt = make_optimizer(cfg.optimizer, method.parameters(), cfg.lr, cfg.weight_decay,
+                         cfg.momentum, cfg.lars_eta)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     keep = set(cfg.checkpoints) | {cfg.epochs}
     history, start, step, first_epoch = [], time.perf_counter(), 0, 1
-    resume = Resume(resume_dir, fingerprint(model, images, cfg)) if resume_dir else None
+    resume = None
+    if resume_dir:
+        resume = Resume(resume_dir, fingerprint(model, images, cfg), writer=rank == 0)
     state = resume.load(device) if resume else None
     if state is not None:
-        history, step, first_epoch = _restore(state, resume, model, opt, gen, keep, save, device)
+        history, step, first_epoch = _restore(state, resume, method, opt, gen, keep, save,
+                                              device, rank)
     for epoch in range(first_epoch, cfg.epochs + 1):
         losses = []
         for b, batch in enumerate(torch.randperm(n, generator=gen, device=device)
                                   .tensor_split(steps_per_epoch)):
+            progress = methods.Progress(step, total, epoch, cfg.epochs)
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, cfg.warmup_epochs * steps_per_epoch, cfg.lr)
-            x = data[batch].float() / 255
+                group["lr"] = lr_at(step, total, cfg.warmup_epochs * steps_per_epoch, cfg.lr,
+                                    cfg.final_lr_fraction)
+            sizes = distributed.split_sizes(len(batch), size)
+            rows = slice(sum(sizes[:rank]), sum(sizes[:rank + 1]))
+            mine = batch[rows]
+            views = method.make_views(data[mine].float() / 255, augment, gen, rows, len(batch))
             with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
-                _, z_a = model(_views(x, cfg.augment, gen))
-                _, z_b = model(_views(x, cfg.augment, gen))
-            # the loss in float32: its batch statistics are too coarse in bf16
-            loss = loss_fn(z_a.float(), z_b.float(), **cfg.loss)
+                loss = net(views, None if targets is None else targets[mine], progress)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, step {b}")
+                _stop_on_nan(loss, epoch, b, step, method, resume_dir, rank)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            method.after_step(progress)
             losses.append(loss.item())
             step += 1
         history.append(float(np.mean(losses)))
         elapsed, done = time.perf_counter() - start, epoch - first_epoch + 1
-        log.info("epoch %d/%d loss %.4f  %.0f img/s  eta %.0f s", epoch, cfg.epochs,
-                 history[-1], done * n / elapsed, elapsed / done * (cfg.epochs - epoch))
-        if epoch in keep:
-            save(epoch, model)
+        if rank == 0:
+            log.info("epoch %d/%d loss %.4f  %.0f img/s  eta %.0f s", epoch, cfg.epochs,
+                     history[-1], done * n / elapsed, elapsed / done * (cfg.epochs - epoch))
+        if epoch in keep and rank == 0:
+            save(epoch, method.encoder())
             if resume:
-                resume.keep(epoch, model)
+                resume.keep(epoch, method.encoder())
         if resume and epoch % cfg.resume_every == 0 and epoch < cfg.epochs:
-            resume.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+            resume.save({"method": method.state_dict(), "optimizer": opt.state_dict(),
                          "generator": gen.get_state(), "epoch": epoch, "step": step,
                          "history": history})
     if resume:
@@ -178,54 +222,124 @@ def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save,
     return history
 
 
-def _restore(state: dict, resume: Resume, model: SSLModel, opt, gen: torch.Generator,
-             keep: set[int], save, device: torch.device) -> tuple[list[float], int, int]:
-    """Load a resume state into model, optimizer and generator; re-emit the checkpoints the
+def _stop_on_nan(loss, epoch: int, b: int, step: int, method, resume_dir, rank: int):
+    """Stop with where it happened; keep the last good weights (the NaN step is not applied)
+    beside the resume state, which a rerun with other settings would ignore."""
+    where = f"loss is {loss.item()} at epoch {epoch}, step {b} (step {step} overall)"
+    if resume_dir and rank == 0:
+        path = Path(resume_dir) / f"last-good-epoch{epoch}-step{b}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(str(path), method.encoder(), epoch=epoch, step=b)
+        where += f"; the weights before this step are kept in {path}"
+    raise FloatingPointError(where)
+
+
+def _restore(state: dict, resume: Resume, method, opt, gen: torch.Generator, keep: set[int],
+             save, device: torch.device, rank: int) -> tuple[list[float], int, int]:
+    """Load a resume state into method, optimizer and generator; re-emit the checkpoints the
     failed job had written. Returns (loss history, step, first epoch to train)."""
-    for epoch in sorted(e for e in keep if e <= state["epoch"]):
-        snapshot = copy.deepcopy(model)
-        snapshot.load_state_dict(resume.kept(epoch, device))
-        save(epoch, snapshot)
-    model.load_state_dict(state["model"])
+    if rank == 0:
+        for epoch in sorted(e for e in keep if e <= state["epoch"]):
+            snapshot = copy.deepcopy(method.encoder())
+            snapshot.load_state_dict(resume.kept(epoch, device))
+            save(epoch, snapshot)
+        log.info("resuming after epoch %d", state["epoch"])
+    method.load_state_dict(state["method"])
     opt.load_state_dict(state["optimizer"])
     gen.set_state(state["generator"].cpu())
-    log.info("resuming after epoch %d", state["epoch"])
     return list(state["history"]), state["step"], state["epoch"] + 1
 
 
-def _views(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    return random_resized_crop_flip(x, cfg, gen).contiguous(memory_format=torch.channels_last)
+class SaveTo:
+    """save(epoch, encoder) writing checkpoint files; picklable for spawned processes."""
+
+    def __init__(self, paths: dict[int, str]):
+        self.paths = paths
+
+    def __call__(self, epoch: int, model: SSLModel) -> None:
+        save_checkpoint(self.paths[epoch], model, epoch=epoch)
 
 
-def load_training_images(images_path: str, split_path: str, subset: str) -> np.ndarray:
+def train_processes(processes: int, model: SSLModel, images: np.ndarray, cfg: TrainConfig,
+                    save, resume_dir: str | None = None, labels: np.ndarray | None = None,
+                    threads: int | None = None) -> None:
+    """`train` in `processes` data-parallel processes on this node (DDP: one per GPU on CUDA,
+    gloo processes on CPU); `save` must be picklable (SaveTo). One process: plain `train`."""
+    if processes == 1:
+        train(model, images, cfg, save, resume_dir, labels)
+        return
+    check(model, len(images), cfg)
+    if pick_device(cfg.device).type == "cuda" and torch.cuda.device_count() < processes:
+        raise ValueError(f"{processes} training processes need as many GPUs, "
+                         f"{torch.cuda.device_count()} are visible")
+    threads = threads or torch.get_num_threads()
+    torch.multiprocessing.spawn(
+        _process, nprocs=processes, join=True,
+        args=(processes, distributed.free_port(), max(1, threads // processes), model, images,
+              cfg, save, resume_dir, labels, _log_file(), methods.source_file(cfg.method)))
+
+
+def _log_file() -> str | None:
+    files = [h.baseFilename for h in logging.getLogger().handlers
+             if isinstance(h, logging.FileHandler)]
+    return files[0] if files else None
+
+
+def _process(rank, size, port, threads, model, images, cfg, save, resume_dir, labels,
+             log_file, method_module):
+    if rank == 0 and log_file:  # the job log is rank 0's
+        from .logs import to_file
+        to_file(log_file)
+    if method_module:  # a spawned process starts with the built-in methods only
+        methods.load_modules([method_module])
+    torch.set_num_threads(threads)
+    device = pick_device(cfg.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(rank)
+    distributed.init(rank, size, port, device)
+    # spawn hands every process the same shared-memory tensors; each needs its own copy
+    model = copy.deepcopy(model)
+    try:
+        train(model, images, cfg, save, resume_dir, labels)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def load_training_images(images_path: str, split_path: str,
+                         subset: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Images (N, H, W, 3) uint8 and labels of one training set, and the class count."""
     from .store import open_images
     split = pd.read_parquet(split_path)
-    rows = np.sort(split.loc[split["set"] == subset, "row"].to_numpy())
-    if len(rows) == 0:
+    chosen = split[split["set"] == subset].sort_values("row")
+    if len(chosen) == 0:
         raise ValueError(f"training set {subset!r} is empty in {split_path}")
-    return open_images(images_path).get_orthogonal_selection((rows,))
+    images = open_images(images_path).get_orthogonal_selection((chosen["row"].to_numpy(),))
+    return images, chosen["label"].to_numpy(), int(split["label"].max()) + 1
 
 
 def run_init(out_path: str, *, backbone: str, projector_dims: list[int], width: int,
-             seed: int, subset: str, small_stem: bool = True) -> None:
+             seed: int, subset: str, small_stem: bool = True, image_size: int = 32,
+             patch_size: int = 4) -> None:
     """The untrained model (epoch 0): the start of training and the untrained control."""
-    model = init_model(backbone, projector_dims, width, run_seed(seed, subset), small_stem)
+    model = init_model(backbone, projector_dims, width, run_seed(seed, subset), small_stem,
+                       image_size, patch_size)
     save_checkpoint(out_path, model, epoch=0)
 
 
 def run(init_path: str, images_path: str, split_path: str, out_paths: dict[int, str], *,
-        subset: str, seed: int, threads: int = 1, resume_dir: str | None = None,
-        **params) -> None:
+        subset: str, seed: int, threads: int = 1, processes: int = 1,
+        resume_dir: str | None = None, method_modules: list[str] = (), **params) -> None:
     torch.set_num_threads(threads)
-    augment = AugmentConfig(**params.pop("augment", {}))
-    cfg = TrainConfig(seed=run_seed(seed, subset), augment=augment, **params)
+    methods.load_modules(list(method_modules))
+    for key in ("checkpoints",):
+        params[key] = tuple(params.get(key, ()))
+    images, labels, classes = load_training_images(images_path, split_path, subset)
+    cfg = TrainConfig(seed=run_seed(seed, subset), classes=classes, **params)
     missing = set(out_paths) ^ (set(cfg.checkpoints) | {cfg.epochs})
     if missing:
         raise ValueError(f"checkpoint paths and checkpoint epochs differ at {sorted(missing)}")
     model, _ = load_checkpoint(init_path)
-    images = load_training_images(images_path, split_path, subset)
-    log.info("training %s on %d images of set %s, %d epochs", cfg.method, len(images), subset,
-             cfg.epochs)
-    train(model, images, cfg, lambda epoch, m: save_checkpoint(out_paths[epoch], m,
-                                                                epoch=epoch),
-          resume_dir=resume_dir)
+    log.info("training %s on %d images of set %s, %d epochs, %d process(es)", cfg.method,
+             len(images), subset, cfg.epochs, processes)
+    train_processes(processes, model, images, cfg, SaveTo(out_paths), resume_dir, labels,
+                    threads)

@@ -1,4 +1,5 @@
-"""SimCLR and Barlow Twins losses against their papers' formulas written loop by loop."""
+"""Each method's loss against its paper's formula written loop by loop, and the method
+registry."""
 
 import math
 
@@ -8,6 +9,7 @@ import torch
 from dejavu.methods import METHODS
 from dejavu.methods.barlow_twins import barlow_twins_loss
 from dejavu.methods.simclr import nt_xent_loss
+from dejavu.methods.vicreg import vicreg_loss
 
 
 def nt_xent_oracle(za, zb, tau):
@@ -50,15 +52,162 @@ def test_barlow_twins_matches_oracle(n, d):
         barlow_oracle(za, zb, 0.0051), rel=1e-3)
 
 
+LOSSES = {"vicreg": vicreg_loss, "simclr": nt_xent_loss, "barlow_twins": barlow_twins_loss}
+
+
 def test_aligned_views_score_better_than_random_ones():
     g = torch.Generator().manual_seed(0)
     z = torch.randn(16, 8, generator=g)
     other = torch.randn(16, 8, generator=g)
-    for name, loss in METHODS.items():
+    for name, loss in LOSSES.items():
         assert float(loss(z, z + 0.01 * other)) < float(loss(z, other)), name
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", sorted(LOSSES))
 def test_batch_of_one_is_refused(name):
     with pytest.raises(ValueError, match="at least 2"):
-        METHODS[name](torch.randn(1, 4), torch.randn(1, 4))
+        LOSSES[name](torch.randn(1, 4), torch.randn(1, 4))
+
+
+def test_every_built_in_method_is_registered():
+    assert {"vicreg", "simclr", "barlow_twins", "byol", "dino", "supervised"} <= set(METHODS)
+
+
+# --- BYOL, DINO, the supervised baseline -----------------------------------------------
+
+def byol_oracle(p, z):
+    total = 0.0
+    for i in range(len(p)):
+        pn = p[i] / math.sqrt(float(p[i] @ p[i]))
+        zn = z[i] / math.sqrt(float(z[i] @ z[i]))
+        total += float(((pn - zn) ** 2).sum())
+    return total / len(p)
+
+
+def test_byol_loss_matches_normalised_mse():
+    from dejavu.methods.byol import byol_loss
+    g = torch.Generator().manual_seed(1)
+    p, z = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
+    assert float(byol_loss(p, z)) == pytest.approx(byol_oracle(p, z), rel=1e-5)
+
+
+def test_byol_momentum_schedule_and_target_update():
+    from dejavu.methods import Progress, get
+    from dejavu.methods.byol import target_momentum
+    total = 11
+    for k in (0, 3, 10):
+        expected = 1 - (1 - 0.996) * (math.cos(math.pi * k / (total - 1)) + 1) / 2
+        assert target_momentum(k, total, 0.996) == pytest.approx(expected)
+    assert target_momentum(0, total, 0.996) == pytest.approx(0.996)
+    assert target_momentum(total - 1, total, 0.996) == pytest.approx(1.0)
+    byol = get("byol")(small_encoder(), predictor_hidden=8)
+    with torch.no_grad():
+        for p in byol.model.parameters():
+            p.add_(1.0)  # online moves away from the target
+    before = {n: p.clone() for n, p in byol.target.named_parameters()}
+    online = dict(byol.model.named_parameters())
+    byol.after_step(Progress(3, total, 1, 1))
+    tau = target_momentum(3, total, 0.996)
+    for name, p in byol.target.named_parameters():
+        torch.testing.assert_close(p, tau * before[name] + (1 - tau) * online[name])
+
+
+def small_encoder(dims=(16, 8)):
+    from dejavu.train import init_model
+    return init_model("convnet", list(dims), 4, 0)
+
+
+def dino_oracle(teacher, student, center, t_temp, s_temp):
+    """Mean over (teacher view i, student view j != i) and images of
+    -sum_k softmax((t - c) / t_temp)_k log softmax(s / s_temp)_k, written element by element."""
+    terms = []
+    for i, t in enumerate(teacher):
+        for j, s in enumerate(student):
+            if i == j:
+                continue
+            for b in range(t.shape[0]):
+                tw = [math.exp((float(t[b, k]) - float(center[k])) / t_temp)
+                      for k in range(t.shape[1])]
+                sw = [math.exp(float(s[b, k]) / s_temp) for k in range(s.shape[1])]
+                terms.append(-sum(tw[k] / sum(tw) * math.log(sw[k] / sum(sw))
+                                  for k in range(t.shape[1])))
+    return sum(terms) / len(terms)
+
+
+def test_dino_loss_centering_and_sharpening_match_the_paper():
+    from lightly.loss import DINOLoss
+    g = torch.Generator().manual_seed(2)
+    teacher = [torch.randn(3, 5, generator=g) for _ in range(2)]
+    student = [torch.randn(3, 5, generator=g) for _ in range(4)]  # 2 global + 2 local views
+    loss = DINOLoss(output_dim=5, teacher_temp=0.04, student_temp=0.1, center_momentum=0.9)
+    loss.center.fill_(0.2)
+    center = loss.center.flatten().clone()
+    value = float(loss(teacher, student, teacher_temp=0.07))
+    assert value == pytest.approx(dino_oracle(teacher, student, center, 0.07, 0.1), rel=1e-4)
+    # the centre moves towards the teacher's batch mean: c <- m c + (1 - m) mean
+    expected = 0.9 * center + 0.1 * torch.cat(teacher).mean(0)
+    torch.testing.assert_close(loss.center.flatten(), expected)
+
+
+def test_dino_teacher_temperature_warms_up_linearly():
+    from dejavu.methods.dino import teacher_temperature
+    assert teacher_temperature(1, 5, 0.04, 0.07) == pytest.approx(0.04)
+    assert teacher_temperature(3, 5, 0.04, 0.07) == pytest.approx(0.055)
+    assert teacher_temperature(5, 5, 0.04, 0.07) == pytest.approx(0.07)
+    assert teacher_temperature(9, 5, 0.04, 0.07) == pytest.approx(0.07)
+    assert teacher_temperature(1, 0, 0.04, 0.07) == pytest.approx(0.07)
+
+
+def test_dino_multi_crop_views_and_unit_norm_prototypes():
+    from dejavu.augment import AugmentConfig
+    from dejavu.methods import get
+    dino = get("dino")(small_encoder(), prototypes=32, local_crops=3, local_size=0.5)
+    views = dino.make_views(torch.rand(4, 3, 16, 16), AugmentConfig(),
+                            torch.Generator().manual_seed(0), slice(0, 4), 4)
+    assert [v.shape[-1] for v in views] == [16, 16, 8, 8, 8]
+    w = dino.student.prototypes.linear.weight
+    torch.testing.assert_close(w.norm(dim=1), torch.ones(32))
+    assert dino.encoder() is dino.teacher.encoder  # the teacher is what is evaluated
+
+
+def test_supervised_loss_is_cross_entropy_of_both_views():
+    from dejavu.methods import Progress, get
+    sup = get("supervised")(small_encoder(), classes=3)
+    views = [torch.rand(6, 3, 16, 16), torch.rand(6, 3, 16, 16)]
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    loss = sup(views, labels, Progress(0, 1, 1, 1)).item()
+    expected = 0.0
+    for v in views:
+        logits = sup.classifier(sup.model(v)[1])
+        for row, y in zip(logits, labels):
+            expected += -(row[y] - torch.logsumexp(row, 0)).item() / 12
+    assert loss == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("name, projector, batch, options, key", [
+    ("vicreg", [16, 1], 8, {}, "model.projector"),
+    ("vicreg", [16, 8], 1, {}, "train.batch_size"),
+    ("byol", [16, 8], 8, {"momentun": 0.9}, "train.loss.byol"),
+    ("dino", [16, 8], 8, {"prototypes": 1}, "train.loss.dino.prototypes"),
+])
+def test_settings_a_method_cannot_train_with_are_named(name, projector, batch, options, key):
+    from dejavu.methods import get
+    problems = get(name).check(projector, batch, options)
+    assert problems and problems[0].startswith(key)
+
+
+def test_a_method_from_a_user_file_registers_under_its_name(tmp_path):
+    from dejavu.methods import METHODS, load_modules, source_file
+    path = tmp_path / "mine.py"
+    path.write_text(
+        "from dejavu.methods import TwoViewMethod, register\n"
+        "@register\n"
+        "class Mine(TwoViewMethod):\n"
+        "    name = 'mine_for_test'\n"
+        "    options = {'weight': 1.0}\n"
+        "    def objective(self, z_a, z_b):\n"
+        "        return self.weight * (z_a - z_b).pow(2).mean()\n")
+    load_modules([str(path)])
+    assert source_file("mine_for_test") == str(path)
+    method = METHODS.pop("mine_for_test")(small_encoder(), weight=2.0)
+    assert method.weight == 2.0 and source_file("vicreg") is None

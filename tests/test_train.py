@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from dejavu.train import TrainConfig, init_model, lr_at, run_seed, train
+from dejavu.train import (SaveTo, TrainConfig, init_model, run_seed, train,
+                          train_processes)
 
 
 def images(n=24, seed=0):
@@ -41,10 +42,35 @@ def test_models_a_and_b_start_from_different_weights():
     assert not torch.equal(a.projector[0].weight, b.projector[0].weight)
 
 
-def test_nan_loss_stops_with_epoch_and_step():
-    cfg = TrainConfig(epochs=1, batch_size=8, loss={"std_coeff": float("nan")}, device="cpu")
-    with pytest.raises(FloatingPointError, match="epoch 1, step 0"):
-        train(small_model(), images(), cfg, lambda e, m: None)
+def test_nan_loss_stops_with_epoch_and_step_keeping_the_last_good_weights(tmp_path):
+    from dejavu.methods import METHODS, TwoViewMethod
+    from dejavu.models import load_checkpoint
+
+    class NaNAtStep5(TwoViewMethod):  # a loss that breaks at overall step 5 (0-based)
+        name, options, calls, weights = "nan_at_5", {}, 0, None
+
+        def objective(self, z_a, z_b):
+            NaNAtStep5.calls += 1
+            loss = (z_a - z_b).pow(2).mean()
+            if NaNAtStep5.calls == 6:
+                NaNAtStep5.weights = copy_state(self.model)  # after 5 good steps
+                return loss * float("nan")
+            return loss
+
+    METHODS["nan_at_5"] = NaNAtStep5
+    try:
+        cfg = TrainConfig(method="nan_at_5", epochs=4, batch_size=8, device="cpu",
+                          resume_every=1)  # 24 images: 3 steps per epoch
+        with pytest.raises(FloatingPointError, match=r"epoch 2, step 2 \(step 5 overall\)"):
+            train(small_model(), images(), cfg, lambda e, m: None,
+                  resume_dir=str(tmp_path / "resume"))
+    finally:
+        METHODS.pop("nan_at_5")
+    kept, ckpt = load_checkpoint(str(tmp_path / "resume" / "last-good-epoch2-step2.pt"))
+    assert (ckpt["epoch"], ckpt["step"]) == (2, 2)
+    for name, value in NaNAtStep5.weights.items():
+        assert torch.equal(value, kept.state_dict()[name]), name
+    assert (tmp_path / "resume" / "state.pt").exists()  # the epoch-1 resume state stays
 
 
 def test_unknown_method_and_tiny_batch_fail_before_training():
@@ -52,13 +78,6 @@ def test_unknown_method_and_tiny_batch_fail_before_training():
         train(small_model(), images(), TrainConfig(method="mae", device="cpu"), lambda e, m: None)
     with pytest.raises(ValueError, match="at least 2"):
         train(small_model(), images(n=1), TrainConfig(device="cpu"), lambda e, m: None)
-
-
-def test_learning_rate_schedule():
-    assert lr_at(0, 100, 10, 1.0) == pytest.approx(0.1)
-    assert lr_at(9, 100, 10, 1.0) == pytest.approx(1.0)
-    assert lr_at(10, 100, 10, 1.0) == pytest.approx(1.0)
-    assert lr_at(99, 100, 10, 1.0) < 0.01
 
 
 class Killed(Exception):
@@ -134,3 +153,77 @@ def test_resnet_backbones_embed_small_images(backbone, dim, tmp_path):
 def test_unknown_backbone_is_refused():
     with pytest.raises(ValueError, match="unknown backbone"):
         init_model("vgg", [8], 4, 0)
+
+
+
+def labelled(n_classes=4, per_class=6, side=16):
+    from dejavu.synth import SynthConfig, generate
+    data, index = generate(SynthConfig(n_classes=n_classes, images_per_class=per_class,
+                                       image_size=side))
+    return data, index["label"].to_numpy()
+
+
+METHOD_CASES = [
+    ("vicreg", {}), ("simclr", {}), ("barlow_twins", {}), ("byol", {"predictor_hidden": 16}),
+    ("dino", {"prototypes": 16, "local_crops": 2, "warmup_teacher_temp_epochs": 2}),
+    ("supervised", {}),
+]
+
+
+@pytest.mark.parametrize("method, options", METHOD_CASES)
+def test_every_method_resumes_to_the_same_weights(method, options, tmp_path):
+    """Teachers, predictors, centres and classifiers are part of the resume state."""
+    data, labels = labelled()
+    cfg = TrainConfig(method=method, loss=options, epochs=3, batch_size=8, warmup_epochs=1,
+                      classes=4, device="cpu", resume_every=1)
+    whole = {}
+    train(small_model(), data, cfg, lambda e, m: whole.update({e: copy_state(m)}),
+          labels=labels)
+
+    def killed_at_3(epoch, model):
+        if epoch == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(small_model(), data, cfg, killed_at_3, str(tmp_path / "r"), labels)
+    resumed = {}
+    train(small_model(), data, cfg, lambda e, m: resumed.update({e: copy_state(m)}),
+          str(tmp_path / "r"), labels)
+    for name, value in whole[3].items():
+        assert torch.equal(value, resumed[3][name]), name
+
+
+@pytest.mark.parametrize("method, options", [
+    ("vicreg", {}), ("byol", {"predictor_hidden": 16}),
+    ("dino", {"prototypes": 16, "local_crops": 1}), ("supervised", {}),
+])
+def test_two_data_parallel_processes_equal_one_with_the_whole_batch(method, options, tmp_path):
+    """DDP over two gloo processes (6 images each) against one process with batch 12.
+    SGD: its update is proportional to the gradient, so float rounding stays rounding (Adam
+    would turn rounding noise in parameters without gradient, like a bias before BatchNorm,
+    into steps of size lr)."""
+    data, labels = labelled()
+    cfg = TrainConfig(method=method, loss=options, epochs=2, batch_size=12, warmup_epochs=1,
+                      optimizer="sgd", lr=0.05, classes=4, device="cpu")
+    paths = {n: {2: str(tmp_path / f"{n}.pt")} for n in ("one", "two")}
+    train_processes(1, small_model(), data, cfg, SaveTo(paths["one"]), labels=labels)
+    train_processes(2, small_model(), data, cfg, SaveTo(paths["two"]), labels=labels,
+                    threads=2)
+    one = torch.load(paths["one"][2], weights_only=True)["state_dict"]
+    two = torch.load(paths["two"][2], weights_only=True)["state_dict"]
+    start = small_model().state_dict()
+    moved = max((one[k].double() - start[k].double()).abs().max().item() for k in one)
+    apart = max((one[k].double() - two[k].double()).abs().max().item() for k in one)
+    assert moved > 1e-2              # training changed the weights...
+    assert apart < 1e-3 * moved      # ...and both runs changed them alike
+
+
+def test_vit_backbone_takes_other_input_sizes_and_checks_its_patch():
+    from dejavu.models import SSLModel
+    model = init_model("vit_tiny", [32, 16], 0, 0, image_size=16, patch_size=4).eval()
+    with torch.no_grad():
+        h, z = model(torch.rand(2, 3, 16, 16))
+        h_small, _ = model(torch.rand(2, 3, 8, 8))  # a multi-crop view: positions resampled
+    assert h.shape == (2, 192) and z.shape == (2, 16) and h_small.shape == (2, 192)
+    with pytest.raises(ValueError, match="patch size"):
+        SSLModel("vit_small", [8], image_size=30, patch_size=4)

@@ -32,6 +32,11 @@ def test_dry_run_plans_every_stage(tmp_path):
     ("score", {"p": 1.5}, "['score']['p']"),          # p above 1
     ("score", {"p": 0}, "['score']['p']"),            # p of 0
     ("train", {"checkpoints": [500]}, "train.checkpoints"),
+    ("train", {"methods": ["mae"]}, "train.methods: unknown method 'mae'"),
+    ("model", {"projector": [64, 1]}, "model.projector: vicreg needs a projector output"),
+    ("train", {"batch_size": 1}, "train.batch_size: vicreg needs a batch of at least 2"),
+    ("train", {"loss": {"vicreg": {"sim_coef": 1}}}, "'sim_coef' was unexpected"),
+    ("train", {"method_modules": ["nowhere.py"]}, "train.method_modules"),
 ])
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, section, change, key):
     work = copy_workflow(tmp_path / "w")
@@ -119,3 +124,24 @@ def test_killed_run_reruns_to_identical_results(tiny_run, tmp_path):
     rerun = pd.read_csv(work / "results" / "summary.csv")
     first = pd.read_csv(tiny_run[0] / "results" / "summary.csv")
     pd.testing.assert_frame_equal(rerun, first, check_exact=True)
+
+
+def test_a_method_of_your_own_is_one_file_and_one_config_entry(tmp_path):
+    """The README's worked example: examples/align_uniform.py registered from the config,
+    trained data-parallel in two processes, scored like the built-in methods; editing the
+    file retrains it."""
+    work = copy_workflow(tmp_path / "w")
+    shutil.copytree(REPO / "examples", work / "examples")
+    edit_config(work / "tiny.yaml", train={
+        "method_modules": ["examples/align_uniform.py"], "methods": ["align_uniform"],
+        "loss": {"align_uniform": {"uniformity_weight": 0.5}}, "processes": 2})
+    snakemake(work, "-c2", "--configfile", "tiny.yaml")
+    summary = pd.read_csv(work / "results" / "summary.csv")
+    assert set(summary["method"]) == {"align_uniform"} and len(summary) == 6
+    log = next((work / "results" / "synthetic" / "logs" / "train").rglob("*.log")).read_text()
+    assert "training align_uniform" in log and "2 process(es)" in log
+    assert "epoch 2/2 loss" in log and "img/s" in log and "eta" in log
+    with open(work / "examples" / "align_uniform.py", "a") as f:
+        f.write("# edited\n")
+    jobs = planned_jobs(work, "--configfile", "tiny.yaml")
+    assert jobs["train"] == 2 and "synth" not in jobs

@@ -1,8 +1,9 @@
-"""SSL objectives. Each method maps the two views' projector outputs (N, D) to a scalar loss;
-its keyword arguments come from `train.loss.<method>` in the config."""
+"""SSL methods, by name. Each is a `Method` (see base.py); importing this package registers
+the built-in ones: vicreg, simclr, barlow_twins, byol, dino and the supervised baseline."""
 
-from .barlow_twins import barlow_twins_loss
-from .simclr import nt_xent_loss
-from .vicreg import vicreg_loss
+from . import barlow_twins, byol, dino, simclr, supervised, vicreg  # noqa: F401  (register)
+from .base import (METHODS, Method, Progress, TwoViewMethod, get, load_modules, register,
+                   source_file)
 
-METHODS = {"vicreg": vicreg_loss, "simclr": nt_xent_loss, "barlow_twins": barlow_twins_loss}
+__all__ = ["METHODS", "Method", "Progress", "TwoViewMethod", "get", "load_modules",
+           "register", "source_file"]

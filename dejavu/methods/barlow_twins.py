@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from .base import TwoViewMethod, objective_options, register
+
 
 def cross_correlation(z_a: torch.Tensor, z_b: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """C (D, D): correlation of the batch-standardised embeddings of the two views."""
@@ -24,3 +26,12 @@ def barlow_twins_loss(z_a: torch.Tensor, z_b: torch.Tensor,
     on_diag = (1 - torch.diagonal(c)).pow(2).sum()
     off_diag = (c - torch.diag(torch.diagonal(c))).pow(2).sum()
     return on_diag + lambda_offdiag * off_diag
+
+
+@register
+class BarlowTwins(TwoViewMethod):
+    name = "barlow_twins"
+    options = objective_options(barlow_twins_loss)
+
+    def objective(self, z_a, z_b):
+        return barlow_twins_loss(z_a, z_b, **{k: getattr(self, k) for k in self.options})

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .base import TwoViewMethod, objective_options, register
+
 
 def nt_xent_loss(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float = 0.15) -> torch.Tensor:
     """Mean over the 2N views of -log softmax similarity of each view to its positive.
@@ -21,3 +23,13 @@ def nt_xent_loss(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float = 0.15
                                 float("-inf"))
     positives = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
     return F.cross_entropy(logits, positives)
+
+
+@register
+class SimCLR(TwoViewMethod):
+    name = "simclr"
+    options = objective_options(nt_xent_loss)
+    augment = {"blur_prob": (0.5, 0.5), "solarize_prob": (0.0, 0.0)}  # SimCLR's recipe
+
+    def objective(self, z_a, z_b):
+        return nt_xent_loss(z_a, z_b, **{k: getattr(self, k) for k in self.options})

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .base import TwoViewMethod, objective_options, register
+
 
 def invariance_loss(z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
     """s(Z, Z'): mean squared distance between the two views' embeddings (N, D)."""
@@ -39,3 +41,12 @@ def vicreg_loss(z_a: torch.Tensor, z_b: torch.Tensor, sim_coeff: float = 25.0,
     return (sim_coeff * invariance_loss(z_a, z_b)
             + std_coeff * (variance_loss(z_a) + variance_loss(z_b)) / 2
             + cov_coeff * (covariance_loss(z_a) + covariance_loss(z_b)))
+
+
+@register
+class VICReg(TwoViewMethod):
+    name = "vicreg"
+    options = objective_options(vicreg_loss)
+
+    def objective(self, z_a, z_b):
+        return vicreg_loss(z_a, z_b, **{k: getattr(self, k) for k in self.options})

@@ -36,6 +36,16 @@ def train_epochs():
     return sorted(set(config["train"]["checkpoints"]) | {epochs})
 
 
+def train_processes():
+    """Data-parallel processes per training job: train.processes, else one per GPU."""
+    return config["train"]["processes"] or max(1, config["train"]["gpus"])
+
+
+def method_module(wildcards):
+    """The user file a method comes from, so editing it retrains (none for built-ins)."""
+    return dejavu.methods.source_file(wildcards.method) or []
+
+
 def eval_epochs():
     """Epochs that are scored; epoch 0 is the untrained control."""
     return ([0] if config["controls"]["untrained"] else []) + train_epochs()

@@ -1,0 +1,99 @@
+"""DINO: Caron et al., *Emerging Properties in Self-Supervised Vision Transformers*,
+ICCV 2021 (arXiv 2104.14294): self-distillation with a momentum teacher, centering and
+sharpening of the teacher's output, and optional multi-crop."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from lightly.loss import DINOLoss
+from lightly.models.utils import update_momentum
+from torch import nn
+
+from ..distributed import gather
+from .base import Method, register
+from .byol import target_momentum
+
+
+class Prototypes(nn.Module):
+    """DINO's last layer: L2-normalise the projector output, then a weight-normalised
+    linear map (unit-norm rows) to `count` prototype scores."""
+
+    def __init__(self, in_dim: int, count: int):
+        super().__init__()
+        self.linear = nn.utils.parametrizations.weight_norm(
+            nn.Linear(in_dim, count, bias=False))
+        # the norm of each row is fixed to 1, as in the paper's code
+        self.linear.parametrizations.weight.original0.data.fill_(1)
+        self.linear.parametrizations.weight.original0.requires_grad_(False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.linear(F.normalize(z, dim=-1))
+
+
+class Student(nn.Module):
+    def __init__(self, encoder: nn.Module, prototypes: Prototypes):
+        super().__init__()
+        self.encoder, self.prototypes = encoder, prototypes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.prototypes(self.encoder(x)[1])
+
+
+def teacher_temperature(epoch: int, warmup_epochs: int, start: float, end: float) -> float:
+    """Linear warm-up of the teacher temperature over the first epochs (1-based), then flat."""
+    if epoch > warmup_epochs or warmup_epochs == 0:
+        return end
+    return start + (end - start) * (epoch - 1) / max(1, warmup_epochs - 1)
+
+
+@register
+class DINO(Method):
+    """The student (encoder + prototypes) matches the teacher's centred, sharpened
+    distribution over prototypes across views; the teacher is a momentum copy of the student.
+    With `local_crops` > 0 the student also sees that many small crops (the teacher only the
+    two global views). The teacher's encoder is what is saved, as in the paper."""
+    name = "dino"
+    options = {"prototypes": 1024, "student_temp": 0.1, "teacher_temp": 0.04,
+               "warmup_teacher_temp": 0.04, "warmup_teacher_temp_epochs": 0,
+               "center_momentum": 0.9, "momentum": 0.996, "local_crops": 0,
+               "local_scale": (0.05, 0.4), "local_size": 0.5}
+
+    def __init__(self, model, classes=0, **options):
+        super().__init__(model, classes, **options)
+        self.student = Student(model, Prototypes(model.arch["projector_dims"][-1],
+                                                 self.prototypes))
+        self.teacher = copy.deepcopy(self.student).requires_grad_(False)
+        self.loss = DINOLoss(output_dim=self.prototypes, teacher_temp=self.teacher_temp,
+                             student_temp=self.student_temp,
+                             center_momentum=self.center_momentum)
+
+    def view_configs(self, augment):
+        local = augment.view(1, scale=tuple(self.local_scale), size=self.local_size,
+                             blur_prob=0.5, solarize_prob=0.0)
+        return [augment.view(0), augment.view(1)] + [local] * self.local_crops
+
+    def forward(self, views, labels, progress):
+        with torch.no_grad():
+            teacher = [gather(self.teacher(v).float()) for v in views[:2]]
+        student = [gather(self.student(v).float()) for v in views]
+        temp = teacher_temperature(progress.epoch, self.warmup_teacher_temp_epochs,
+                                   self.warmup_teacher_temp, self.teacher_temp)
+        return self.loss(teacher, student, teacher_temp=temp)
+
+    @torch.no_grad()
+    def after_step(self, progress):
+        update_momentum(self.student, self.teacher,
+                        target_momentum(progress.step, progress.total_steps, self.momentum))
+
+    def encoder(self):
+        return self.teacher.encoder
+
+    @classmethod
+    def check(cls, projector_dims, batch_size, options):
+        problems = super().check(projector_dims, batch_size, options)
+        if options.get("prototypes", cls.options["prototypes"]) < 2:
+            problems.append("train.loss.dino.prototypes: needs at least 2 prototypes")
+        return problems
