@@ -180,7 +180,7 @@ def example_panel(knn_target: str, knn_reference: str, crops_store: str, images_
 def provenance(config: dict) -> dict:
     packages = {}
     for name in ("dejavu", "torch", "torchvision", "snakemake", "faiss-cpu", "zarr", "numpy",
-                 "pandas", "pyarrow"):
+                 "pandas", "pyarrow", "lightly"):
         try:
             packages[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
