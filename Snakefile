@@ -13,6 +13,10 @@
 #   R/logs/<rule>/..., R/benchmarks/<rule>/...                 one log and one timing file per job
 from snakemake.utils import min_version, validate
 
+import os
+import sys
+
+import dejavu.cluster
 import dejavu.config
 
 min_version("9.0")
@@ -46,6 +50,13 @@ rule all:
     input:
         SUMMARY,
         REPORT_HTML,
+
+
+onstart:
+    # jobs a killed earlier run left on SLURM would write the same files (dejavu/cluster.py)
+    orphans = dejavu.cluster.cancel_orphans(os.getcwd())
+    if orphans:
+        print(f"cancelled SLURM jobs left by an earlier run: {orphans}", file=sys.stderr)
 
 
 include: "workflow/rules/synth.smk"

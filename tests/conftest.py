@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs")
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs", "slurm", "profiles")
 
 
 def copy_workflow(dst: Path) -> Path:

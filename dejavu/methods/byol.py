@@ -7,8 +7,6 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from lightly.models.utils import update_momentum
-from lightly.utils.scheduler import cosine_schedule
 
 from ..distributed import gather
 from ..models import projector
@@ -24,6 +22,7 @@ def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 def target_momentum(step: int, total_steps: int, base: float) -> float:
     """tau = 1 - (1 - tau_base) (cos(pi k / (K - 1)) + 1) / 2 at step k of K: from tau_base
     at the first step to 1 at the last (lightly's cosine schedule)."""
+    from lightly.utils.scheduler import cosine_schedule  # lightly costs seconds to import
     return cosine_schedule(step, total_steps, base, 1.0)
 
 
@@ -50,5 +49,6 @@ class BYOL(Method):
 
     @torch.no_grad()
     def after_step(self, progress):
+        from lightly.models.utils import update_momentum
         update_momentum(self.model, self.target,
                         target_momentum(progress.step, progress.total_steps, self.momentum))

@@ -8,8 +8,6 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from lightly.loss import DINOLoss
-from lightly.models.utils import update_momentum
 from torch import nn
 
 from ..distributed import gather
@@ -66,6 +64,7 @@ class DINO(Method):
         self.student = Student(model, Prototypes(model.arch["projector_dims"][-1],
                                                  self.prototypes))
         self.teacher = copy.deepcopy(self.student).requires_grad_(False)
+        from lightly.loss import DINOLoss  # imported when used: it costs seconds per job
         self.loss = DINOLoss(output_dim=self.prototypes, teacher_temp=self.teacher_temp,
                              student_temp=self.student_temp,
                              center_momentum=self.center_momentum)
@@ -85,6 +84,7 @@ class DINO(Method):
 
     @torch.no_grad()
     def after_step(self, progress):
+        from lightly.models.utils import update_momentum
         update_momentum(self.student, self.teacher,
                         target_momentum(progress.step, progress.total_steps, self.momentum))
 

@@ -22,6 +22,7 @@ rule embed:
     resources:
         mem_mb=4000,
         runtime=60,
+        gpu=config["embed"]["gpus"],
     conda:
         ENV
     script:

@@ -19,6 +19,7 @@ rule knn:
     resources:
         mem_mb=4000,
         runtime=30,
+        gpu=config["knn"]["gpus"],
     conda:
         ENV
     script:
