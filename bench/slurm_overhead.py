@@ -11,12 +11,12 @@ difference is the fixed cost of a job, which shards should be sized against.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 from statistics import median
-import subprocess
 
 import pandas as pd
 
@@ -38,7 +38,8 @@ def main() -> None:
     overheads = []
     for rule, times in sorted(rows.items()):
         tsvs = list(workdir.glob(f"results/*/benchmarks/{rule}/**/*.tsv"))
-        script = median(pd.read_csv(f, sep="\t")["s"].iloc[0] for f in tsvs) if tsvs else float("nan")
+        scripts = [pd.read_csv(f, sep="\t")["s"].iloc[0] for f in tsvs]
+        script = median(scripts) if scripts else float("nan")
         wait, run = median(t[0] for t in times), median(t[1] for t in times)
         overheads += [t[1] - script for t in times]
         print(f"{rule:16s} {len(times):5d} {wait:7.1f} {run:12.1f} {script:9.1f} "

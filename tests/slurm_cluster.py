@@ -74,7 +74,8 @@ SlurmdParameters=config_overrides
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 MpiDefault=none
-NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} Gres=gpu:{len(FAKE_GPUS)} State=UNKNOWN
+NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} \
+  Gres=gpu:{len(FAKE_GPUS)} State=UNKNOWN
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
 
@@ -103,7 +104,8 @@ def start(timeout: float = 60) -> None:
         if state.stdout.strip() == "idle":
             return
         time.sleep(0.5)
-    log = (STATE / "slurmctld.log").read_text()[-2000:] if (STATE / "slurmctld.log").exists() else ""
+    ctld_log = STATE / "slurmctld.log"
+    log = ctld_log.read_text()[-2000:] if ctld_log.exists() else ""
     raise RuntimeError(f"the SLURM node did not come up: {state.stdout} {state.stderr}\n{log}")
 
 
