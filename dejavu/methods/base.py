@@ -18,6 +18,7 @@ A new method is a subclass registered under its name:
 
 from __future__ import annotations
 
+import abc
 import importlib.util
 import inspect
 import sys
@@ -82,7 +83,7 @@ def get(name: str) -> type[Method]:
     return METHODS[name]
 
 
-class Method(nn.Module):
+class Method(nn.Module, abc.ABC):
     name: str = ""
     options: dict = {}            # keyword options (train.loss.<name>) and their defaults
     augment: dict = {}            # the method's augmentation recipe over AugmentConfig's
@@ -116,10 +117,10 @@ class Method(nn.Module):
             views.append(apply(x, params, cfg).contiguous(memory_format=torch.channels_last))
         return views
 
+    @abc.abstractmethod
     def forward(self, views: list[torch.Tensor], labels: torch.Tensor | None,
                 progress: Progress) -> torch.Tensor:
         """The loss of one batch (views of this process's images)."""
-        raise NotImplementedError
 
     @torch.no_grad()
     def after_step(self, progress: Progress) -> None:
@@ -152,8 +153,9 @@ class TwoViewMethod(Method):
     """A method whose loss compares the projector outputs of two views of each image, both
     from the same encoder (VICReg, SimCLR, Barlow Twins). Subclasses write `objective`."""
 
+    @abc.abstractmethod
     def objective(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The scalar loss of the two views' projector outputs (N, D) each."""
 
     def forward(self, views, labels, progress):
         z_a, z_b = (self.model(v)[1] for v in views)
