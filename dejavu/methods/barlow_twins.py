@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import TwoViewMethod, objective_options, register
+from .base import LossFunctionMethod, register
 
 
 def cross_correlation(z_a: torch.Tensor, z_b: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -29,9 +29,6 @@ def barlow_twins_loss(z_a: torch.Tensor, z_b: torch.Tensor,
 
 
 @register
-class BarlowTwins(TwoViewMethod):
+class BarlowTwins(LossFunctionMethod):
     name = "barlow_twins"
-    options = objective_options(barlow_twins_loss)
-
-    def objective(self, z_a, z_b):
-        return barlow_twins_loss(z_a, z_b, **{k: getattr(self, k) for k in self.options})
+    loss_fn = staticmethod(barlow_twins_loss)

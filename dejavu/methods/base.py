@@ -163,6 +163,19 @@ class TwoViewMethod(Method):
         return self.objective(gather(z_a.float()), gather(z_b.float()))
 
 
+class LossFunctionMethod(TwoViewMethod):
+    """A two-view method whose objective is a plain function `loss_fn(z_a, z_b, **options)`;
+    its keyword defaults are the method's options."""
+    loss_fn = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.options = objective_options(cls.loss_fn)
+
+    def objective(self, z_a, z_b):
+        return type(self).loss_fn(z_a, z_b, **{k: getattr(self, k) for k in self.options})
+
+
 def objective_options(fn) -> dict:
     """Keyword defaults of a loss function, as a method's `options`."""
     return {name: p.default for name, p in inspect.signature(fn).parameters.items()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import TwoViewMethod, objective_options, register
+from .base import LossFunctionMethod, register
 
 
 def nt_xent_loss(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float = 0.15) -> torch.Tensor:
@@ -26,10 +26,7 @@ def nt_xent_loss(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float = 0.15
 
 
 @register
-class SimCLR(TwoViewMethod):
+class SimCLR(LossFunctionMethod):
     name = "simclr"
-    options = objective_options(nt_xent_loss)
+    loss_fn = staticmethod(nt_xent_loss)
     augment = {"blur_prob": (0.5, 0.5), "solarize_prob": (0.0, 0.0)}  # SimCLR's recipe
-
-    def objective(self, z_a, z_b):
-        return nt_xent_loss(z_a, z_b, **{k: getattr(self, k) for k in self.options})

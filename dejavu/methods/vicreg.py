@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import TwoViewMethod, objective_options, register
+from .base import LossFunctionMethod, register
 
 
 def invariance_loss(z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
@@ -44,9 +44,6 @@ def vicreg_loss(z_a: torch.Tensor, z_b: torch.Tensor, sim_coeff: float = 25.0,
 
 
 @register
-class VICReg(TwoViewMethod):
+class VICReg(LossFunctionMethod):
     name = "vicreg"
-    options = objective_options(vicreg_loss)
-
-    def objective(self, z_a, z_b):
-        return vicreg_loss(z_a, z_b, **{k: getattr(self, k) for k in self.options})
+    loss_fn = staticmethod(vicreg_loss)
