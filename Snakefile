@@ -1,7 +1,8 @@
 # dejavu: déjà vu memorization of self-supervised vision models (Meehan et al., NeurIPS 2023).
 #
 # Results path scheme, R = {results}/{dataset.name}; <model> = {method}/{backbone}/n{size}/s{seed}/{subset}
-#   R/dataset/images.zarr, index.parquet                       synth: images (N,H,W,3) uint8 + index
+#   R/dataset/images.zarr, index.parquet, rejects.parquet      synth, or ingest_scan + ingest (shard jobs) +
+#                                                              ingest_finalize for imagenet / folder datasets
 #   R/split/n{size}/split.parquet, sizes.csv                   split: sets A, B, heldout, public, public_test
 #   R/crops/n{size}/{crop}.zarr, {crop}.parquet                crops: background crops of attacked images
 #   R/models/<model>/epoch{epoch}.pt                           init (epoch 0, untrained) and train
@@ -18,6 +19,7 @@ import sys
 
 import dejavu.cluster
 import dejavu.config
+import dejavu.sources
 
 min_version("9.0")
 
@@ -59,7 +61,14 @@ onstart:
         print(f"cancelled SLURM jobs left by an earlier run: {orphans}", file=sys.stderr)
 
 
-include: "workflow/rules/synth.smk"
+if config["dataset"]["name"] == "synthetic":
+
+    include: "workflow/rules/synth.smk"
+
+else:
+
+    include: "workflow/rules/ingest.smk"
+
 include: "workflow/rules/split.smk"
 include: "workflow/rules/crops.smk"
 include: "workflow/rules/train.smk"

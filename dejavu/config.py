@@ -46,5 +46,40 @@ def check(config: dict, workdir: str = ".") -> None:
     if train["batch_size"] < (processes or gpus or 1):
         problems.append(f"train.batch_size: {train['batch_size']} is smaller than the number "
                         f"of data-parallel processes")
+    problems += _dataset_problems(config["dataset"], workdir)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _dataset_problems(dataset: dict, workdir: str) -> list[str]:
+    """Paths of a real dataset: present, of the right kind, before any job starts."""
+    name = dataset["name"]
+    if name == "synthetic":
+        return []
+    problems = []
+    root = dataset.get("root")
+    if not root:
+        return [f"dataset.root: a {name} dataset needs the folder of its images"]
+    if not (Path(workdir) / root).is_dir():
+        problems.append(f"dataset.root: {root} is not a directory")
+    kinds = {"annotations": "dir", "class_list": "file", "list": "file", "boxes": "file"}
+    allowed = {"imagenet": ("annotations", "class_list"),
+               "folder": ("class_list", "list", "boxes")}[name]
+    for key, kind in kinds.items():
+        value = dataset.get(key)
+        if value is None:
+            continue
+        if key not in allowed:
+            problems.append(f"dataset.{key}: not used by a {name} dataset")
+        elif kind == "dir" and not (Path(workdir) / value).is_dir():
+            problems.append(f"dataset.{key}: {value} is not a directory")
+        elif kind == "file" and not (Path(workdir) / value).is_file():
+            problems.append(f"dataset.{key}: {value} is not a file")
+    boxes = dataset.get("boxes")
+    if boxes and not boxes.endswith((".json", ".csv")):
+        problems.append(f"dataset.boxes: {boxes} must be a COCO .json or a .csv")
+    ingest = dataset["ingest"]
+    if ingest["shard_rows"] % ingest["chunk_rows"]:
+        problems.append(f"dataset.ingest.chunk_rows: {ingest['chunk_rows']} does not divide "
+                        f"dataset.ingest.shard_rows = {ingest['shard_rows']}")
+    return problems

@@ -63,16 +63,20 @@ def largest_free_rect(boxes: np.ndarray, height: int, width: int,
     return Rect(int(rx0[p[best]]), int(ry0[q[best]]), int(rx1[p[best]]), int(ry1[q[best]]))
 
 
-def periphery_crop(boxes, height: int, width: int, min_side: int,
-                   criterion: str = "side") -> tuple[Rect | None, str]:
-    """The periphery crop and "" or None and the reason there is none."""
+def periphery_crop(boxes, height: int, width: int, min_side: int, criterion: str = "side",
+                   scale: float = 1.0) -> tuple[Rect | None, str]:
+    """The periphery crop and "" or None and the reason there is none.
+
+    scale: stored pixels per original pixel, when min_side counts original pixels."""
     if len(boxes) == 0:
         return None, "no bounding box"
     rect = largest_free_rect(boxes, height, width, criterion)
     if rect is None:
         return None, "boxes cover the whole image"
-    if rect.shorter_side < min_side:
-        return None, f"largest box-free shorter side {rect.shorter_side} px < min_side {min_side}"
+    if rect.shorter_side < min_side * scale:
+        unit = "px" if scale == 1.0 else f"stored px (= {rect.shorter_side / scale:.0f} original)"
+        return None, (f"largest box-free shorter side {rect.shorter_side} {unit} < "
+                      f"min_side {min_side}")
     return rect, ""
 
 
@@ -115,12 +119,16 @@ def plan_crops(attacked: pd.DataFrame, mode: str, min_side: int, criterion: str 
                corner: str = "top-left", corner_frac: float = 0.3) -> pd.DataFrame:
     """One row per attacked image: its crop rectangle, or valid=False and the reason.
 
-    attacked needs columns boxes, height, width.
+    attacked needs columns boxes, height, width, and scale (stored / original pixels) when
+    min_side counts original pixels.
     """
     rects, reasons = [], []
-    for boxes, h, w in zip(attacked["boxes"], attacked["height"], attacked["width"]):
+    scales = attacked["scale"] if "scale" in attacked else np.ones(len(attacked))
+    for boxes, h, w, scale in zip(attacked["boxes"], attacked["height"], attacked["width"],
+                                  scales):
         if mode == "periphery":
-            rect, reason = periphery_crop(boxes, int(h), int(w), min_side, criterion)
+            rect, reason = periphery_crop(boxes, int(h), int(w), min_side, criterion,
+                                          float(scale))
         elif mode == "corner":
             rect, reason = corner_crop(int(h), int(w), corner_frac, corner), ""
         else:
@@ -136,12 +144,17 @@ def plan_crops(attacked: pd.DataFrame, mode: str, min_side: int, criterion: str 
 
 def run(images_path: str, index_path: str, split_path: str, crops_path: str, table_path: str,
         *, mode: str, side: int, min_side: int, criterion: str = "side",
-        corner: str = "top-left", corner_frac: float = 0.3) -> None:
+        corner: str = "top-left", corner_frac: float = 0.3,
+        min_side_in: str = "original") -> None:
     from .store import open_images, read_index, write_images
     index = read_index(index_path)
     split = pd.read_parquet(split_path)
     attacked = split[split["attacked"]].reset_index(drop=True)
-    attacked = attacked.join(index[["boxes", "height", "width"]], on="row")
+    columns = ["boxes", "height", "width"]
+    if min_side_in == "original" and "scale" in index:
+        columns.append("scale")
+    attacked = attacked.drop(columns=["height", "width"], errors="ignore").join(
+        index[columns], on="row")
     plan = plan_crops(attacked, mode, min_side, criterion, corner, corner_frac)
     images = open_images(images_path)
     valid = plan.index[plan["valid"]]

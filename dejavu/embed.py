@@ -13,14 +13,11 @@ final path is always complete. A killed job is simply rerun: it rewrites its own
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import logging
 import math
 import os
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,33 +25,27 @@ import pandas as pd
 import torch
 import zarr
 
-from .crops import resize_square
 from .models import load_checkpoint, pick_device
-from .store import open_images
+from .store import file_digest, locked, open_images, read_square, shard_range  # noqa: F401
 
 log = logging.getLogger(__name__)
 ARRAYS = ("backbone", "projector")
 
 
-def shard_range(job: int, jobs: int, n_rows: int, shard_rows: int) -> tuple[int, int]:
-    """Rows [start, stop) of job `job` of `jobs`: whole shards, contiguous, covering all rows."""
-    n_shards = math.ceil(n_rows / shard_rows)
-    first, last = job * n_shards // jobs, (job + 1) * n_shards // jobs
-    return min(first * shard_rows, n_rows), min(last * shard_rows, n_rows)
-
-
 def embed_batches(model, images, rows: np.ndarray, side: int, batch_size: int,
-                  device: torch.device):
+                  device: torch.device, sizes: tuple[np.ndarray, np.ndarray] | None = None):
     """Yield (backbone, projector) float32 numpy blocks for `images[rows]` in order.
 
-    images: anything indexable by a sorted row array giving (n, H, W, 3) uint8."""
+    images: a stored image array; rows sorted. sizes: (heights, widths) of each row's image
+    region when it is not the whole canvas (ingested with `fit`)."""
     model.to(device, memory_format=torch.channels_last).eval()
     use_bf16 = device.type == "cuda"  # bf16 autocast on GPU; CPU stays float32
+    canvas = images.shape[1:3]
     for start in range(0, len(rows), batch_size):
-        block = images.get_orthogonal_selection((rows[start:start + batch_size],))
-        x = torch.from_numpy(block).to(device).permute(0, 3, 1, 2).float() / 255
-        if x.shape[-1] != side or x.shape[-2] != side:
-            x = resize_square(x, side).clamp(0, 1)
+        chunk = rows[start:start + batch_size]
+        heights, widths = ((s[start:start + batch_size] for s in sizes) if sizes is not None
+                           else (np.full(len(chunk), canvas[0]), np.full(len(chunk), canvas[1])))
+        x = read_square(images, chunk, heights, widths, side).to(device)
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16,
                                                      enabled=use_bf16):
@@ -62,30 +53,12 @@ def embed_batches(model, images, rows: np.ndarray, side: int, batch_size: int,
         yield h.float().cpu().numpy(), z.float().cpu().numpy()
 
 
-def file_digest(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-@contextmanager
-def _locked(path: str):
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def open_partial(partial: str, n_rows: int, dims: dict[str, int], shard_rows: int,
                  chunk_rows: int, dtype: str, attrs: dict) -> zarr.Group:
     """Create the partial store, or reuse it if it was made for the same model and layout.
 
     Shard jobs race to create it, so creation happens under a file lock."""
-    with _locked(partial + ".lock"):
+    with locked(partial + ".lock"):
         if os.path.exists(partial):
             group = zarr.open_group(partial, mode="r+")
             if dict(group.attrs) == attrs:
@@ -103,15 +76,19 @@ def open_partial(partial: str, n_rows: int, dims: dict[str, int], shard_rows: in
 
 
 def embed_source(part: str, images_path: str, table_path: str):
-    """(images, source rows) of a part: public images from the dataset store, or crops."""
+    """(images, sorted source rows, (heights, widths) or None) of a part: public images
+    from the dataset store, or crops (which fill their canvas)."""
     table = pd.read_parquet(table_path)
     if part == "public":
-        rows = np.sort(table.loc[table["set"] == "public", "row"].to_numpy())
+        public = table[table["set"] == "public"].sort_values("row")
+        rows = public["row"].to_numpy()
+        sizes = ((public["height"].to_numpy(), public["width"].to_numpy())
+                 if "height" in public else None)
     elif part.startswith("crops-"):
-        rows = np.sort(table.loc[table["valid"], "crop_row"].to_numpy())
+        rows, sizes = np.sort(table.loc[table["valid"], "crop_row"].to_numpy()), None
     else:
         raise ValueError(f"unknown part {part!r}")
-    return open_images(images_path), rows.astype(np.int64)
+    return open_images(images_path), rows.astype(np.int64), sizes
 
 
 def run_shard(checkpoint: str, images_path: str, table_path: str, out_path: str,
@@ -122,7 +99,7 @@ def run_shard(checkpoint: str, images_path: str, table_path: str, out_path: str,
     if shard_rows % chunk_rows:
         raise ValueError(f"shard_rows ({shard_rows}) must be a multiple of chunk_rows "
                          f"({chunk_rows})")
-    images, rows = embed_source(part, images_path, table_path)
+    images, rows, sizes = embed_source(part, images_path, table_path)
     model, ckpt = load_checkpoint(checkpoint)
     dims = {"backbone": model.backbone.out_dim, "projector": model.arch["projector_dims"][-1]}
     attrs = {"part": part, "checkpoint_sha256": file_digest(checkpoint),
@@ -131,8 +108,9 @@ def run_shard(checkpoint: str, images_path: str, table_path: str, out_path: str,
     group = open_partial(out_path + ".partial", len(rows), dims, shard_rows, chunk_rows,
                          dtype, attrs)
     start, stop = shard_range(job, jobs, len(rows), shard_rows)
+    sizes = None if sizes is None else tuple(s[start:stop] for s in sizes)
     blocks = list(embed_batches(model, images, rows[start:stop], side, batch_size,
-                                pick_device(device)))
+                                pick_device(device), sizes))
     if stop > start:  # one write per array covering whole shards only
         group["backbone"][start:stop] = np.concatenate([b for b, _ in blocks])
         group["projector"][start:stop] = np.concatenate([z for _, z in blocks])

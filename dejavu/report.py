@@ -64,6 +64,15 @@ def rejects_table(crop_tables: list[str]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def input_problems(rejects_path: str) -> pd.DataFrame:
+    """Counts of the dataset's input problems by stage, kind and what was done about them."""
+    rejects = pd.read_parquet(rejects_path)
+    if rejects.empty:
+        return pd.DataFrame(columns=["stage", "kind", "action", "count", "example"])
+    return (rejects.groupby(["stage", "kind", "action"], sort=True)
+            .agg(count=("path", "size"), example=("path", "first")).reset_index())
+
+
 def stage_times(benchmarks_dir: str) -> pd.DataFrame:
     """Wall seconds per stage, summed over its jobs, from Snakemake's benchmark files."""
     rows = []
@@ -167,12 +176,17 @@ def example_panel(knn_target: str, knn_reference: str, crops_store: str, images_
 
     return dict(
         crops=np.stack([crops[int(c)] for c in chosen["crop_row"]]) if len(chosen) else [],
-        originals=[images[int(row)] for row in chosen["row"]],
+        originals=[_region(images[int(row)], index.loc[int(row)]) for row in chosen["row"]],
         boxes=[object_box(index.loc[int(row), "boxes"]) for row in chosen["row"]],
         neighbours_t=[neighbours(nb, "T") for nb in chosen["neighbors"]],
         neighbours_r=[neighbours(nb, "R") for nb in chosen["neighbors_ref"]],
         captions=[f"{i} label {lab}" for i, lab in zip(chosen.index, chosen["label"])],
     )
+
+
+def _region(image: np.ndarray, entry) -> np.ndarray:
+    """The image's own region of its stored canvas."""
+    return image[:int(entry["height"]), :int(entry["width"])]
 
 
 # ---------------------------------------------------------------- provenance and page
@@ -220,7 +234,12 @@ def run(inputs: dict, outputs: dict, *, config: dict, benchmarks: str) -> None:
     summary = summary_table(list(inputs["scores"]))
     summary.to_csv(outputs["summary"], index=False)
     curves = curves_table(list(inputs["scores"]))
-    sections = [("Scores", _score_intro(config) + _table_html(summary[[
+    intro = _score_intro(config)
+    if "heldout" not in set(summary["control"]):
+        intro += ("<p><b>The held-out control was skipped</b>: no annotated image was held "
+                  f"out (split.heldout_fraction = {config['split']['heldout_fraction']}), as "
+                  "on ImageNet, where box images are scarce (SPEC §1).</p>")
+    sections = [("Scores", intro + _table_html(summary[[
         "method", "backbone", "train_size", "seed", "epoch", "embedding", "k", "crop_mode",
         "control", "n_attacked", "acc_target", "acc_reference", "score", "score_ci_low",
         "score_ci_high", *SHARES]]))]
@@ -247,6 +266,13 @@ def run(inputs: dict, outputs: dict, *, config: dict, benchmarks: str) -> None:
     counts = (rejects.groupby(["table", "reason"]).size().reset_index(name="images")
               if not rejects.empty else rejects)
     sections.append(("Attacked images without a valid crop", _table_html(counts)))
+    problems = input_problems(inputs["dataset_rejects"])
+    skipped = int(problems.loc[problems["action"] == "image skipped", "count"].sum())
+    sections.append(("Dataset input problems", (
+        f"<p>{skipped} files skipped; every problem is listed with its reason in "
+        f"<code>{html.escape(inputs['dataset_rejects'])}</code> (set "
+        f"<code>dataset.strict: true</code> to fail at the first one instead).</p>"
+        + _table_html(problems))))
     sections.append(("Wall time per stage (s)", _table_html(stage_times(benchmarks), "{:.1f}")))
     sections.append(("Provenance", "<pre>" + html.escape(yaml.safe_dump(provenance(config),
                                                                         sort_keys=False))

@@ -65,19 +65,20 @@ def split_class(ids: np.ndarray, has_box: np.ndarray, cfg: SplitConfig, label: i
 
 
 def make_split(index: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
-    """Long table, one row per (image, set): row, id, label, set, attacked.
+    """Long table, one row per (image, set): row, id, label, set, attacked, height, width.
 
     `row` points into the dataset store. An image shared by A and B appears twice. Only
     bbox_A, bbox_B and the held-out set are attacked (they are the images with a known object).
     """
     if cfg.max_npc is not None and cfg.max_npc < cfg.npc:
         raise ValueError(f"max_npc ({cfg.max_npc}) is below npc ({cfg.npc})")
-    has_box = np.array([len(b) > 0 for b in index["boxes"]])
+    has_box = pd.Series([len(b) > 0 for b in index["boxes"]], index=index.index)
     parts = []
     for label, members in index.groupby("label", sort=True):
         members = members.sort_values("id", kind="stable")
         rows = members.index.to_numpy()
-        sets = split_class(members["id"].to_numpy(), has_box[rows], cfg, int(label))
+        sets = split_class(members["id"].to_numpy(), has_box.loc[rows].to_numpy(), cfg,
+                           int(label))
         attacked = {*rows[sets["bbox_A"]], *rows[sets["bbox_B"]], *rows[sets["heldout"]]}
         for name in SETS:
             chosen = rows[sets[name]]
@@ -87,6 +88,8 @@ def make_split(index: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
                 "label": int(label),
                 "set": name,
                 "attacked": [r in attacked for r in chosen],
+                "height": index.loc[chosen, "height"].to_numpy().astype(np.int64),
+                "width": index.loc[chosen, "width"].to_numpy().astype(np.int64),
             }))
     return pd.concat(parts, ignore_index=True)
 

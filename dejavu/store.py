@@ -1,12 +1,20 @@
 """The dataset store every stage reads: a Zarr uint8 image array plus a Parquet index.
 
-`images.zarr` holds (N, H, W, 3) uint8; row `i` of the index (columns id, label, boxes, ...)
-describes image `i`. Boxes are lists of half-open pixel boxes [x0, y0, x1, y1] in the stored
-image. The synthetic benchmark writes this format directly; dataset adapters ingest into it.
+`images.zarr` holds (N, S, S, 3) uint8; a row of the index (columns id, label, boxes,
+height, width, and `row` when it is not simply the position) describes the image stored at
+that row. An image fills the top-left `height` x `width` of its canvas; stages read only that
+region (`read_square`). Boxes are lists of half-open pixel boxes [x0, y0, x1, y1] in the
+stored image. The synthetic benchmark writes this format directly; real datasets are
+ingested into it (`dejavu.ingest`), which leaves the rows of unusable files empty and out
+of the index.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import math
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +47,56 @@ def write_index(path: str | Path, index: pd.DataFrame) -> None:
 
 
 def read_index(path: str | Path) -> pd.DataFrame:
-    """The index with `boxes` as a list of [x0, y0, x1, y1] int lists per row."""
+    """The index, labelled by store row, with `boxes` as lists of [x0, y0, x1, y1] ints."""
     index = pd.read_parquet(path)
+    if "row" in index.columns:
+        index.index = pd.Index(index["row"].to_numpy(), name=None)
     index["boxes"] = [[[int(v) for v in box] for box in boxes] for boxes in index["boxes"]]
     return index
+
+
+def read_square(images, rows: np.ndarray, heights, widths, side: int):
+    """(n, 3, side, side) float tensor in [0, 1] of stored images at sorted `rows`: each
+    image's own region (height x width), shorter side resized to `side`, centre-cropped."""
+    import torch
+
+    from .crops import resize_square
+    block = images.get_orthogonal_selection((np.asarray(rows, dtype=np.int64),))
+    x = torch.from_numpy(block).permute(0, 3, 1, 2)
+    heights, widths = np.asarray(heights), np.asarray(widths)
+    full = (heights == x.shape[-2]) & (widths == x.shape[-1])
+    if full.all():
+        x = x.float() / 255
+        return x if x.shape[-1] == side and x.shape[-2] == side else \
+            resize_square(x, side).clamp(0, 1)
+    out = torch.empty((len(block), 3, side, side))
+    for h, w in set(zip(heights.tolist(), widths.tolist())):  # one resize per stored size
+        same = np.flatnonzero((heights == h) & (widths == w))
+        out[same] = resize_square(x[same, :, :h, :w].float() / 255, side).clamp(0, 1)
+    return out
+
+
+def shard_range(job: int, jobs: int, n_rows: int, shard_rows: int) -> tuple[int, int]:
+    """Rows [start, stop) of job `job` of `jobs`: whole shards, contiguous, covering all rows."""
+    n_shards = math.ceil(n_rows / shard_rows)
+    first, last = job * n_shards // jobs, (job + 1) * n_shards // jobs
+    return min(first * shard_rows, n_rows), min(last * shard_rows, n_rows)
+
+
+def file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextmanager
+def locked(path: str):
+    """An exclusive file lock (shard jobs racing to create one store)."""
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -198,7 +198,8 @@ def generate(cfg: SynthConfig) -> tuple[np.ndarray, pd.DataFrame]:
     return images, index
 
 
-def run(images_path: str, index_path: str, *, classes: int, images_per_class: int,
+def run(images_path: str, index_path: str, rejects_path: str | None = None, *, classes: int,
+        images_per_class: int,
         image_size: int, correlation: float, seed: int, details: int = SynthConfig.n_details,
         detail_size: tuple[float, float] = (SynthConfig.detail_min_frac,
                                             SynthConfig.detail_max_frac)) -> None:
@@ -209,3 +210,6 @@ def run(images_path: str, index_path: str, *, classes: int, images_per_class: in
                                          detail_max_frac=detail_size[1], seed=seed))
     write_images(images_path, images)
     write_index(index_path, index)
+    if rejects_path:  # generated images have no input problems; the report reads the table
+        from .sources import Rejects
+        Rejects("synth").table().to_parquet(rejects_path, index=False)

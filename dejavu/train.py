@@ -305,15 +305,30 @@ def _process(rank, size, port, threads, model, images, cfg, save, resume_dir, la
         torch.distributed.destroy_process_group()
 
 
-def load_training_images(images_path: str, split_path: str,
-                         subset: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """Images (N, H, W, 3) uint8 and labels of one training set, and the class count."""
-    from .store import open_images
+def load_training_images(images_path: str, split_path: str, subset: str,
+                         side: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Images (N, side, side, 3) uint8 and labels of one training set, and the class count.
+
+    Stored images whose region is not the whole canvas (ingested with `fit`), or whose side
+    differs from `side`, are brought to it as the eval transform does (shorter side, centre)."""
+    from .store import open_images, read_square
     split = pd.read_parquet(split_path)
     chosen = split[split["set"] == subset].sort_values("row")
     if len(chosen) == 0:
         raise ValueError(f"training set {subset!r} is empty in {split_path}")
-    images = open_images(images_path).get_orthogonal_selection((chosen["row"].to_numpy(),))
+    store, rows = open_images(images_path), chosen["row"].to_numpy()
+    canvas = store.shape[1]
+    heights = chosen["height"].to_numpy() if "height" in chosen else np.full(len(rows), canvas)
+    widths = chosen["width"].to_numpy() if "width" in chosen else np.full(len(rows), canvas)
+    side = side or canvas
+    if side == canvas and (heights == canvas).all() and (widths == canvas).all():
+        images = store.get_orthogonal_selection((rows,))
+    else:
+        images = np.empty((len(rows), side, side, 3), np.uint8)
+        for i in range(0, len(rows), 1024):
+            x = read_square(store, rows[i:i + 1024], heights[i:i + 1024],
+                            widths[i:i + 1024], side)
+            images[i:i + 1024] = (x * 255).round().byte().permute(0, 2, 3, 1).numpy()
     return images, chosen["label"].to_numpy(), int(split["label"].max()) + 1
 
 
@@ -328,12 +343,13 @@ def run_init(out_path: str, *, backbone: str, projector_dims: list[int], width: 
 
 def run(init_path: str, images_path: str, split_path: str, out_paths: dict[int, str], *,
         subset: str, seed: int, threads: int = 1, processes: int = 1,
-        resume_dir: str | None = None, method_modules: list[str] = (), **params) -> None:
+        resume_dir: str | None = None, method_modules: list[str] = (), side: int | None = None,
+        **params) -> None:
     torch.set_num_threads(threads)
     methods.load_modules(list(method_modules))
     for key in ("checkpoints",):
         params[key] = tuple(params.get(key, ()))
-    images, labels, classes = load_training_images(images_path, split_path, subset)
+    images, labels, classes = load_training_images(images_path, split_path, subset, side)
     cfg = TrainConfig(seed=run_seed(seed, subset), classes=classes, **params)
     missing = set(out_paths) ^ (set(cfg.checkpoints) | {cfg.epochs})
     if missing:

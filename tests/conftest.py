@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs", "slurm", "profiles")
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "config", "workflow", "envs", "slurm",
+                  "profiles")
 
 
 def copy_workflow(dst: Path) -> Path:

@@ -5,6 +5,9 @@ RUN = "{method}/{backbone}/n{size}/s{seed}"
 MODEL = f"{RUN}/{{subset}}"
 DATASET_IMAGES = f"{R}/dataset/images.zarr"
 DATASET_INDEX = f"{R}/dataset/index.parquet"
+DATASET_REJECTS = f"{R}/dataset/rejects.parquet"
+DATASET_MANIFEST = f"{R}/dataset/manifest.parquet"
+DATASET_CLASSES = f"{R}/dataset/classes.csv"
 SPLIT = f"{R}/split/n{{size}}/split.parquet"
 CROPS_STORE = f"{R}/crops/n{{size}}/{{crop}}.zarr"
 CROPS_TABLE = f"{R}/crops/n{{size}}/{{crop}}.parquet"
@@ -17,6 +20,21 @@ SCORE_CURVES = f"{R}/score/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.cu
 SUMMARY = f"{config['results']}/summary.csv"
 REPORT_HTML = f"{config['results']}/report.html"
 ENV = "../../envs/dejavu.yaml"
+
+
+def dataset_source():
+    """The dataset keys the scan of a real dataset reads (paths resolved to absolute)."""
+    d = config["dataset"]
+    keys = ("name", "root", "annotations", "class_list", "list", "boxes", "boxes_outside",
+            "strict")
+    source = {key: d.get(key) for key in keys}
+    for key in ("root", "annotations", "class_list", "list", "boxes"):
+        if source[key]:
+            source[key] = os.path.abspath(source[key])
+    if d["name"] == "imagenet" and not source["class_list"]:
+        source["class_list"] = dejavu.sources.default_path(None, source["root"],
+                                                           "LOC_synset_mapping.txt")
+    return source
 
 
 def log_path(rule, pattern=""):

@@ -10,6 +10,7 @@ rule crops:
         mode=lambda wc: wc.crop,
         side=config["crop"]["side"],
         min_side=config["crop"]["min_side"],
+        min_side_in=config["crop"]["min_side_in"],
         criterion=config["crop"]["criterion"],
         corner=config["crop"]["corner"],
         corner_frac=config["crop"]["corner_frac"],

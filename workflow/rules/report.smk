@@ -5,6 +5,7 @@ rule report:
         crop_tables=expand(CROPS_TABLE, size=config["split"]["npc"], crop=config["crop"]["modes"]),
         images=DATASET_IMAGES,
         index=DATASET_INDEX,
+        dataset_rejects=DATASET_REJECTS,
         **example_inputs(),
     output:
         summary=SUMMARY,

@@ -2,6 +2,7 @@ rule synth:
     output:
         images=directory(DATASET_IMAGES),
         index=DATASET_INDEX,
+        rejects=DATASET_REJECTS,
     params:
         classes=config["dataset"]["classes"],
         images_per_class=config["dataset"]["images_per_class"],

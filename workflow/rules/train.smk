@@ -38,6 +38,7 @@ rule train:
         method=lambda wc: wc.method,
         seed=lambda wc: int(wc.seed),
         subset=lambda wc: wc.subset,
+        side=config["crop"]["side"],
         method_modules=lambda wc: [method_module(wc)] if method_module(wc) else [],
         epochs=config["train"]["epochs"],
         checkpoints=config["train"]["checkpoints"],

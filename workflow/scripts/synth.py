@@ -1,4 +1,4 @@
 from dejavu import logs, synth
 
 logs.to_file(snakemake.log[0])
-synth.run(snakemake.output.images, snakemake.output.index, **dict(snakemake.params.items()))
+synth.run(snakemake.output.images, snakemake.output.index, snakemake.output.rejects, **dict(snakemake.params.items()))

@@ -1,0 +1,77 @@
+# Real datasets (dataset.name: imagenet | folder): scan the files and annotations, decode in
+# shard jobs into the store format the synthetic benchmark writes, then check and finalize.
+INGEST = config["dataset"]["ingest"]
+
+
+rule ingest_scan:
+    output:
+        manifest=DATASET_MANIFEST,
+        classes=DATASET_CLASSES,
+        rejects=f"{R}/dataset/scan_rejects.parquet",
+    params:
+        dataset=dataset_source(),
+    log:
+        log_path("ingest_scan"),
+    benchmark:
+        bench_path("ingest_scan")
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        ENV
+    script:
+        "../scripts/ingest_scan.py"
+
+
+rule ingest:
+    input:
+        manifest=DATASET_MANIFEST,
+    output:
+        meta=temp(f"{R}/dataset/ingest/{{job}}.parquet"),
+        rejects=temp(f"{R}/dataset/ingest/{{job}}.rejects.parquet"),
+    params:
+        images=DATASET_IMAGES,
+        job=lambda wc: int(wc.job),
+        jobs=INGEST["jobs"],
+        image_size=config["dataset"]["image_size"],
+        resize=config["dataset"]["resize"],
+        exif=config["dataset"]["exif"],
+        boxes_outside=config["dataset"]["boxes_outside"],
+        strict=config["dataset"]["strict"],
+        shard_rows=INGEST["shard_rows"],
+        chunk_rows=INGEST["chunk_rows"],
+    threads: INGEST["workers"]
+    log:
+        log_path("ingest", "{job}"),
+    benchmark:
+        bench_path("ingest", "{job}")
+    resources:
+        mem_mb=lambda wc, threads: 2000 + 1000 * threads,
+        runtime=240,
+    conda:
+        ENV
+    script:
+        "../scripts/ingest.py"
+
+
+rule ingest_finalize:
+    input:
+        manifest=DATASET_MANIFEST,
+        scan_rejects=f"{R}/dataset/scan_rejects.parquet",
+        metas=expand(f"{R}/dataset/ingest/{{job}}.parquet", job=range(INGEST["jobs"])),
+        job_rejects=expand(f"{R}/dataset/ingest/{{job}}.rejects.parquet", job=range(INGEST["jobs"])),
+    output:
+        images=directory(DATASET_IMAGES),
+        index=DATASET_INDEX,
+        rejects=DATASET_REJECTS,
+    log:
+        log_path("ingest_finalize"),
+    benchmark:
+        bench_path("ingest_finalize")
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        ENV
+    script:
+        "../scripts/ingest_finalize.py"

@@ -1,0 +1,6 @@
+from dejavu import ingest, logs
+
+logs.to_file(snakemake.log[0])
+params = dict(snakemake.params.items())
+ingest.run_shard(snakemake.input.manifest, params.pop("images"), snakemake.output.meta,
+                 workers=snakemake.threads, **params)

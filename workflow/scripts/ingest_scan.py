@@ -1,0 +1,5 @@
+from dejavu import ingest, logs
+
+logs.to_file(snakemake.log[0])
+ingest.run_scan(snakemake.params.dataset, snakemake.output.manifest, snakemake.output.classes,
+                snakemake.output.rejects)
