@@ -21,7 +21,8 @@ def copy_workflow(dst: Path) -> Path:
     for name in WORKFLOW_FILES:
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dst / name)
-    shutil.copy(REPO / "tests" / "tiny.yaml", dst / "tiny.yaml")
+    for name in ("tiny.yaml", "tiny_imagenet.yaml"):
+        shutil.copy(REPO / "tests" / name, dst / name)
     return dst
 
 

@@ -1,0 +1,103 @@
+"""The workflow on a tiny ImageNet-shaped tree: the paper-scale config's dry run, a whole run
+of the tiny config through ingest, bad dataset settings and strict mode."""
+
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import copy_workflow, planned_jobs, snakemake
+from dejavu.testing import add_bad_inputs, write_imagenet_tree
+
+
+def on_tree(work, tree, *configs, **dataset):
+    """Command-line arguments layering `configs` and the tree's paths (plus `dataset`
+    changes) over config.yaml."""
+    override = {"dataset": {"root": str(tree["train"]),
+                            "annotations": str(tree["annotations"]), **dataset}}
+    (work / "tree.yaml").write_text(yaml.safe_dump(override))
+    return ["--configfile", *configs, "tree.yaml"]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    tree = write_imagenet_tree(tmp_path_factory.mktemp("imagenet"), classes=4, per_class=16)
+    add_bad_inputs(tree)
+    return tree
+
+
+def test_paper_scale_config_dry_run(tree, tmp_path):
+    work = copy_workflow(tmp_path / "w")
+    jobs = planned_jobs(work, *on_tree(work, tree, "config/imagenet.yaml"))
+    assert jobs["ingest_scan"] == 1 and jobs["ingest"] == 16 and jobs["ingest_finalize"] == 1
+    assert jobs["train"] == 2 and "synth" not in jobs  # A and B; no held-out models
+    # (epoch 0, 1000) x (A, B) x (public, crops) x 16 shard jobs; k-NN per embedding
+    assert jobs["embed"] == 2 * 2 * 2 * 16 and jobs["knn"] == 2 * 2 * 2
+    out = snakemake(work, "-n", "-p", *on_tree(work, tree, "config/imagenet.yaml")).stdout
+    assert "resnet101/n300/s0/A/epoch1000.pt" in out and "k100" in out
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"root": "/nowhere/train"}, "dataset.root: /nowhere/train is not a directory"),
+    ({"annotations": "/nowhere/bbox"}, "dataset.annotations: /nowhere/bbox is not a directory"),
+    ({"boxes": "boxes.txt"}, "dataset.boxes: not used by a imagenet dataset"),
+    ({"ingest": {"shard_rows": 10, "chunk_rows": 4}}, "dataset.ingest.chunk_rows"),
+])
+def test_bad_dataset_settings_fail_before_any_job(tree, tmp_path, change, message):
+    work = copy_workflow(tmp_path / "w")
+    proc = snakemake(work, "-c1", *on_tree(work, tree, "config/imagenet.yaml", **change),
+                     check=False)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+    assert not (work / "results").exists()
+
+
+def test_strict_mode_stops_at_the_first_bad_input(tree, tmp_path):
+    work = copy_workflow(tmp_path / "w")
+    proc = snakemake(work, "-c1", *on_tree(work, tree, "tiny.yaml", "tiny_imagenet.yaml",
+                                           strict=True), check=False)
+    assert proc.returncode != 0
+    log = (work / "results/imagenet/logs/ingest_scan/all.log").read_text()
+    assert "strict mode" in log and str(tree["annotations"]) in log
+    assert not (work / "results/imagenet/dataset/manifest.parquet").exists()
+
+
+@pytest.fixture(scope="module")
+def imagenet_run(tree, tmp_path_factory):
+    work = copy_workflow(tmp_path_factory.mktemp("run") / "w")
+    snakemake(work, "-c2", *on_tree(work, tree, "tiny.yaml", "tiny_imagenet.yaml"))
+    return work
+
+
+def test_tiny_imagenet_runs_end_to_end_and_counts_bad_inputs(imagenet_run, tree):
+    work = imagenet_run
+    summary = pd.read_csv(work / "results/summary.csv")
+    assert set(summary["dataset"]) == {"imagenet"}
+    assert set(summary["crop_mode"]) == {"periphery", "corner"}
+    assert "heldout" not in set(summary["control"])   # no held-out set on ImageNet
+    rejects = pd.read_parquet(work / "results/imagenet/dataset/rejects.parquet")
+    assert (rejects["action"] == "image skipped").sum() == 5
+    index = pd.read_parquet(work / "results/imagenet/dataset/index.parquet")
+    files = list(tree["train"].rglob("*.JPEG"))
+    assert len(index) == len(files) - 5
+    page = (work / "results/report.html").read_text()
+    assert "Dataset input problems" in page and "5 files skipped" in page
+    assert "held-out control was skipped" in page
+    crops = pd.read_parquet(work / "results/imagenet/crops/n4/periphery.parquet")
+    assert crops["valid"].any()
+
+
+def test_train_set_sizes_are_nested_with_a_fixed_public_set(imagenet_run, tree):
+    work = imagenet_run
+    (work / "sizes.yaml").write_text("split: {npc: [2, 4]}\n")
+    snakemake(work, "-c2", *on_tree(work, tree, "tiny.yaml", "tiny_imagenet.yaml"),
+              "sizes.yaml", "--", "results/imagenet/split/n2/split.parquet")
+    small = pd.read_parquet(work / "results/imagenet/split/n2/split.parquet")
+    large = pd.read_parquet(work / "results/imagenet/split/n4/split.parquet")
+    for name in ("A", "B"):
+        assert set(small.loc[small["set"] == name, "id"]) < \
+            set(large.loc[large["set"] == name, "id"])
+    for name in ("public", "public_test"):
+        assert set(small.loc[small["set"] == name, "id"]) == \
+            set(large.loc[large["set"] == name, "id"])
+    assert not set(large["id"]) & {i for i in large["id"] if i.endswith(("9001", "9002"))}
+
