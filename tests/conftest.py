@@ -60,3 +60,10 @@ def tiny_run(tmp_path_factory):
     work = copy_workflow(tmp_path_factory.mktemp("tiny") / "dejavu")
     proc = snakemake(work, "-c2", "--configfile", "tiny.yaml")
     return work, proc
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the SLURM tests last. They install and start a cluster, then stop it; once SLURM's
+    client tools are installed, every later Snakemake start pays about 9 s while the
+    executor plugin's `scontrol show config` waits for the stopped controller."""
+    items.sort(key=lambda item: item.module.__name__ == "test_slurm")
