@@ -17,7 +17,10 @@ import json
 import logging
 import math
 import os
+import queue
 import shutil
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -32,21 +35,71 @@ log = logging.getLogger(__name__)
 ARRAYS = ("backbone", "projector")
 
 
+def prefetched(items: Iterable, depth: int = 2):
+    """Yield from `items`, producing up to `depth` ahead on a background thread (the next
+    batch is read and decoded from the store while the model runs on this one)."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def produce():
+        try:
+            for item in items:
+                buffer.put(item)
+        except BaseException as err:  # handed to the consumer
+            buffer.put(err)
+        buffer.put(done)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    while (item := buffer.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    thread.join()
+
+
+def auto_batch_size(model, side: int, device: torch.device, start: int = 1024) -> int:
+    """The largest power-of-two batch (<= start) the device runs: CPU 256; on CUDA the
+    first that does not run out of memory, halving from `start`."""
+    if device.type != "cuda":
+        return 256
+    batch = start
+    while batch > 1:
+        try:
+            with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16):
+                model(torch.zeros(batch, 3, side, side, device=device)
+                      .contiguous(memory_format=torch.channels_last))
+            torch.cuda.synchronize(device)
+            return batch
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            batch //= 2
+    return 1
+
+
 def embed_batches(model, images, rows: np.ndarray, side: int, batch_size: int,
                   device: torch.device, sizes: tuple[np.ndarray, np.ndarray] | None = None):
     """Yield (backbone, projector) float32 numpy blocks for `images[rows]` in order.
 
     images: a stored image array; rows sorted. sizes: (heights, widths) of each row's image
-    region when it is not the whole canvas (ingested with `fit`)."""
+    region when it is not the whole canvas (ingested with `fit`). Batches are read ahead on
+    a background thread; the model runs in eval and inference mode, channels-last, with
+    bf16 autocast on CUDA (fp32 on CPU)."""
     model.to(device, memory_format=torch.channels_last).eval()
-    use_bf16 = device.type == "cuda"  # bf16 autocast on GPU; CPU stays float32
+    use_bf16 = device.type == "cuda"
     canvas = images.shape[1:3]
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
-        heights, widths = ((s[start:start + batch_size] for s in sizes) if sizes is not None
-                           else (np.full(len(chunk), canvas[0]), np.full(len(chunk), canvas[1])))
-        x = read_square(images, chunk, heights, widths, side).to(device)
-        x = x.contiguous(memory_format=torch.channels_last)
+
+    def read():
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            if sizes is None:
+                heights, widths = np.full(len(chunk), canvas[0]), np.full(len(chunk), canvas[1])
+            else:
+                heights, widths = (s[start:start + batch_size] for s in sizes)
+            yield read_square(images, chunk, heights, widths, side)
+
+    for x in prefetched(read()):
+        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16,
                                                      enabled=use_bf16):
             h, z = model(x)
@@ -91,10 +144,17 @@ def embed_source(part: str, images_path: str, table_path: str):
     return open_images(images_path), rows.astype(np.int64), sizes
 
 
+def transform_description(side: int) -> str:
+    return (f"image region -> shorter side {side} (bilinear, antialiased) -> centre "
+            f"{side}x{side} -> [0, 1]")
+
+
 def run_shard(checkpoint: str, images_path: str, table_path: str, out_path: str,
               marker_path: str, *, part: str, job: int, jobs: int, side: int,
-              shard_rows: int, chunk_rows: int, batch_size: int, dtype: str = "float32",
-              device: str = "auto", threads: int = 1) -> None:
+              shard_rows: int, chunk_rows: int, batch_size: int | str = "auto",
+              dtype: str = "float16", device: str = "auto", threads: int = 1) -> None:
+    """Embed job `job` of `jobs`: its whole shards, written one shard at a time, so memory
+    holds one shard of embeddings whatever the part's size."""
     torch.set_num_threads(threads)
     if shard_rows % chunk_rows:
         raise ValueError(f"shard_rows ({shard_rows}) must be a multiple of chunk_rows "
@@ -104,18 +164,35 @@ def run_shard(checkpoint: str, images_path: str, table_path: str, out_path: str,
     dims = {"backbone": model.backbone.out_dim, "projector": model.arch["projector_dims"][-1]}
     attrs = {"part": part, "checkpoint_sha256": file_digest(checkpoint),
              "epoch": int(ckpt.get("epoch", -1)), "arch": model.arch, "n_rows": len(rows),
-             "jobs": jobs, "shard_rows": shard_rows, "side": side, "dtype": dtype}
+             "jobs": jobs, "shard_rows": shard_rows, "side": side, "dtype": dtype,
+             "transform": transform_description(side)}
     group = open_partial(out_path + ".partial", len(rows), dims, shard_rows, chunk_rows,
                          dtype, attrs)
+    dev = pick_device(device)
+    if batch_size == "auto":
+        batch_size = auto_batch_size(model.to(dev).eval(), side, dev)
     start, stop = shard_range(job, jobs, len(rows), shard_rows)
     sizes = None if sizes is None else tuple(s[start:stop] for s in sizes)
-    blocks = list(embed_batches(model, images, rows[start:stop], side, batch_size,
-                                pick_device(device), sizes))
-    if stop > start:  # one write per array covering whole shards only
-        group["backbone"][start:stop] = np.concatenate([b for b, _ in blocks])
-        group["projector"][start:stop] = np.concatenate([z for _, z in blocks])
-        group["source_row"][start:stop] = rows[start:stop]
-    log.info("%s job %d/%d wrote rows [%d, %d) of %d", part, job, jobs, start, stop, len(rows))
+    batches = embed_batches(model, images, rows[start:stop], side, batch_size, dev, sizes)
+    shard = {name: np.empty((shard_rows, dim), np.float32) for name, dim in dims.items()}
+    at, filled = start, 0  # first row of the shard being filled, rows filled so far
+    for h, z in batches:
+        used = 0
+        while used < len(h):
+            size = min(shard_rows, stop - at)
+            n = min(len(h) - used, size - filled)
+            shard["backbone"][filled:filled + n] = h[used:used + n]
+            shard["projector"][filled:filled + n] = z[used:used + n]
+            filled, used = filled + n, used + n
+            if filled == size:  # one whole shard per array, then the buffer is reused
+                for name in ARRAYS:
+                    group[name][at:at + size] = shard[name][:size]
+                group["source_row"][at:at + size] = rows[at:at + size]
+                log.info("%s job %d/%d: rows [%d, %d) of %d written (batch %d)", part, job,
+                         jobs, at, at + size, len(rows), batch_size)
+                at, filled = at + size, 0
+    if at != stop:
+        raise RuntimeError(f"{part} job {job}: wrote rows up to {at}, expected {stop}")
     Path(marker_path).write_text(json.dumps({"job": job, "start": start, "stop": stop,
                                              "checkpoint_sha256": attrs["checkpoint_sha256"]}))
 
@@ -132,12 +209,28 @@ def missing_shards(group_path: str, n_rows: int, shard_rows: int) -> list[str]:
     return missing
 
 
-def finalize(markers: list[str], out_path: str) -> None:
-    """Check the partial store is complete, then move it to `out_path`."""
+def check_store(store_path: str, checkpoint: str, part: str | None = None) -> dict:
+    """The store's attributes, if it was written from `checkpoint` (and for `part`); else
+    raise: a store left by another model or epoch is never silently reused."""
+    attrs = dict(zarr.open_group(store_path, mode="r").attrs)
+    want = file_digest(checkpoint)
+    if attrs.get("checkpoint_sha256") != want or (part and attrs.get("part") != part):
+        raise ValueError(
+            f"{store_path} holds embeddings of part {attrs.get('part')!r} from checkpoint "
+            f"sha256 {str(attrs.get('checkpoint_sha256'))[:12]} (epoch {attrs.get('epoch')}), "
+            f"but this job expects part {part!r} from {checkpoint} (sha256 {want[:12]}); "
+            f"delete the store and rerun")
+    return attrs
+
+
+def finalize(markers: list[str], out_path: str, checkpoint: str | None = None) -> None:
+    """Check the partial store is complete (and written from `checkpoint`), then move it to
+    `out_path`."""
     partial = out_path + ".partial"
     if not os.path.exists(partial):
         raise FileNotFoundError(f"no partial store at {partial}; rerun the embed jobs")
-    attrs = dict(zarr.open_group(partial, mode="r").attrs)
+    attrs = check_store(partial, checkpoint) if checkpoint else \
+        dict(zarr.open_group(partial, mode="r").attrs)
     reports = sorted((json.loads(Path(m).read_text()) for m in markers), key=lambda r: r["job"])
     if [r["job"] for r in reports] != list(range(attrs["jobs"])):
         raise RuntimeError(f"{partial}: expected reports of jobs 0..{attrs['jobs'] - 1}, "
@@ -155,6 +248,14 @@ def finalize(markers: list[str], out_path: str) -> None:
 def read_source_rows(store_path: str) -> np.ndarray:
     """(N,) dataset or crop rows of a finalized store, without reading its embeddings."""
     return np.asarray(zarr.open_group(store_path, mode="r")["source_row"][:])
+
+
+def iter_embeddings(store_path: str, which: str):
+    """(offset, float32 block) per shard of a finalized store: the database streamed."""
+    group = zarr.open_group(store_path, mode="r")
+    array, step = group[which], int(group.attrs["shard_rows"])
+    for start in range(0, array.shape[0], step):
+        yield start, np.asarray(array[start:start + step], dtype=np.float32)
 
 
 def read_embeddings(store_path: str, which: str) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from .embed import read_embeddings
+from .embed import check_store, read_embeddings
 
 METRICS = ("l2", "cosine")
 
@@ -39,7 +39,9 @@ def on_device(index: faiss.Index, device: str = "auto") -> faiss.Index:
 
 
 def run(store_path: str, out_path: str, *, embedding: str, metric: str = "l2",
-        threads: int = 1) -> None:
+        threads: int = 1, checkpoint: str | None = None) -> None:
     faiss.omp_set_num_threads(threads)
+    if checkpoint:  # the store must hold this model's embeddings of the public set
+        check_store(store_path, checkpoint, "public")
     x, _ = read_embeddings(store_path, embedding)
     faiss.write_index(build_index(x, metric), out_path)

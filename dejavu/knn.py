@@ -2,16 +2,26 @@
 
 Pure functions on arrays: `class_votes` -> `rank_classes` -> prediction and top-5;
 `confidence` is the negative Shannon entropy (natural log) of the neighbour label histogram.
+
+Two exact search backends behind `search`: FAISS flat indexes (faiss-gpu where installed,
+else faiss-cpu), and `torch_search`, a chunked matmul + top-k (fp16 matmul on CUDA, fp32 on
+CPU) that streams the database in chunks and never holds the whole query x database matrix;
+its chunk sizes follow a memory budget.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+
 import faiss
 import numpy as np
 import pandas as pd
+import torch
 
-from .embed import read_embeddings, read_source_rows
+from .embed import check_store, iter_embeddings, read_embeddings, read_source_rows
 from .index import build_index, on_device, prepare
+from .models import pick_device
 
 
 def class_votes(neighbor_labels: np.ndarray, distances: np.ndarray,
@@ -41,17 +51,102 @@ def confidence(hist: np.ndarray) -> np.ndarray:
         return np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
 
 
+BACKENDS = ("faiss", "torch")
+
+
 def search(database: np.ndarray | faiss.Index, queries: np.ndarray, k: int,
-           metric: str = "l2", device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+           metric: str = "l2", device: str = "auto", backend: str = "faiss",
+           memory_mb: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact k-NN: (distances (Q, k), ids (Q, k)), nearest first.
 
-    Distances are squared L2, or 1 - cosine similarity for metric "cosine"."""
+    Distances are squared L2, or 1 - cosine similarity for metric "cosine". backend "torch"
+    needs the database as an array (or use `torch_search` on chunks)."""
+    if backend == "torch":
+        if not isinstance(database, np.ndarray):
+            raise ValueError("the torch backend searches an array, not a FAISS index")
+        return torch_search([(0, database)], len(database), queries, k, metric, device,
+                            memory_mb)
+    if backend != "faiss":
+        raise ValueError(f"unknown k-NN backend {backend!r}; use one of {BACKENDS}")
     if isinstance(database, np.ndarray):
         database = build_index(database, metric)
     if k > database.ntotal:
         raise ValueError(f"k = {k} exceeds the {database.ntotal} public images")
     dist, ids = on_device(database, device).search(prepare(queries, metric), k)
     return (1 - dist if metric == "cosine" else dist), ids
+
+
+def memory_budget_mb(device: torch.device, memory_mb: int | None = None) -> int:
+    """The working memory a search may use: as configured, else a quarter of what is free."""
+    if memory_mb:
+        return int(memory_mb)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return max(256, free // 4 // 2**20)
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        free = 4 * 2**30
+    return max(256, free // 4 // 2**20)
+
+
+def chunk_sizes(n_queries: int, dim: int, k: int, budget_mb: int,
+                bytes_per_value: int = 4) -> tuple[int, int]:
+    """(query rows, database rows) per block so that a distance block, its top-k and one
+    database chunk fit in the budget."""
+    budget = budget_mb * 2**20
+    q = min(n_queries, 4096)
+    rows = budget // (4 * q + bytes_per_value * dim)  # distance block q x rows + the chunk
+    if rows < 2 * k:  # fewer query rows, so a block still spans a useful database chunk
+        rows = 2 * k
+        q = max(1, (budget - bytes_per_value * dim * rows) // (4 * rows))
+    return int(q), int(rows)
+
+
+def torch_search(database: Iterable[tuple[int, np.ndarray]], n_database: int,
+                 queries: np.ndarray, k: int, metric: str = "l2", device: str = "auto",
+                 memory_mb: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k-NN by chunked matmul + top-k, streaming `database` as (offset, rows) chunks.
+
+    A running top-k per query is merged with each chunk's top-k; the database is read once.
+    On CUDA the products are fp16 (distances assembled in fp32), on CPU fp32. Ties between
+    equal distances may order differently from FAISS."""
+    if k > n_database:
+        raise ValueError(f"k = {k} exceeds the {n_database} public images")
+    dev = pick_device(device)
+    half = dev.type == "cuda"
+    dtype = torch.float16 if half else torch.float32
+    q_all = torch.from_numpy(prepare(queries, metric)).to(dev)
+    q_norm = (q_all.float() ** 2).sum(1) if metric == "l2" else None
+    q_all = q_all.to(dtype)
+    n_q, dim = q_all.shape
+    q_rows, d_rows = chunk_sizes(n_q, dim, k, memory_budget_mb(dev, memory_mb),
+                                 2 if half else 4)
+    best_d = torch.full((n_q, k), float("inf"), device=dev)
+    best_i = torch.full((n_q, k), -1, dtype=torch.int64, device=dev)
+    for offset, block in database:
+        for start in range(0, len(block), d_rows):
+            x = torch.from_numpy(prepare(block[start:start + d_rows], metric)).to(dev)
+            x_norm = (x.float() ** 2).sum(1)
+            x = x.to(dtype)
+            first = offset + start
+            for q0 in range(0, n_q, q_rows):
+                q = slice(q0, q0 + q_rows)
+                prod = (q_all[q] @ x.T).float()
+                d = (q_norm[q, None] - 2 * prod + x_norm[None]).clamp_min_(0) \
+                    if metric == "l2" else -prod
+                kk = min(k, d.shape[1])
+                cand_d, cand_i = torch.topk(d, kk, dim=1, largest=False)
+                merged_d = torch.cat([best_d[q], cand_d], 1)
+                merged_i = torch.cat([best_i[q], cand_i + first], 1)
+                top_d, pos = torch.topk(merged_d, k, dim=1, largest=False)
+                best_d[q], best_i[q] = top_d, torch.gather(merged_i, 1, pos)
+    order = torch.argsort(best_i, dim=1)  # equal distances: smaller id first
+    best_d, best_i = torch.gather(best_d, 1, order), torch.gather(best_i, 1, order)
+    order = torch.argsort(best_d, dim=1, stable=True)
+    best_d, best_i = torch.gather(best_d, 1, order), torch.gather(best_i, 1, order)
+    dist = best_d.cpu().numpy()
+    return (1 + dist if metric == "cosine" else dist), best_i.cpu().numpy()
 
 
 def label_crops(dist: np.ndarray, ids: np.ndarray, public_labels: np.ndarray,
@@ -63,16 +158,25 @@ def label_crops(dist: np.ndarray, ids: np.ndarray, public_labels: np.ndarray,
             "confidence": confidence(hist), "mean_distance": dist.mean(axis=1)}
 
 
-def run(index_path: str, public_path: str, crops_store: str, crops_table: str,
+def run(index_path: str | None, public_path: str, crops_store: str, crops_table: str,
         split_path: str, out_path: str, *, embedding: str, k: int, metric: str = "l2",
-        device: str = "auto", threads: int = 1) -> None:
+        device: str = "auto", threads: int = 1, backend: str = "faiss",
+        memory_mb: int | None = None, checkpoint: str | None = None) -> None:
     faiss.omp_set_num_threads(threads)
+    torch.set_num_threads(threads)
+    if checkpoint:  # both stores must come from the model this job is for
+        check_store(public_path, checkpoint, "public")
+        check_store(crops_store, checkpoint)
     split = pd.read_parquet(split_path)
     n_classes = int(split["label"].max()) + 1
     label_of_row = split.drop_duplicates("row").set_index("row")["label"]
     public_rows = read_source_rows(public_path)
     queries, crop_rows = read_embeddings(crops_store, embedding)
-    dist, ids = search(faiss.read_index(index_path), queries, k, metric, device)
+    if backend == "torch":  # the public set streamed shard by shard from its store
+        dist, ids = torch_search(iter_embeddings(public_path, embedding), len(public_rows),
+                                 queries, k, metric, device, memory_mb)
+    else:
+        dist, ids = search(faiss.read_index(index_path), queries, k, metric, device)
     neighbors = public_rows[ids]  # dataset rows of the neighbours
     voted = label_crops(dist, ids, label_of_row.loc[public_rows].to_numpy(), n_classes)
     table = pd.read_parquet(crops_table).set_index("crop_row").loc[crop_rows].reset_index()

@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import zarr
 
-from dejavu.embed import embed_batches, finalize, read_embeddings, run_shard, shard_range
+from dejavu.embed import (check_store, embed_batches, finalize, read_embeddings, run_shard,
+                          shard_range)
 from dejavu.models import load_checkpoint
 from dejavu.store import open_images, write_images
 from dejavu.train import run_init
@@ -36,7 +38,8 @@ def source(tmp_path):
     return tmp_path
 
 
-SHARD_ARGS = dict(part="public", jobs=3, side=16, shard_rows=8, chunk_rows=4, batch_size=5)
+SHARD_ARGS = dict(part="public", jobs=3, side=16, shard_rows=8, chunk_rows=4, batch_size=5,
+                  dtype="float32")
 
 
 def shard(src, job, **kw):
@@ -96,3 +99,46 @@ def test_partial_store_of_another_model_is_replaced(source):
     finalize([str(source / f"m{j}.json") for j in range(3)], str(source / "out.zarr"))
     np.testing.assert_allclose(read_embeddings(str(source / "out.zarr"), "backbone")[0],
                                reference(source)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_float16_store_is_the_float32_embedding_rounded(source):
+    for j in range(3):
+        shard(source, j, dtype="float16", batch_size="auto")
+    finalize([str(source / f"m{j}.json") for j in range(3)], str(source / "out.zarr"),
+             checkpoint=str(source / "model.pt"))
+    group = zarr.open_group(str(source / "out.zarr"), mode="r")
+    assert group["projector"].dtype == np.float16
+    assert "shorter side 16" in group.attrs["transform"] and group.attrs["epoch"] == 0
+    ref_b, ref_p = reference(source)
+    np.testing.assert_array_equal(group["projector"][:], ref_p.astype(np.float16))
+    np.testing.assert_array_equal(group["backbone"][:], ref_b.astype(np.float16))
+
+
+def test_a_store_of_another_checkpoint_is_rejected(source):
+    for j in range(3):
+        shard(source, j)
+    finalize([str(source / f"m{j}.json") for j in range(3)], str(source / "out.zarr"),
+             checkpoint=str(source / "model.pt"))
+    check_store(str(source / "out.zarr"), str(source / "model.pt"), "public")
+    with pytest.raises(ValueError, match="expects part 'crops-periphery'"):
+        check_store(str(source / "out.zarr"), str(source / "model.pt"), "crops-periphery")
+    run_init(str(source / "model.pt"), backbone="convnet", projector_dims=[16, 8], width=4,
+             seed=1, subset="A")  # the checkpoint changed under the store
+    with pytest.raises(ValueError, match="delete the store and rerun"):
+        check_store(str(source / "out.zarr"), str(source / "model.pt"), "public")
+
+
+def test_embedding_streams_one_shard_at_a_time(source, monkeypatch):
+    """Each array write covers exactly one whole shard: memory holds one shard."""
+    import zarr.core.array as zarray
+    writes = []
+    original = zarray.Array.__setitem__
+
+    def spy(self, key, value):
+        writes.append((key.start, key.stop))
+        return original(self, key, value)
+
+    monkeypatch.setattr(zarray.Array, "__setitem__", spy)
+    shard(source, 0, jobs=1)
+    spans = sorted(set(writes))
+    assert spans == [(s, min(s + 8, 50)) for s in range(0, 50, 8)]

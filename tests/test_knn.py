@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from dejavu.knn import class_votes, confidence, label_crops, rank_classes, search
+from dejavu.embed import iter_embeddings, read_embeddings
+from dejavu.knn import (chunk_sizes, class_votes, confidence, label_crops, rank_classes, search,
+                        torch_search)
 
 
 def test_votes_and_distance_sums():
@@ -59,3 +61,61 @@ def test_label_crops_top5_and_prediction():
     out = label_crops(dist, ids, labels, n_classes=6)
     assert out["prediction"].tolist() == [0]
     assert out["top5"].tolist() == [[0, 1, 2, 3, 4]]
+
+
+# ---------------------------------------------------------------- the two backends
+
+def same_neighbours_up_to_ties(d1, i1, d2, i2, rtol=1e-4):
+    """Same distances position by position; ids equal except among (near-)equal distances."""
+    np.testing.assert_allclose(d1, d2, rtol=rtol, atol=1e-4)
+    for row in range(len(i1)):
+        dist = d1[row]
+        for pos in np.flatnonzero(i1[row] != i2[row]):
+            # an id may differ only where its distance ties another one in the list, or
+            # at the last place (tied with a neighbour just beyond k)
+            others = np.delete(dist, pos)
+            assert pos == len(dist) - 1 or np.isclose(dist[pos], others, rtol=rtol,
+                                                      atol=1e-4).any(), (row, pos)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("n, d, k, memory_mb", [(2000, 32, 10, 1), (5000, 128, 100, 2),
+                                                 (777, 8, 5, None)])
+def test_torch_and_faiss_backends_find_the_same_neighbours(metric, n, d, k, memory_mb):
+    rng = np.random.default_rng(n)
+    db = rng.normal(size=(n, d)).astype(np.float32)
+    q = rng.normal(size=(300, d)).astype(np.float32)
+    d_faiss, i_faiss = search(db, q, k, metric)
+    d_torch, i_torch = search(db, q, k, metric, backend="torch", memory_mb=memory_mb)
+    same_neighbours_up_to_ties(d_faiss, i_faiss, d_torch, i_torch)
+    assert (i_faiss == i_torch).mean() > 0.999
+
+
+def test_torch_backend_streams_database_chunks_with_exact_ties():
+    # duplicated rows make exact ties; the torch backend puts the smaller id first
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(50, 6)).astype(np.float32)
+    db = np.concatenate([base, base])
+    chunks = [(0, db[:37]), (37, db[37:81]), (81, db[81:])]
+    dist, ids = torch_search(chunks, len(db), base[:10], k=4)
+    assert (ids[:, 0] == np.arange(10)).all() and (ids[:, 1] == np.arange(10) + 50).all()
+    assert (dist[:, :2] < 1e-5).all()
+
+
+def test_chunk_sizes_keep_blocks_within_the_budget():
+    for n_q, dim, k, mb in [(75_000, 8192, 100, 1024), (100, 2048, 100, 16), (10, 8, 5, 16)]:
+        q, rows = chunk_sizes(n_q, dim, k, mb)
+        assert 1 <= q <= n_q and rows >= k
+        assert 4 * q * rows + 4 * rows * dim <= mb * 2**20 * 1.01
+
+
+def test_backends_agree_on_real_embeddings_of_the_tiny_run(tiny_run):
+    work, _ = tiny_run
+    model = work / "results/synthetic/embed/vicreg/convnet/n8/s0/A/epoch2"
+    for which in ("projector", "backbone"):
+        public, _ = read_embeddings(str(model / "public.zarr"), which)
+        crops, _ = read_embeddings(str(model / "crops-periphery.zarr"), which)
+        d1, i1 = search(public, crops, 5)
+        d2, i2 = torch_search(iter_embeddings(str(model / "public.zarr"), which),
+                              len(public), crops, 5, memory_mb=16)
+        same_neighbours_up_to_ties(d1, i1, d2, i2)

@@ -80,6 +80,22 @@ def test_changing_k_reruns_only_knn_score_report(tiny_run, tmp_path):
     assert set(jobs) == {"knn", "score", "report", "all"}
 
 
+def test_torch_knn_backend_reruns_only_knn_and_agrees_with_faiss(tiny_run, tmp_path):
+    work = tmp_path / "w"
+    shutil.copytree(tiny_run[0], work)
+    edit_config(work / "tiny.yaml", knn={"backend": "torch", "memory_mb": 16})
+    assert set(planned_jobs(work, "--configfile", "tiny.yaml")) == {"knn", "score", "report",
+                                                                      "all"}
+    snakemake(work, "-c2", "--configfile", "tiny.yaml")
+    for path in (tiny_run[0] / "results/synthetic/knn").rglob("*.parquet"):
+        faiss_table = pd.read_parquet(path)
+        torch_table = pd.read_parquet(work / path.relative_to(tiny_run[0]))
+        assert (faiss_table["prediction"] == torch_table["prediction"]).mean() > 0.95
+        agree = [set(a) == set(b) for a, b in zip(faiss_table["neighbors"],
+                                                   torch_table["neighbors"])]
+        assert sum(agree) / len(agree) > 0.95, path
+
+
 def test_changing_epochs_reruns_train_and_everything_after(tiny_run, tmp_path):
     work = tmp_path / "w"
     shutil.copytree(tiny_run[0], work)

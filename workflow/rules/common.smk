@@ -80,6 +80,11 @@ def embed_source(wildcards):
     }
 
 
+def knn_index(wildcards):
+    """The FAISS index a k-NN job searches; the torch backend streams the public store."""
+    return {"index": INDEX} if config["knn"]["backend"] == "faiss" else {}
+
+
 def score_targets():
     return expand(
         SCORE,

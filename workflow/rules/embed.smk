@@ -31,6 +31,7 @@ rule embed:
 
 rule embed_finalize:
     input:
+        checkpoint=CHECKPOINT,
         markers=expand(
             f"{R}/embed/{MODEL}/epoch{{epoch}}/{{part}}.shards/{{job}}.json",
             job=range(config["embed"]["jobs"]),

@@ -1,6 +1,7 @@
 rule index:
     input:
         store=EMBED_STORE.replace("{part}", "public"),
+        checkpoint=CHECKPOINT,
     output:
         index=INDEX,
     params:

@@ -1,6 +1,7 @@
 rule knn:
     input:
-        index=INDEX,
+        unpack(knn_index),
+        checkpoint=CHECKPOINT,
         public=EMBED_STORE.replace("{part}", "public"),
         crops=EMBED_STORE.replace("{part}", "crops-{crop}"),
         crops_table=CROPS_TABLE,
@@ -11,6 +12,8 @@ rule knn:
         embedding=lambda wc: wc.embedding,
         k=lambda wc: int(wc.k),
         metric=config["knn"]["metric"],
+        backend=config["knn"]["backend"],
+        memory_mb=config["knn"]["memory_mb"],
         device=config["device"],
     log:
         log_path("knn", f"{MODEL}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}"),

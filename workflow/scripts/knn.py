@@ -1,6 +1,7 @@
 from dejavu import knn, logs
 
 logs.to_file(snakemake.log[0])
-knn.run(snakemake.input.index, snakemake.input.public, snakemake.input.crops,
+knn.run(snakemake.input.get("index"), snakemake.input.public, snakemake.input.crops,
         snakemake.input.crops_table, snakemake.input.split, snakemake.output.knn,
-        threads=snakemake.threads, **dict(snakemake.params.items()))
+        threads=snakemake.threads, checkpoint=snakemake.input.checkpoint,
+        **dict(snakemake.params.items()))
