@@ -277,7 +277,6 @@ def test_own_images_with_boxes_from_a_csv(tmp_path):
                                                "root": str(tmp_path / "images"),
                                                "boxes": str(tmp_path / "boxes.csv")})
     assert list(classes["key"]) == ["cat", "dog"]
-    by_id = manifest.set_index("id")
     assert boxes_of(manifest, "cat/cat1") == [boxes["cat/cat1.png"][1]]
     assert len(boxes_of(manifest, "cat/cat0")) == 0                  # no box: corner crop
     assert set(rejects["kind"]) == {"box_unknown_image", "box_invalid"}
@@ -303,6 +302,5 @@ def test_own_images_from_a_list_file_with_coco_boxes(tmp_path):
         "boxes": str(tmp_path / "coco.json"), "class_list": str(tmp_path / "classes.txt")})
     assert list(classes["name"]) == ["a cat", "a dog"]
     assert sorted(rejects["kind"]) == ["missing_file", "unknown_class"]
-    by_id = manifest.set_index("id")
     assert boxes_of(manifest, "dog/dog2") == [boxes["dog/dog2.png"][1]]
     assert len(manifest) == 6
