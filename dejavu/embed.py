@@ -29,7 +29,7 @@ import torch
 import zarr
 
 from .models import load_checkpoint, pick_device
-from .store import file_digest, locked, open_images, read_square, shard_range  # noqa: F401
+from .store import file_digest, locked, open_images, shard_range, square  # noqa: F401
 
 log = logging.getLogger(__name__)
 ARRAYS = ("backbone", "projector")
@@ -89,17 +89,20 @@ def embed_batches(model, images, rows: np.ndarray, side: int, batch_size: int,
     use_bf16 = device.type == "cuda"
     canvas = images.shape[1:3]
 
-    def read():
+    def read():  # on the read-ahead thread: uint8 blocks from the store (decompressed)
         for start in range(0, len(rows), batch_size):
             chunk = rows[start:start + batch_size]
-            if sizes is None:
-                heights, widths = np.full(len(chunk), canvas[0]), np.full(len(chunk), canvas[1])
-            else:
-                heights, widths = (s[start:start + batch_size] for s in sizes)
-            yield read_square(images, chunk, heights, widths, side)
+            yield start, torch.from_numpy(images.get_orthogonal_selection((chunk,)))
 
-    for x in prefetched(read()):
-        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    for start, block in prefetched(read()):
+        n = len(block)
+        if sizes is None:
+            heights, widths = np.full(n, canvas[0]), np.full(n, canvas[1])
+        else:
+            heights, widths = (s[start:start + n] for s in sizes)
+        # uint8 goes to the device; region, resize and scaling happen there
+        x = square(block.to(device, non_blocking=True), heights, widths, side)
+        x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16,
                                                      enabled=use_bf16):
             h, z = model(x)

@@ -55,23 +55,31 @@ def read_index(path: str | Path) -> pd.DataFrame:
     return index
 
 
-def read_square(images, rows: np.ndarray, heights, widths, side: int):
+def read_square(images, rows: np.ndarray, heights, widths, side: int, device=None):
     """(n, 3, side, side) float tensor in [0, 1] of stored images at sorted `rows`: each
     image's own region (height x width), shorter side resized to `side`, centre-cropped."""
     import torch
+    block = torch.from_numpy(
+        images.get_orthogonal_selection((np.asarray(rows, dtype=np.int64),)))
+    return square(block.to(device) if device is not None else block, heights, widths, side)
+
+
+def square(block, heights, widths, side: int):
+    """(n, H, W, 3) uint8 canvases (a tensor, on any device) -> (n, 3, side, side) floats in
+    [0, 1]: each image's region, shorter side to `side` (antialiased), centre square."""
+    import torch
 
     from .crops import resize_square
-    block = images.get_orthogonal_selection((np.asarray(rows, dtype=np.int64),))
-    x = torch.from_numpy(block).permute(0, 3, 1, 2)
+    x = block.permute(0, 3, 1, 2)
     heights, widths = np.asarray(heights), np.asarray(widths)
     full = (heights == x.shape[-2]) & (widths == x.shape[-1])
     if full.all():
         x = x.float() / 255
         return x if x.shape[-1] == side and x.shape[-2] == side else \
             resize_square(x, side).clamp(0, 1)
-    out = torch.empty((len(block), 3, side, side))
+    out = torch.empty((len(block), 3, side, side), device=x.device)
     for h, w in set(zip(heights.tolist(), widths.tolist())):  # one resize per stored size
-        same = np.flatnonzero((heights == h) & (widths == w))
+        same = torch.from_numpy(np.flatnonzero((heights == h) & (widths == w))).to(x.device)
         out[same] = resize_square(x[same, :, :h, :w].float() / 255, side).clamp(0, 1)
     return out
 
