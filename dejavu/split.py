@@ -26,6 +26,7 @@ class SplitConfig:
     heldout_fraction: float | None = None  # share of `bbox` held out; None: bbox_A + bbox_B
     public_test_per_class: int = 0
     seed: int = 0
+    attack_boxless: bool = False           # treat box-less images as attackable (corner crop)
 
 
 def split_class(ids: np.ndarray, has_box: np.ndarray, cfg: SplitConfig, label: int) -> dict:
@@ -68,11 +69,14 @@ def make_split(index: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
     """Long table, one row per (image, set): row, id, label, set, attacked, height, width.
 
     `row` points into the dataset store. An image shared by A and B appears twice. Only
-    bbox_A, bbox_B and the held-out set are attacked (they are the images with a known object).
+    bbox_A, bbox_B and the held-out set are attacked (they are the images with a known object);
+    with `attack_boxless` every image counts as annotated (a dataset without boxes, attacked
+    with the corner crop).
     """
     if cfg.max_npc is not None and cfg.max_npc < cfg.npc:
         raise ValueError(f"max_npc ({cfg.max_npc}) is below npc ({cfg.npc})")
-    has_box = pd.Series([len(b) > 0 for b in index["boxes"]], index=index.index)
+    has_box = pd.Series([cfg.attack_boxless or len(b) > 0 for b in index["boxes"]],
+                        index=index.index)
     parts = []
     for label, members in index.groupby("label", sort=True):
         members = members.sort_values("id", kind="stable")

@@ -46,6 +46,16 @@ def test_box_less_images_are_shared_by_a_and_b():
     assert (sizes["A"] == 20).all() and (sizes["B"] == 20).all()
 
 
+def test_a_dataset_without_boxes_can_be_attacked_with_corner_crops():
+    index = pool(per_class=40, box_share=0.0)
+    plain = make_split(index, SplitConfig(npc=10, heldout_fraction=0.0))
+    assert not plain["attacked"].any()  # nothing to attack: A and B share every image
+    split = make_split(index, SplitConfig(npc=10, heldout_fraction=0.0, attack_boxless=True))
+    check_disjoint(split)
+    assert not sets(split, "A") & sets(split, "B")
+    assert split.loc[split["set"].isin(["A", "B"]), "attacked"].all()
+
+
 def test_same_seed_same_split_regardless_of_row_order():
     index = pool()
     a = make_split(index, SplitConfig(npc=10, seed=5))

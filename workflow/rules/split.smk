@@ -8,6 +8,7 @@ rule split:
         npc=lambda wc: int(wc.size),
         max_npc=max(config["split"]["npc"]),
         heldout_fraction=config["split"]["heldout_fraction"],
+        attack_boxless=config["split"]["attack_boxless"],
         public_test_per_class=config["split"]["public_test_per_class"],
         seed=config["split"]["seed"],
     log:
