@@ -132,15 +132,21 @@ def torch_search(database: Iterable[tuple[int, np.ndarray]], n_database: int,
             first = offset + start
             for q0 in range(0, n_q, q_rows):
                 q = slice(q0, q0 + q_rows)
-                prod = (q_all[q] @ x.T).float()
-                d = (q_norm[q, None] - 2 * prod + x_norm[None]).clamp_min_(0) \
-                    if metric == "l2" else -prod
+                # ||q||^2 is the same for a whole row, so it joins only the final top-k
+                if metric == "cosine":
+                    d = -(q_all[q] @ x.T).float()
+                elif half:
+                    d = x_norm[None] - 2 * (q_all[q] @ x.T).float()
+                else:
+                    d = torch.addmm(x_norm[None], q_all[q], x.T, alpha=-2)
                 kk = min(k, d.shape[1])
                 cand_d, cand_i = torch.topk(d, kk, dim=1, largest=False)
                 merged_d = torch.cat([best_d[q], cand_d], 1)
                 merged_i = torch.cat([best_i[q], cand_i + first], 1)
                 top_d, pos = torch.topk(merged_d, k, dim=1, largest=False)
                 best_d[q], best_i[q] = top_d, torch.gather(merged_i, 1, pos)
+    if metric == "l2":
+        best_d = (best_d + q_norm[:, None]).clamp_min_(0)
     order = torch.argsort(best_i, dim=1)  # equal distances: smaller id first
     best_d, best_i = torch.gather(best_d, 1, order), torch.gather(best_i, 1, order)
     order = torch.argsort(best_d, dim=1, stable=True)
