@@ -18,7 +18,6 @@ import logging
 import math
 import os
 import queue
-import shutil
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,7 +28,8 @@ import torch
 import zarr
 
 from .models import load_checkpoint, pick_device
-from .store import file_digest, locked, open_images, shard_range, square  # noqa: F401
+from .store import (file_digest, open_images, open_or_create, shard_range,  # noqa: F401
+                    square)
 
 log = logging.getLogger(__name__)
 ARRAYS = ("backbone", "projector")
@@ -111,17 +111,8 @@ def embed_batches(model, images, rows: np.ndarray, side: int, batch_size: int,
 
 def open_partial(partial: str, n_rows: int, dims: dict[str, int], shard_rows: int,
                  chunk_rows: int, dtype: str, attrs: dict) -> zarr.Group:
-    """Create the partial store, or reuse it if it was made for the same model and layout.
-
-    Shard jobs race to create it, so creation happens under a file lock."""
-    with locked(partial + ".lock"):
-        if os.path.exists(partial):
-            group = zarr.open_group(partial, mode="r+")
-            if dict(group.attrs) == attrs:
-                return group
-            log.info("partial store %s was made for another model or layout; recreating",
-                     partial)
-            shutil.rmtree(partial)
+    """The partial store, reused if it was made for the same model and layout."""
+    def create() -> zarr.Group:
         group = zarr.open_group(partial, mode="w", attributes=attrs)
         for name, dim in dims.items():
             group.create_array(name, shape=(n_rows, dim), dtype=dtype,
@@ -129,6 +120,8 @@ def open_partial(partial: str, n_rows: int, dims: dict[str, int], shard_rows: in
         group.create_array("source_row", shape=(n_rows,), dtype="int64",
                            chunks=(chunk_rows,), shards=(shard_rows,))
         return group
+
+    return open_or_create(partial, attrs, create)
 
 
 def embed_source(part: str, images_path: str, table_path: str):

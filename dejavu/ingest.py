@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from zarr.codecs import ZstdCodec
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .sources import BoxRules, Rejects, check_box
-from .store import file_digest, locked, shard_range
+from .store import file_digest, open_or_create, shard_range
 
 log = logging.getLogger(__name__)
 RESIZE_POLICIES = ("fit", "center", "stretch")
@@ -257,21 +256,12 @@ def decode_rows(manifest: pd.DataFrame, start: int, stop: int, cfg: IngestConfig
 
 def open_partial(partial: str, n_rows: int, side: int, shard_rows: int, chunk_rows: int,
                  attrs: dict) -> zarr.Array:
-    """Create the partial image array, or reuse it if made for the same manifest/layout."""
-    with locked(partial + ".lock"):
-        if os.path.exists(partial):
-            arr = zarr.open_array(partial, mode="r+")
-            if dict(arr.attrs) == attrs:
-                return arr
-            log.info("partial store %s was made for another manifest or layout; recreating",
-                     partial)
-            shutil.rmtree(partial)
-        arr = zarr.create_array(store=partial, shape=(n_rows, side, side, 3), dtype=np.uint8,
-                                chunks=(chunk_rows, side, side, 3),
-                                shards=(shard_rows, side, side, 3), attributes=attrs,
-                                compressors=[ZstdCodec(level=1)],  # 2x faster, same size
-                                config={"write_empty_chunks": True})
-        return arr
+    """The partial image array, reused if it was made for the same manifest and layout."""
+    return open_or_create(partial, attrs, lambda: zarr.create_array(
+        store=partial, shape=(n_rows, side, side, 3), dtype=np.uint8,
+        chunks=(chunk_rows, side, side, 3), shards=(shard_rows, side, side, 3),
+        attributes=attrs, compressors=[ZstdCodec(level=1)],  # 2x faster, same size
+        config={"write_empty_chunks": True}))
 
 
 def _write_rows(arr: zarr.Array, start: int, stop: int, images: np.ndarray) -> None:

@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import math
+import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import zarr
+
+log = logging.getLogger(__name__)
 
 INDEX_COLUMNS = ("id", "label", "boxes", "height", "width")
 
@@ -97,6 +102,21 @@ def file_digest(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def open_or_create(partial: str, attrs: dict, create):
+    """The Zarr array or group at `partial` if it was made with these attributes (same
+    source and layout), else a new one from `create()`. Shard jobs race to make it, so this
+    runs under a file lock."""
+    with locked(partial + ".lock"):
+        if os.path.exists(partial):
+            node = zarr.open(partial, mode="r+")
+            if dict(node.attrs) == attrs:
+                return node
+            log.info("partial store %s was made for another source or layout; recreating",
+                     partial)
+            shutil.rmtree(partial)
+        return create()
 
 
 @contextmanager
