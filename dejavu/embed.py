@@ -28,8 +28,8 @@ import torch
 import zarr
 
 from .models import load_checkpoint, pick_device
-from .store import (file_digest, open_images, open_or_create, shard_range,  # noqa: F401
-                    square)
+from .store import (file_digest, open_images, open_or_create, read_rows,  # noqa: F401
+                    shard_range, square)
 
 log = logging.getLogger(__name__)
 ARRAYS = ("backbone", "projector")
@@ -92,7 +92,7 @@ def embed_batches(model, images, rows: np.ndarray, side: int, batch_size: int,
     def read():  # on the read-ahead thread: uint8 blocks from the store (decompressed)
         for start in range(0, len(rows), batch_size):
             chunk = rows[start:start + batch_size]
-            yield start, torch.from_numpy(images.get_orthogonal_selection((chunk,)))
+            yield start, torch.from_numpy(read_rows(images, chunk))
 
     for start, block in prefetched(read()):
         n = len(block)

@@ -60,12 +60,24 @@ def read_index(path: str | Path) -> pd.DataFrame:
     return index
 
 
+def read_rows(images, rows) -> np.ndarray:
+    """images[rows] for sorted rows. A dense run is read as one slice and picked from (Zarr
+    slices are about 8x faster than an orthogonal selection of the same rows)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return images[0:0]
+    lo, hi = int(rows[0]), int(rows[-1]) + 1
+    if hi - lo <= 2 * len(rows):
+        block = images[lo:hi]
+        return block if hi - lo == len(rows) else block[rows - lo]
+    return images.get_orthogonal_selection((rows,))
+
+
 def read_square(images, rows: np.ndarray, heights, widths, side: int, device=None):
     """(n, 3, side, side) float tensor in [0, 1] of stored images at sorted `rows`: each
     image's own region (height x width), shorter side resized to `side`, centre-cropped."""
     import torch
-    block = torch.from_numpy(
-        images.get_orthogonal_selection((np.asarray(rows, dtype=np.int64),)))
+    block = torch.from_numpy(read_rows(images, rows))
     return square(block.to(device) if device is not None else block, heights, widths, side)
 
 

@@ -311,7 +311,7 @@ def load_training_images(images_path: str, split_path: str, subset: str,
 
     Stored images whose region is not the whole canvas (ingested with `fit`), or whose side
     differs from `side`, are brought to it as the eval transform does (shorter side, centre)."""
-    from .store import open_images, read_square
+    from .store import open_images, read_rows, read_square
     split = pd.read_parquet(split_path)
     chosen = split[split["set"] == subset].sort_values("row")
     if len(chosen) == 0:
@@ -322,7 +322,7 @@ def load_training_images(images_path: str, split_path: str, subset: str,
     widths = chosen["width"].to_numpy() if "width" in chosen else np.full(len(rows), canvas)
     side = side or canvas
     if side == canvas and (heights == canvas).all() and (widths == canvas).all():
-        images = store.get_orthogonal_selection((rows,))
+        images = read_rows(store, rows)
     else:
         images = np.empty((len(rows), side, side, 3), np.uint8)
         for i in range(0, len(rows), 1024):
