@@ -5,10 +5,12 @@
 #                                                              ingest_finalize for imagenet / folder datasets
 #   R/split/n{size}/split.parquet, sizes.csv                   split: sets A, B, heldout, public, public_test
 #   R/crops/n{size}/{crop}.zarr, {crop}.parquet                crops: background crops of attacked images
-#   R/models/<model>/epoch{epoch}.pt                           init (epoch 0, untrained) and train
-#   R/embed/<model>/epoch{epoch}/{part}.zarr                   embed (shard jobs) + embed_finalize; part: public | crops-{crop}
+#   R/models/<model>/states/epoch{epoch}.pt                    train: training states every train.state_every
+#   R/models/<model>/epoch{epoch}.pt                           init (epoch 0, untrained); snapshot (from a state)
+#   R/embed/<model>/epoch{epoch}/{part}.zarr                   embed (shard jobs) + embed_finalize; part: public | public_test | train | crops-{crop}
 #   R/index/<model>/epoch{epoch}/{embedding}.faiss             index: exact FAISS over the public set
 #   R/knn/<model>/epoch{epoch}/{crop}-{embedding}-k{k}.parquet knn: neighbours, votes, confidence per crop
+#   R/probe/<model>/epoch{epoch}.json                          probe: linear probe train / test accuracy
 #   R/score/{method}/{backbone}/n{size}/s{seed}/epoch{epoch}/{crop}-{embedding}-k{k}.json   score (+ .curves.parquet)
 #   {results}/summary.csv, {results}/report.html, {results}/figures/   report
 #   R/logs/<rule>/..., R/benchmarks/<rule>/...                 one log and one timing file per job
@@ -19,12 +21,16 @@ import sys
 
 import dejavu.cluster
 import dejavu.config
+import dejavu.epochs
 import dejavu.sources
 
 min_version("9.0")
 
 
 configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -41,7 +47,7 @@ wildcard_constraints:
     seed=r"\d+",
     subset=r"A|B",
     epoch=r"\d+",
-    part=r"public|crops-(periphery|corner)",
+    part=r"public|public_test|train|crops-(periphery|corner)",
     job=r"\d+",
     embedding=r"backbone|projector",
     crop=r"periphery|corner",
@@ -76,4 +82,5 @@ include: "workflow/rules/embed.smk"
 include: "workflow/rules/index.smk"
 include: "workflow/rules/knn.smk"
 include: "workflow/rules/score.smk"
+include: "workflow/rules/probe.smk"
 include: "workflow/rules/report.smk"

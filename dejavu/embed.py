@@ -1,7 +1,8 @@
 """Backbone and projector embeddings, written by several shard jobs into one Zarr store.
 
-A *part* is what gets embedded: `public` (full public images from the dataset store) or
-`crops-<mode>` (the attacked images' crops). Rows are grouped into Zarr shards of
+A *part* is what gets embedded: full images from the dataset store -- `public` (the k-NN
+database), `public_test` (the linear probe's test split) and `train` (the model's own training
+set, for the probe) -- or `crops-<mode>` (the attacked images' crops). Rows are grouped into Zarr shards of
 `shard_rows` rows; job j of J writes a contiguous run of whole shards and nothing else.
 Writing part of a shard from several processes is a read-modify-write race in zarr 3 that
 silently loses rows, so no two jobs ever touch the same shard.
@@ -124,15 +125,22 @@ def open_partial(partial: str, n_rows: int, dims: dict[str, int], shard_rows: in
     return open_or_create(partial, attrs, create)
 
 
-def embed_source(part: str, images_path: str, table_path: str):
-    """(images, sorted source rows, (heights, widths) or None) of a part: public images
-    from the dataset store, or crops (which fill their canvas)."""
+IMAGE_PARTS = ("public", "public_test", "train")
+
+
+def embed_source(part: str, images_path: str, table_path: str, subset: str | None = None):
+    """(images, sorted source rows, (heights, widths) or None) of a part: full images of a
+    split set from the dataset store (`train`: the set `subset`), or crops (which fill
+    their canvas)."""
     table = pd.read_parquet(table_path)
-    if part == "public":
-        public = table[table["set"] == "public"].sort_values("row")
-        rows = public["row"].to_numpy()
-        sizes = ((public["height"].to_numpy(), public["width"].to_numpy())
-                 if "height" in public else None)
+    if part in IMAGE_PARTS:
+        name = subset if part == "train" else part
+        if name is None:
+            raise ValueError("part 'train' needs the model's subset (A or B)")
+        chosen = table[table["set"] == name].sort_values("row")
+        rows = chosen["row"].to_numpy()
+        sizes = ((chosen["height"].to_numpy(), chosen["width"].to_numpy())
+                 if "height" in chosen else None)
     elif part.startswith("crops-"):
         rows, sizes = np.sort(table.loc[table["valid"], "crop_row"].to_numpy()), None
     else:
@@ -148,14 +156,15 @@ def transform_description(side: int) -> str:
 def run_shard(checkpoint: str, images_path: str, table_path: str, out_path: str,
               marker_path: str, *, part: str, job: int, jobs: int, side: int,
               shard_rows: int, chunk_rows: int, batch_size: int | str = "auto",
-              dtype: str = "float16", device: str = "auto", threads: int = 1) -> None:
+              dtype: str = "float16", device: str = "auto", threads: int = 1,
+              subset: str | None = None) -> None:
     """Embed job `job` of `jobs`: its whole shards, written one shard at a time, so memory
     holds one shard of embeddings whatever the part's size."""
     torch.set_num_threads(threads)
     if shard_rows % chunk_rows:
         raise ValueError(f"shard_rows ({shard_rows}) must be a multiple of chunk_rows "
                          f"({chunk_rows})")
-    images, rows, sizes = embed_source(part, images_path, table_path)
+    images, rows, sizes = embed_source(part, images_path, table_path, subset)
     model, ckpt = load_checkpoint(checkpoint)
     dims = {"backbone": model.backbone.out_dim, "projector": model.arch["projector_dims"][-1]}
     attrs = {"part": part, "checkpoint_sha256": file_digest(checkpoint),

@@ -54,6 +54,61 @@ def curves_table(score_files: list[str]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+PROBE_KEYS = ["method", "backbone", "train_size", "seed", "epoch"]
+PROBE_COLUMNS = ["probe_train_acc", "probe_test_acc", "probe_gap"]
+
+
+def probe_table(probe_files: list[str]) -> pd.DataFrame:
+    """Linear-probe accuracies per model pair and epoch, averaged over models A and B."""
+    if not probe_files:
+        return pd.DataFrame(columns=PROBE_KEYS + PROBE_COLUMNS)
+    rows = pd.DataFrame([json.loads(Path(p).read_text()) for p in probe_files])
+    mean = rows.groupby(PROBE_KEYS)[["train_acc", "test_acc", "gap"]].mean().reset_index()
+    return mean.rename(columns={"train_acc": "probe_train_acc", "test_acc": "probe_test_acc",
+                                "gap": "probe_gap"})
+
+
+def with_probe(summary: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
+    """The summary with the probe columns of its model pair and epoch (SPEC §9 allows more
+    columns after the defined ones)."""
+    merged = summary.merge(probes, on=PROBE_KEYS, how="left")
+    return merged[list(summary.columns) + PROBE_COLUMNS]
+
+
+def seed_mean(table: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
+    """Mean over seeds of `values`, with the seed count and, over two or more seeds, the
+    standard deviation of the score."""
+    grouped = table.groupby(keys, sort=True)
+    out = grouped[values].mean()
+    out["seeds"] = grouped.size()
+    if "score" in values:
+        out["score_sd_seeds"] = grouped["score"].std()
+    return out.reset_index()
+
+
+def method_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Methods side by side at the last epoch (the real test): score at p with its interval,
+    the partition and the linear probe."""
+    real = summary[(summary["control"] == "none")]
+    last = real[real["epoch"] == real.groupby(["method"])["epoch"].transform("max")]
+    return seed_mean(last, ["method", "backbone", "train_size", "embedding", "k", "crop_mode",
+                            "epoch"],
+                     ["score", "score_ci_low", "score_ci_high", "memorized", "misrepresented",
+                      *PROBE_COLUMNS])
+
+
+def embedding_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Backbone vs projector: the same model pair's score from each embedding."""
+    real = summary[summary["control"] == "none"]
+    keys = ["method", "backbone", "train_size", "seed", "epoch", "k", "crop_mode"]
+    wide = real.assign(embedding="score_" + real["embedding"]).pivot_table(
+        index=keys, columns="embedding", values="score").reset_index()
+    wide.columns.name = None
+    if {"score_backbone", "score_projector"} <= set(wide.columns):
+        wide["projector_minus_backbone"] = wide["score_projector"] - wide["score_backbone"]
+    return wide
+
+
 def rejects_table(crop_tables: list[str]) -> pd.DataFrame:
     """Attacked images without a valid crop, with the reason, per crop table."""
     parts = []
@@ -88,18 +143,30 @@ def stage_times(benchmarks_dir: str) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- figures
 
+COLOURS = {"none": "#c0392b", "heldout": "#2980b9", "untrained": "#7f8c8d"}
+
+
 def plot_curves(curves: pd.DataFrame, title: str) -> plt.Figure:
-    """Figure 3 of the paper: accuracy on the top-p most confident crops, target vs reference,
-    swap-averaged, one panel per control."""
+    """Figure 3 of the paper: accuracy on the top-p most confident crops, target vs
+    reference, swap-averaged, one panel per control. Bands: over seeds (min to max of the
+    seeds' curves) where there are several, else the bootstrap 95 % interval."""
     controls = list(dict.fromkeys(curves["control"]))
     fig, axes = plt.subplots(1, len(controls), figsize=(4.2 * len(controls), 3.4), squeeze=False)
     for ax, control in zip(axes[0], controls):
-        mean = curves[curves["control"] == control].groupby("p")[["acc_target",
-                                                                  "acc_reference"]].mean()
-        ax.plot(mean.index * 100, mean["acc_target"], "o-", label="target (trained on set)")
-        ax.plot(mean.index * 100, mean["acc_reference"], "s--", label="reference")
+        rows = curves[curves["control"] == control]
+        several = rows["seed"].nunique() > 1
+        for name, style, label in (("acc_target", "o-", "target (trained on set)"),
+                                   ("acc_reference", "s--", "reference")):
+            per_p = rows.groupby("p")
+            mean = per_p[name].mean()
+            low, high = ((per_p[name].min(), per_p[name].max()) if several else
+                         (per_p[f"{name}_low"].mean(), per_p[f"{name}_high"].mean()))
+            line, = ax.plot(mean.index * 100, mean, style, ms=3, label=label)
+            ax.fill_between(mean.index * 100, low, high, color=line.get_color(), alpha=0.18,
+                            lw=0)
+        band = f"band: {rows['seed'].nunique()} seeds" if several else "band: bootstrap 95%"
         ax.set(xlabel="top-p % most confident", ylabel="k-NN top-1 accuracy",
-               title=f"{control}", ylim=(0, 1.02))
+               title=f"{control} ({band})", ylim=(0, 1.02))
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=9)
@@ -107,10 +174,99 @@ def plot_curves(curves: pd.DataFrame, title: str) -> plt.Figure:
     return fig
 
 
+def _series(ax, table: pd.DataFrame, x: str, y: str, label: str, colour=None, style="o-",
+            low: str | None = None, high: str | None = None) -> None:
+    """One line of a trend figure: mean over seeds, error bars from the seeds' spread where
+    there are several, else from the interval columns."""
+    grouped = table.groupby(x)
+    mean = grouped[y].mean()
+    if grouped.size().max() > 1:
+        err = np.vstack([mean - grouped[y].min(), grouped[y].max() - mean])
+    elif low and high:
+        err = np.vstack([mean - grouped[low].mean(), grouped[high].mean() - mean])
+    else:
+        err = None
+    ax.errorbar(mean.index, mean, yerr=err, fmt=style, ms=4, capsize=2, label=label,
+                color=colour)
+
+
+def _trend_rows(summary: pd.DataFrame, along: str) -> pd.DataFrame:
+    """Rows for a trend along epochs (each size) or sizes (at each pair's last epoch)."""
+    trained = summary[summary["control"] != "untrained"]
+    if along == "epoch":
+        return summary
+    return trained[trained["epoch"] == trained.groupby(
+        ["method", "backbone", "train_size", "seed"])["epoch"].transform("max")]
+
+
+def plot_score_trends(summary: pd.DataFrame, along: str) -> plt.Figure:
+    """Figure 4 of the paper: déjà vu score (with the held-out control) and the linear-probe
+    train-test gap along training epochs or train-set size."""
+    rows = _trend_rows(summary, along)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    for (method, backbone, embedding, other), group in rows.groupby(
+            ["method", "backbone", "embedding",
+             "train_size" if along == "epoch" else "k"], sort=True):
+        tag = f"{method} {backbone} {embedding}" + (f" n{other}" if along == "epoch" else "")
+        real = group[group["control"].isin(["none", "untrained"])]
+        _series(left, real, along, "score", tag, low="score_ci_low", high="score_ci_high")
+        held = group[group["control"] == "heldout"]
+        if len(held):
+            _series(left, held, along, "score", f"{tag} held-out", style="x:",
+                    colour=left.lines[-1].get_color())
+    left.axhline(0, color="k", lw=0.6)
+    left.set(xlabel=_axis_name(along), ylabel="déjà vu score at p", title="déjà vu score")
+    probe = rows[(rows["embedding"] == rows["embedding"].iloc[0])
+                 & rows["control"].isin(["none", "untrained"])].dropna(subset=["probe_gap"])
+    probe = probe.drop_duplicates(PROBE_KEYS + ["k", "crop_mode"])
+    for (method, backbone, other), group in probe.groupby(
+            ["method", "backbone", "train_size" if along == "epoch" else "k"]):
+        tag = f"{method} {backbone}" + (f" n{other}" if along == "epoch" else "")
+        _series(right, group, along, "probe_gap", tag)
+    right.axhline(0, color="k", lw=0.6)
+    right.set(xlabel=_axis_name(along), ylabel="train acc - test acc",
+              title="linear probe train-test gap")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+        if along == "train_size":
+            ax.set_xscale("log")
+    fig.tight_layout()
+    return fig
+
+
+def plot_share_trends(summary: pd.DataFrame, along: str) -> plt.Figure:
+    """Figure 5 of the paper: memorized, misrepresented and correlated shares along epochs
+    or train-set size (real test, one panel per method and embedding)."""
+    rows = _trend_rows(summary, along)
+    rows = rows[rows["control"].isin(["none", "untrained"])]
+    panels = list(rows.groupby(["method", "backbone", "embedding"], sort=True))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.3), squeeze=False)
+    for ax, ((method, backbone, embedding), group) in zip(axes[0], panels):
+        for share, colour in zip(SHARES[:3], ["#c0392b", "#2980b9", "#7f8c8d"]):
+            for other, part in group.groupby("train_size" if along == "epoch" else "k"):
+                style = "o-" if other == group["train_size" if along == "epoch" else "k"].max() \
+                    else "s--"
+                tag = share + (f" n{other}" if along == "epoch" else "")
+                _series(ax, part, along, share, tag, colour=colour, style=style)
+        ax.set(xlabel=_axis_name(along), ylabel="share of attacked images", ylim=(0, 1),
+               title=f"{method} {backbone} {embedding}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+        if along == "train_size":
+            ax.set_xscale("log")
+    fig.tight_layout()
+    return fig
+
+
+def _axis_name(along: str) -> str:
+    return {"epoch": "training epochs", "train_size": "train-set size (images per class)"}[along]
+
+
 def plot_partition(summary: pd.DataFrame) -> plt.Figure:
     """Stacked shares of memorized / misrepresented / correlated / unassociated per row."""
-    labels = [f"{r.embedding} {r.crop_mode} k{r.k} ep{r.epoch} {r.control}"
-              for r in summary.itertuples()]
+    labels = [f"{r.method} {r.backbone} n{r.train_size} s{r.seed} {r.embedding} {r.crop_mode} "
+              f"k{r.k} ep{r.epoch} {r.control}" for r in summary.itertuples()]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(summary) + 1.2))
     left = np.zeros(len(summary))
     for share, colour in zip(SHARES, ["#c0392b", "#2980b9", "#7f8c8d", "#d5d8dc"]):
@@ -148,9 +304,11 @@ def plot_examples(crops: np.ndarray, originals: np.ndarray, boxes: list, neighbo
 
 
 def figure_png(fig: plt.Figure, path: Path) -> str:
-    """Save the figure to `path` and return it base64-encoded for the HTML page."""
+    """Save the figure as `path` (PNG) and beside it as SVG; return the PNG base64-encoded
+    for the HTML page."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(path.with_suffix(".svg"), format="svg", bbox_inches="tight")
     plt.close(fig)
     path.write_bytes(buf.getvalue())
     return base64.b64encode(buf.getvalue()).decode()
@@ -231,7 +389,8 @@ def _img(b64: str) -> str:
 def run(inputs: dict, outputs: dict, *, config: dict, benchmarks: str) -> None:
     figures = Path(outputs["figures"])
     figures.mkdir(parents=True, exist_ok=True)
-    summary = summary_table(list(inputs["scores"]))
+    summary = with_probe(summary_table(list(inputs["scores"])),
+                         probe_table(list(inputs.get("probes", []))))
     summary.to_csv(outputs["summary"], index=False)
     curves = curves_table(list(inputs["scores"]))
     intro = _score_intro(config)
@@ -242,17 +401,43 @@ def run(inputs: dict, outputs: dict, *, config: dict, benchmarks: str) -> None:
     sections = [("Scores", intro + _table_html(summary[[
         "method", "backbone", "train_size", "seed", "epoch", "embedding", "k", "crop_mode",
         "control", "n_attacked", "acc_target", "acc_reference", "score", "score_ci_low",
-        "score_ci_high", *SHARES]]))]
-    for keys, group in curves.groupby(KEYS, sort=False):
-        last_epoch = group["epoch"].max()
-        shown = group[(group["epoch"] == last_epoch) | (group["control"] == "untrained")]
+        "score_ci_high", *SHARES, "probe_gap"]]))]
+    methods = method_table(summary)
+    methods.to_csv(figures / "method_comparison.csv", index=False)
+    sections.append(("Methods compared at the last epoch (score at p with its bootstrap 95% "
+                     "interval, mean over seeds; linear probe on the backbone)",
+                     _table_html(methods)))
+    embeddings = embedding_table(summary)
+    embeddings.to_csv(figures / "backbone_vs_projector.csv", index=False)
+    sections.append(("Backbone vs projector (the same models' score from each embedding)",
+                     _table_html(embeddings)))
+    for along, name in (("epoch", "epochs"), ("train_size", "size")):
+        points = summary[along].nunique()
+        if points < 2:
+            sections.append((f"Trends along {_axis_name(along)} (Figures 4, 5)",
+                             f"<p>Only one value of {along} is configured; sweep it "
+                             f"({'train.checkpoints' if along == 'epoch' else 'split.npc'}) "
+                             f"to see the trend.</p>"))
+            continue
+        sections.append((f"Déjà vu score and linear-probe gap vs {_axis_name(along)} "
+                         "(Figure 4)", _img(figure_png(plot_score_trends(summary, along),
+                                                       figures / f"score_vs_{name}.png"))))
+        sections.append((f"Memorized, misrepresented, correlated vs {_axis_name(along)} "
+                         "(Figure 5)", _img(figure_png(plot_share_trends(summary, along),
+                                                       figures / f"shares_vs_{name}.png"))))
+    figure3_keys = [k for k in KEYS if k != "seed"]
+    for keys, group in curves.groupby(figure3_keys, sort=False):
+        last = group.groupby("seed")["epoch"].transform("max")
+        shown = group[(group["epoch"] == last) | (group["control"] == "untrained")]
         name = "curves_" + "_".join(str(k) for k in keys)
-        title = ", ".join(f"{k}={v}" for k, v in zip(KEYS, keys))
-        png = figure_png(plot_curves(shown, textwrap.fill(f"{title}, epoch {last_epoch}", 110)),
+        title = ", ".join(f"{k}={v}" for k, v in zip(figure3_keys, keys))
+        png = figure_png(plot_curves(shown, textwrap.fill(f"{title}, epoch {last.max()}", 110)),
                          figures / f"{name}.png")
         sections.append((f"Accuracy vs confidence (Figure 3): {title}", _img(png)))
-    sections.append(("Sample partition", _img(figure_png(plot_partition(summary),
-                                                         figures / "partition.png"))))
+    last_rows = summary[summary["epoch"] == summary.groupby(
+        ["method", "backbone", "train_size", "seed"])["epoch"].transform("max")]
+    sections.append(("Sample partition at the last epoch",
+                     _img(figure_png(plot_partition(last_rows), figures / "partition.png"))))
     panel = example_panel(inputs["knn_target"], inputs["knn_reference"], inputs["crops_store"],
                           inputs["images"], inputs["index"])
     sections.append(("Most confident memorized crops (set A): crop, image, 5 nearest public "

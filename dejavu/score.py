@@ -76,32 +76,52 @@ def swap_average(results: list[dict[str, float]]) -> dict[str, float]:
     return {key: float(np.mean([r[key] for r in results])) for key in results[0]}
 
 
-def curve(half: Half, p_grid: list[float]) -> pd.DataFrame:
-    order_t, order_r = half.orders()
-    return pd.DataFrame({"p": p_grid,
-                         "acc_target": [topp_accuracy(half.correct_t, order_t, p) for p in p_grid],
-                         "acc_reference": [topp_accuracy(half.correct_r, order_r, p)
-                                           for p in p_grid]})
+BOOT_CHUNK = 64  # resamples drawn and sorted at once (memory: BOOT_CHUNK x n per half)
+
+
+def bootstrap_curves(halves: list[Half], p_grid: list[float], n_boot: int,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(acc_T, acc_R), each (n_boot, len(p_grid)): swap-averaged top-p accuracies of
+    resamples of each half's attacked images (with replacement). Rank order is global, so a
+    resample's top-p set is the first ceil(p n) of the resample sorted by rank; one sort per
+    resample and model serves every p. Drawn in chunks from one stream: the numbers do not
+    depend on the chunk size."""
+    rng = np.random.default_rng(seed)
+    acc = np.zeros((2, n_boot, len(p_grid)))
+    for half in halves:
+        n = len(half.sample_id)
+        counts = np.array([top_count(n, p) for p in p_grid])
+        ranks = []
+        for order in half.orders():
+            rank = np.empty(n, np.int64)
+            rank[order] = np.arange(n)
+            ranks.append(rank)
+        for lo in range(0, n_boot, BOOT_CHUNK):
+            draws = rng.integers(0, n, size=(min(BOOT_CHUNK, n_boot - lo), n))
+            for i, (rank, correct) in enumerate(zip(ranks, (half.correct_t, half.correct_r))):
+                ranked = np.take_along_axis(draws, np.argsort(rank[draws], axis=1), axis=1)
+                hits = np.cumsum(correct[ranked], axis=1)
+                acc[i, lo:lo + len(draws)] += hits[:, counts - 1] / counts
+    return acc[0] / len(halves), acc[1] / len(halves)
 
 
 def bootstrap_scores(halves: list[Half], p: float, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot,) swap-averaged scores, resampling each half's attacked images with
-    replacement. Rank order is global, so a resample's top-p set is the first ceil(p n) of
-    the resample sorted by rank."""
-    rng = np.random.default_rng(seed)
-    scores = np.zeros(n_boot)
-    for half in halves:
-        n = len(half.sample_id)
-        m = top_count(n, p)
-        draws = rng.integers(0, n, size=(n_boot, n))
-        order_t, order_r = half.orders()
-        for order, correct, sign in ((order_t, half.correct_t, 1.0),
-                                     (order_r, half.correct_r, -1.0)):
-            rank = np.empty(n, np.int64)
-            rank[order] = np.arange(n)
-            top = np.take_along_axis(draws, np.argsort(rank[draws], axis=1)[:, :m], axis=1)
-            scores += sign * correct[top].mean(axis=1)
-    return scores / len(halves)
+    """(n_boot,) swap-averaged scores at p of the resamples of `bootstrap_curves`."""
+    acc_t, acc_r = bootstrap_curves(halves, [p], n_boot, seed)
+    return acc_t[:, 0] - acc_r[:, 0]
+
+
+def curves(halves: list[Half], p_grid: list[float], n_boot: int, seed: int) -> pd.DataFrame:
+    """Figure 3's table: swap-averaged acc_T(p), acc_R(p) and their difference at each p of
+    the grid, each with its bootstrap 95 % interval (columns *_low, *_high)."""
+    table = {"p": p_grid}
+    point = [[score_half(h, p) for p in p_grid] for h in halves]
+    boot_t, boot_r = bootstrap_curves(halves, p_grid, n_boot, seed)
+    for name, boot in (("acc_target", boot_t), ("acc_reference", boot_r),
+                       ("score", boot_t - boot_r)):
+        table[name] = np.mean([[row[name] for row in rows] for rows in point], axis=0)
+        table[f"{name}_low"], table[f"{name}_high"] = np.quantile(boot, [0.025, 0.975], axis=0)
+    return pd.DataFrame(table)
 
 
 def make_half(knn_t: pd.DataFrame, knn_r: pd.DataFrame, attacked: str,
@@ -118,14 +138,13 @@ def make_half(knn_t: pd.DataFrame, knn_r: pd.DataFrame, attacked: str,
 
 
 def evaluate(halves: list[Half], p: float, p_grid: list[float], n_boot: int, seed: int):
-    """Swap-averaged summary with a bootstrap 95 % interval, and the curves per half."""
+    """Swap-averaged summary with a bootstrap 95 % interval, and the curves with theirs."""
     summary = swap_average([score_half(h, p) for h in halves])
     summary["n_attacked"] = int(len(np.unique(np.concatenate([h.sample_id for h in halves]))))
     boot = bootstrap_scores(halves, p, n_boot, seed)
     summary["score_ci_low"], summary["score_ci_high"] = (float(v) for v in
                                                          np.quantile(boot, [0.025, 0.975]))
-    curves = pd.concat([curve(h, p_grid).assign(half=i) for i, h in enumerate(halves)])
-    return summary, curves
+    return summary, curves(halves, p_grid, n_boot, seed)
 
 
 def heldout_halves(a: pd.DataFrame, b: pd.DataFrame, split: bool) -> list[Half]:
@@ -152,11 +171,11 @@ def run(knn_a: str, knn_b: str, out_json: str, out_curves: str, *, epoch: int, p
     tests = {"untrained" if epoch == 0 else "none": [make_half(a, b, "A"), make_half(b, a, "B")]}
     if epoch > 0 and (a["set"] == "heldout").sum() >= 2:
         tests["heldout"] = heldout_halves(a, b, split_heldout)
-    rows, curves = [], []
+    rows, tables = [], []
     for control, halves in tests.items():
         summary, curve_table = evaluate(halves, p, p_grid, n_boot, seed)
         rows.append({**combination, "epoch": epoch, "control": control, "p": p, **summary})
-        curves.append(curve_table.assign(control=control))
+        tables.append(curve_table.assign(control=control))
     with open(out_json, "w") as f:
         json.dump(rows, f, indent=1)
-    pd.concat(curves, ignore_index=True).to_parquet(out_curves, index=False)
+    pd.concat(tables, ignore_index=True).to_parquet(out_curves, index=False)

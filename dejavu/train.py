@@ -1,16 +1,19 @@
-"""SSL training of one model on one training set, with checkpoints at chosen epochs.
+"""SSL training of one model on one training set, with states saved at chosen epochs.
 
 The training set is small enough to sit in memory as uint8 once; each step draws a batch,
 makes the method's views of it on the device (`augment.py`, a fresh random draw per image),
 and takes one optimizer step (AdamW, LARS or SGD) with a warm-up + cosine learning rate.
 With a fixed seed on CPU, training is reproducible bit for bit, also across a kill and
-resume. With `processes` > 1 the job trains data-parallel (DDP, one process per GPU, or gloo
+resume, and training continued from a saved state reaches the weights of an uninterrupted
+run: that is how an epoch sweep adds an epoch without retraining (`run_snapshot`). With
+`processes` > 1 the job trains data-parallel (DDP, one process per GPU, or gloo
 processes on CPU) and reaches what one process reaches with the same global batch.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import logging
 import math
@@ -19,6 +22,7 @@ import shutil
 import time
 import zlib
 from dataclasses import dataclass, field
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +42,8 @@ class TrainConfig:
     method: str = "vicreg"
     epochs: int = 200
     checkpoints: tuple[int, ...] = ()   # epochs to save besides the last
+    until: int | None = None            # stop after this epoch (None: epochs); the schedule
+                                        # is still the one of `epochs`
     batch_size: int = 128               # global: split across data-parallel processes
     optimizer: str = "adamw"            # adamw | lars | sgd
     lr: float = 1e-3
@@ -52,6 +58,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     resume_every: int = 10              # epochs between resume states (when resuming is on)
+
+    @property
+    def last(self) -> int:
+        return self.epochs if self.until is None else self.until
 
     def augment_config(self) -> AugmentConfig:
         return AugmentConfig.from_options({**methods.get(self.method).augment, **self.augment})
@@ -69,8 +79,10 @@ def init_model(backbone: str, projector_dims: list[int], width: int, seed: int,
 
 
 def fingerprint(model: SSLModel, images: np.ndarray, cfg: TrainConfig) -> str:
-    """Identifies a training run: settings, data and starting weights."""
-    h = hashlib.sha256(repr(cfg).encode())
+    """Identifies a training run: settings, data and starting weights (not which epochs
+    are saved or where it stops: those do not change the weights of an epoch)."""
+    same = dataclasses.replace(cfg, checkpoints=(), until=None, resume_every=0)
+    h = hashlib.sha256(repr(same).encode())
     h.update(np.ascontiguousarray(images).tobytes())
     for tensor in model.state_dict().values():
         h.update(tensor.detach().cpu().numpy().tobytes())
@@ -95,8 +107,8 @@ class Resume:
     """Training state kept beside the outputs so a killed job continues where it stopped.
 
     `<dir>/state.pt` holds model, optimizer, random generator, epoch and loss history;
-    `<dir>/epoch<e>.pt` the checkpoints already passed (the workflow deletes a failed job's
-    outputs, so they are re-emitted on resume). States of another run (other settings, data
+    `<dir>/epoch<e>.pt` the saved epochs already passed, encoder and training state (the
+    workflow deletes a failed job's outputs, so they are re-emitted on resume). States of another run (other settings, data
     or starting weights) are ignored.
     """
 
@@ -121,9 +133,10 @@ class Resume:
         torch.save({**state, "run_id": self.run_id}, tmp)
         os.replace(tmp, self.dir / "state.pt")  # atomic: a kill never leaves half a state
 
-    def keep(self, epoch: int, model: SSLModel) -> None:
+    def keep(self, epoch: int, model: SSLModel, state: dict) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), self.dir / f"epoch{epoch}.pt")
+        torch.save({"encoder": model.state_dict(), "training": state},
+                   self.dir / f"epoch{epoch}.pt")
 
     def kept(self, epoch: int, device: torch.device) -> dict:
         return torch.load(self.dir / f"epoch{epoch}.pt", map_location=device, weights_only=True)
@@ -133,11 +146,19 @@ class Resume:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save,
-          resume_dir: str | None = None, labels: np.ndarray | None = None) -> list[float]:
+Save = Callable[[int, SSLModel, dict], None]
+
+
+def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save: Save,
+          resume_dir: str | None = None, labels: np.ndarray | None = None,
+          start: dict | None = None) -> list[float]:
     """Train `model` on (N, H, W, 3) uint8 images (and their labels, for methods that use
-    them); call save(epoch, encoder) at each checkpoint epoch. Returns the mean loss per
-    epoch.
+    them); call save(epoch, encoder, training_state) at each checkpoint epoch and at
+    `cfg.last` (both hold live tensors: the callback writes or copies them). Returns the
+    mean loss per epoch.
+
+    `start`, a training state saved earlier by a run with the same fingerprint (settings,
+    data, starting weights), continues that run from its epoch instead of from `model`.
 
     With `resume_dir`, the state is kept there every `cfg.resume_every` epochs and a rerun
     continues from it; on CPU with a fixed seed the result equals an uninterrupted run.
@@ -173,16 +194,30 @@ def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save,
     opt = make_optimizer(cfg.optimizer, method.parameters(), cfg.lr, cfg.weight_decay,
                          cfg.momentum, cfg.lars_eta)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    keep = set(cfg.checkpoints) | {cfg.epochs}
-    history, start, step, first_epoch = [], time.perf_counter(), 0, 1
-    resume = None
-    if resume_dir:
-        resume = Resume(resume_dir, fingerprint(model, images, cfg), writer=rank == 0)
+    keep = {e for e in cfg.checkpoints if e < cfg.last} | {cfg.last}
+    history, step, first_epoch = [], 0, 1
+    run_id = fingerprint(model, images, cfg)
+    resume = Resume(resume_dir, run_id, writer=rank == 0) if resume_dir else None
     state = resume.load(device) if resume else None
     if state is not None:
         history, step, first_epoch = _restore(state, resume, method, opt, gen, keep, save,
                                               device, rank)
-    for epoch in range(first_epoch, cfg.epochs + 1):
+    elif start is not None:
+        if start.get("run_id") != run_id:
+            raise ValueError("the saved training state to continue from was written by a run "
+                             "with other settings, data or starting weights")
+        history, step, first_epoch = _load_state(start, method, opt, gen, device)
+        if first_epoch > cfg.last:
+            raise ValueError(f"the saved state is at epoch {first_epoch - 1}, after the "
+                             f"epoch to stop at ({cfg.last})")
+
+    def training_state(epoch: int) -> dict:
+        return {"method": method.state_dict(), "optimizer": opt.state_dict(),
+                "generator": gen.get_state(), "epoch": epoch, "step": step,
+                "history": history, "run_id": run_id}
+
+    clock = time.perf_counter()
+    for epoch in range(first_epoch, cfg.last + 1):
         losses = []
         for b, batch in enumerate(torch.randperm(n, generator=gen, device=device)
                                   .tensor_split(steps_per_epoch)):
@@ -205,18 +240,17 @@ def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save,
             losses.append(loss.item())
             step += 1
         history.append(float(np.mean(losses)))
-        elapsed, done = time.perf_counter() - start, epoch - first_epoch + 1
+        elapsed, done = time.perf_counter() - clock, epoch - first_epoch + 1
         if rank == 0:
-            log.info("epoch %d/%d loss %.4f  %.0f img/s  eta %.0f s", epoch, cfg.epochs,
-                     history[-1], done * n / elapsed, elapsed / done * (cfg.epochs - epoch))
+            log.info("epoch %d/%d loss %.4f  %.0f img/s  eta %.0f s", epoch, cfg.last,
+                     history[-1], done * n / elapsed, elapsed / done * (cfg.last - epoch))
         if epoch in keep and rank == 0:
-            save(epoch, method.encoder())
+            state = training_state(epoch)
+            save(epoch, method.encoder(), state)
             if resume:
-                resume.keep(epoch, method.encoder())
-        if resume and epoch % cfg.resume_every == 0 and epoch < cfg.epochs:
-            resume.save({"method": method.state_dict(), "optimizer": opt.state_dict(),
-                         "generator": gen.get_state(), "epoch": epoch, "step": step,
-                         "history": history})
+                resume.keep(epoch, method.encoder(), state)
+        if resume and epoch % cfg.resume_every == 0 and epoch < cfg.last:
+            resume.save(training_state(epoch))
     if resume:
         resume.clear()
     return history
@@ -240,10 +274,16 @@ def _restore(state: dict, resume: Resume, method, opt, gen: torch.Generator, kee
     failed job had written. Returns (loss history, step, first epoch to train)."""
     if rank == 0:
         for epoch in sorted(e for e in keep if e <= state["epoch"]):
+            kept = resume.kept(epoch, device)
             snapshot = copy.deepcopy(method.encoder())
-            snapshot.load_state_dict(resume.kept(epoch, device))
-            save(epoch, snapshot)
+            snapshot.load_state_dict(kept["encoder"])
+            save(epoch, snapshot, kept["training"])
         log.info("resuming after epoch %d", state["epoch"])
+    return _load_state(state, method, opt, gen, device)
+
+
+def _load_state(state: dict, method, opt, gen: torch.Generator,
+                device: torch.device) -> tuple[list[float], int, int]:
     method.load_state_dict(state["method"])
     opt.load_state_dict(state["optimizer"])
     gen.set_state(state["generator"].cpu())
@@ -251,22 +291,26 @@ def _restore(state: dict, resume: Resume, method, opt, gen: torch.Generator, kee
 
 
 class SaveTo:
-    """save(epoch, encoder) writing checkpoint files; picklable for spawned processes."""
+    """save(epoch, encoder, training_state) writing checkpoint files; with `states`, the
+    training state goes into the file too (a *state file*: a checkpoint that training can
+    continue from). Picklable for spawned processes."""
 
-    def __init__(self, paths: dict[int, str]):
-        self.paths = paths
+    def __init__(self, paths: dict[int, str], states: bool = False):
+        self.paths, self.states = paths, states
 
-    def __call__(self, epoch: int, model: SSLModel) -> None:
-        save_checkpoint(self.paths[epoch], model, epoch=epoch)
+    def __call__(self, epoch: int, model: SSLModel, state: dict) -> None:
+        extra = {"training": state} if self.states else {}
+        save_checkpoint(self.paths[epoch], model, epoch=epoch, **extra)
 
 
 def train_processes(processes: int, model: SSLModel, images: np.ndarray, cfg: TrainConfig,
-                    save, resume_dir: str | None = None, labels: np.ndarray | None = None,
-                    threads: int | None = None) -> None:
+                    save: Save, resume_dir: str | None = None,
+                    labels: np.ndarray | None = None, threads: int | None = None,
+                    start: dict | None = None) -> None:
     """`train` in `processes` data-parallel processes on this node (DDP: one per GPU on CUDA,
     gloo processes on CPU); `save` must be picklable (SaveTo). One process: plain `train`."""
     if processes == 1:
-        train(model, images, cfg, save, resume_dir, labels)
+        train(model, images, cfg, save, resume_dir, labels, start)
         return
     check(model, len(images), cfg)
     if pick_device(cfg.device).type == "cuda" and torch.cuda.device_count() < processes:
@@ -276,7 +320,8 @@ def train_processes(processes: int, model: SSLModel, images: np.ndarray, cfg: Tr
     torch.multiprocessing.spawn(
         _process, nprocs=processes, join=True,
         args=(processes, distributed.free_port(), max(1, threads // processes), model, images,
-              cfg, save, resume_dir, labels, _log_file(), methods.source_file(cfg.method)))
+              cfg, save, resume_dir, labels, _log_file(), methods.source_file(cfg.method),
+              start))
 
 
 def _log_file() -> str | None:
@@ -286,7 +331,7 @@ def _log_file() -> str | None:
 
 
 def _process(rank, size, port, threads, model, images, cfg, save, resume_dir, labels,
-             log_file, method_module):
+             log_file, method_module, start):
     if rank == 0 and log_file:  # the job log is rank 0's
         from .logs import to_file
         to_file(log_file)
@@ -300,7 +345,7 @@ def _process(rank, size, port, threads, model, images, cfg, save, resume_dir, la
     # spawn hands every process the same shared-memory tensors; each needs its own copy
     model = copy.deepcopy(model)
     try:
-        train(model, images, cfg, save, resume_dir, labels)
+        train(model, images, cfg, save, resume_dir, labels, start)
     finally:
         torch.distributed.destroy_process_group()
 
@@ -345,17 +390,47 @@ def run(init_path: str, images_path: str, split_path: str, out_paths: dict[int, 
         subset: str, seed: int, threads: int = 1, processes: int = 1,
         resume_dir: str | None = None, method_modules: list[str] = (), side: int | None = None,
         **params) -> None:
+    """The train stage: train from the untrained model to `epochs`, writing a state file
+    (checkpoint + training state) at each epoch of `out_paths`."""
     torch.set_num_threads(threads)
     methods.load_modules(list(method_modules))
-    for key in ("checkpoints",):
-        params[key] = tuple(params.get(key, ()))
     images, labels, classes = load_training_images(images_path, split_path, subset, side)
-    cfg = TrainConfig(seed=run_seed(seed, subset), classes=classes, **params)
-    missing = set(out_paths) ^ (set(cfg.checkpoints) | {cfg.epochs})
-    if missing:
-        raise ValueError(f"checkpoint paths and checkpoint epochs differ at {sorted(missing)}")
+    cfg = TrainConfig(seed=run_seed(seed, subset), classes=classes,
+                      checkpoints=tuple(sorted(out_paths)), **params)
+    if max(out_paths) != cfg.epochs:
+        raise ValueError(f"the last state saved ({max(out_paths)}) is not the last epoch "
+                         f"({cfg.epochs})")
     model, _ = load_checkpoint(init_path)
     log.info("training %s on %d images of set %s, %d epochs, %d process(es)", cfg.method,
              len(images), subset, cfg.epochs, processes)
-    train_processes(processes, model, images, cfg, SaveTo(out_paths), resume_dir, labels,
-                    threads)
+    train_processes(processes, model, images, cfg, SaveTo(out_paths, states=True), resume_dir,
+                    labels, threads)
+
+
+def run_snapshot(init_path: str, state_path: str | None, images_path: str, split_path: str,
+                 out_path: str, *, epoch: int, subset: str, seed: int, threads: int = 1,
+                 processes: int = 1, method_modules: list[str] = (), side: int | None = None,
+                 **params) -> None:
+    """The checkpoint evaluated at `epoch`: taken from the state file saved at that epoch,
+    or trained on from the nearest state before it (from the untrained model where there is
+    none) with the run's own schedule, which reaches the weights of an uninterrupted run."""
+    torch.set_num_threads(threads)
+    if state_path is not None:
+        model, saved = load_checkpoint(state_path)
+        if saved["epoch"] == epoch:
+            save_checkpoint(out_path, model, epoch=epoch)
+            return
+        if saved["epoch"] > epoch:
+            raise ValueError(f"{state_path} is at epoch {saved['epoch']}, after {epoch}")
+    methods.load_modules(list(method_modules))
+    images, labels, classes = load_training_images(images_path, split_path, subset, side)
+    cfg = TrainConfig(seed=run_seed(seed, subset), classes=classes, until=epoch, **params)
+    start = None
+    if state_path is not None:
+        start = torch.load(state_path, map_location=pick_device(cfg.device),
+                           weights_only=True)["training"]
+    model, _ = load_checkpoint(init_path)
+    log.info("training %s on %d images of set %s from epoch %d to %d (of %d)", cfg.method,
+             len(images), subset, start["epoch"] if start else 0, epoch, cfg.epochs)
+    train_processes(processes, model, images, cfg, SaveTo({epoch: out_path}), None, labels,
+                    threads, start)

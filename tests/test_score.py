@@ -57,6 +57,24 @@ def test_identical_models_score_zero_and_tight_interval():
     assert summary["score"] == 0.0
     assert summary["score_ci_low"] == summary["score_ci_high"] == 0.0
     assert (curves["acc_target"] == curves["acc_reference"]).all()
+    assert (curves["score_low"] == 0).all() and (curves["score_high"] == 0).all()
+
+
+def test_curve_bands_hold_the_estimate_and_agree_with_the_score_interval():
+    rng = np.random.default_rng(5)
+    n = 120
+    halves = [make_half(rng.random(n) < 0.7, rng.normal(size=n), rng.random(n) < 0.4,
+                        rng.normal(size=n)) for _ in range(2)]
+    summary, curves = evaluate(halves, 0.2, [0.1, 0.2, 0.5, 1.0], n_boot=300, seed=2)
+    for name in ("acc_target", "acc_reference", "score"):
+        assert (curves[f"{name}_low"] <= curves[name] + 1e-12).all()
+        assert (curves[name] <= curves[f"{name}_high"] + 1e-12).all()
+    at = curves.set_index("p").loc[0.2]
+    assert at["score"] == pytest.approx(summary["score"])
+    assert (at["score_low"], at["score_high"]) == pytest.approx(
+        (summary["score_ci_low"], summary["score_ci_high"]))
+    full = curves.set_index("p").loc[1.0]  # p = 1 resamples all images: wider than nothing
+    assert full["acc_target_high"] > full["acc_target_low"]
 
 
 def test_bootstrap_interval_covers_estimate_and_matches_a_slow_oracle():

@@ -17,9 +17,9 @@ from conftest import copy_workflow, edit_config, planned_jobs, snakemake
 from dejavu.cluster import workflow_jobs
 
 # The tiny config with fewer jobs (one embedding, one shard job per store, no untrained
-# control): about 20 SLURM jobs per run.
+# control): about 22 SLURM jobs per run.
 SLIM = {"knn": {"embeddings": ["projector"]}, "embed": {"jobs": 1},
-        "controls": {"untrained": False}}
+        "controls": {"untrained": False}, "probe": {"enabled": False}}
 PROFILE_RUN = ["--profile", "slurm", "--configfile", "tiny.yaml"]
 
 

@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -20,9 +21,10 @@ def test_lint_is_clean():
 def test_dry_run_plans_every_stage(tmp_path):
     work = copy_workflow(tmp_path / "w")
     jobs = planned_jobs(work)
-    assert set(jobs) == {"synth", "split", "crops", "init", "train", "embed", "embed_finalize",
-                         "index", "knn", "score", "report", "all"}
+    assert set(jobs) == {"synth", "split", "crops", "init", "train", "snapshot", "embed",
+                         "embed_finalize", "index", "knn", "probe", "score", "report", "all"}
     assert jobs["train"] == 2 and jobs["init"] == 2  # models A and B
+    assert jobs["snapshot"] == 2 and jobs["probe"] == 4  # (A, B) x (epoch 0, 400)
 
 
 @pytest.mark.parametrize("section, change, key", [
@@ -60,11 +62,27 @@ def test_tiny_run_writes_summary_and_report(tiny_run):
             & (summary["score"] <= summary["score_ci_high"])).all()
     gap = summary["acc_target"] - summary["acc_reference"]
     assert (summary["score"] - gap).abs().max() < 1e-9
+    assert summary["probe_train_acc"].notna().all() and summary["probe_gap"].notna().all()
     html = (work / "results" / "report.html").read_text()
-    for needle in ("Figure 3", "Sample partition", "memorized crops", "Wall time per stage",
-                   "git_commit", "data:image/png;base64"):
+    for needle in ("Figure 3", "Figure 4", "Figure 5", "Methods compared",
+                   "Backbone vs projector", "Sample partition", "memorized crops",
+                   "Wall time per stage", "git_commit", "data:image/png;base64"):
         assert needle in html
-    assert (work / "results" / "figures" / "partition.png").stat().st_size > 1000
+    figures = work / "results" / "figures"
+    for name in ("partition", "score_vs_epochs", "shares_vs_epochs", "examples",
+                 "curves_synthetic_vicreg_convnet_8_projector_5_periphery"):
+        assert (figures / f"{name}.png").stat().st_size > 1000, name
+        assert (figures / f"{name}.svg").read_text().lstrip().startswith("<?xml"), name
+
+
+def test_snakemake_report_archive_holds_every_figure(tiny_run, tmp_path):
+    import zipfile
+    work, _ = tiny_run
+    snakemake(work, "--configfile", "tiny.yaml", "--report", str(tmp_path / "report.zip"))
+    names = zipfile.ZipFile(tmp_path / "report.zip").namelist()
+    pngs = {Path(n).name for n in names if n.endswith(".png")}
+    assert pngs == {p.name for p in (work / "results" / "figures").glob("*.png")}
+    assert any(n.endswith("report.html") for n in names)
 
 
 def test_tiny_run_is_complete_and_up_to_date(tiny_run):
@@ -101,10 +119,33 @@ def test_changing_epochs_reruns_train_and_everything_after(tiny_run, tmp_path):
     shutil.copytree(tiny_run[0], work)
     edit_config(work / "tiny.yaml", train={"epochs": 3})
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")
-    assert set(jobs) == {"train", "embed", "embed_finalize", "index", "knn", "score",
-                         "report", "all"}
+    assert set(jobs) == {"train", "snapshot", "embed", "embed_finalize", "index", "knn",
+                         "probe", "score", "report", "all"}
     # the untrained control (epoch 0) is not recomputed: only the new epoch's chain
-    assert jobs["train"] == 2 and jobs["embed_finalize"] == 4  # 2 models x (public, crops)
+    # 2 models x (public, public_test, train, crops)
+    assert jobs["train"] == 2 and jobs["embed_finalize"] == 8
+
+
+def test_adding_an_epoch_to_the_sweep_computes_only_that_epochs_chain(tiny_run, tmp_path):
+    """Epoch 1 joins the sweep of a finished run (epochs 2): no model is retrained; its
+    checkpoints continue from the nearest saved state (the untrained model here) and equal
+    what the run's own training has at epoch 1; epoch 2's files are untouched."""
+    work = tmp_path / "w"
+    shutil.copytree(tiny_run[0], work)
+    edit_config(work / "tiny.yaml", train={"checkpoints": [1]})
+    jobs = planned_jobs(work, "--configfile", "tiny.yaml")
+    assert set(jobs) == {"snapshot", "embed", "embed_finalize", "index", "knn", "probe",
+                         "score", "report", "all"}
+    assert jobs["snapshot"] == 2 and jobs["score"] == 2  # (A, B) at epoch 1; 2 embeddings
+    models = work / "results" / "synthetic" / "models" / "vicreg" / "convnet" / "n8" / "s0"
+    before = {p: p.stat().st_mtime_ns for p in models.rglob("*.pt")}
+    snakemake(work, "-c2", "--configfile", "tiny.yaml")
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+    summary = pd.read_csv(work / "results" / "summary.csv")
+    assert sorted(set(summary["epoch"])) == [0, 1, 2]
+    first = pd.read_csv(tiny_run[0] / "results" / "summary.csv")
+    kept = summary[summary["epoch"] != 1].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, first)  # the other epochs' numbers are unchanged
 
 
 def test_changing_a_training_hyperparameter_reruns_training(tiny_run, tmp_path):

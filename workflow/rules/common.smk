@@ -12,9 +12,11 @@ SPLIT = f"{R}/split/n{{size}}/split.parquet"
 CROPS_STORE = f"{R}/crops/n{{size}}/{{crop}}.zarr"
 CROPS_TABLE = f"{R}/crops/n{{size}}/{{crop}}.parquet"
 CHECKPOINT = f"{R}/models/{MODEL}/epoch{{epoch}}.pt"
+STATE = f"{R}/models/{MODEL}/states/epoch{{epoch}}.pt"
 EMBED_STORE = f"{R}/embed/{MODEL}/epoch{{epoch}}/{{part}}.zarr"
 INDEX = f"{R}/index/{MODEL}/epoch{{epoch}}/{{embedding}}.faiss"
 KNN = f"{R}/knn/{MODEL}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.parquet"
+PROBE = f"{R}/probe/{MODEL}/epoch{{epoch}}.json"
 SCORE = f"{R}/score/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.json"
 SCORE_CURVES = f"{R}/score/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.curves.parquet"
 SUMMARY = f"{config['results']}/summary.csv"
@@ -54,6 +56,22 @@ def train_epochs():
     return sorted(set(config["train"]["checkpoints"]) | {epochs})
 
 
+def state_epochs():
+    """Epochs whose training state the train stage keeps (train.state_every and the last)."""
+    return dejavu.epochs.state_epochs(config["train"]["epochs"], config["train"]["state_every"])
+
+
+def start_state(wildcards):
+    """The state epoch a checkpoint continues from (0: none, the untrained model)."""
+    return dejavu.epochs.start_state(int(wildcards.epoch), config["train"]["epochs"],
+                                    config["train"]["state_every"])
+
+
+def snapshot_inputs(wildcards):
+    start = start_state(wildcards)
+    return {"state": STATE.replace("{epoch}", str(start))} if start else {}
+
+
 def train_processes():
     """Data-parallel processes per training job: train.processes, else one per GPU."""
     return config["train"]["processes"] or max(1, config["train"]["gpus"])
@@ -70,8 +88,8 @@ def eval_epochs():
 
 
 def embed_source(wildcards):
-    """What an embed job reads: public images from the dataset, or crops."""
-    if wildcards.part == "public":
+    """What an embed job reads: full images from the dataset, or crops."""
+    if not wildcards.part.startswith("crops-"):
         return {"images": DATASET_IMAGES, "table": SPLIT}
     crop = wildcards.part.removeprefix("crops-")
     return {
@@ -96,6 +114,20 @@ def score_targets():
         crop=config["crop"]["modes"],
         embedding=config["knn"]["embeddings"],
         k=config["knn"]["k"],
+    )
+
+
+def probe_targets():
+    if not config["probe"]["enabled"]:
+        return []
+    return expand(
+        PROBE,
+        method=config["train"]["methods"],
+        backbone=config["model"]["backbones"],
+        size=config["split"]["npc"],
+        seed=config["train"]["seeds"],
+        subset=["A", "B"],
+        epoch=eval_epochs(),
     )
 
 

@@ -1,6 +1,7 @@
 rule report:
     input:
         scores=score_targets(),
+        probes=probe_targets(),
         sizes=expand(f"{R}/split/n{{size}}/sizes.csv", size=config["split"]["npc"]),
         crop_tables=expand(CROPS_TABLE, size=config["split"]["npc"], crop=config["crop"]["modes"]),
         images=DATASET_IMAGES,
@@ -10,7 +11,12 @@ rule report:
     output:
         summary=SUMMARY,
         html=REPORT_HTML,
-        figures=directory(f"{config['results']}/figures"),
+        figures=report(
+            directory(f"{config['results']}/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
     params:
         config=config,
         benchmarks=f"{R}/benchmarks",

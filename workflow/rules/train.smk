@@ -23,6 +23,29 @@ rule init:
         "../scripts/init.py"
 
 
+# What changes the weights of a run (the same for the train and snapshot jobs).
+TRAINING = dict(
+    method=lambda wc: wc.method,
+    seed=lambda wc: int(wc.seed),
+    subset=lambda wc: wc.subset,
+    side=config["crop"]["side"],
+    method_modules=lambda wc: [method_module(wc)] if method_module(wc) else [],
+    epochs=config["train"]["epochs"],
+    batch_size=config["train"]["batch_size"],
+    optimizer=config["train"]["optimizer"],
+    lr=config["train"]["lr"],
+    final_lr_fraction=config["train"]["final_lr_fraction"],
+    weight_decay=config["train"]["weight_decay"],
+    momentum=config["train"]["momentum"],
+    lars_eta=config["train"]["lars_eta"],
+    warmup_epochs=config["train"]["warmup_epochs"],
+    augment=config["train"]["augment"],
+    loss=lambda wc: config["train"]["loss"].get(wc.method, {}),
+    device=config["device"],
+    processes=train_processes(),
+)
+
+
 rule train:
     input:
         init=CHECKPOINT.replace("{epoch}", "0"),
@@ -30,30 +53,12 @@ rule train:
         split=SPLIT,
         method_module=method_module,
     output:
-        checkpoints=[CHECKPOINT.replace("{epoch}", str(e)) for e in train_epochs()],
+        states=[STATE.replace("{epoch}", str(e)) for e in state_epochs()],
     params:
-        epochs_saved=train_epochs(),
+        **TRAINING,
+        epochs_saved=state_epochs(),
         resume_dir=lambda wc: f"{R}/models/{MODEL}/resume".format(**wc),
         resume_every=config["train"]["resume_every"],
-        method=lambda wc: wc.method,
-        seed=lambda wc: int(wc.seed),
-        subset=lambda wc: wc.subset,
-        side=config["crop"]["side"],
-        method_modules=lambda wc: [method_module(wc)] if method_module(wc) else [],
-        epochs=config["train"]["epochs"],
-        checkpoints=config["train"]["checkpoints"],
-        batch_size=config["train"]["batch_size"],
-        optimizer=config["train"]["optimizer"],
-        lr=config["train"]["lr"],
-        final_lr_fraction=config["train"]["final_lr_fraction"],
-        weight_decay=config["train"]["weight_decay"],
-        momentum=config["train"]["momentum"],
-        lars_eta=config["train"]["lars_eta"],
-        warmup_epochs=config["train"]["warmup_epochs"],
-        augment=config["train"]["augment"],
-        loss=lambda wc: config["train"]["loss"].get(wc.method, {}),
-        device=config["device"],
-        processes=train_processes(),
     threads: 1
     log:
         log_path("train", MODEL),
@@ -67,3 +72,34 @@ rule train:
         ENV
     script:
         "../scripts/train.py"
+
+
+rule snapshot:
+    """The checkpoint evaluated at one epoch, from the train stage's states: an epoch added
+    to the sweep continues from the nearest state and retrains nothing else."""
+    input:
+        unpack(snapshot_inputs),
+        init=CHECKPOINT.replace("{epoch}", "0"),
+        images=DATASET_IMAGES,
+        split=SPLIT,
+        method_module=method_module,
+    output:
+        checkpoint=CHECKPOINT,
+    wildcard_constraints:
+        epoch=r"[1-9]\d*",
+    params:
+        **TRAINING,
+        epoch=lambda wc: int(wc.epoch),
+    threads: 1
+    log:
+        log_path("snapshot", f"{MODEL}/epoch{{epoch}}"),
+    benchmark:
+        bench_path("snapshot", f"{MODEL}/epoch{{epoch}}")
+    resources:
+        mem_mb=8000,
+        runtime=lambda wc: 10 + 24 * 60 * (int(wc.epoch) - start_state(wc)) // config["train"]["epochs"],
+        gpu=config["train"]["gpus"],
+    conda:
+        ENV
+    script:
+        "../scripts/snapshot.py"

@@ -4,6 +4,6 @@ from dejavu import logs, train
 if __name__ == "__main__":
     logs.to_file(snakemake.log[0])
     params = dict(snakemake.params.items())
-    out_paths = dict(zip(params.pop("epochs_saved"), snakemake.output.checkpoints))
+    out_paths = dict(zip(params.pop("epochs_saved"), snakemake.output.states))
     train.run(snakemake.input.init, snakemake.input.images, snakemake.input.split, out_paths,
               threads=snakemake.threads, **params)

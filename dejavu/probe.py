@@ -1,0 +1,77 @@
+"""The linear probe (SPEC §4): the baseline the paper shows does not reveal memorization.
+
+A multinomial logistic regression on frozen embeddings of the model's own training set,
+evaluated on the public test split; the gap is train accuracy minus test accuracy. Features
+are standardised with the training set's mean and spread; the regression is fitted full
+batch with L-BFGS and an L2 penalty, so on CPU the result is reproducible to the bit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .embed import check_store, read_embeddings
+
+log = logging.getLogger(__name__)
+
+
+def fit(x: np.ndarray, y: np.ndarray, classes: int, weight_decay: float = 1e-4,
+        steps: int = 100) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(weight (C, D), bias (C,), mean (D,), scale (D,)) of a logistic regression on x."""
+    x = torch.as_tensor(x, dtype=torch.float32)
+    mean, scale = x.mean(0), x.std(0).clamp_min(1e-6)
+    x = (x - mean) / scale
+    y = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    weight = torch.zeros(classes, x.shape[1], requires_grad=True)
+    bias = torch.zeros(classes, requires_grad=True)
+    opt = torch.optim.LBFGS([weight, bias], lr=1, max_iter=steps, history_size=20,
+                            line_search_fn="strong_wolfe", tolerance_grad=1e-9,
+                            tolerance_change=1e-12)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(x @ weight.T + bias, y)
+        loss = loss + 0.5 * weight_decay * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return weight.detach(), bias.detach(), mean, scale
+
+
+def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
+    weight, bias, mean, scale = model
+    logits = ((torch.as_tensor(x, dtype=torch.float32) - mean) / scale) @ weight.T + bias
+    return float((logits.argmax(1).numpy() == np.asarray(y)).mean())
+
+
+def labels_of(rows: np.ndarray, split: pd.DataFrame) -> np.ndarray:
+    label = split.drop_duplicates("row").set_index("row")["label"]
+    return label.loc[rows].to_numpy()
+
+
+def run(checkpoint: str, train_store: str, test_store: str, split_path: str, out_path: str, *,
+        embedding: str = "backbone", weight_decay: float = 1e-4, steps: int = 100,
+        meta: dict | None = None, threads: int = 1) -> None:
+    torch.set_num_threads(threads)
+    for store, part in ((train_store, "train"), (test_store, "public_test")):
+        check_store(store, checkpoint, part)
+    split = pd.read_parquet(split_path)
+    classes = int(split["label"].max()) + 1
+    x_train, rows_train = read_embeddings(train_store, embedding)
+    x_test, rows_test = read_embeddings(test_store, embedding)
+    y_train, y_test = labels_of(rows_train, split), labels_of(rows_test, split)
+    model = fit(x_train, y_train, classes, weight_decay, steps)
+    train_acc, test_acc = accuracy(model, x_train, y_train), accuracy(model, x_test, y_test)
+    result = {**(meta or {}), "embedding": embedding, "train_acc": train_acc,
+              "test_acc": test_acc, "gap": train_acc - test_acc, "n_train": len(y_train),
+              "n_test": len(y_test)}
+    log.info("linear probe on %s: train %.3f, test %.3f, gap %.3f", embedding, train_acc,
+             test_acc, train_acc - test_acc)
+    with open(out_path, "w") as f:
+        json.dump(result, f, indent=1)

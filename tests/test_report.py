@@ -1,0 +1,99 @@
+"""The report's tables and figures from small hand-made tables with known answers."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dejavu import report
+
+
+def summary_rows():
+    """Two seeds x two embeddings x epochs (0, 10, 20), control none; held-out at 10, 20."""
+    rows = []
+    for seed in (0, 1):
+        for embedding, base in (("backbone", 0.05), ("projector", 0.10)):
+            for epoch in (0, 10, 20):
+                controls = ["untrained"] if epoch == 0 else ["none", "heldout"]
+                for control in controls:
+                    score = 0.0 if control != "none" else base * epoch / 10 + 0.01 * seed
+                    rows.append(dict(dataset="synthetic", method="vicreg", backbone="convnet",
+                                     epoch=epoch, train_size=50, seed=seed, embedding=embedding,
+                                     k=20, crop_mode="periphery", control=control, p=0.2,
+                                     n_attacked=100, acc_target=0.5 + score, acc_reference=0.5,
+                                     score=score, score_ci_low=score - 0.1,
+                                     score_ci_high=score + 0.1, acc_target_all=0.5,
+                                     acc_reference_all=0.5, memorized=0.2 + score / 2,
+                                     misrepresented=0.1, correlated=0.3,
+                                     unassociated=0.4 - score / 2))
+    return pd.DataFrame(rows)
+
+
+def probe_files(tmp_path):
+    paths = []
+    for seed in (0, 1):
+        for subset, train_acc in (("A", 1.0), ("B", 0.9)):
+            for epoch in (0, 10, 20):
+                path = tmp_path / f"{seed}{subset}{epoch}.json"
+                path.write_text(json.dumps(dict(
+                    method="vicreg", backbone="convnet", train_size=50, seed=seed,
+                    subset=subset, epoch=epoch, embedding="backbone", train_acc=train_acc,
+                    test_acc=0.6, gap=train_acc - 0.6, n_train=500, n_test=100)))
+                paths.append(str(path))
+    return paths
+
+
+def test_probe_columns_are_the_mean_of_models_a_and_b(tmp_path):
+    probes = report.probe_table(probe_files(tmp_path))
+    assert len(probes) == 6
+    assert probes["probe_train_acc"].to_numpy() == pytest.approx(0.95)
+    assert probes["probe_gap"].to_numpy() == pytest.approx(0.35)
+    summary = report.with_probe(summary_rows(), probes)
+    assert list(summary.columns[-3:]) == report.PROBE_COLUMNS
+    assert summary["probe_gap"].to_numpy() == pytest.approx(0.35)
+    empty = report.with_probe(summary_rows(), report.probe_table([]))
+    assert empty["probe_gap"].isna().all() and len(empty) == len(summary)
+
+
+def test_embedding_table_pairs_the_same_models_scores():
+    table = report.embedding_table(summary_rows())
+    assert len(table) == 2 * 2  # seeds x trained epochs
+    row = table[(table["seed"] == 1) & (table["epoch"] == 20)].iloc[0]
+    assert row["score_backbone"] == pytest.approx(0.11)
+    assert row["score_projector"] == pytest.approx(0.21)
+    assert row["projector_minus_backbone"] == pytest.approx(0.10)
+
+
+def test_method_table_takes_the_last_epoch_and_averages_seeds(tmp_path):
+    summary = report.with_probe(summary_rows(), report.probe_table(probe_files(tmp_path)))
+    table = report.method_table(summary).set_index("embedding")
+    assert set(table["epoch"]) == {20} and set(table["seeds"]) == {2}
+    assert table.loc["projector", "score"] == pytest.approx(0.205)
+    assert table.loc["projector", "score_sd_seeds"] == pytest.approx(np.std([0.2, 0.21],
+                                                                            ddof=1))
+    assert table.loc["backbone", "probe_gap"] == pytest.approx(0.35)
+
+
+def test_trend_and_curve_figures_are_written_as_png_and_svg(tmp_path):
+    summary = report.with_probe(summary_rows(), report.probe_table(probe_files(tmp_path)))
+    for along in ("epoch", "train_size"):
+        for plot in (report.plot_score_trends, report.plot_share_trends):
+            fig = plot(summary, along)
+            assert fig.axes and all(ax.has_data() for ax in fig.axes[:1])
+            report.figure_png(fig, tmp_path / f"{plot.__name__}_{along}.png")
+    curves = pd.DataFrame([dict(p=p, acc_target=0.8, acc_reference=0.6, acc_target_low=0.7,
+                                acc_target_high=0.9, acc_reference_low=0.5,
+                                acc_reference_high=0.7, score=0.2, score_low=0.1,
+                                score_high=0.3, control=c, seed=0)
+                           for p in (0.1, 0.5, 1.0) for c in ("none", "heldout")])
+    png = report.figure_png(report.plot_curves(curves, "t"), tmp_path / "curves.png")
+    assert len(png) > 1000
+    for name in ("curves", "plot_score_trends_epoch", "plot_share_trends_train_size"):
+        assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert "<svg" in (tmp_path / f"{name}.svg").read_text()
+
+
+def test_trend_along_size_uses_each_pairs_last_epoch():
+    rows = report._trend_rows(summary_rows(), "train_size")
+    assert set(rows["epoch"]) == {20} and "untrained" not in set(rows["control"])

@@ -1,0 +1,6 @@
+from dejavu import logs, probe
+
+logs.to_file(snakemake.log[0])
+probe.run(snakemake.input.checkpoint, snakemake.input.train, snakemake.input.test,
+          snakemake.input.split, snakemake.output.json, threads=snakemake.threads,
+          **dict(snakemake.params.items()))

@@ -1,0 +1,8 @@
+from dejavu import logs, train
+
+# guarded: data-parallel training spawns processes that re-import this file
+if __name__ == "__main__":
+    logs.to_file(snakemake.log[0])
+    train.run_snapshot(snakemake.input.init, snakemake.input.get("state"),
+                       snakemake.input.images, snakemake.input.split, snakemake.output.checkpoint,
+                       threads=snakemake.threads, **dict(snakemake.params.items()))
