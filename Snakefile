@@ -7,7 +7,7 @@
 #   R/crops/n{size}/{crop}.zarr, {crop}.parquet                crops: background crops of attacked images
 #   R/models/<model>/states/epoch{epoch}.pt                    train: training states every train.state_every
 #   R/models/<model>/epoch{epoch}.pt                           init (epoch 0, untrained); snapshot (from a state)
-#   R/embed/<model>/epoch{epoch}/{part}.zarr                   embed (shard jobs) + embed_finalize; part: public | public_test | train | crops-{crop}
+#   R/embed/<model>/epoch{epoch}/{part}.zarr                   embed (shard jobs) + embed_finalize; part: public | crops-{crop}
 #   R/index/<model>/epoch{epoch}/{embedding}.faiss             index: exact FAISS over the public set
 #   R/knn/<model>/epoch{epoch}/{crop}-{embedding}-k{k}.parquet knn: neighbours, votes, confidence per crop
 #   R/probe/<model>/epoch{epoch}.json                          probe: linear probe train / test accuracy
@@ -47,7 +47,7 @@ wildcard_constraints:
     seed=r"\d+",
     subset=r"A|B",
     epoch=r"\d+",
-    part=r"public|public_test|train|crops-(periphery|corner)",
+    part=r"public|crops-(periphery|corner)",
     job=r"\d+",
     embedding=r"backbone|projector",
     crop=r"periphery|corner",

@@ -1,8 +1,8 @@
 """Backbone and projector embeddings, written by several shard jobs into one Zarr store.
 
-A *part* is what gets embedded: full images from the dataset store -- `public` (the k-NN
-database), `public_test` (the linear probe's test split) and `train` (the model's own training
-set, for the probe) -- or `crops-<mode>` (the attacked images' crops). Rows are grouped into Zarr shards of
+A *part* is what gets embedded: `public` (full public images from the dataset store) or
+`crops-<mode>` (the attacked images' crops). The linear probe embeds the training set and the
+public test split through `embed_source` and `embed_batches` too, without a store. Rows are grouped into Zarr shards of
 `shard_rows` rows; job j of J writes a contiguous run of whole shards and nothing else.
 Writing part of a shard from several processes is a read-modify-write race in zarr 3 that
 silently loses rows, so no two jobs ever touch the same shard.
@@ -29,8 +29,7 @@ import torch
 import zarr
 
 from .models import load_checkpoint, pick_device
-from .store import (file_digest, open_images, open_or_create, read_rows,  # noqa: F401
-                    shard_range, square)
+from .store import file_digest, open_images, open_or_create, read_rows, shard_range, square
 
 log = logging.getLogger(__name__)
 ARRAYS = ("backbone", "projector")
@@ -156,15 +155,14 @@ def transform_description(side: int) -> str:
 def run_shard(checkpoint: str, images_path: str, table_path: str, out_path: str,
               marker_path: str, *, part: str, job: int, jobs: int, side: int,
               shard_rows: int, chunk_rows: int, batch_size: int | str = "auto",
-              dtype: str = "float16", device: str = "auto", threads: int = 1,
-              subset: str | None = None) -> None:
+              dtype: str = "float16", device: str = "auto", threads: int = 1) -> None:
     """Embed job `job` of `jobs`: its whole shards, written one shard at a time, so memory
     holds one shard of embeddings whatever the part's size."""
     torch.set_num_threads(threads)
     if shard_rows % chunk_rows:
         raise ValueError(f"shard_rows ({shard_rows}) must be a multiple of chunk_rows "
                          f"({chunk_rows})")
-    images, rows, sizes = embed_source(part, images_path, table_path, subset)
+    images, rows, sizes = embed_source(part, images_path, table_path)
     model, ckpt = load_checkpoint(checkpoint)
     dims = {"backbone": model.backbone.out_dim, "projector": model.arch["projector_dims"][-1]}
     attrs = {"part": part, "checkpoint_sha256": file_digest(checkpoint),

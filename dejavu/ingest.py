@@ -198,8 +198,8 @@ def stored_boxes(record: dict, rules: BoxRules, rejects: Rejects, path: str,
 def decode_batch(items: list[tuple], cfg: IngestConfig):
     """Decode manifest rows [(row, id, path, boxes, ann_w, ann_h)] in one thread.
 
-    Returns (rows, images (n, S, S, 3), records, reject rows); unusable images have a zero
-    image and a record with ok=False."""
+    Returns (images (n, S, S, 3), records, reject rows); each record carries its row;
+    unusable images have a zero image and a record with ok=False."""
     rejects = Rejects("ingest", cfg.strict)
     rules = BoxRules(cfg.boxes_outside)
     images = np.zeros((len(items), cfg.image_size, cfg.image_size, 3), np.uint8)
@@ -221,7 +221,7 @@ def decode_batch(items: list[tuple], cfg: IngestConfig):
         records.append({"row": row, "ok": True, "boxes": kept,
                         **{k: record[k] for k in ("height", "width", "orig_height",
                                                   "orig_width", "scale")}})
-    return [r["row"] for r in records], images, records, rejects.rows
+    return images, records, rejects.rows
 
 
 def _manifest_items(manifest: pd.DataFrame, start: int, stop: int) -> list[tuple]:
@@ -241,15 +241,14 @@ def decode_rows(manifest: pd.DataFrame, start: int, stop: int, cfg: IngestConfig
     size = max(1, math.ceil(len(items) / (4 * workers)))
     batches = [items[i:i + size] for i in range(0, len(items), size)]
     images = np.empty((len(items), cfg.image_size, cfg.image_size, 3), np.uint8)
-    rows, records, rejects, at = [], [], [], 0
-    for b_rows, b_images, b_records, b_rejects in pool.map(decode_batch, batches,
-                                                           [cfg] * len(batches)):
-        images[at:at + len(b_rows)] = b_images
-        at += len(b_rows)
-        rows += b_rows
+    records, rejects, at = [], [], 0
+    for b_images, b_records, b_rejects in pool.map(decode_batch, batches,
+                                                   [cfg] * len(batches)):
+        images[at:at + len(b_records)] = b_images
+        at += len(b_records)
         records += b_records
         rejects += b_rejects
-    return rows, images, records, rejects
+    return images, records, rejects
 
 
 # ---------------------------------------------------------------- shard jobs and finalize
@@ -290,7 +289,7 @@ def run_shard(manifest_path: str, images_path: str, meta_path: str, *, job: int,
     try:
         for s0 in range(start, stop, shard_rows):
             s1 = min(s0 + shard_rows, stop)
-            _, images, recs, rej = decode_rows(manifest, s0, s1, cfg, pool, workers)
+            images, recs, rej = decode_rows(manifest, s0, s1, cfg, pool, workers)
             if pending is not None:
                 pending.result()
             pending = writer.submit(_write_rows, arr, s0, s1, images)

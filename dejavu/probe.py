@@ -1,7 +1,9 @@
 """The linear probe (SPEC §4): the baseline the paper shows does not reveal memorization.
 
 A multinomial logistic regression on frozen embeddings of the model's own training set,
-evaluated on the public test split; the gap is train accuracy minus test accuracy. Features
+evaluated on the public test split; the gap is train accuracy minus test accuracy. The job
+embeds both sets itself with the embed stage's streaming path (`embed.embed_batches`, the
+same eval transform): nothing else reads these embeddings, so they are not stored. Features
 are standardised with the training set's mean and spread; the regression is fitted full
 batch with L-BFGS and an L2 penalty, so on CPU the result is reproducible to the bit.
 """
@@ -15,7 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .embed import check_store, read_embeddings
+from .embed import auto_batch_size, embed_batches, embed_source
+from .models import load_checkpoint, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -50,28 +53,38 @@ def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
     return float((logits.argmax(1).numpy() == np.asarray(y)).mean())
 
 
-def labels_of(rows: np.ndarray, split: pd.DataFrame) -> np.ndarray:
+def embed_set(model, images_path: str, split_path: str, name: str, subset: str | None,
+              side: int, batch_size: int, device: torch.device, embedding: str):
+    """(embeddings (N, D) float32, labels (N,)) of the split set `name` (`train`: `subset`)."""
+    images, rows, sizes = embed_source(name, images_path, split_path, subset)
+    split = pd.read_parquet(split_path)
     label = split.drop_duplicates("row").set_index("row")["label"]
-    return label.loc[rows].to_numpy()
+    blocks = [h if embedding == "backbone" else z
+              for h, z in embed_batches(model, images, rows, side, batch_size, device, sizes)]
+    return np.concatenate(blocks), label.loc[rows].to_numpy()
 
 
-def run(checkpoint: str, train_store: str, test_store: str, split_path: str, out_path: str, *,
-        embedding: str = "backbone", weight_decay: float = 1e-4, steps: int = 100,
-        meta: dict | None = None, threads: int = 1) -> None:
+def run(checkpoint: str, images_path: str, split_path: str, out_path: str, *, subset: str,
+        side: int, embedding: str = "backbone", weight_decay: float = 1e-4, steps: int = 100,
+        batch_size: int | str = "auto", device: str = "auto", meta: dict | None = None,
+        threads: int = 1) -> None:
     torch.set_num_threads(threads)
-    for store, part in ((train_store, "train"), (test_store, "public_test")):
-        check_store(store, checkpoint, part)
     split = pd.read_parquet(split_path)
     classes = int(split["label"].max()) + 1
-    x_train, rows_train = read_embeddings(train_store, embedding)
-    x_test, rows_test = read_embeddings(test_store, embedding)
-    y_train, y_test = labels_of(rows_train, split), labels_of(rows_test, split)
-    model = fit(x_train, y_train, classes, weight_decay, steps)
-    train_acc, test_acc = accuracy(model, x_train, y_train), accuracy(model, x_test, y_test)
+    model, _ = load_checkpoint(checkpoint)
+    dev = pick_device(device)
+    if batch_size == "auto":
+        batch_size = auto_batch_size(model.to(dev).eval(), side, dev)
+    x_train, y_train = embed_set(model, images_path, split_path, "train", subset, side,
+                                 batch_size, dev, embedding)
+    x_test, y_test = embed_set(model, images_path, split_path, "public_test", None, side,
+                               batch_size, dev, embedding)
+    fitted = fit(x_train, y_train, classes, weight_decay, steps)
+    train_acc, test_acc = accuracy(fitted, x_train, y_train), accuracy(fitted, x_test, y_test)
     result = {**(meta or {}), "embedding": embedding, "train_acc": train_acc,
               "test_acc": test_acc, "gap": train_acc - test_acc, "n_train": len(y_train),
               "n_test": len(y_test)}
-    log.info("linear probe on %s: train %.3f, test %.3f, gap %.3f", embedding, train_acc,
-             test_acc, train_acc - test_acc)
+    log.info("linear probe on %s of set %s: train %.3f, test %.3f, gap %.3f", embedding,
+             subset, train_acc, test_acc, train_acc - test_acc)
     with open(out_path, "w") as f:
         json.dump(result, f, indent=1)

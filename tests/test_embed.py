@@ -9,9 +9,9 @@ import pytest
 import torch
 import zarr
 
-from dejavu.embed import (check_store, embed_batches, finalize, read_embeddings, run_shard,
-                          shard_range)
+from dejavu.embed import check_store, embed_batches, finalize, read_embeddings, run_shard
 from dejavu.models import load_checkpoint
+from dejavu.store import shard_range
 from dejavu.store import open_images, write_images
 from dejavu.train import run_init
 

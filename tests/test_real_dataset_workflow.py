@@ -31,9 +31,9 @@ def test_paper_scale_config_dry_run(tree, tmp_path):
     jobs = planned_jobs(work, *on_tree(work, tree, "config/imagenet.yaml"))
     assert jobs["ingest_scan"] == 1 and jobs["ingest"] == 16 and jobs["ingest_finalize"] == 1
     assert jobs["train"] == 2 and "synth" not in jobs  # A and B; no held-out models
-    # (epoch 0, 1000) x (A, B) x (public, public_test, train, crops) x 16 shard jobs;
-    # k-NN per embedding; ten training states of 100 epochs, one checkpoint taken from them
-    assert jobs["embed"] == 2 * 2 * 4 * 16 and jobs["knn"] == 2 * 2 * 2
+    # (epoch 0, 1000) x (A, B) x (public, crops) x 16 shard jobs; k-NN per embedding; ten
+    # training states of 100 epochs, the checkpoint taken from the last
+    assert jobs["embed"] == 2 * 2 * 2 * 16 and jobs["knn"] == 2 * 2 * 2
     assert jobs["snapshot"] == 2 and jobs["probe"] == 2 * 2
     out = snakemake(work, "-n", "-p", *on_tree(work, tree, "config/imagenet.yaml")).stdout
     assert "resnet101/n300/s0/A/epoch1000.pt" in out and "k100" in out

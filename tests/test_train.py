@@ -239,11 +239,10 @@ def test_an_epoch_continued_from_a_saved_state_equals_the_uninterrupted_run(
     """How an epoch sweep adds an epoch: the train stage saved states at 2 and 4 (of 5);
     epoch 3 continues from the state at 2 with the run's schedule and must be the weights
     an uninterrupted run has at epoch 3."""
-    from dejavu.train import run_snapshot  # noqa: F401  (the stage; tested via workflow)
     data, labels = labelled()
     cfg = TrainConfig(method=method, loss=options, epochs=5, checkpoints=(2, 3, 4),
                       batch_size=8, warmup_epochs=1, classes=4, device="cpu")
-    whole, states = {}, {}
+    whole = {}
     train(small_model(), data, cfg, lambda e, m, s: whole.update({e: copy_state(m)}),
           labels=labels)
     stages = dataclasses.replace(cfg, checkpoints=(2, 4))

@@ -122,8 +122,7 @@ def test_changing_epochs_reruns_train_and_everything_after(tiny_run, tmp_path):
     assert set(jobs) == {"train", "snapshot", "embed", "embed_finalize", "index", "knn",
                          "probe", "score", "report", "all"}
     # the untrained control (epoch 0) is not recomputed: only the new epoch's chain
-    # 2 models x (public, public_test, train, crops)
-    assert jobs["train"] == 2 and jobs["embed_finalize"] == 8
+    assert jobs["train"] == 2 and jobs["embed_finalize"] == 4  # 2 models x (public, crops)
 
 
 def test_adding_an_epoch_to_the_sweep_computes_only_that_epochs_chain(tiny_run, tmp_path):

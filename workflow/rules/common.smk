@@ -88,8 +88,8 @@ def eval_epochs():
 
 
 def embed_source(wildcards):
-    """What an embed job reads: full images from the dataset, or crops."""
-    if not wildcards.part.startswith("crops-"):
+    """What an embed job reads: public images from the dataset, or crops."""
+    if wildcards.part == "public":
         return {"images": DATASET_IMAGES, "table": SPLIT}
     crop = wildcards.part.removeprefix("crops-")
     return {

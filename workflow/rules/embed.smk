@@ -7,7 +7,6 @@ rule embed:
     params:
         store=lambda wc: EMBED_STORE.format(**wc),
         part=lambda wc: wc.part,
-        subset=lambda wc: wc.subset,
         job=lambda wc: int(wc.job),
         jobs=config["embed"]["jobs"],
         side=config["crop"]["side"],

@@ -1,10 +1,10 @@
 rule probe:
     """Linear probe on frozen embeddings of the model's own training set, tested on the
-    public test split (SPEC §4): the train-test gap beside the déjà vu score."""
+    public test split (SPEC §4): the train-test gap beside the déjà vu score. The job embeds
+    both sets itself (nothing else reads those embeddings)."""
     input:
         checkpoint=CHECKPOINT,
-        train=EMBED_STORE.replace("{part}", "train"),
-        test=EMBED_STORE.replace("{part}", "public_test"),
+        images=DATASET_IMAGES,
         split=SPLIT,
     output:
         json=PROBE,
@@ -12,9 +12,13 @@ rule probe:
         embedding=config["probe"]["embedding"],
         weight_decay=config["probe"]["weight_decay"],
         steps=config["probe"]["steps"],
+        subset=lambda wc: wc.subset,
+        side=config["crop"]["side"],
+        batch_size=config["embed"]["batch_size"],
+        device=config["device"],
         meta=lambda wc: {"method": wc.method, "backbone": wc.backbone,
                          "train_size": int(wc.size), "seed": int(wc.seed),
-                         "subset": wc.subset, "epoch": int(wc.epoch)},
+                         "epoch": int(wc.epoch), "subset": wc.subset},
     log:
         log_path("probe", f"{MODEL}/epoch{{epoch}}"),
     benchmark:
@@ -22,6 +26,7 @@ rule probe:
     resources:
         mem_mb=4000,
         runtime=30,
+        gpu=config["embed"]["gpus"],
     conda:
         ENV
     script:

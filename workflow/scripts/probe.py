@@ -1,6 +1,5 @@
 from dejavu import logs, probe
 
 logs.to_file(snakemake.log[0])
-probe.run(snakemake.input.checkpoint, snakemake.input.train, snakemake.input.test,
-          snakemake.input.split, snakemake.output.json, threads=snakemake.threads,
-          **dict(snakemake.params.items()))
+probe.run(snakemake.input.checkpoint, snakemake.input.images, snakemake.input.split,
+          snakemake.output.json, threads=snakemake.threads, **dict(snakemake.params.items()))

@@ -1,0 +1,81 @@
+"""The paper's findings on the shipped sweep example (`config/sweep.yaml` over the demo).
+
+This runs the real workflow (about 12 minutes on 2 cores): the demo recipe over epochs 100,
+200, 400 of one training run and train-set sizes 25 and 50 per class, both embeddings. The
+margins were chosen from runs over data/model seeds 0, 1, 2 (README, "Sweeps and figures"):
+each holds in every one of them, and the noise of a swap-averaged score at this size is about
+0.05.
+"""
+
+import pandas as pd
+import pytest
+
+from conftest import copy_workflow, snakemake
+
+# Measured over data/model seeds 0, 1, 2 at 50 images per class (README):
+MIN_SCORE = 0.08             # projector score at p = 0.2, epoch 400
+MIN_GAP_OVER_HELDOUT = 0.08  # real score minus the held-out control's
+MAX_CONTROL = 0.10           # |score| of the held-out and untrained controls
+MIN_PARTITION_GAP = 0.04     # memorized minus misrepresented (over all attacked images)
+MAX_MISREPRESENTED = None    # misrepresented share stays small
+MIN_EPOCH_GROWTH = None      # projector score at 400 minus at 100 epochs
+MIN_PROJECTOR_OVER_BACKBONE = None  # VICReg: projector score minus backbone score, epoch 400
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    work = copy_workflow(tmp_path_factory.mktemp("sweep") / "dejavu")
+    snakemake(work, "-c2", "--configfile", "config/sweep.yaml")
+    summary = pd.read_csv(work / "results" / "summary.csv")
+    return work, summary[summary["train_size"] == 50]
+
+
+def rows(summary, embedding="projector", epoch=400):
+    chosen = summary[(summary["embedding"] == embedding) & (summary["epoch"].isin([0, epoch]))]
+    return chosen.set_index("control")
+
+
+@pytest.mark.slow
+def test_projector_score_is_clearly_positive(sweep):
+    at = rows(sweep[1])
+    assert at.loc["none", "score"] >= MIN_SCORE, at
+    assert at.loc["none", "score"] - at.loc["heldout", "score"] >= MIN_GAP_OVER_HELDOUT
+
+
+@pytest.mark.slow
+def test_memorized_exceeds_misrepresented_which_stays_small(sweep):
+    real = rows(sweep[1]).loc["none"]
+    assert real["memorized"] - real["misrepresented"] >= MIN_PARTITION_GAP, real
+    assert real["misrepresented"] <= MAX_MISREPRESENTED, real
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("control", ["heldout", "untrained"])
+def test_controls_score_about_zero(sweep, control):
+    at = rows(sweep[1])
+    assert abs(at.loc[control, "score"]) <= MAX_CONTROL, at.loc[control]
+
+
+@pytest.mark.slow
+def test_score_grows_with_epochs(sweep):
+    real = sweep[1][(sweep[1]["embedding"] == "projector") & (sweep[1]["control"] == "none")]
+    score = real.set_index("epoch")["score"]
+    assert score[400] - score[100] >= MIN_EPOCH_GROWTH, score
+
+
+@pytest.mark.slow
+def test_vicreg_backbone_scores_below_projector(sweep):
+    real = sweep[1][(sweep[1]["control"] == "none") & (sweep[1]["epoch"] == 400)]
+    score = real.set_index("embedding")["score"]
+    assert score["projector"] - score["backbone"] >= MIN_PROJECTOR_OVER_BACKBONE, score
+
+
+@pytest.mark.slow
+def test_report_shows_every_sweep_figure(sweep):
+    work, _ = sweep
+    figures = work / "results" / "figures"
+    for name in ("score_vs_epochs", "shares_vs_epochs", "score_vs_size", "shares_vs_size",
+                 "examples", "partition"):
+        assert (figures / f"{name}.png").exists() and (figures / f"{name}.svg").exists()
+    assert len(list(figures.glob("curves_*.png"))) == 2 * 2  # sizes x embeddings
+    assert (figures / "method_comparison.csv").exists()
