@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dejavu.embed import finalize, run_shard
+from dejavu.embed import run_shard
+from dejavu.embeddings import finalize
 from dejavu.models import load_checkpoint, pick_device
 from dejavu.store import write_images
 from dejavu.train import run_init

@@ -5,7 +5,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from .embed import check_store, read_embeddings
+from .embeddings import check_store, read_embeddings
 
 METRICS = ("l2", "cosine")
 

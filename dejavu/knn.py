@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .embed import check_store, iter_embeddings, read_embeddings, read_source_rows
+from .embeddings import check_store, iter_embeddings, read_embeddings, read_source_rows
 from .index import build_index, on_device, prepare
 from .models import pick_device
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 import zarr
 
-from dejavu.embed import check_store, embed_batches, finalize, read_embeddings, run_shard
+from dejavu.embed import embed_batches, run_shard
+from dejavu.embeddings import check_store, finalize, read_embeddings
 from dejavu.models import load_checkpoint
 from dejavu.store import shard_range
 from dejavu.store import open_images, write_images

@@ -12,14 +12,20 @@ import pytest
 
 from conftest import copy_workflow, snakemake
 
-# Measured over data/model seeds 0, 1, 2 at 50 images per class (README):
+# Measured over data/model seeds 0, 1, 2 at 50 images per class, epoch 400 (README):
+# score 0.230 / 0.215 / 0.205; held-out -0.030 / +0.015 / -0.030; untrained -0.005 /
+# -0.020 / +0.015; memorized - misrepresented 0.102 / 0.114 / 0.102; misrepresented 0.038 /
+# 0.031 / 0.034; score at 400 minus at 100 epochs 0.085 / 0.190 / 0.200; projector minus
+# backbone 0.190 / 0.225 / 0.120. Each margin sits about one standard error (0.05) inside
+# the worst seed, or further. The 400-epoch rows are the demo config's own (same split,
+# same training: the epoch sweep only saves more), so this is also the demo's known answer.
 MIN_SCORE = 0.08             # projector score at p = 0.2, epoch 400
 MIN_GAP_OVER_HELDOUT = 0.08  # real score minus the held-out control's
 MAX_CONTROL = 0.10           # |score| of the held-out and untrained controls
 MIN_PARTITION_GAP = 0.04     # memorized minus misrepresented (over all attacked images)
-MAX_MISREPRESENTED = None    # misrepresented share stays small
-MIN_EPOCH_GROWTH = None      # projector score at 400 minus at 100 epochs
-MIN_PROJECTOR_OVER_BACKBONE = None  # VICReg: projector score minus backbone score, epoch 400
+MAX_MISREPRESENTED = 0.08    # misrepresented share stays small
+MIN_EPOCH_GROWTH = 0.04      # projector score at 400 minus at 100 epochs
+MIN_PROJECTOR_OVER_BACKBONE = 0.05  # VICReg: projector score minus backbone score
 
 
 @pytest.fixture(scope="module")

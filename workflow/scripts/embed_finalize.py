@@ -1,5 +1,5 @@
-from dejavu import embed, logs
+from dejavu import embeddings, logs
 
 logs.to_file(snakemake.log[0])
-embed.finalize(list(snakemake.input.markers), snakemake.output.store,
-               checkpoint=snakemake.input.checkpoint)
+embeddings.finalize(list(snakemake.input.markers), snakemake.output.store,
+                    checkpoint=snakemake.input.checkpoint)

@@ -1,0 +1,87 @@
+"""Finished embedding stores: completeness check and finalize, provenance check, reading.
+
+Kept free of torch (it takes longer to import than these jobs take to run), so the
+finalize, index and score-side jobs start fast; the embed jobs that write the stores live
+in `dejavu.embed`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from .store import file_digest
+
+ARRAYS = ("backbone", "projector")
+
+
+def missing_shards(group_path: str, n_rows: int, shard_rows: int) -> list[str]:
+    """Shard files absent from the store (zarr 3 default keys `c/<i>/<j>`)."""
+    n_shards = math.ceil(n_rows / shard_rows)
+    missing = []
+    for name in (*ARRAYS, "source_row"):
+        suffix = ("0",) if name != "source_row" else ()
+        for s in range(n_shards):
+            if not Path(group_path, name, "c", str(s), *suffix).exists():
+                missing.append(f"{name}/c/{s}")
+    return missing
+
+
+def check_store(store_path: str, checkpoint: str, part: str | None = None) -> dict:
+    """The store's attributes, if it was written from `checkpoint` (and for `part`); else
+    raise: a store left by another model or epoch is never silently reused."""
+    attrs = dict(zarr.open_group(store_path, mode="r").attrs)
+    want = file_digest(checkpoint)
+    if attrs.get("checkpoint_sha256") != want or (part and attrs.get("part") != part):
+        raise ValueError(
+            f"{store_path} holds embeddings of part {attrs.get('part')!r} from checkpoint "
+            f"sha256 {str(attrs.get('checkpoint_sha256'))[:12]} (epoch {attrs.get('epoch')}), "
+            f"but this job expects part {part!r} from {checkpoint} (sha256 {want[:12]}); "
+            f"delete the store and rerun")
+    return attrs
+
+
+def finalize(markers: list[str], out_path: str, checkpoint: str | None = None) -> None:
+    """Check the partial store is complete (and written from `checkpoint`), then move it to
+    `out_path`."""
+    partial = out_path + ".partial"
+    if not os.path.exists(partial):
+        raise FileNotFoundError(f"no partial store at {partial}; rerun the embed jobs")
+    attrs = check_store(partial, checkpoint) if checkpoint else \
+        dict(zarr.open_group(partial, mode="r").attrs)
+    reports = sorted((json.loads(Path(m).read_text()) for m in markers), key=lambda r: r["job"])
+    if [r["job"] for r in reports] != list(range(attrs["jobs"])):
+        raise RuntimeError(f"{partial}: expected reports of jobs 0..{attrs['jobs'] - 1}, "
+                           f"got {[r['job'] for r in reports]}")
+    stale = [r["job"] for r in reports if r["checkpoint_sha256"] != attrs["checkpoint_sha256"]]
+    covered = sum(r["stop"] - r["start"] for r in reports)
+    missing = missing_shards(partial, attrs["n_rows"], attrs["shard_rows"])
+    if stale or covered != attrs["n_rows"] or missing:
+        raise RuntimeError(f"{partial} is incomplete: stale jobs {stale}, rows covered "
+                           f"{covered}/{attrs['n_rows']}, missing shards {missing[:10]}")
+    os.replace(partial, out_path)
+    Path(partial + ".lock").unlink(missing_ok=True)
+
+
+def read_source_rows(store_path: str) -> np.ndarray:
+    """(N,) dataset or crop rows of a finalized store, without reading its embeddings."""
+    return np.asarray(zarr.open_group(store_path, mode="r")["source_row"][:])
+
+
+def iter_embeddings(store_path: str, which: str):
+    """(offset, float32 block) per shard of a finalized store: the database streamed."""
+    group = zarr.open_group(store_path, mode="r")
+    array, step = group[which], int(group.attrs["shard_rows"])
+    for start in range(0, array.shape[0], step):
+        yield start, np.asarray(array[start:start + step], dtype=np.float32)
+
+
+def read_embeddings(store_path: str, which: str) -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings (N, D) float32, source rows (N,)) from a finalized store."""
+    group = zarr.open_group(store_path, mode="r")
+    return np.asarray(group[which][:], dtype=np.float32), np.asarray(group["source_row"][:])
