@@ -1,9 +1,10 @@
 """Backbone and projector embeddings, written by several shard jobs into one Zarr store.
 
 A *part* is what gets embedded: `public` (full public images from the dataset store) or
-`crops-<mode>` (the attacked images' crops). The linear probe embeds the training set and the
-public test split through `embed_source` and `embed_batches` too, without a store. Rows are grouped into Zarr shards of
-`shard_rows` rows; job j of J writes a contiguous run of whole shards and nothing else.
+`crops-<mode>` (the attacked images' crops); the linear probe embeds the training set and
+the public test split through `embed_source` and `embed_batches` too, without a store. Rows
+are grouped into Zarr shards of `shard_rows` rows; job j of J writes a contiguous run of
+whole shards and nothing else.
 Writing part of a shard from several processes is a read-modify-write race in zarr 3 that
 silently loses rows, so no two jobs ever touch the same shard.
 

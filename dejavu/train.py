@@ -22,8 +22,8 @@ import shutil
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -108,8 +108,8 @@ class Resume:
 
     `<dir>/state.pt` holds model, optimizer, random generator, epoch and loss history;
     `<dir>/epoch<e>.pt` the saved epochs already passed, encoder and training state (the
-    workflow deletes a failed job's outputs, so they are re-emitted on resume). States of another run (other settings, data
-    or starting weights) are ignored.
+    workflow deletes a failed job's outputs, so they are re-emitted on resume). States of
+    another run (other settings, data or starting weights) are ignored.
     """
 
     def __init__(self, directory: str, run_id: str, writer: bool = True):
@@ -427,8 +427,8 @@ def run_snapshot(init_path: str, state_path: str | None, images_path: str, split
     cfg = TrainConfig(seed=run_seed(seed, subset), classes=classes, until=epoch, **params)
     start = None
     if state_path is not None:
-        start = torch.load(state_path, map_location=pick_device(cfg.device),
-                           weights_only=True)["training"]
+        # on the CPU: each data-parallel process moves it to its own device
+        start = torch.load(state_path, map_location="cpu", weights_only=True)["training"]
     model, _ = load_checkpoint(init_path)
     log.info("training %s on %d images of set %s from epoch %d to %d (of %d)", cfg.method,
              len(images), subset, start["epoch"] if start else 0, epoch, cfg.epochs)

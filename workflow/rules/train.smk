@@ -97,7 +97,9 @@ rule snapshot:
         bench_path("snapshot", f"{MODEL}/epoch{{epoch}}")
     resources:
         mem_mb=8000,
-        runtime=lambda wc: 10 + 24 * 60 * (int(wc.epoch) - start_state(wc)) // config["train"]["epochs"],
+        # minutes: the share of the train job's day this continuation trains
+        runtime=lambda wc: (10 + 24 * 60 * (int(wc.epoch) - start_state(wc))
+                            // config["train"]["epochs"]),
         gpu=config["train"]["gpus"],
     conda:
         ENV
