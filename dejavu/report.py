@@ -143,9 +143,6 @@ def stage_times(benchmarks_dir: str) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- figures
 
-COLOURS = {"none": "#c0392b", "heldout": "#2980b9", "untrained": "#7f8c8d"}
-
-
 def plot_curves(curves: pd.DataFrame, title: str) -> plt.Figure:
     """Figure 3 of the paper: accuracy on the top-p most confident crops, target vs
     reference, swap-averaged, one panel per control. Bands: over seeds (min to max of the
@@ -205,8 +202,7 @@ def plot_score_trends(summary: pd.DataFrame, along: str) -> plt.Figure:
     rows = _trend_rows(summary, along)
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.6))
     for (method, backbone, embedding, other), group in rows.groupby(
-            ["method", "backbone", "embedding",
-             "train_size" if along == "epoch" else "k"], sort=True):
+            ["method", "backbone", "embedding", _lines_by(along)], sort=True):
         tag = f"{method} {backbone} {embedding}" + (f" n{other}" if along == "epoch" else "")
         real = group[group["control"].isin(["none", "untrained"])]
         _series(left, real, along, "score", tag, low="score_ci_low", high="score_ci_high")
@@ -220,18 +216,13 @@ def plot_score_trends(summary: pd.DataFrame, along: str) -> plt.Figure:
                  & rows["control"].isin(["none", "untrained"])].dropna(subset=["probe_gap"])
     probe = probe.drop_duplicates(PROBE_KEYS + ["k", "crop_mode"])
     for (method, backbone, other), group in probe.groupby(
-            ["method", "backbone", "train_size" if along == "epoch" else "k"]):
+            ["method", "backbone", _lines_by(along)]):
         tag = f"{method} {backbone}" + (f" n{other}" if along == "epoch" else "")
         _series(right, group, along, "probe_gap", tag)
     right.axhline(0, color="k", lw=0.6)
     right.set(xlabel=_axis_name(along), ylabel="train acc - test acc",
               title="linear probe train-test gap")
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
-        if along == "train_size":
-            ax.set_xscale("log")
-    fig.tight_layout()
+    _finish(fig, [left, right], along)
     return fig
 
 
@@ -244,19 +235,28 @@ def plot_share_trends(summary: pd.DataFrame, along: str) -> plt.Figure:
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.3), squeeze=False)
     for ax, ((method, backbone, embedding), group) in zip(axes[0], panels):
         for share, colour in zip(SHARES[:3], ["#c0392b", "#2980b9", "#7f8c8d"]):
-            for other, part in group.groupby("train_size" if along == "epoch" else "k"):
-                style = "o-" if other == group["train_size" if along == "epoch" else "k"].max() \
-                    else "s--"
+            for other, part in group.groupby(_lines_by(along)):
+                style = "o-" if other == group[_lines_by(along)].max() else "s--"
                 tag = share + (f" n{other}" if along == "epoch" else "")
                 _series(ax, part, along, share, tag, colour=colour, style=style)
         ax.set(xlabel=_axis_name(along), ylabel="share of attacked images", ylim=(0, 1),
                title=f"{method} {backbone} {embedding}")
+    _finish(fig, axes[0], along)
+    return fig
+
+
+def _lines_by(along: str) -> str:
+    """What separates the lines of a trend panel: the size along epochs, k along sizes."""
+    return "train_size" if along == "epoch" else "k"
+
+
+def _finish(fig: plt.Figure, axes, along: str) -> None:
+    for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
         if along == "train_size":
             ax.set_xscale("log")
     fig.tight_layout()
-    return fig
 
 
 def _axis_name(along: str) -> str:
