@@ -53,12 +53,12 @@ def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
     return float((logits.argmax(1).numpy() == np.asarray(y)).mean())
 
 
-def embed_set(model, images_path: str, split_path: str, name: str, subset: str | None,
-              side: int, batch_size: int, device: torch.device, embedding: str):
-    """(embeddings (N, D) float32, labels (N,)) of the split set `name` (`train`: `subset`)."""
+def embed_set(model, images_path: str, split_path: str, label: pd.Series, name: str,
+              subset: str | None, side: int, batch_size: int, device: torch.device,
+              embedding: str):
+    """(embeddings (N, D) float32, labels (N,)) of the split set `name` (`train`: `subset`);
+    `label`: class by dataset row."""
     images, rows, sizes = embed_source(name, images_path, split_path, subset)
-    split = pd.read_parquet(split_path)
-    label = split.drop_duplicates("row").set_index("row")["label"]
     blocks = [h if embedding == "backbone" else z
               for h, z in embed_batches(model, images, rows, side, batch_size, device, sizes)]
     return np.concatenate(blocks), label.loc[rows].to_numpy()
@@ -75,10 +75,11 @@ def run(checkpoint: str, images_path: str, split_path: str, out_path: str, *, su
     dev = pick_device(device)
     if batch_size == "auto":
         batch_size = auto_batch_size(model.to(dev).eval(), side, dev)
-    x_train, y_train = embed_set(model, images_path, split_path, "train", subset, side,
+    label = split.drop_duplicates("row").set_index("row")["label"]
+    x_train, y_train = embed_set(model, images_path, split_path, label, "train", subset, side,
                                  batch_size, dev, embedding)
-    x_test, y_test = embed_set(model, images_path, split_path, "public_test", None, side,
-                               batch_size, dev, embedding)
+    x_test, y_test = embed_set(model, images_path, split_path, label, "public_test", None,
+                               side, batch_size, dev, embedding)
     fitted = fit(x_train, y_train, classes, weight_decay, steps)
     train_acc, test_acc = accuracy(fitted, x_train, y_train), accuracy(fitted, x_test, y_test)
     result = {**(meta or {}), "embedding": embedding, "train_acc": train_acc,

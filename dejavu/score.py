@@ -111,15 +111,24 @@ def bootstrap_scores(halves: list[Half], p: float, n_boot: int, seed: int) -> np
     return acc_t[:, 0] - acc_r[:, 0]
 
 
-def curves(halves: list[Half], p_grid: list[float], n_boot: int, seed: int) -> pd.DataFrame:
+def curves(halves: list[Half], p_grid: list[float], boot_t: np.ndarray,
+           boot_r: np.ndarray) -> pd.DataFrame:
     """Figure 3's table: swap-averaged acc_T(p), acc_R(p) and their difference at each p of
-    the grid, each with its bootstrap 95 % interval (columns *_low, *_high)."""
+    the grid, each with its bootstrap 95 % interval (columns *_low, *_high) from the
+    resampled accuracies of `bootstrap_curves` over the same grid."""
+    per_half = {"acc_target": [], "acc_reference": [], "score": []}
+    for half in halves:
+        order_t, order_r = half.orders()
+        acc_t = np.array([topp_accuracy(half.correct_t, order_t, p) for p in p_grid])
+        acc_r = np.array([topp_accuracy(half.correct_r, order_r, p) for p in p_grid])
+        for name, value in (("acc_target", acc_t), ("acc_reference", acc_r),
+                            ("score", acc_t - acc_r)):
+            per_half[name].append(value)
+    point = {name: np.mean(values, axis=0) for name, values in per_half.items()}
     table = {"p": p_grid}
-    point = [[score_half(h, p) for p in p_grid] for h in halves]
-    boot_t, boot_r = bootstrap_curves(halves, p_grid, n_boot, seed)
     for name, boot in (("acc_target", boot_t), ("acc_reference", boot_r),
                        ("score", boot_t - boot_r)):
-        table[name] = np.mean([[row[name] for row in rows] for rows in point], axis=0)
+        table[name] = point[name]
         table[f"{name}_low"], table[f"{name}_high"] = np.quantile(boot, [0.025, 0.975], axis=0)
     return pd.DataFrame(table)
 
@@ -141,10 +150,12 @@ def evaluate(halves: list[Half], p: float, p_grid: list[float], n_boot: int, see
     """Swap-averaged summary with a bootstrap 95 % interval, and the curves with theirs."""
     summary = swap_average([score_half(h, p) for h in halves])
     summary["n_attacked"] = int(len(np.unique(np.concatenate([h.sample_id for h in halves]))))
-    boot = bootstrap_scores(halves, p, n_boot, seed)
+    # one set of resamples serves the curves and the score at p (appended to the grid)
+    boot_t, boot_r = bootstrap_curves(halves, [*p_grid, p], n_boot, seed)
+    boot = boot_t[:, -1] - boot_r[:, -1]
     summary["score_ci_low"], summary["score_ci_high"] = (float(v) for v in
                                                          np.quantile(boot, [0.025, 0.975]))
-    return summary, curves(halves, p_grid, n_boot, seed)
+    return summary, curves(halves, p_grid, boot_t[:, :-1], boot_r[:, :-1])
 
 
 def heldout_halves(a: pd.DataFrame, b: pd.DataFrame, split: bool) -> list[Half]:
