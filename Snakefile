@@ -11,6 +11,9 @@
 #   R/index/<model>/epoch{epoch}/{embedding}.faiss             index: exact FAISS over the public set
 #   R/knn/<model>/epoch{epoch}/{crop}-{embedding}-k{k}.parquet knn: neighbours, votes, confidence per crop
 #   R/probe/<model>/epoch{epoch}.json                          probe: linear probe train / test accuracy
+#   R/rcdm/<model>/epoch{epoch}/decoder.pt                     decoder_train: RCDM decoder on the public set
+#   R/rcdm/{method}/{backbone}/n{size}/s{seed}/epoch{epoch}/{crop}-{embedding}-k{k}.samples.zarr, .samples.parquet, .json
+#                                                              decoder_sample: reconstructions, their judged classes, quality
 #   R/score/{method}/{backbone}/n{size}/s{seed}/epoch{epoch}/{crop}-{embedding}-k{k}.json   score (+ .curves.parquet)
 #   {results}/summary.csv, {results}/report.html, {results}/figures/   report
 #   R/logs/<rule>/..., R/benchmarks/<rule>/...                 one log and one timing file per job
@@ -83,4 +86,5 @@ include: "workflow/rules/index.smk"
 include: "workflow/rules/knn.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/probe.smk"
+include: "workflow/rules/rcdm.smk"
 include: "workflow/rules/report.smk"

@@ -47,8 +47,28 @@ def check(config: dict, workdir: str = ".") -> None:
         problems.append(f"train.batch_size: {train['batch_size']} is smaller than the number "
                         f"of data-parallel processes")
     problems += _dataset_problems(config["dataset"], workdir)
+    problems += _rcdm_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _rcdm_problems(config: dict) -> list[str]:
+    rcdm = config.get("rcdm", {})
+    if not rcdm.get("enabled"):
+        return []
+    problems = []
+    if rcdm["embedding"] not in config["knn"]["embeddings"]:
+        problems.append(f"rcdm.embedding: {rcdm['embedding']!r} is not one of "
+                        f"knn.embeddings {config['knn']['embeddings']} (its neighbours are "
+                        f"what the decoders are conditioned on)")
+    levels = len(rcdm["channel_mult"])
+    if rcdm["resolution"] % 2 ** (levels - 1):
+        problems.append(f"rcdm.resolution: {rcdm['resolution']} is not divisible by "
+                        f"2^{levels - 1}, as {levels} UNet levels (rcdm.channel_mult) need")
+    if rcdm["warmup_steps"] > rcdm["steps"]:
+        problems.append(f"rcdm.warmup_steps: {rcdm['warmup_steps']} exceeds rcdm.steps "
+                        f"({rcdm['steps']})")
+    return problems
 
 
 def _dataset_problems(dataset: dict, workdir: str) -> list[str]:

@@ -347,6 +347,122 @@ def _region(image: np.ndarray, entry) -> np.ndarray:
     return image[:int(entry["height"]), :int(entry["width"])]
 
 
+# ---------------------------------------------------------------- RCDM reconstructions
+
+def rcdm_quality_table(quality_files: list[str]) -> pd.DataFrame:
+    """One row per decoded run: self-reconstruction quality (mean of the two decoders) and
+    how often attack samples show the true class, target decoder vs reference decoder."""
+    rows = []
+    for path in quality_files:
+        quality = json.loads(Path(path).read_text())
+        decoders = list(quality["self"].values())
+        row = dict(quality["run"])
+        for key, name in (("top1_retrieval", "self_top1"), ("top1_chance", "self_top1_chance"),
+                          ("mean_rank", "self_mean_rank"), ("class_recovery", "self_class"),
+                          ("class_recovery_originals", "self_class_originals"),
+                          ("class_chance", "class_chance")):
+            row[name] = float(np.mean([d[key] for d in decoders]))
+        for group in ("memorized", "correlated"):
+            attack = quality["attack"].get(group, {})
+            row[f"{group}_images"] = attack.get("images", 0)
+            row[f"{group}_target"] = attack.get("target", np.nan)
+            row[f"{group}_reference"] = attack.get("reference", np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def reconstruction_panel(table_path: str, samples_path: str, images_path: str,
+                         index_path: str, half: str = "A", per_group: int = 4) -> list[dict]:
+    """The attacked images of one half to show (memorized, then correlated), each with its
+    crop, original, and the target's and reference's samples with their judged classes."""
+    import zarr
+    table = pd.read_parquet(table_path)
+    stored = zarr.open_group(samples_path, mode="r")
+    attack = table[(table["kind"] == "attack") & (table["half"] == half)]
+    firsts = attack.drop_duplicates("id")
+    picked = pd.concat([firsts[firsts["group"] == g].head(per_group)
+                        for g in ("memorized", "correlated")])
+    images, index = open_images(images_path), read_index(index_path)
+    examples = []
+    for _, ex in picked.iterrows():
+        mine = attack[attack["id"] == ex["id"]].sort_values("sample")
+        row = int(ex["row"])
+        examples.append(dict(
+            group=ex["group"], label=int(ex["label"]),
+            crop=stored["crops"][int(ex["crop_image"])],
+            original=_region(images[row], index.loc[row]),
+            box=object_box(index.loc[row, "boxes"]),
+            **{role: (stored["samples"].get_orthogonal_selection(
+                (np.sort(part["image"].to_numpy()),)), part["recovered"].to_numpy())
+               for role, part in mine.groupby("decoder")}))
+    return examples
+
+
+def plot_reconstructions(examples: list[dict], title: str) -> plt.Figure:
+    """Per attacked image: crop, original with its box, target samples, reference samples;
+    a sample's frame is green where the judges see the true class."""
+    n_samples = max((len(e["target"][0]) for e in examples), default=1)
+    cols = 2 + 2 * n_samples
+    fig, axes = plt.subplots(max(1, len(examples)), cols, figsize=(1.1 * cols,
+                                                                   1.25 * max(1, len(examples))),
+                             squeeze=False)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    for i, ex in enumerate(examples):
+        axes[i, 0].imshow(ex["crop"])
+        axes[i, 0].set_ylabel(f"{ex['group']}\nlabel {ex['label']}", fontsize=6)
+        axes[i, 1].imshow(ex["original"])
+        x0, y0, x1, y1 = ex["box"]
+        axes[i, 1].add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
+                                           ec="yellow", lw=1))
+        for offset, role in enumerate(("target", "reference")):
+            drawn, recovered = ex[role]
+            for j in range(len(drawn)):
+                ax = axes[i, 2 + offset * n_samples + j]
+                ax.imshow(drawn[j])
+                for spine in ax.spines.values():
+                    spine.set_visible(True)
+                    spine.set_color("tab:green" if recovered[j] >= 0.5 else "tab:red")
+                    spine.set_linewidth(1.5)
+    heads = ["crop", "image"] + [f"T {j}" for j in range(n_samples)] + [
+        f"R {j}" for j in range(n_samples)]
+    for ax, head in zip(axes[0], heads):
+        ax.set_title(head, fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_self_reconstructions(table_path: str, samples_path: str, images_path: str,
+                              index_path: str, n: int = 10) -> plt.Figure:
+    """Public test images (top) and their reconstructions from their own embedding by
+    decoder A and decoder B."""
+    import zarr
+    table = pd.read_parquet(table_path)
+    stored = zarr.open_group(samples_path, mode="r")["samples"]
+    own = table[table["kind"] == "self"]
+    shown = own.drop_duplicates("id")
+    shown = shown.iloc[np.linspace(0, len(shown) - 1, min(n, len(shown))).astype(int)]
+    images, index = open_images(images_path), read_index(index_path)
+    fig, axes = plt.subplots(3, len(shown), figsize=(1.0 * len(shown), 3.3), squeeze=False)
+    for j, (_, ex) in enumerate(shown.iterrows()):
+        row = int(ex["row"])
+        axes[0, j].imshow(_region(images[row], index.loc[row]))
+        for i, decoder in enumerate(("A", "B"), start=1):
+            mine = own[(own["id"] == ex["id"]) & (own["decoder"] == decoder)]
+            axes[i, j].imshow(stored[int(mine["image"].iloc[0])])
+    for (i, j), ax in np.ndenumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for i, name in enumerate(("original", "decoder A", "decoder B")):
+        axes[i, 0].set_ylabel(name, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 # ---------------------------------------------------------------- provenance and page
 
 def provenance(config: dict) -> dict:
@@ -444,6 +560,7 @@ def run(inputs: dict, outputs: dict, *, config: dict, benchmarks: str) -> None:
                      "images under the target (T) and the reference (R) with their labels",
                      _img(figure_png(plot_examples(**panel), figures / "examples.png"))
                      if len(panel["crops"]) else "<p>No memorized crop.</p>"))
+    sections += rcdm_sections(inputs, figures)
     sizes = pd.concat([pd.read_csv(p).assign(train_size=Path(p).parent.name)
                        for p in inputs["sizes"]])
     sections.append(("Split sizes per class", _table_html(sizes, "{:.0f}")))
@@ -463,6 +580,49 @@ def run(inputs: dict, outputs: dict, *, config: dict, benchmarks: str) -> None:
                                                                         sort_keys=False))
                      + "</pre>"))
     Path(outputs["html"]).write_text(render_html(sections))
+
+
+def rcdm_sections(inputs: dict, figures: Path) -> list[tuple[str, str]]:
+    """Reconstruction panels and the decoders' quality table (none when RCDM is off)."""
+    files = [_as_list(inputs.get(key, [])) for key in ("rcdm_quality", "rcdm_tables",
+                                                        "rcdm_samples")]
+    if not files[0]:
+        return []
+    quality = rcdm_quality_table(files[0])
+    quality.to_csv(figures / "rcdm_quality.csv", index=False)
+    sections = [("RCDM decoders (SPEC §7): self-reconstruction and what the attack's "
+                 "samples show", RCDM_INTRO + _table_html(quality))]
+    for (_, run), table, samples in zip(quality.iterrows(), files[1], files[2]):
+        name = f"{run['method']}_{run['backbone']}_n{run['train_size']}_s{run['seed']}"
+        title = (f"{run['method']}, {run['backbone']}, {run['train_size']} per class, seed "
+                 f"{run['seed']}, epoch {run['epoch']}")
+        examples = reconstruction_panel(table, samples, inputs["images"], inputs["index"])
+        sections.append((f"Reconstructions from background crops (set A attacked): {title}",
+                         _img(figure_png(plot_reconstructions(examples, title),
+                                         figures / f"rcdm_{name}.png"))
+                         if examples else "<p>No memorized or correlated crop to show.</p>"))
+        sections.append((f"Decoding public test images from their own embedding: {title}",
+                         _img(figure_png(plot_self_reconstructions(
+                             table, samples, inputs["images"], inputs["index"]),
+                             figures / f"rcdm_self_{name}.png"))))
+    return sections
+
+
+RCDM_INTRO = (
+    "<p>Each SSL model gets a diffusion decoder trained on the public set. <b>Self</b>: public "
+    "test images decoded from their own embedding; top-1 retrieval = share of samples whose "
+    "embedding is nearest their own conditioning embedding (chance 1/n); mean rank as a "
+    "fraction of n-1 (chance 0.5); class = the model's k-NN on the public set reads the true "
+    "class from the sample (originals: from the original at the decoder's resolution). "
+    "<b>Attack</b>: for the target's most confident crops, the mean embedding of the crop's "
+    "k nearest public images is decoded with the target's decoder and with the reference's; "
+    "the share of samples whose class both models' k-NN read as the true one. Memorized "
+    "crops should show the object with the target decoder only; correlated ones with "
+    "both.</p>")
+
+
+def _as_list(value) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _score_intro(config: dict) -> str:

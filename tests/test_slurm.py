@@ -19,7 +19,8 @@ from dejavu.cluster import workflow_jobs
 # The tiny config with fewer jobs (one embedding, one shard job per store, no untrained
 # control): about 22 SLURM jobs per run.
 SLIM = {"knn": {"embeddings": ["projector"]}, "embed": {"jobs": 1},
-        "controls": {"untrained": False}, "probe": {"enabled": False}}
+        "controls": {"untrained": False}, "probe": {"enabled": False},
+        "rcdm": {"enabled": False}}
 PROFILE_RUN = ["--profile", "slurm", "--configfile", "tiny.yaml"]
 
 

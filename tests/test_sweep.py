@@ -85,3 +85,38 @@ def test_report_shows_every_sweep_figure(sweep):
         assert (figures / f"{name}.png").exists() and (figures / f"{name}.svg").exists()
     assert len(list(figures.glob("curves_*.png"))) == 2 * 2  # sizes x embeddings
     assert (figures / "method_comparison.csv").exists()
+
+
+# RCDM on the demo's models (50 per class, epoch 400, the demo's decoder settings), measured
+# on data/model seeds 0 and 1 (README, "RCDM"): self-reconstruction top-1 retrieval
+# SELF_MEASURED; attack samples judged the true class, memorized crops, target vs reference
+# ATTACK_MEASURED.
+MIN_SELF_TOP1 = 0.05        # share of samples nearest their own embedding (chance 0.01)
+MAX_SELF_RANK = 0.30        # mean rank / (n - 1) of the own embedding (chance 0.5)
+MIN_SELF_CLASS = 0.30       # k-NN on X reads the true class (chance 0.1)
+MIN_MEMORIZED_GAP = 0.08    # memorized crops: target decoder minus reference decoder
+
+
+def rcdm_quality(work):
+    import json
+    path = (work / "results/synthetic/rcdm/vicreg/convnet/n50/s0/epoch400"
+            / "periphery-projector-k20.json")
+    return json.loads(path.read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("decoder", ["A", "B"])
+def test_rcdm_decodes_an_image_from_its_own_embedding(sweep, decoder):
+    own = rcdm_quality(sweep[0])["self"][decoder]
+    assert own["top1_retrieval"] >= MIN_SELF_TOP1, own
+    assert own["mean_rank"] <= MAX_SELF_RANK, own
+    assert own["class_recovery"] >= MIN_SELF_CLASS, own
+
+
+@pytest.mark.slow
+def test_rcdm_target_decoder_draws_the_memorized_object(sweep):
+    memorized = rcdm_quality(sweep[0])["attack"]["memorized"]
+    assert memorized["images"] >= 8, memorized
+    assert memorized["target"] - memorized["reference"] >= MIN_MEMORIZED_GAP, memorized
+    figures = sweep[0] / "results" / "figures"
+    assert (figures / "rcdm_vicreg_convnet_n50_s0.png").exists()

@@ -22,8 +22,10 @@ def test_dry_run_plans_every_stage(tmp_path):
     work = copy_workflow(tmp_path / "w")
     jobs = planned_jobs(work)
     assert set(jobs) == {"synth", "split", "crops", "init", "train", "snapshot", "embed",
-                         "embed_finalize", "index", "knn", "probe", "score", "report", "all"}
+                         "embed_finalize", "index", "knn", "probe", "score", "decoder_train",
+                         "decoder_sample", "report", "all"}
     assert jobs["train"] == 2 and jobs["init"] == 2  # models A and B
+    assert jobs["decoder_train"] == 2 and jobs["decoder_sample"] == 1  # RCDM: A, B; the pair
     assert jobs["snapshot"] == 2 and jobs["probe"] == 4  # (A, B) x (epoch 0, 400)
 
 
@@ -66,11 +68,14 @@ def test_tiny_run_writes_summary_and_report(tiny_run):
     html = (work / "results" / "report.html").read_text()
     for needle in ("Figure 3", "Figure 4", "Figure 5", "Methods compared",
                    "Backbone vs projector", "Sample partition", "memorized crops",
+                   "RCDM decoders", "Reconstructions from background crops",
+                   "Decoding public test images from their own embedding",
                    "Wall time per stage", "git_commit", "data:image/png;base64"):
         assert needle in html
     figures = work / "results" / "figures"
     for name in ("partition", "score_vs_epochs", "shares_vs_epochs", "examples",
-                 "curves_synthetic_vicreg_convnet_8_projector_5_periphery"):
+                 "curves_synthetic_vicreg_convnet_8_projector_5_periphery",
+                 "rcdm_vicreg_convnet_n8_s0", "rcdm_self_vicreg_convnet_n8_s0"):
         assert (figures / f"{name}.png").stat().st_size > 1000, name
         assert (figures / f"{name}.svg").read_text().lstrip().startswith("<?xml"), name
 
@@ -95,15 +100,27 @@ def test_changing_k_reruns_only_knn_score_report(tiny_run, tmp_path):
     shutil.copytree(tiny_run[0], work)
     edit_config(work / "tiny.yaml", knn={"k": [4]})
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")
-    assert set(jobs) == {"knn", "score", "report", "all"}
+    # the decoders are kept: only the samples, conditioned on the new neighbours, are redrawn
+    assert set(jobs) == {"knn", "score", "decoder_sample", "report", "all"}
+
+
+@pytest.mark.parametrize("change, stages", [
+    ({"samples": 3}, {"decoder_sample"}),
+    ({"steps": 150}, {"decoder_train", "decoder_sample"}),
+])
+def test_changing_an_rcdm_setting_reruns_only_its_stages(tiny_run, tmp_path, change, stages):
+    work = tmp_path / "w"
+    shutil.copytree(tiny_run[0], work)
+    edit_config(work / "tiny.yaml", rcdm=change)
+    assert set(planned_jobs(work, "--configfile", "tiny.yaml")) == stages | {"report", "all"}
 
 
 def test_torch_knn_backend_reruns_only_knn_and_agrees_with_faiss(tiny_run, tmp_path):
     work = tmp_path / "w"
     shutil.copytree(tiny_run[0], work)
     edit_config(work / "tiny.yaml", knn={"backend": "torch", "memory_mb": 16})
-    assert set(planned_jobs(work, "--configfile", "tiny.yaml")) == {"knn", "score", "report",
-                                                                      "all"}
+    assert set(planned_jobs(work, "--configfile", "tiny.yaml")) == {
+        "knn", "score", "decoder_sample", "report", "all"}
     snakemake(work, "-c2", "--configfile", "tiny.yaml")
     for path in (tiny_run[0] / "results/synthetic/knn").rglob("*.parquet"):
         faiss_table = pd.read_parquet(path)
@@ -120,7 +137,7 @@ def test_changing_epochs_reruns_train_and_everything_after(tiny_run, tmp_path):
     edit_config(work / "tiny.yaml", train={"epochs": 3})
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")
     assert set(jobs) == {"train", "snapshot", "embed", "embed_finalize", "index", "knn",
-                         "probe", "score", "report", "all"}
+                         "probe", "score", "decoder_train", "decoder_sample", "report", "all"}
     # the untrained control (epoch 0) is not recomputed: only the new epoch's chain
     assert jobs["train"] == 2 and jobs["embed_finalize"] == 4  # 2 models x (public, crops)
 

@@ -19,6 +19,11 @@ KNN = f"{R}/knn/{MODEL}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.parquet"
 PROBE = f"{R}/probe/{MODEL}/epoch{{epoch}}.json"
 SCORE = f"{R}/score/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.json"
 SCORE_CURVES = f"{R}/score/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.curves.parquet"
+DECODER = f"{R}/rcdm/{MODEL}/epoch{{epoch}}/decoder.pt"
+RCDM = f"{R}/rcdm/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}"
+RCDM_SAMPLES = f"{RCDM}.samples.zarr"
+RCDM_TABLE = f"{RCDM}.samples.parquet"
+RCDM_QUALITY = f"{RCDM}.json"
 SUMMARY = f"{config['results']}/summary.csv"
 REPORT_HTML = f"{config['results']}/report.html"
 ENV = "../../envs/dejavu.yaml"
@@ -129,6 +134,35 @@ def probe_targets():
         subset=["A", "B"],
         epoch=eval_epochs(),
     )
+
+
+def pair(pattern):
+    """The A and B versions of a per-model path."""
+    return {s: pattern.replace("{subset}", s) for s in ("A", "B")}
+
+
+def rcdm_targets():
+    """The report's RCDM inputs: samples of every method and backbone (rcdm.runs: first --
+    at the first size and seed; all -- every one) at the last epoch, with the first crop
+    mode and k, neighbours in rcdm.embedding."""
+    rc = config["rcdm"]
+    if not rc["enabled"]:
+        return {}
+    first = rc["runs"] == "first"
+    sizes, seeds = config["split"]["npc"], config["train"]["seeds"]
+    combos = dict(
+        method=config["train"]["methods"],
+        backbone=config["model"]["backbones"],
+        size=sizes[:1] if first else sizes,
+        seed=seeds[:1] if first else seeds,
+        epoch=train_epochs()[-1],
+        crop=config["crop"]["modes"][0],
+        embedding=rc["embedding"],
+        k=config["knn"]["k"][0],
+    )
+    return {"rcdm_quality": expand(RCDM_QUALITY, **combos),
+            "rcdm_tables": expand(RCDM_TABLE, **combos),
+            "rcdm_samples": expand(RCDM_SAMPLES, **combos)}
 
 
 def example_inputs():

@@ -8,6 +8,7 @@ rule report:
         index=DATASET_INDEX,
         dataset_rejects=DATASET_REJECTS,
         **example_inputs(),
+        **rcdm_targets(),
     output:
         summary=SUMMARY,
         html=REPORT_HTML,

@@ -1,0 +1,76 @@
+# RCDM (SPEC §7): a diffusion decoder per SSL model, trained on the public set X from the
+# model's stored public embeddings; then samples for the attacked images the score stage
+# ranks most confident, decoded with the target's and the reference's decoder.
+
+RCDM_OPTIONS = {key: config["rcdm"][key] for key in (
+    "resolution", "width", "channel_mult", "layers_per_block", "attention", "timesteps",
+    "schedule", "steps", "batch_size", "lr", "warmup_steps", "ema", "flip", "checkpoint_every", "seed")}
+
+
+rule decoder_train:
+    input:
+        checkpoint=CHECKPOINT,
+        public=EMBED_STORE.replace("{part}", "public"),
+        images=DATASET_IMAGES,
+        split=SPLIT,
+    output:
+        decoder=DECODER,
+    params:
+        **RCDM_OPTIONS,
+        device=config["device"],
+        resume_dir=lambda wc: f"{R}/rcdm/{MODEL}/epoch{{epoch}}/resume".format(**wc),
+    log:
+        log_path("decoder_train", f"{MODEL}/epoch{{epoch}}"),
+    benchmark:
+        bench_path("decoder_train", f"{MODEL}/epoch{{epoch}}")
+    resources:
+        mem_mb=config["rcdm"]["mem_mb"],
+        runtime=config["rcdm"]["runtime"],
+        gpu=config["rcdm"]["gpus"],
+    conda:
+        ENV
+    script:
+        "../scripts/decoder_train.py"
+
+
+rule decoder_sample:
+    input:
+        **{f"decoder_{s}": p for s, p in pair(DECODER).items()},
+        **{f"checkpoint_{s}": p for s, p in pair(CHECKPOINT).items()},
+        **{f"public_{s}": p for s, p in pair(EMBED_STORE.replace("{part}", "public")).items()},
+        **{f"knn_{s}": p for s, p in pair(KNN).items()},
+        images=DATASET_IMAGES,
+        split=SPLIT,
+        crops=CROPS_STORE,
+    output:
+        images=directory(RCDM_SAMPLES),
+        table=RCDM_TABLE,
+        json=RCDM_QUALITY,
+    params:
+        embedding=lambda wc: wc.embedding,
+        k=lambda wc: int(wc.k),
+        p=config["score"]["p"],
+        examples=config["rcdm"]["examples"],
+        samples=config["rcdm"]["samples"],
+        sample_steps=config["rcdm"]["sample_steps"],
+        self_images=config["rcdm"]["self_images"],
+        seed=config["rcdm"]["seed"],
+        side=config["crop"]["side"],
+        metric=config["knn"]["metric"],
+        device=config["device"],
+        meta=lambda wc: {"method": wc.method, "backbone": wc.backbone,
+                         "train_size": int(wc.size), "seed": int(wc.seed),
+                         "epoch": int(wc.epoch), "crop_mode": wc.crop,
+                         "embedding": wc.embedding, "k": int(wc.k)},
+    log:
+        log_path("decoder_sample", f"{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}"),
+    benchmark:
+        bench_path("decoder_sample", f"{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}")
+    resources:
+        mem_mb=config["rcdm"]["mem_mb"],
+        runtime=60,
+        gpu=config["rcdm"]["gpus"],
+    conda:
+        ENV
+    script:
+        "../scripts/decoder_sample.py"
