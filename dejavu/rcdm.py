@@ -255,13 +255,10 @@ def _save_state(path: Path, state: dict) -> None:
 
 
 def save_decoder(path: str, decoder: Decoder, cfg: DecoderConfig, **extra) -> None:
-    torch.save({"config": dataclasses.asdict(decoder_cfg_cpu(cfg)),
+    """The decoder's weights and settings (the device is chosen again where it is loaded)."""
+    torch.save({"config": dataclasses.asdict(dataclasses.replace(cfg, device="auto")),
                 "cond_dim": decoder.cond_dim, "state_dict": decoder.state_dict(), **extra},
                path)
-
-
-def decoder_cfg_cpu(cfg: DecoderConfig) -> DecoderConfig:
-    return dataclasses.replace(cfg, device="auto")
 
 
 def load_decoder(path: str, device: torch.device | str = "cpu") -> tuple[Decoder, DecoderConfig,
@@ -275,12 +272,15 @@ def load_decoder(path: str, device: torch.device | str = "cpu") -> tuple[Decoder
     return decoder.to(device).eval(), cfg, ckpt
 
 
-def check_decoder(decoder_path: str, checkpoint: str) -> None:
-    """Raise unless the decoder was trained on the embeddings of `checkpoint`."""
+def load_decoder_of(decoder_path: str, checkpoint: str,
+                    device: torch.device) -> tuple[Decoder, DecoderConfig]:
+    """The decoder at `decoder_path`, if it was trained on the embeddings of `checkpoint`;
+    else raise: a decoder left by another model or epoch is never used."""
     from .store import file_digest
-    saved = torch.load(decoder_path, map_location="cpu", weights_only=True)
+    decoder, cfg, saved = load_decoder(decoder_path, device)
     if saved.get("checkpoint_sha256") != file_digest(checkpoint):
         raise ValueError(f"{decoder_path} was trained for another model than {checkpoint}")
+    return decoder, cfg
 
 
 # ---------------------------------------------------------------- sampling
@@ -493,9 +493,7 @@ def run_sample(decoders: dict[str, str], checkpoints: dict[str, str],
     labels = split.drop_duplicates("row").set_index("row")["label"]
     subsets = ("A", "B")
     models = {s: load_checkpoint(checkpoints[s])[0].to(dev).eval() for s in subsets}
-    decs = {s: load_decoder(decoders[s], dev)[:2] for s in subsets}
-    for s in subsets:  # a decoder left by another model or epoch is never used
-        check_decoder(decoders[s], checkpoints[s])
+    decs = {s: load_decoder_of(decoders[s], checkpoints[s], dev) for s in subsets}
     judges = {s: Judge(models[s], public_stores[s], embedding, k, labels, side, dev, metric)
               for s in subsets}
     conds = {s: conditioning(public_stores[s]) for s in subsets}

@@ -195,3 +195,19 @@ def test_config_names_bad_rcdm_keys():
         config_check.check(cfg)
     text = str(err.value)
     assert "rcdm.embedding" in text and "rcdm.resolution" in text and "rcdm.warmup_steps" in text
+
+
+def test_a_decoder_of_another_model_is_refused(tmp_path):
+    from dejavu.store import file_digest
+    ours, theirs = tmp_path / "ours.pt", tmp_path / "theirs.pt"
+    ours.write_bytes(b"checkpoint of model A")
+    theirs.write_bytes(b"checkpoint of model B")
+    decoder = rcdm.Decoder(4, TINY)
+    rcdm.save_decoder(str(tmp_path / "decoder.pt"), decoder, TINY,
+                      checkpoint_sha256=file_digest(str(ours)))
+    loaded, cfg = rcdm.load_decoder_of(str(tmp_path / "decoder.pt"), str(ours), "cpu")
+    assert cfg == rcdm.dataclasses.replace(TINY, device="auto")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(),
+                                                 decoder.state_dict().values()))
+    with pytest.raises(ValueError, match="another model"):
+        rcdm.load_decoder_of(str(tmp_path / "decoder.pt"), str(theirs), "cpu")
