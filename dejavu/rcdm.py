@@ -539,9 +539,11 @@ def run_sample(decoders: dict[str, str], checkpoints: dict[str, str],
     for target in subsets:
         reference = "B" if target == "A" else "A"
         chosen = attacked_examples(knns[target], knns[reference], target, p, examples)
+        if chosen.empty:  # no memorized or correlated crop among the target's top-p
+            log.info("set %s attacked: nothing to decode", target)
+            continue
         first_crop = sum(len(x) for x in crops_out)
-        crops_out.append(np.stack([crops[int(c)] for c in chosen["crop_row"]])
-                         if len(chosen) else np.zeros((0, side, side, 3), np.uint8))
+        crops_out.append(np.stack([crops[int(c)] for c in chosen["crop_row"]]))
         crop_image = np.repeat(np.arange(first_crop, first_crop + len(chosen)), samples)
         ids = np.repeat(chosen["id"].to_numpy(), samples)
         draw = np.tile(np.arange(samples), len(chosen))
@@ -572,6 +574,7 @@ def run_sample(decoders: dict[str, str], checkpoints: dict[str, str],
                            "sample_steps": sample_steps, "seed": seed}
     quality["run"] = meta or {}
     group = zarr.open_group(out_images, mode="w")
+    crops_out = crops_out or [np.zeros((0, *crops.shape[1:]), np.uint8)]
     for name, parts in (("samples", images_out), ("crops", crops_out)):
         block = np.concatenate(parts)
         group.create_array(name, data=block, chunks=(max(1, min(256, len(block))),

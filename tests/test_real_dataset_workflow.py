@@ -84,6 +84,8 @@ def test_tiny_imagenet_runs_end_to_end_and_counts_bad_inputs(imagenet_run, tree)
     page = (work / "results/report.html").read_text()
     assert "Dataset input problems" in page and "5 files skipped" in page
     assert "held-out control was skipped" in page
+    # RCDM on real (non-square, fit-stored) images: decoders trained, samples drawn
+    assert "Reconstructions from background crops" in page
     crops = pd.read_parquet(work / "results/imagenet/crops/n4/periphery.parquet")
     assert crops["valid"].any()
 
