@@ -264,9 +264,7 @@ def save_decoder(path: str, decoder: Decoder, cfg: DecoderConfig, **extra) -> No
 def load_decoder(path: str, device: torch.device | str = "cpu") -> tuple[Decoder, DecoderConfig,
                                                                           dict]:
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    options = dict(ckpt["config"])
-    options["channel_mult"] = tuple(options["channel_mult"])
-    cfg = DecoderConfig(**options)
+    cfg = options_config(ckpt["config"])
     decoder = Decoder(ckpt["cond_dim"], cfg)
     decoder.load_state_dict(ckpt["state_dict"])
     return decoder.to(device).eval(), cfg, ckpt
@@ -339,7 +337,6 @@ def mean_embeddings(neighbours: list[np.ndarray], store_rows: np.ndarray,
             raise ValueError("a neighbour is not in the public embedding store")
         out[i] = embeddings[at].astype(np.float32).mean(0)
     return out
-
 
 
 # ---------------------------------------------------------------- reading inputs
@@ -436,8 +433,12 @@ class Judge:
         self.classes = int(labels.max()) + 1
 
     def classify(self, images: np.ndarray) -> np.ndarray:
+        return self.classify_embedded(*embed_images(self.model, images, self.side,
+                                                    self.device))
+
+    def classify_embedded(self, h: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """The class of images whose (backbone, projector) embeddings are h, z."""
         from .knn import label_crops, search
-        h, z = embed_images(self.model, images, self.side, self.device)
         queries = z if self.embedding == "projector" else h
         dist, ids = search(self.public, queries, min(self.k, len(self.public)), self.metric,
                            str(self.device))
@@ -519,7 +520,7 @@ def run_sample(decoders: dict[str, str], checkpoints: dict[str, str],
         hs, zs = embed_images(models[s], drawn, side, dev)
         ranks = retrieval_ranks(standardised(decoder, np.concatenate([hs, zs], 1)),
                                 standardised(decoder, cond))
-        predicted = judges[s].classify(drawn)
+        predicted = judges[s].classify_embedded(hs, zs)  # the samples' embeddings above
         lowres = _resize_uint8(originals, cfg.resolution)
         ceiling = judges[s].classify(lowres)
         truth = chosen["label"].to_numpy()
