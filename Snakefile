@@ -14,6 +14,11 @@
 #   R/rcdm/<model>/epoch{epoch}/decoder.pt                     decoder_train: RCDM decoder on the public set
 #   R/rcdm/{method}/{backbone}/n{size}/s{seed}/epoch{epoch}/{crop}-{embedding}-k{k}.samples.zarr, .samples.parquet, .json
 #                                                              decoder_sample: reconstructions, their judged classes, quality
+#   R/correlation/n{size}/{crop}/{classifier}-{subset}.parquet, .pt   correlation: classifier trained on set {subset}'s crops
+#   R/onemodel/{method}/{backbone}/n{size}/s{seed}/epoch{epoch}/{crop}-{embedding}-k{k}-{classifier}.json
+#                                                              onemodel: one-model test (+ .samples.parquet, .curves.parquet)
+#   R/sslmem/{method}/{backbone}/n{size}/s{seed}/epoch{epoch}.parquet   sslmem: per-image SSLMem
+#   R/models/external/{name}/n{size}/s0/A/epoch{epoch}.pt      import_model: a model trained elsewhere (external:)
 #   R/score/{method}/{backbone}/n{size}/s{seed}/epoch{epoch}/{crop}-{embedding}-k{k}.json   score (+ .curves.parquet)
 #   {results}/summary.csv, {results}/report.html, {results}/figures/   report
 #   R/logs/<rule>/..., R/benchmarks/<rule>/...                 one log and one timing file per job
@@ -55,6 +60,7 @@ wildcard_constraints:
     embedding=r"backbone|projector",
     crop=r"periphery|corner",
     k=r"\d+",
+    classifier=r"resnet|naive_bayes",
 
 
 rule all:
@@ -87,4 +93,7 @@ include: "workflow/rules/knn.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/rcdm.smk"
+include: "workflow/rules/onemodel.smk"
+include: "workflow/rules/external.smk"
+include: "workflow/rules/sslmem.smk"
 include: "workflow/rules/report.smk"

@@ -48,6 +48,8 @@ def check(config: dict, workdir: str = ".") -> None:
                         f"of data-parallel processes")
     problems += _dataset_problems(config["dataset"], workdir)
     problems += _rcdm_problems(config)
+    problems += _onemodel_problems(config, workdir)
+    problems += _external_problems(config, workdir)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 
@@ -68,6 +70,50 @@ def _rcdm_problems(config: dict) -> list[str]:
     if rcdm["warmup_steps"] > rcdm["steps"]:
         problems.append(f"rcdm.warmup_steps: {rcdm['warmup_steps']} exceeds rcdm.steps "
                         f"({rcdm['steps']})")
+    return problems
+
+
+def _onemodel_problems(config: dict, workdir: str) -> list[str]:
+    onemodel = config.get("onemodel", {})
+    if not onemodel.get("enabled"):
+        return []
+    tags = onemodel.get("tags")
+    if tags and not (Path(workdir) / tags).is_file():
+        return [f"onemodel.tags: {tags} is not a file"]
+    if ("naive_bayes" in onemodel["classifiers"] and not tags
+            and config["dataset"]["name"] != "synthetic"):
+        return [f"onemodel.classifiers: naive_bayes needs crop tags on a "
+                f"{config['dataset']['name']} dataset; set onemodel.tags (an id,tag table) or "
+                f"drop naive_bayes"]
+    return []
+
+
+def _external_problems(config: dict, workdir: str) -> list[str]:
+    """External models: files present, architectures known, names free, before any job."""
+    from .models import known_architecture
+    models = config.get("external", [])
+    problems = []
+    if not config["train"]["methods"] and not models:
+        problems.append("train.methods: empty and no external models - nothing to test")
+    if models and not config.get("onemodel", {}).get("enabled"):
+        problems.append("external: models trained elsewhere are tested by the one-model "
+                        "test; set onemodel.enabled: true")
+    if "external" in config["train"]["methods"]:
+        problems.append("train.methods: 'external' is the method name of external models")
+    names = [m["name"] for m in models]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"external: the name {name!r} is used twice")
+    for i, model in enumerate(models):
+        key = f"external[{i}] ({model['name']})"
+        if not (Path(workdir) / model["checkpoint"]).is_file():
+            problems.append(f"{key}.checkpoint: {model['checkpoint']} is not a file")
+        why = known_architecture(model["architecture"])
+        if why:
+            problems.append(f"{key}.architecture: {why}")
+        size = model.get("train_size")
+        if size is not None and size not in config["split"]["npc"]:
+            problems.append(f"{key}.train_size: {size} is not one of split.npc "
+                            f"{config['split']['npc']}")
     return problems
 
 

@@ -163,7 +163,7 @@ def run_shard(checkpoint: str, images_path: str, table_path: str, out_path: str,
                          f"({chunk_rows})")
     images, rows, sizes = embed_source(part, images_path, table_path)
     model, ckpt = load_checkpoint(checkpoint)
-    dims = {"backbone": model.backbone.out_dim, "projector": model.arch["projector_dims"][-1]}
+    dims = {"backbone": model.backbone.out_dim, "projector": model.projector_dim}
     attrs = {"part": part, "checkpoint_sha256": file_digest(checkpoint),
              "epoch": int(ckpt.get("epoch", -1)), "arch": model.arch, "n_rows": len(rows),
              "jobs": jobs, "shard_rows": shard_rows, "side": side, "dtype": dtype,

@@ -1,7 +1,11 @@
 """Encoders: a backbone (the representation used downstream) and a projector head.
 
-`SSLModel.forward` takes uint8-range images and returns both embeddings, so embedding, k-NN
+`SSLModel.forward` takes images in [0, 1] and returns both embeddings, so embedding, k-NN
 and training all see the same input normalisation.
+
+Besides dejavu's own backbones, any torchvision classifier (`torchvision.<name>`) or timm
+model (`timm.<name>`, optional dependency) can be the backbone, built randomly initialised
+and without its classifier; `dejavu.external` loads someone else's weights into it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from torch import nn
 # Inputs are scaled to [0, 1] and then centred with these; fixed so a checkpoint needs no
 # dataset statistics to be used.
 INPUT_MEAN, INPUT_STD = 0.5, 0.25
+# Per-channel statistics of ImageNet, which torchvision and timm models are trained with.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+NORMALIZATIONS = ("dejavu", "imagenet")
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -121,25 +128,137 @@ BACKBONES = {
 }
 
 
+HEAD_ATTRIBUTES = ("fc", "heads", "classifier", "head")
+
+
+def remove_classifier(net: nn.Module, name: str) -> tuple[int, list[str]]:
+    """Replace the last nn.Linear of a torchvision classifier's head (the first of
+    HEAD_ATTRIBUTES the model has) with nn.Identity, in place. Returns (the Linear's input
+    size, which is the backbone's output size; the state-dict keys that went with it)."""
+    attribute = next((a for a in HEAD_ATTRIBUTES if hasattr(net, a)), None)
+    if attribute is None:
+        raise ValueError(f"torchvision.{name}: no classifier head among {HEAD_ATTRIBUTES}")
+    head = getattr(net, attribute)
+    linears = [path for path, m in head.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"torchvision.{name}: its head {attribute!r} has no nn.Linear "
+                         f"to remove")
+    path = linears[-1]
+    before = list(net.state_dict())
+    if path == "":
+        out_dim = head.in_features
+        setattr(net, attribute, nn.Identity())
+    else:
+        parent, _, child = path.rpartition(".")
+        owner = head.get_submodule(parent)
+        out_dim = getattr(owner, child).in_features
+        setattr(owner, child, nn.Identity())
+    after = set(net.state_dict())
+    return out_dim, [k for k in before if k not in after]
+
+
+def torchvision_backbone(name: str) -> nn.Module:
+    """A torchvision classifier without its last Linear. The model itself is the backbone
+    (no wrapper), so its state-dict keys are torchvision's: released weights load as is."""
+    import torchvision
+    net = torchvision.models.get_model(name, weights=None)  # weights=None: nothing downloaded
+    net.out_dim, net.head_keys = remove_classifier(net, name)
+    return net
+
+
+def timm_backbone(name: str) -> nn.Module:
+    """A timm model without its classifier (what `num_classes=0` gives), keys as timm's."""
+    try:
+        import timm
+    except ImportError as e:
+        raise ImportError(f"backbone timm.{name} needs timm: pip install timm") from e
+    net = timm.create_model(name, pretrained=False)
+    before = list(net.state_dict())
+    net.reset_classifier(0)  # same model as create_model(num_classes=0), built once
+    after = set(net.state_dict())
+    net.head_keys = [k for k in before if k not in after]
+    # Models with a pre-logits layer output head_hidden_size features, not num_features.
+    net.out_dim = getattr(net, "head_hidden_size", None) or net.num_features
+    return net
+
+
+def known_architecture(name: str) -> str | None:
+    """Why `name` is not a backbone this installation can build; None when it is."""
+    if name.startswith("torchvision."):
+        import torchvision
+        if name.removeprefix("torchvision.") not in torchvision.models.list_models():
+            return f"torchvision has no model {name.removeprefix('torchvision.')!r}"
+        return None
+    if name.startswith("timm."):
+        try:
+            import timm
+        except ImportError:
+            return f"{name} needs timm: pip install timm"
+        if not timm.is_model(name.removeprefix("timm.")):
+            return f"timm has no model {name.removeprefix('timm.')!r}"
+        return None
+    if name not in BACKBONES:
+        return (f"unknown architecture {name!r}; known: {sorted(BACKBONES)}, "
+                f"torchvision.<name>, timm.<name>")
+    return None
+
+
+def build_backbone(name: str, width: int, small_stem: bool, image_size: int,
+                   patch_size: int) -> nn.Module:
+    """A backbone module with `.out_dim`. torchvision/timm models keep their own defaults:
+    width, small_stem, image_size and patch_size only shape dejavu's own backbones."""
+    if name.startswith("torchvision."):
+        return torchvision_backbone(name.removeprefix("torchvision."))
+    if name.startswith("timm."):
+        return timm_backbone(name.removeprefix("timm."))
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; known: {sorted(BACKBONES)}, "
+                         f"torchvision.<name> or timm.<name>")
+    return BACKBONES[name](width=width, small_stem=small_stem, image_size=image_size,
+                           patch_size=patch_size)
+
+
 class SSLModel(nn.Module):
+    """Backbone plus projector. `projector_dims=[]` means no projector: the projector
+    embedding is then the backbone embedding itself (models trained elsewhere often come
+    without their head). `normalize` picks the input statistics: "dejavu" (fixed 0.5/0.25)
+    or "imagenet" (what torchvision and timm weights expect)."""
+
     def __init__(self, backbone: str = "convnet", projector_dims: list[int] = (512, 512, 512),
                  width: int = 16, small_stem: bool = True, image_size: int = 32,
-                 patch_size: int = 4):
+                 patch_size: int = 4, normalize: str = "dejavu"):
         super().__init__()
-        if backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {backbone!r}; known: {sorted(BACKBONES)}")
-        if len(projector_dims) == 0:
-            raise ValueError("projector needs at least one layer")
-        self.backbone = BACKBONES[backbone](width=width, small_stem=small_stem,
-                                            image_size=image_size, patch_size=patch_size)
-        self.projector = projector(self.backbone.out_dim, list(projector_dims))
+        if normalize not in NORMALIZATIONS:
+            raise ValueError(f"unknown input normalisation {normalize!r}; known: "
+                             f"{NORMALIZATIONS}")
+        self.backbone = build_backbone(backbone, width, small_stem, image_size, patch_size)
+        self.projector = (projector(self.backbone.out_dim, list(projector_dims))
+                          if len(projector_dims) else nn.Identity())
+        self.normalize = normalize
         self.arch = {"backbone": backbone, "projector_dims": list(projector_dims), "width": width,
                      "small_stem": small_stem, "image_size": image_size,
                      "patch_size": patch_size}
+        # Only when not the default, so arch dicts (and the stores keyed on them) of models
+        # that existed before this option stay exactly as they were.
+        if normalize != "dejavu":
+            self.arch["normalize"] = normalize
+
+    @property
+    def projector_dim(self) -> int:
+        """Size of the projector embedding (the backbone's when there is no projector)."""
+        dims = self.arch["projector_dims"]
+        return dims[-1] if dims else self.backbone.out_dim
+
+    def normalize_input(self, x: torch.Tensor) -> torch.Tensor:
+        if self.normalize == "dejavu":
+            return (x - INPUT_MEAN) / INPUT_STD
+        mean = x.new_tensor(IMAGENET_MEAN).view(1, -1, 1, 1)
+        std = x.new_tensor(IMAGENET_STD).view(1, -1, 1, 1)
+        return (x - mean) / std
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (N, 3, H, W) floats in [0, 1] -> backbone (N, Db), projector (N, Dp)."""
-        h = self.backbone((x - INPUT_MEAN) / INPUT_STD)
+        h = self.backbone(self.normalize_input(x))
         return h, self.projector(h)
 
 

@@ -39,10 +39,103 @@ KEYS = ["dataset", "method", "backbone", "train_size", "seed", "embedding", "k",
 
 def summary_table(score_files: list[str]) -> pd.DataFrame:
     rows = [row for path in score_files for row in json.loads(Path(path).read_text())]
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=None if rows else SUMMARY_COLUMNS)
     extra = [c for c in table.columns if c not in SUMMARY_COLUMNS]
     return table[SUMMARY_COLUMNS + extra].sort_values(KEYS + ["epoch", "control"],
                                                       ignore_index=True)
+
+
+ONEMODEL_COLUMNS = {  # summary column <- one-model row column (first classifier)
+    "onemodel_classifier": "classifier", "acc_classifier": "acc_classifier",
+    "acc_classifier_all": "acc_classifier_all", "onemodel_score": "score",
+    "onemodel_score_ci_low": "score_ci_low", "onemodel_score_ci_high": "score_ci_high",
+    "onemodel_memorized": "memorized_one_model", "memorized_overlap": "memorized_overlap",
+}
+SSLMEM_COLUMNS = {"sslmem_train": "mean_m_train", "sslmem_heldout": "mean_m_heldout",
+                  "sslmem_auc": "auc_train_heldout"}
+RUN_KEYS = ["method", "backbone", "train_size", "seed", "epoch"]
+
+
+def onemodel_table(files: list[str]) -> pd.DataFrame:
+    """Every one-model test row (all classifiers and controls)."""
+    rows = [row for path in files for row in json.loads(Path(path).read_text())]
+    if not rows:
+        return pd.DataFrame(columns=KEYS + ["epoch", "control", "classifier"])
+    return pd.DataFrame(rows).sort_values(KEYS + ["epoch", "control", "classifier"],
+                                          ignore_index=True)
+
+
+def onemodel_samples(files: list[str]) -> pd.DataFrame:
+    """The one-model tests' per-sample tables, labelled with their combination."""
+    parts = []
+    for path in files:
+        meta = json.loads(Path(path).read_text())[0]
+        samples = pd.read_parquet(path.removesuffix(".json") + ".samples.parquet")
+        parts.append(samples.assign(**{k: meta[k] for k in KEYS + ["epoch", "classifier"]}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def with_onemodel(summary: pd.DataFrame, onemodel: pd.DataFrame,
+                  classifier: str | None) -> pd.DataFrame:
+    """The summary with the one-model columns of the first classifier; models tested by the
+    one-model test alone (external ones) get rows of their own, their reference columns
+    empty."""
+    if onemodel.empty or classifier is None:
+        return summary.reindex(columns=[*summary.columns, *ONEMODEL_COLUMNS])
+    chosen = onemodel[onemodel["classifier"] == classifier]
+    renamed = chosen.rename(columns={v: k for k, v in ONEMODEL_COLUMNS.items()})
+    on = KEYS + ["epoch", "control"]
+    merged = summary.merge(renamed[on + list(ONEMODEL_COLUMNS)], on=on, how="left")
+    alone = renamed.merge(summary[on], on=on, how="left", indicator=True)
+    alone = alone[alone["_merge"] == "left_only"].drop(columns="_merge")
+    if not alone.empty:
+        merged = pd.concat([merged, alone.reindex(columns=merged.columns)], ignore_index=True)
+    return merged.sort_values(KEYS + ["epoch", "control"], ignore_index=True)
+
+
+def partition_of(samples: pd.DataFrame) -> pd.DataFrame:
+    """id, set, group of the two-model partition (SPEC §4) from one-model samples that carry
+    the reference's verdict."""
+    t, r = samples["correct_target"].astype(bool), samples["correct_reference"].astype(bool)
+    group = np.select([t & ~r, ~t & r, t & r], ["memorized", "misrepresented", "correlated"],
+                      "unassociated")
+    return samples[["id", "set"]].assign(group=group)
+
+
+def sslmem_table(files: list[str], samples: pd.DataFrame, config: dict) -> pd.DataFrame:
+    """SSLMem figures per model pair and epoch, against the two-model partition of the first
+    crop mode, embedding, k and classifier where the one-model test ran."""
+    from .sslmem import summarize
+    rows = []
+    for path in files:
+        run_dir = Path(path)
+        meta = dict(zip(RUN_KEYS, [*run_dir.parts[-5:-1], run_dir.stem]))
+        meta = {"method": meta["method"], "backbone": meta["backbone"],
+                "train_size": int(meta["train_size"].removeprefix("n")),
+                "seed": int(meta["seed"].removeprefix("s")),
+                "epoch": int(meta["epoch"].removeprefix("epoch"))}
+        partition = None
+        if not samples.empty:
+            first = samples[(samples["control"] == "none")
+                            & (samples["crop_mode"] == config["crop"]["modes"][0])
+                            & (samples["embedding"] == config["knn"]["embeddings"][0])
+                            & (samples["k"] == config["knn"]["k"][0])
+                            & (samples["classifier"] == config["onemodel"]["classifiers"][0])]
+            first = first.loc[(first[list(meta)] == pd.Series(meta)).all(axis=1)]
+            if not first.empty and "correct_reference" in first:
+                partition = partition_of(first)
+        rows.append({**meta, **summarize(pd.read_parquet(path), partition)})
+    return pd.DataFrame(rows)
+
+
+def with_sslmem(summary: pd.DataFrame, sslmem: pd.DataFrame) -> pd.DataFrame:
+    """The summary with SSLMem's training and held-out means and AUC on the real test's
+    rows of each model pair and epoch."""
+    if sslmem.empty:
+        return summary.reindex(columns=[*summary.columns, *SSLMEM_COLUMNS])
+    figures = sslmem[RUN_KEYS + list(SSLMEM_COLUMNS.values())].rename(
+        columns={v: k for k, v in SSLMEM_COLUMNS.items()}).assign(control="none")
+    return summary.merge(figures, on=RUN_KEYS + ["control"], how="left")
 
 
 def curves_table(score_files: list[str]) -> pd.DataFrame:
@@ -303,6 +396,62 @@ def plot_examples(crops: np.ndarray, originals: np.ndarray, boxes: list, neighbo
     return fig
 
 
+def plot_memorization(samples: pd.DataFrame, title: str) -> plt.Figure:
+    """Histograms of the one-model memorization confidence H(g) - H(p_T) of the images the
+    target's k-NN labels right and the classifier wrong, one panel per classifier, the real
+    test against the held-out control."""
+    classifiers = list(dict.fromkeys(samples["classifier"]))
+    fig, axes = plt.subplots(1, len(classifiers), figsize=(4.2 * len(classifiers), 3.2),
+                             squeeze=False)
+    for ax, classifier in zip(axes[0], classifiers):
+        rows = samples[(samples["classifier"] == classifier) & samples["memorization"].notna()]
+        values = rows["memorization"].to_numpy()
+        bins = np.linspace(min(0.0, values.min(initial=0.0)), max(values.max(initial=1.0), 1e-6),
+                           25)
+        for control, colour in (("none", "#c0392b"), ("heldout", "#7f8c8d")):
+            chosen = rows.loc[rows["control"] == control, "memorization"]
+            total = (samples["classifier"] == classifier) & (samples["control"] == control)
+            if len(chosen):
+                ax.hist(chosen, bins=bins, alpha=0.55, color=colour,
+                        label=f"{'attacked set' if control == 'none' else 'held-out'}: "
+                              f"{len(chosen)} of {int(total.sum())}")
+        ax.set(xlabel="H(classifier) − H(k-NN target)", ylabel="images",
+               title=f"classifier: {classifier}")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sslmem(table: pd.DataFrame, figures: dict, title: str) -> plt.Figure:
+    """SSLMem: the distribution of m on training and on held-out images, and (where the
+    two-model partition is known) its mean per partition group."""
+    groups = [g for g in SHARES if figures.get(f"mean_m_{g}") is not None]
+    fig, axes = plt.subplots(1, 2 if groups else 1, figsize=(9 if groups else 4.6, 3.2),
+                             squeeze=False)
+    ax = axes[0][0]
+    bins = np.linspace(table["m"].min(), table["m"].max() + 1e-9, 30)
+    for name, chosen, colour in (("training (A, B)", table["set"].isin(["A", "B"]), "#c0392b"),
+                                 ("held-out", table["set"] == "heldout", "#7f8c8d")):
+        if chosen.any():
+            ax.hist(table.loc[chosen, "m"], bins=bins, alpha=0.55, color=colour, density=True,
+                    label=f"{name}: mean {table.loc[chosen, 'm'].mean():+.4f}")
+    ax.axvline(0, color="k", lw=0.6)
+    ax.set(xlabel="m(x) = d_reference − d_target", ylabel="density", title="SSLMem")
+    ax.legend(fontsize=7)
+    if groups:
+        ax = axes[0][1]
+        ax.bar(groups, [figures[f"mean_m_{g}"] for g in groups],
+               color=["#c0392b", "#2980b9", "#7f8c8d", "#d5d8dc"][:len(groups)])
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set(ylabel="mean m", title="by déjà vu partition (training images)")
+        ax.tick_params(axis="x", labelsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def figure_png(fig: plt.Figure, path: Path) -> str:
     """Save the figure as `path` (PNG) and beside it as SVG; return the PNG base64-encoded
     for the HTML page."""
@@ -505,61 +654,19 @@ def _img(b64: str) -> str:
 def run(inputs: dict, outputs: dict, *, config: dict, benchmarks: str) -> None:
     figures = Path(outputs["figures"])
     figures.mkdir(parents=True, exist_ok=True)
-    summary = with_probe(summary_table(list(inputs["scores"])),
-                         probe_table(list(inputs.get("probes", []))))
+    onemodel = onemodel_table(_as_list(inputs.get("onemodel", [])))
+    samples = onemodel_samples(_as_list(inputs.get("onemodel", [])))
+    sslmem = sslmem_table(_as_list(inputs.get("sslmem", [])), samples, config)
+    first_classifier = (config["onemodel"]["classifiers"][0]
+                        if config["onemodel"]["enabled"] else None)
+    summary = with_probe(summary_table(_as_list(inputs.get("scores", []))),
+                         probe_table(_as_list(inputs.get("probes", []))))
+    summary = with_sslmem(with_onemodel(summary, onemodel, first_classifier), sslmem)
     summary.to_csv(outputs["summary"], index=False)
-    curves = curves_table(list(inputs["scores"]))
-    intro = _score_intro(config)
-    if "heldout" not in set(summary["control"]):
-        intro += ("<p><b>The held-out control was skipped</b>: no annotated image was held "
-                  f"out (split.heldout_fraction = {config['split']['heldout_fraction']}), as "
-                  "on ImageNet, where box images are scarce (SPEC §1).</p>")
-    sections = [("Scores", intro + _table_html(summary[[
-        "method", "backbone", "train_size", "seed", "epoch", "embedding", "k", "crop_mode",
-        "control", "n_attacked", "acc_target", "acc_reference", "score", "score_ci_low",
-        "score_ci_high", *SHARES, "probe_gap"]]))]
-    methods = method_table(summary)
-    methods.to_csv(figures / "method_comparison.csv", index=False)
-    sections.append(("Methods compared at the last epoch (score at p with its bootstrap 95% "
-                     "interval, mean over seeds; linear probe on the backbone)",
-                     _table_html(methods)))
-    embeddings = embedding_table(summary)
-    embeddings.to_csv(figures / "backbone_vs_projector.csv", index=False)
-    sections.append(("Backbone vs projector (the same models' score from each embedding)",
-                     _table_html(embeddings)))
-    for along, name in (("epoch", "epochs"), ("train_size", "size")):
-        points = summary[along].nunique()
-        if points < 2:
-            sections.append((f"Trends along {_axis_name(along)} (Figures 4, 5)",
-                             f"<p>Only one value of {along} is configured; sweep it "
-                             f"({'train.checkpoints' if along == 'epoch' else 'split.npc'}) "
-                             f"to see the trend.</p>"))
-            continue
-        sections.append((f"Déjà vu score and linear-probe gap vs {_axis_name(along)} "
-                         "(Figure 4)", _img(figure_png(plot_score_trends(summary, along),
-                                                       figures / f"score_vs_{name}.png"))))
-        sections.append((f"Memorized, misrepresented, correlated vs {_axis_name(along)} "
-                         "(Figure 5)", _img(figure_png(plot_share_trends(summary, along),
-                                                       figures / f"shares_vs_{name}.png"))))
-    figure3_keys = [k for k in KEYS if k != "seed"]
-    for keys, group in curves.groupby(figure3_keys, sort=False):
-        last = group.groupby("seed")["epoch"].transform("max")
-        shown = group[(group["epoch"] == last) | (group["control"] == "untrained")]
-        name = "curves_" + "_".join(str(k) for k in keys)
-        title = ", ".join(f"{k}={v}" for k, v in zip(figure3_keys, keys))
-        png = figure_png(plot_curves(shown, textwrap.fill(f"{title}, epoch {last.max()}", 110)),
-                         figures / f"{name}.png")
-        sections.append((f"Accuracy vs confidence (Figure 3): {title}", _img(png)))
-    last_rows = summary[summary["epoch"] == summary.groupby(
-        ["method", "backbone", "train_size", "seed"])["epoch"].transform("max")]
-    sections.append(("Sample partition at the last epoch",
-                     _img(figure_png(plot_partition(last_rows), figures / "partition.png"))))
-    panel = example_panel(inputs["knn_target"], inputs["knn_reference"], inputs["crops_store"],
-                          inputs["images"], inputs["index"])
-    sections.append(("Most confident memorized crops (set A): crop, image, 5 nearest public "
-                     "images under the target (T) and the reference (R) with their labels",
-                     _img(figure_png(plot_examples(**panel), figures / "examples.png"))
-                     if len(panel["crops"]) else "<p>No memorized crop.</p>"))
+    paired = summary[summary["score"].notna()]  # the two-model test ran (not external)
+    sections = two_model_sections(inputs, config, paired, figures)
+    sections += onemodel_sections(onemodel, samples, paired, figures, config)
+    sections += sslmem_sections(sslmem, _as_list(inputs.get("sslmem", [])), figures)
     sections += rcdm_sections(inputs, figures)
     sizes = pd.concat([pd.read_csv(p).assign(train_size=Path(p).parent.name)
                        for p in inputs["sizes"]])
@@ -580,6 +687,145 @@ def run(inputs: dict, outputs: dict, *, config: dict, benchmarks: str) -> None:
                                                                         sort_keys=False))
                      + "</pre>"))
     Path(outputs["html"]).write_text(render_html(sections))
+
+
+def two_model_sections(inputs: dict, config: dict, paired: pd.DataFrame,
+                       figures: Path) -> list[tuple[str, str]]:
+    """Scores, methods, embeddings, trends, Figure 3 curves, partition and examples of the
+    two-model test (none when only external models were tested)."""
+    if paired.empty:
+        return [("Scores", "<p>No model pair was trained (train.methods is empty): only the "
+                 "one-model test ran.</p>")]
+    curves = curves_table(_as_list(inputs["scores"]))
+    intro = _score_intro(config)
+    if "heldout" not in set(paired["control"]):
+        intro += ("<p><b>The held-out control was skipped</b>: no annotated image was held "
+                  f"out (split.heldout_fraction = {config['split']['heldout_fraction']}), as "
+                  "on ImageNet, where box images are scarce (SPEC §1).</p>")
+    sections = [("Scores", intro + _table_html(paired[[
+        "method", "backbone", "train_size", "seed", "epoch", "embedding", "k", "crop_mode",
+        "control", "n_attacked", "acc_target", "acc_reference", "score", "score_ci_low",
+        "score_ci_high", *SHARES, "probe_gap"]]))]
+    methods = method_table(paired)
+    methods.to_csv(figures / "method_comparison.csv", index=False)
+    sections.append(("Methods compared at the last epoch (score at p with its bootstrap 95% "
+                     "interval, mean over seeds; linear probe on the backbone)",
+                     _table_html(methods)))
+    embeddings = embedding_table(paired)
+    embeddings.to_csv(figures / "backbone_vs_projector.csv", index=False)
+    sections.append(("Backbone vs projector (the same models' score from each embedding)",
+                     _table_html(embeddings)))
+    for along, name in (("epoch", "epochs"), ("train_size", "size")):
+        points = paired[along].nunique()
+        if points < 2:
+            sections.append((f"Trends along {_axis_name(along)} (Figures 4, 5)",
+                             f"<p>Only one value of {along} is configured; sweep it "
+                             f"({'train.checkpoints' if along == 'epoch' else 'split.npc'}) "
+                             f"to see the trend.</p>"))
+            continue
+        sections.append((f"Déjà vu score and linear-probe gap vs {_axis_name(along)} "
+                         "(Figure 4)", _img(figure_png(plot_score_trends(paired, along),
+                                                       figures / f"score_vs_{name}.png"))))
+        sections.append((f"Memorized, misrepresented, correlated vs {_axis_name(along)} "
+                         "(Figure 5)", _img(figure_png(plot_share_trends(paired, along),
+                                                       figures / f"shares_vs_{name}.png"))))
+    figure3_keys = [k for k in KEYS if k != "seed"]
+    for keys, group in curves.groupby(figure3_keys, sort=False):
+        last = group.groupby("seed")["epoch"].transform("max")
+        shown = group[(group["epoch"] == last) | (group["control"] == "untrained")]
+        name = "curves_" + "_".join(str(k) for k in keys)
+        title = ", ".join(f"{k}={v}" for k, v in zip(figure3_keys, keys))
+        png = figure_png(plot_curves(shown, textwrap.fill(f"{title}, epoch {last.max()}", 110)),
+                         figures / f"{name}.png")
+        sections.append((f"Accuracy vs confidence (Figure 3): {title}", _img(png)))
+    last_rows = paired[paired["epoch"] == paired.groupby(
+        ["method", "backbone", "train_size", "seed"])["epoch"].transform("max")]
+    sections.append(("Sample partition at the last epoch",
+                     _img(figure_png(plot_partition(last_rows), figures / "partition.png"))))
+    panel = example_panel(inputs["knn_target"], inputs["knn_reference"], inputs["crops_store"],
+                          inputs["images"], inputs["index"])
+    sections.append(("Most confident memorized crops (set A): crop, image, 5 nearest public "
+                     "images under the target (T) and the reference (R) with their labels",
+                     _img(figure_png(plot_examples(**panel), figures / "examples.png"))
+                     if len(panel["crops"]) else "<p>No memorized crop.</p>"))
+    return sections
+
+
+def onemodel_sections(onemodel: pd.DataFrame, samples: pd.DataFrame, paired: pd.DataFrame,
+                      figures: Path, config: dict) -> list[tuple[str, str]]:
+    """The one-model test: every row, the classifiers against the reference k-NN and the
+    two-model test, and the memorization-confidence histograms."""
+    if onemodel.empty:
+        return []
+    onemodel.to_csv(figures / "onemodel.csv", index=False)
+    p = config["score"]["p"]
+    intro = (f"<p>A correlation classifier g predicts the class from the background crop "
+             f"alone, trained on the other training set's crops; one-model score = "
+             f"acc_KNN_target − acc_g on each one's top {p:.0%} most confident crops (own "
+             f"confidence), swap-averaged where the workflow trained the pair, with a "
+             f"bootstrap 95% interval. <i>memorized_one_model</i>: target right, g wrong; "
+             f"<i>memorized_two_model</i>: target right, reference wrong; overlap = both / "
+             f"either. The held-out control attacks images neither the target nor g saw.</p>")
+    table = onemodel[[c for c in (
+        "method", "backbone", "train_size", "seed", "epoch", "embedding", "k", "crop_mode",
+        "control", "classifier", "n_attacked", "acc_target", "acc_classifier", "score",
+        "score_ci_low", "score_ci_high", "acc_target_all", "acc_classifier_all",
+        "memorized_one_model", "memorized_two_model", "memorized_overlap",
+        "memorization_mean") if c in onemodel]]
+    sections = [("One-model test (SPEC §5)", intro + _table_html(table))]
+    if not paired.empty:
+        on = KEYS + ["epoch", "control"]
+        both = onemodel.merge(paired[on + ["acc_reference_all", "score"]], on=on,
+                              suffixes=("_onemodel", "_two_model"))
+        both = both[both["control"] == "none"]
+        comparison = both[["method", "backbone", "train_size", "seed", "epoch", "embedding",
+                           "classifier", "acc_classifier_all", "acc_reference_all",
+                           "score_onemodel", "score_two_model", "memorized_one_model",
+                           "memorized_two_model", "memorized_both", "memorized_overlap"]]
+        comparison.to_csv(figures / "onemodel_vs_two_model.csv", index=False)
+        sections.append(("The correlation classifier against the reference model's k-NN, "
+                         "and the two tests' calls", _table_html(comparison)))
+    last = samples[samples["epoch"] == samples.groupby(
+        ["method", "backbone", "train_size", "seed"])["epoch"].transform("max")]
+    first = last[(last["crop_mode"] == config["crop"]["modes"][0])
+                 & (last["embedding"] == config["knn"]["embeddings"][0])
+                 & (last["k"] == config["knn"]["k"][0])]
+    for keys, group in first.groupby(["method", "backbone", "train_size", "seed", "epoch"],
+                                     sort=False):
+        name = "memorization_{}_{}_n{}_s{}".format(*keys)
+        title = (f"{keys[0]}, {keys[1]}, {keys[2]} per class, seed {keys[3]}, epoch {keys[4]}, "
+                 f"{config['knn']['embeddings'][0]}, k={config['knn']['k'][0]}")
+        sections.append((f"One-model memorization confidence: {title}",
+                         _img(figure_png(plot_memorization(group, title),
+                                         figures / f"{name}.png"))))
+    return sections
+
+
+def sslmem_sections(sslmem: pd.DataFrame, files: list[str],
+                    figures: Path) -> list[tuple[str, str]]:
+    """SSLMem per model pair and epoch, and its distribution at each pair's last epoch."""
+    if sslmem.empty:
+        return []
+    sslmem.to_csv(figures / "sslmem.csv", index=False)
+    intro = ("<p>m(x) = d_reference(x) − d_target(x), d = mean distance between the "
+             "L2-normalised embedding of an attacked image and of augmented views of it "
+             "(SPEC §6). Positive on training images: the target is more invariant on what "
+             "it saw. AUC = chance that a training image's m exceeds a held-out one's (0.5: no "
+             "signal). By partition: mean m of the training images the two-model test calls "
+             "memorized, misrepresented, correlated, unassociated; corr = point-biserial "
+             "correlation of m with being memorized.</p>")
+    sections = [("SSLMem (SPEC §6)", intro + _table_html(sslmem))]
+    last = sslmem["epoch"] == sslmem.groupby(
+        ["method", "backbone", "train_size", "seed"])["epoch"].transform("max")
+    for (_, row), path in zip(sslmem.iterrows(), files):
+        if not last.loc[_]:
+            continue
+        name = f"sslmem_{row['method']}_{row['backbone']}_n{row['train_size']}_s{row['seed']}"
+        title = (f"{row['method']}, {row['backbone']}, {row['train_size']} per class, seed "
+                 f"{row['seed']}, epoch {row['epoch']}")
+        sections.append((f"SSLMem distribution: {title}", _img(figure_png(
+            plot_sslmem(pd.read_parquet(path), row.to_dict(), title), figures / f"{name}.png"))))
+    return sections
 
 
 def rcdm_sections(inputs: dict, figures: Path) -> list[tuple[str, str]]:

@@ -141,39 +141,48 @@ def _hue_to_rgb(h: float) -> np.ndarray:
 
 def render_image(label: int, scene: int, palette: dict[str, np.ndarray], colours: np.ndarray,
                  cfg: SynthConfig, rng: np.random.Generator):
-    """One image: uint8 (H, W, 3) and its object box (x0, y0, x1, y1), half-open pixels."""
+    """One image: uint8 (H, W, 3), its object box (x0, y0, x1, y1, half-open pixels) and its
+    details (`_draw_details`)."""
     s = cfg.image_size
     t = scene_pattern(scene, s, palette["frequency"][scene], rng)[..., None]
     img = (1 - t) * palette["colour_a"][scene] + t * palette["colour_b"][scene]
-    _draw_details(img, cfg.n_details, cfg.detail_min_frac, cfg.detail_max_frac, rng)
+    details = _draw_details(img, cfg.n_details, cfg.detail_min_frac, cfg.detail_max_frac, rng)
     side = int(rng.integers(round(cfg.object_min_frac * s), round(cfg.object_max_frac * s) + 1))
     x0, y0 = (int(v) for v in rng.integers(0, s - side + 1, size=2))
     mask = shape_mask(label, side)
     colour = np.clip(colours[label] + rng.normal(0, 0.04, size=3), 0, 1)
     img[y0:y0 + side, x0:x0 + side][mask] = colour
     img += rng.normal(0, cfg.noise_std, size=img.shape)
-    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8), mask_box(mask, x0, y0)
+    image = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+    return image, mask_box(mask, x0, y0), details
 
 
 def _draw_details(img: np.ndarray, n: int, min_frac: float, max_frac: float,
-                  rng: np.random.Generator) -> None:
-    """Per-image unique detail: n random-coloured discs or squares at random places."""
+                  rng: np.random.Generator) -> list[list[float]]:
+    """Per-image unique detail: n random-coloured discs or squares at random places.
+    Returns each as [centre x, centre y, radius (px), disc (1) or square (0), r, g, b]."""
     s = img.shape[0]
     yy, xx = np.mgrid[0:s, 0:s] + 0.5
+    details = []
     for _ in range(n):
         r = rng.uniform(min_frac, max_frac) * s
         cx, cy = rng.uniform(0, s, size=2)
-        if rng.random() < 0.5:
+        disc = rng.random() < 0.5
+        if disc:
             m = np.hypot(xx - cx, yy - cy) <= r
         else:
             m = (np.abs(xx - cx) <= r) & (np.abs(yy - cy) <= r)
-        img[m] = rng.uniform(0, 1, size=3)
+        colour = rng.uniform(0, 1, size=3)
+        img[m] = colour
+        details.append([float(cx), float(cy), float(r), float(disc), *map(float, colour)])
+    return details
 
 
 # ---------------------------------------------------------------- the whole benchmark
 
 def generate(cfg: SynthConfig) -> tuple[np.ndarray, pd.DataFrame]:
-    """All images (N, H, W, 3) uint8 and the index: id, label, scene, boxes, height, width."""
+    """All images (N, H, W, 3) uint8 and the index: id, label, scene, boxes, details (what
+    `_draw_details` drew: the crop tags of the one-model test read them), height, width."""
     rng = np.random.default_rng(cfg.seed)
     palette = scene_palette(rng)
     colours = class_colours(cfg.n_classes, rng)
@@ -183,15 +192,18 @@ def generate(cfg: SynthConfig) -> tuple[np.ndarray, pd.DataFrame]:
     use_preferred = rng.random(n) < cfg.correlation
     scenes = np.where(use_preferred, preferred, rng.integers(0, N_SCENES, size=n))
     images = np.empty((n, cfg.image_size, cfg.image_size, 3), np.uint8)
-    boxes = []
+    boxes, details = [], []
     for i in range(n):
-        images[i], box = render_image(int(labels[i]), int(scenes[i]), palette, colours, cfg, rng)
+        images[i], box, drawn = render_image(int(labels[i]), int(scenes[i]), palette, colours,
+                                             cfg, rng)
         boxes.append([list(box)])
+        details.append(drawn)
     index = pd.DataFrame({
         "id": [f"synth-{i:07d}" for i in range(n)],
         "label": labels.astype(np.int64),
         "scene": scenes.astype(np.int64),
         "boxes": boxes,
+        "details": details,
         "height": cfg.image_size,
         "width": cfg.image_size,
     })

@@ -24,6 +24,11 @@ RCDM = f"{R}/rcdm/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}"
 RCDM_SAMPLES = f"{RCDM}.samples.zarr"
 RCDM_TABLE = f"{RCDM}.samples.parquet"
 RCDM_QUALITY = f"{RCDM}.json"
+CORRELATION = f"{R}/correlation/n{{size}}/{{crop}}/{{classifier}}-{{subset}}"
+ONEMODEL = f"{R}/onemodel/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}-{{classifier}}"
+SSLMEM = f"{R}/sslmem/{RUN}/epoch{{epoch}}.parquet"
+EXTERNAL = "external"  # the method name of models trained elsewhere
+TRAINED = rf"(?!{EXTERNAL}/)[a-z][a-z0-9_]*"  # a method the workflow trains
 SUMMARY = f"{config['results']}/summary.csv"
 REPORT_HTML = f"{config['results']}/report.html"
 ENV = "../../envs/dejavu.yaml"
@@ -167,6 +172,8 @@ def rcdm_targets():
 
 def example_inputs():
     """Inputs of the report's example panel: the first combination at the last epoch."""
+    if not config["train"]["methods"]:
+        return {}
     first = dict(
         method=config["train"]["methods"][0],
         backbone=config["model"]["backbones"][0],
@@ -182,3 +189,68 @@ def example_inputs():
         "knn_reference": expand(KNN, subset="B", **first)[0],
         "crops_store": expand(CROPS_STORE, **first)[0],
     }
+
+
+def external_models() -> dict[str, dict]:
+    """The external models by name, with their defaults filled in."""
+    models = {}
+    for entry in config["external"]:
+        model = {"projector": None, "normalize": None, "key": "auto", "prefix": "auto",
+                 "train_size": None, "epoch": 1, "width": None, "small_stem": None,
+                 "patch_size": None, **entry}
+        model["train_size"] = model["train_size"] or config["split"]["npc"][0]
+        models[model["name"]] = model
+    return models
+
+
+def external_model(wildcards) -> dict:
+    return external_models()[wildcards.backbone]
+
+
+def external_targets(pattern: str, **wildcards) -> list[str]:
+    """`pattern` for every external model (method external, backbone = its name, subset A,
+    its train_size and epoch, seed 0), over the other wildcards' lists."""
+    return [path for name, model in external_models().items()
+            for path in expand(pattern, method=EXTERNAL, backbone=name, subset="A", seed=0,
+                               size=model["train_size"], epoch=model["epoch"], **wildcards)]
+
+
+def onemodel_targets() -> list[str]:
+    om = config["onemodel"]
+    if not om["enabled"]:
+        return []
+    grid = dict(crop=config["crop"]["modes"], embedding=config["knn"]["embeddings"],
+                k=config["knn"]["k"], classifier=om["classifiers"])
+    trained = expand(f"{ONEMODEL}.json", method=config["train"]["methods"],
+                     backbone=config["model"]["backbones"], size=config["split"]["npc"],
+                     seed=config["train"]["seeds"], epoch=eval_epochs(), **grid)
+    return trained + external_targets(f"{ONEMODEL}.json", **grid)
+
+
+def correlation_tags(wildcards) -> dict:
+    """What tags a naive Bayes classifier's crops: the tags file, else the synthetic
+    benchmark's own index (scene types and details)."""
+    if wildcards.classifier != "naive_bayes":
+        return {}
+    if config["onemodel"]["tags"]:
+        return {"tags": config["onemodel"]["tags"]}
+    return {"index": DATASET_INDEX}
+
+
+def onemodel_inputs(wildcards) -> dict:
+    """The target's k-NN and the classifier trained on the other set, for the A half and,
+    for models the workflow trained in pairs, the B half."""
+    knn = {s: KNN.replace("{subset}", s) for s in ("A", "B")}
+    classifier = {s: f"{CORRELATION}.parquet".replace("{subset}", s) for s in ("A", "B")}
+    inputs = {"knn_a": knn["A"], "g_b": classifier["B"]}
+    if wildcards.method != EXTERNAL:
+        inputs.update(knn_b=knn["B"], g_a=classifier["A"])
+    return inputs
+
+
+def sslmem_targets() -> list[str]:
+    if not config["sslmem"]["enabled"]:
+        return []
+    return expand(SSLMEM, method=config["train"]["methods"],
+                  backbone=config["model"]["backbones"], size=config["split"]["npc"],
+                  seed=config["train"]["seeds"], epoch=train_epochs())

@@ -2,6 +2,8 @@ rule report:
     input:
         scores=score_targets(),
         probes=probe_targets(),
+        onemodel=onemodel_targets(),
+        sslmem=sslmem_targets(),
         sizes=expand(f"{R}/split/n{{size}}/sizes.csv", size=config["split"]["npc"]),
         crop_tables=expand(CROPS_TABLE, size=config["split"]["npc"], crop=config["crop"]["modes"]),
         images=DATASET_IMAGES,

@@ -1,6 +1,8 @@
 rule init:
     output:
         checkpoint=CHECKPOINT.replace("{epoch}", "0"),
+    wildcard_constraints:
+        method=TRAINED,
     params:
         backbone=lambda wc: wc.backbone,
         projector_dims=config["model"]["projector"],
@@ -54,6 +56,8 @@ rule train:
         method_module=method_module,
     output:
         states=[STATE.replace("{epoch}", str(e)) for e in state_epochs()],
+    wildcard_constraints:
+        method=TRAINED,
     params:
         **TRAINING,
         epochs_saved=state_epochs(),
@@ -86,6 +90,7 @@ rule snapshot:
     output:
         checkpoint=CHECKPOINT,
     wildcard_constraints:
+        method=TRAINED,
         epoch=r"[1-9]\d*",
     params:
         **TRAINING,

@@ -1,0 +1,344 @@
+"""Correlation classifiers of the one-model test (SPEC §5; Kokhlikyan et al., NeurIPS 2024).
+
+A correlation classifier `g` predicts an attacked image's object class from its background
+crop alone. It learns from crops of images that are neither in the attacked set nor in the
+public set the k-NN searches -- the other training set's annotated images: the classifier
+that stands in for the reference model when A is attacked is trained on bbox_B, and the
+other way round. It measures what the background says about the class in general, which is
+what the reference model's k-NN measures in the two-model test.
+
+Two kinds:
+- `resnet`: a ResNet trained with cross-entropy on the crops (the crop transform of the k-NN,
+  plus random resized crops and flips), its softmax as the class distribution;
+- `naive_bayes`: counts of discrete crop tags, `score(c) = prod_t count_c(t) / count(t)` with
+  Laplace smoothing, normalised over classes. The synthetic benchmark knows each crop's tags
+  (its scene type and the colours of the details inside the crop); other datasets give a
+  tags file.
+
+Both give per crop a prediction (ties: the smaller class id) and a confidence, the negative
+entropy of the class distribution -- the k-NN's confidence, so the two rank alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .augment import ViewAugment, apply, sample
+from .models import INPUT_MEAN, INPUT_STD, pick_device
+from .optim import lr_at
+
+log = logging.getLogger(__name__)
+
+CLASSIFIERS = ("resnet", "naive_bayes")
+TRAIN_ON = ("other", "other+heldout")
+
+
+# ---------------------------------------------------------------- class distributions
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """Shannon entropy (natural log, 0 log 0 = 0) of each row of (N, C) probabilities."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.where(probs > 0, probs * np.log(probs), 0.0).sum(axis=1)
+
+
+def classify(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(prediction, confidence) of (N, C) class probabilities: the most probable class (the
+    smaller id on ties) and the negative entropy."""
+    return np.argmax(probs, axis=1), -entropy(probs)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------- naive Bayes over tags
+
+@dataclass(frozen=True)
+class TagCounts:
+    """count_c(t) of the training crops: `counts[i, c]` for tag `tags[i]`."""
+    tags: dict[str, int]
+    counts: np.ndarray
+
+
+def fit_naive_bayes(tags: list[list[str]], labels: np.ndarray, classes: int) -> TagCounts:
+    """Per tag and class, how many training crops of the class carry the tag (a crop counts
+    a tag once)."""
+    vocab: dict[str, int] = {}
+    for crop_tags in tags:
+        for tag in crop_tags:
+            vocab.setdefault(tag, len(vocab))
+    counts = np.zeros((len(vocab), classes), np.int64)
+    for crop_tags, label in zip(tags, labels):
+        for tag in set(crop_tags):
+            counts[vocab[tag], label] += 1
+    return TagCounts(vocab, counts)
+
+
+def naive_bayes_log_scores(tags: list[list[str]], fitted: TagCounts,
+                           smoothing: float = 1.0) -> np.ndarray:
+    """(N, C) log score(c) = sum over the crop's distinct known tags of
+    log((count_c(t) + a) / (count(t) + a C)); a tag never seen in training says nothing."""
+    classes = fitted.counts.shape[1]
+    per_tag = np.log((fitted.counts + smoothing)
+                     / (fitted.counts.sum(axis=1, keepdims=True) + smoothing * classes))
+    scores = np.zeros((len(tags), classes))
+    for i, crop_tags in enumerate(tags):
+        known = [fitted.tags[t] for t in set(crop_tags) if t in fitted.tags]
+        if known:
+            scores[i] = per_tag[known].sum(axis=0)
+    return scores
+
+
+# ---------------------------------------------------------------- crop tags
+
+def detail_colour(rgb) -> str:
+    """A detail's colour as one of 8 names: each channel bright (1) or dark (0)."""
+    return "detail:" + "".join("1" if v >= 0.5 else "0" for v in rgb)
+
+
+def synthetic_tags(index: pd.DataFrame, crops: pd.DataFrame) -> list[list[str]]:
+    """Tags of each crop of the synthetic benchmark: its image's scene type and the colours
+    of the details (`synth._draw_details`) whose extent overlaps the crop rectangle."""
+    tags = []
+    for row, x0, y0, x1, y1 in crops[["row", "x0", "y0", "x1", "y1"]].itertuples(index=False):
+        image = index.loc[row]
+        crop_tags = [f"scene:{int(image['scene'])}"]
+        for cx, cy, r, _disc, *rgb in image["details"]:
+            if cx + r > x0 and cx - r < x1 and cy + r > y0 and cy - r < y1:
+                crop_tags.append(detail_colour(rgb))
+        tags.append(crop_tags)
+    return tags
+
+
+def read_tags(path: str) -> pd.DataFrame:
+    """A tags file: CSV or Parquet with columns `id` and `tag`, one row per (image, tag)."""
+    table = pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
+    missing = {"id", "tag"} - set(table.columns)
+    if missing:
+        raise ValueError(f"tags file {path} lacks columns {sorted(missing)} (needs id, tag: "
+                         f"one row per image and tag)")
+    return table.astype({"id": str, "tag": str})
+
+
+def tags_of(table: pd.DataFrame, ids: pd.Series) -> list[list[str]]:
+    """The tags of each id (none for an id the table does not name)."""
+    grouped = table.groupby("id")["tag"].agg(list)
+    return [grouped.get(i, []) for i in ids]
+
+
+# ---------------------------------------------------------------- ResNet on crops
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out))
+        self.shortcut = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                          nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+BLOCKS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+
+
+class ResNetClassifier(nn.Module):
+    """A ResNet (He et al., 2016) of basic blocks with stage widths width * (1, 2, 4, 8);
+    width 64 is ResNet-18/34's. `small_stem`: one 3x3 convolution (small images), else the
+    7x7/2 convolution and max-pool."""
+
+    def __init__(self, classes: int, depth: int = 18, width: int = 16, small_stem: bool = True):
+        super().__init__()
+        if depth not in BLOCKS:
+            raise ValueError(f"ResNet depth {depth} is not one of {sorted(BLOCKS)}")
+        if small_stem:
+            stem = [nn.Conv2d(3, width, 3, 1, 1, bias=False)]
+        else:
+            stem = [nn.Conv2d(3, width, 7, 2, 3, bias=False)]
+        stem += [nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        if not small_stem:
+            stem.append(nn.MaxPool2d(3, 2, 1))
+        layers, c_in = list(stem), width
+        for stage, n in enumerate(BLOCKS[depth]):
+            c_out = width * 2 ** stage
+            for b in range(n):
+                layers.append(BasicBlock(c_in, c_out, 2 if stage and b == 0 else 1))
+                c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, 3, H, W) floats in [0, 1] -> class logits (N, C)."""
+        h = self.features((x - INPUT_MEAN) / INPUT_STD)
+        return self.head(h.mean(dim=(2, 3)))
+
+
+@dataclass(frozen=True)
+class ResNetConfig:
+    depth: int = 18
+    width: int = 16
+    small_stem: bool = True
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 5
+    scale_min: float = 0.5     # random-resized-crop area fraction: U(scale_min, 1)
+    flip: bool = True
+    seed: int = 0
+
+    def augment(self) -> ViewAugment:
+        return ViewAugment(scale=(self.scale_min, 1.0), flip_prob=0.5 if self.flip else 0.0,
+                           jitter_prob=0.0, grayscale_prob=0.0)
+
+
+def to_batch(crops: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(n, S, S, 3) uint8 -> (n, 3, S, S) floats in [0, 1] on the device."""
+    x = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float().div_(255)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def train_resnet(crops: np.ndarray, labels: np.ndarray, classes: int, cfg: ResNetConfig,
+                 device: torch.device) -> ResNetClassifier:
+    """Cross-entropy training on (crop -> label) with AdamW, linear warm-up and cosine decay.
+    Seeded: the same crops and settings give the same weights on the same device."""
+    torch.manual_seed(cfg.seed)
+    model = ResNetClassifier(classes, cfg.depth, cfg.width, cfg.small_stem).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    order_gen = torch.Generator().manual_seed(cfg.seed)
+    aug_gen = torch.Generator(device).manual_seed(cfg.seed)
+    y_all = torch.from_numpy(labels.astype(np.int64))
+    n = len(crops)
+    batch = min(cfg.batch_size, n)
+    steps_per_epoch = max(1, n // batch)  # full batches only (BatchNorm)
+    total, view = cfg.epochs * steps_per_epoch, cfg.augment()
+    step, start, report_every = 0, time.perf_counter(), max(1, cfg.epochs // 10)
+    model.train()
+    for epoch in range(cfg.epochs):
+        perm = torch.randperm(n, generator=order_gen)
+        loss_sum = correct = 0.0
+        for b in range(steps_per_epoch):
+            idx = perm[b * batch:(b + 1) * batch]
+            x = to_batch(crops[idx.numpy()], device)
+            x = apply(x, sample(len(x), view, aug_gen, device), view)
+            y = y_all[idx].to(device)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total, cfg.warmup_epochs * steps_per_epoch, cfg.lr)
+            with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(x)
+                loss = nn.functional.cross_entropy(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            loss_sum += float(loss.detach())
+            correct += float((logits.argmax(1) == y).sum())
+        if (epoch + 1) % report_every == 0 or epoch + 1 == cfg.epochs:
+            seen = (epoch + 1) * steps_per_epoch * batch
+            log.info("epoch %d/%d: loss %.3f, training accuracy %.3f, %.0f img/s", epoch + 1,
+                     cfg.epochs, loss_sum / steps_per_epoch,
+                     correct / (steps_per_epoch * batch), seen / (time.perf_counter() - start))
+    return model.eval()
+
+
+@torch.no_grad()
+def resnet_probabilities(model: ResNetClassifier, crops: np.ndarray, device: torch.device,
+                         batch_size: int = 512) -> np.ndarray:
+    """(N, C) softmax of the classifier on each crop (no augmentation), float64."""
+    model.eval()
+    out = []
+    for i in range(0, len(crops), batch_size):
+        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(to_batch(crops[i:i + batch_size], device))
+        out.append(logits.float().cpu().numpy().astype(np.float64))
+    return softmax(np.concatenate(out) if out else np.zeros((0, model.head.out_features)))
+
+
+# ---------------------------------------------------------------- the stage
+
+def training_mask(crops: pd.DataFrame, trained_on: str, train_on: str = "other") -> np.ndarray:
+    """The valid crops a classifier trained on set `trained_on` (A or B) learns from: that
+    set's attacked images, and the held-out ones with train_on = other+heldout."""
+    if train_on not in TRAIN_ON:
+        raise ValueError(f"train_on {train_on!r} is not one of {TRAIN_ON}")
+    sets = [trained_on] + (["heldout"] if train_on == "other+heldout" else [])
+    return (crops["crop_row"].to_numpy() >= 0) & crops["set"].isin(sets).to_numpy()
+
+
+def predictions(crops: pd.DataFrame, probs: np.ndarray, trained: np.ndarray) -> pd.DataFrame:
+    """One row per crop: what the classifier says, whether the crop trained it."""
+    prediction, confidence = classify(probs)
+    out = crops[["crop_row", "row", "id", "label", "set"]].reset_index(drop=True)
+    out["trained"] = trained
+    out["prediction"] = prediction
+    out["correct"] = out["prediction"].to_numpy() == out["label"].to_numpy()
+    out["confidence"] = confidence
+    out["probs"] = list(probs.astype(np.float32))
+    return out
+
+
+def run(crops_path: str, crops_table: str, split_path: str, out_path: str, *, classifier: str,
+        trained_on: str, train_on: str = "other", model_path: str | None = None,
+        index_path: str | None = None, tags_path: str | None = None, smoothing: float = 1.0,
+        resnet: dict | None = None, device: str = "auto", threads: int = 1) -> None:
+    """Train one correlation classifier on the crops of set `trained_on` and write its
+    predictions for every valid crop (with `trained` marking its own training crops)."""
+    from .store import open_images, read_index
+    torch.set_num_threads(threads)
+    table = pd.read_parquet(crops_table)
+    crops = table[table["crop_row"] >= 0].reset_index(drop=True)
+    classes = int(pd.read_parquet(split_path, columns=["label"])["label"].max()) + 1
+    train = training_mask(crops, trained_on, train_on)
+    if not train.any():
+        raise ValueError(f"no valid crops of set {trained_on} to train the {classifier} "
+                         f"correlation classifier on ({crops_table})")
+    labels = crops["label"].to_numpy()
+    log.info("%s correlation classifier: %d training crops (set %s, %s), %d crops predicted",
+             classifier, int(train.sum()), trained_on, train_on, len(crops))
+    if classifier == "resnet":
+        dev = pick_device(device)
+        images = np.asarray(open_images(crops_path)[:])[crops["crop_row"].to_numpy()]
+        model = train_resnet(images[train], labels[train], classes,
+                             ResNetConfig(**(resnet or {})), dev)
+        probs = resnet_probabilities(model, images, dev)
+        torch.save({"config": resnet or {}, "classes": classes,
+                    "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
+                   model_path)
+    elif classifier == "naive_bayes":
+        if tags_path:
+            tags = tags_of(read_tags(tags_path), crops["id"])
+        elif index_path:
+            tags = synthetic_tags(read_index(index_path), crops)
+        else:
+            raise ValueError("naive_bayes needs crop tags: a tags file, or the synthetic "
+                             "benchmark's index")
+        untagged = sum(1 for t in tags if not t)
+        if untagged:
+            log.warning("%d of %d crops have no tags (their prediction is class 0 with the "
+                        "lowest confidence)", untagged, len(tags))
+        fitted = fit_naive_bayes([t for t, keep in zip(tags, train) if keep], labels[train],
+                                 classes)
+        probs = softmax(naive_bayes_log_scores(tags, fitted, smoothing))
+        if model_path:
+            pd.DataFrame(fitted.counts, index=list(fitted.tags)).to_parquet(model_path)
+    else:
+        raise ValueError(f"unknown correlation classifier {classifier!r}; known: {CLASSIFIERS}")
+    out = predictions(crops, probs, train)
+    held = out[~out["trained"]]
+    log.info("accuracy on the crops it did not train on: %.3f (%d)", held["correct"].mean(),
+             len(held))
+    out.to_parquet(out_path, index=False)

@@ -1,0 +1,284 @@
+"""SSLMem, the per-sample memorization score of Wang et al., "Memorization in Self-Supervised
+Learning Improves Downstream Generalization" (ICLR 2024), as SPEC §6 defines it.
+
+For an encoder f with L2-normalised representation f̂, an image x is scored by how far its
+augmented views land from it:
+
+    d_f(x) = mean over n draws of ‖f̂(x) − f̂(aug(x))‖₂
+
+and its memorization by the target model T (trained on x) against the reference model R (not):
+
+    m(x) = d_R(x) − d_T(x)
+
+reported raw and divided by (max − min) over the scored set. Positive m: T keeps x's views
+closer together than a model that never saw x does.
+
+Both models see the same augmentation draws (common random numbers: the draws' noise cancels
+in m), and each draw is made for all images at once, on the CPU, so a score does not depend
+on the batch size or the device.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .augment import AugmentConfig, ViewAugment, apply, sample, take
+from .score import SHARES, top_count
+
+log = logging.getLogger(__name__)
+
+EMBEDDINGS = ("backbone", "projector")
+SCORED_SETS = ("A", "B", "heldout")
+COLUMNS = ["id", "set", "label", "target", "d_target", "d_reference", "m", "m_norm"]
+
+
+# ---------------------------------------------------------------- distances d_f(x)
+
+def draw_seed(seed: int, draw: int) -> int:
+    """The seed of augmentation draw `draw`: an independent stream per (seed, draw)."""
+    return int(np.random.SeedSequence([seed, draw]).generate_state(1)[0])
+
+
+def draws(n: int, view: ViewAugment, n_views: int, seed: int) -> list[dict[str, torch.Tensor]]:
+    """Each draw's augmentation parameters for all n images. Drawn on the CPU, so they are
+    the same whatever the device; sliced per batch later, so whatever the batch size."""
+    cpu = torch.device("cpu")
+    return [sample(n, view, torch.Generator(cpu).manual_seed(draw_seed(seed, j)), cpu)
+            for j in range(n_views)]
+
+
+def represent(model: nn.Module, x: torch.Tensor, embedding: str) -> torch.Tensor:
+    """(N, D) L2-normalised backbone or projector output of x (N, 3, H, W) in [0, 1]."""
+    h, z = model(x)
+    return F.normalize((h if embedding == "backbone" else z).float(), dim=1)
+
+
+@torch.inference_mode()
+def _per_view(models: dict[str, nn.Module], images: np.ndarray, view: ViewAugment,
+              n_views: int, seed: int, device, batch_size: int,
+              embedding: str) -> dict[str, np.ndarray]:
+    """Each model's (n_views, N) distances, all models on the same draws."""
+    if embedding not in EMBEDDINGS:
+        raise ValueError(f"unknown embedding {embedding!r}; known: {list(EMBEDDINGS)}")
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
+        raise ValueError(f"images must be (N, S, S, 3) uint8, not {images.shape} {images.dtype}")
+    device, n = torch.device(device), len(images)
+    out = {name: np.zeros((n_views, n), np.float32) for name in models}
+    if n == 0:
+        return out
+    for model in models.values():
+        model.to(device).eval()  # BatchNorm on running statistics: no batch effects
+    params = draws(n, view, n_views, seed)
+    for start in range(0, n, batch_size):
+        rows = slice(start, min(start + batch_size, n))
+        x = torch.from_numpy(images[rows]).to(device).permute(0, 3, 1, 2).float() / 255
+        views = [apply(x, {k: v.to(device) for k, v in take(p, rows).items()}, view)
+                 for p in params]
+        for name, model in models.items():
+            original = represent(model, x, embedding)
+            for j, v in enumerate(views):
+                d = (original - represent(model, v, embedding)).norm(dim=1)
+                out[name][j, rows] = d.cpu().numpy()
+    return out
+
+
+def view_distances(model: nn.Module, images: np.ndarray, view: ViewAugment, n_views: int,
+                   seed: int, device="cpu", batch_size: int = 256,
+                   embedding: str = "backbone") -> np.ndarray:
+    """(n_views, N) ‖f̂(x) − f̂(aug_j(x))‖₂ of (N, S, S, 3) uint8 images, in float32; the
+    model is moved to `device` and put in eval mode."""
+    return _per_view({"f": model}, images, view, n_views, seed, device, batch_size,
+                     embedding)["f"]
+
+
+def distances(models: dict[str, nn.Module], images: np.ndarray, view: ViewAugment,
+              n_views: int, seed: int, device="cpu", batch_size: int = 256,
+              embedding: str = "backbone") -> dict[str, np.ndarray]:
+    """Each model's (N,) d_f: the mean of `view_distances` over the draws, the draws shared
+    by all models."""
+    per_view = _per_view(models, images, view, n_views, seed, device, batch_size, embedding)
+    return {name: d.mean(0) for name, d in per_view.items()}
+
+
+# ---------------------------------------------------------------- m(x) and its table
+
+def memorization(d_target: np.ndarray, d_reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """m = d_R − d_T (float64), and m / (max − min) over the given images (0 where m is
+    constant)."""
+    m = np.asarray(d_reference, np.float64) - np.asarray(d_target, np.float64)
+    spread = float(m.max() - m.min()) if len(m) else 0.0
+    return m, (m / spread if spread > 0 else np.zeros_like(m))
+
+
+def scored_rows(split: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per set, the split rows SSLMem scores, sorted by id: the attacked images of A and B
+    (not their box-less top-ups, which the k-NN attack does not score either) and the
+    held-out set."""
+    keep = split["attacked"] | (split["set"] == "heldout")
+    return {name: split[keep & (split["set"] == name)].sort_values("id", kind="stable")
+            .reset_index(drop=True) for name in SCORED_SETS}
+
+
+def heldout_targets(ids: np.ndarray) -> np.ndarray:
+    """"A" or "B" per held-out image: sorted by id, even positions are scored with target A,
+    odd ones with target B, as the held-out control of `score.heldout_halves` attacks them."""
+    order = np.argsort(np.asarray(ids), kind="stable")
+    targets = np.empty(len(order), dtype=object)
+    targets[order[0::2]], targets[order[1::2]] = "A", "B"
+    return targets
+
+
+def score_table(split: pd.DataFrame, images: dict[str, np.ndarray],
+                models: dict[str, nn.Module], *, view: ViewAugment, n_views: int = 5,
+                seed: int = 0, device="cpu", batch_size: int = 256,
+                embedding: str = "backbone", split_heldout: bool = True) -> pd.DataFrame:
+    """One row per scored image (COLUMNS). `images[name]`: (n, S, S, 3) uint8 in the order of
+    `scored_rows(split)[name]`; `models`: {"A": ..., "B": ...}.
+
+    Set A is scored with target A and reference B, set B the other way round; held-out
+    images alternate (`heldout_targets`), or with split_heldout=False get one row per
+    direction. m_norm is normalised over the whole table."""
+    scored = scored_rows(split)
+    for name, rows in scored.items():
+        if len(images[name]) != len(rows):
+            raise ValueError(f"{len(images[name])} images given for set {name}, which has "
+                             f"{len(rows)} scored images")
+    d = distances(models, np.concatenate([images[name] for name in SCORED_SETS]), view,
+                  n_views, seed, device, batch_size, embedding)
+    table = pd.concat(scored.values(), ignore_index=True)[["id", "set", "label"]]
+    table["d_A"], table["d_B"] = d["A"], d["B"]
+    train = table[table["set"] != "heldout"].assign(target=lambda t: t["set"])
+    heldout = table[table["set"] == "heldout"]
+    if split_heldout:
+        heldout = [heldout.assign(target=heldout_targets(heldout["id"].to_numpy()))]
+    else:
+        heldout = [heldout.assign(target="A"), heldout.assign(target="B")]
+    table = pd.concat([train, *heldout], ignore_index=True)
+    is_a = (table["target"] == "A").to_numpy()
+    table["d_target"] = np.where(is_a, table["d_A"], table["d_B"])
+    table["d_reference"] = np.where(is_a, table["d_B"], table["d_A"])
+    table["m"], table["m_norm"] = memorization(table["d_target"], table["d_reference"])
+    return table[COLUMNS]
+
+
+# ---------------------------------------------------------------- summary
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float | None:
+    """P(a positive's value > a negative's), ties counting half: the Mann–Whitney U over
+    n1 n2. None when either side is empty."""
+    positive, negative = np.asarray(positive, float), np.sort(np.asarray(negative, float))
+    if len(positive) == 0 or len(negative) == 0:
+        return None
+    below = np.searchsorted(negative, positive, side="left")
+    tied = np.searchsorted(negative, positive, side="right") - below
+    return float((below + 0.5 * tied).sum() / (len(positive) * len(negative)))
+
+
+def _mean(x) -> float | None:
+    return float(np.mean(x)) if len(x) else None
+
+
+def _difference(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _correlation(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Pearson correlation; None when either is constant (or fewer than 2 values)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def partition_summary(train: pd.DataFrame, partition: pd.DataFrame,
+                      top: float = 0.1) -> dict:
+    """m against the k-NN partition of the training images (`partition`: id, set, group)."""
+    unknown = set(partition["group"]) - set(SHARES)
+    if unknown:
+        raise ValueError(f"unknown partition groups {sorted(unknown)}; known: {list(SHARES)}")
+    joined = train.merge(partition[["id", "set", "group"]], on=["id", "set"],
+                         validate="one_to_one").sort_values("id", kind="stable")
+    m = joined["m"].to_numpy()
+    memorized = (joined["group"] == "memorized").to_numpy()
+    out = {"n_partitioned": len(joined)}
+    out.update({f"mean_m_{g}": _mean(m[(joined["group"] == g).to_numpy()]) for g in SHARES})
+    out["corr_m_memorized"] = _correlation(m, memorized)  # point-biserial
+    first = np.argsort(-m, kind="stable")[:top_count(len(m), top)] if len(m) else []
+    out[f"share_memorized_top{round(100 * top)}"] = _mean(memorized[first])
+    out["share_memorized_all"] = _mean(memorized)
+    return out
+
+
+def summarize(table: pd.DataFrame, partition: pd.DataFrame | None = None,
+              top: float = 0.1) -> dict:
+    """Plain numbers (JSON-able) on a `score_table`: mean m of the training images (sets A
+    and B) and of the held-out ones, their difference, and the AUC of m telling training
+    from held-out images (training positive). With `partition` (id, set, group for images of
+    A and B, group one of score.SHARES): the mean m per group, the point-biserial
+    correlation of m with being memorized, and the share of memorized images among the top
+    `top` by m (ties by id) and among all. A number with no data (an empty group, a constant
+    variable) is None, not NaN, so the summary stays valid JSON."""
+    train = table[table["set"].isin(["A", "B"])]
+    heldout = table[table["set"] == "heldout"]
+    out = {"n_train": len(train), "n_heldout": len(heldout),
+           "mean_m_train": _mean(train["m"]), "mean_m_heldout": _mean(heldout["m"])}
+    out["mean_m_difference"] = _difference(out["mean_m_train"], out["mean_m_heldout"])
+    out["auc_train_heldout"] = auc(train["m"], heldout["m"])
+    if partition is not None:
+        out.update(partition_summary(train, partition, top))
+    return out
+
+
+# ---------------------------------------------------------------- the sslmem stage
+
+def read_scored(images_path: str, split_path: str, side: int) -> dict[str, np.ndarray]:
+    """Per scored set, its images (n, side, side, 3) uint8 in `scored_rows` order, read as
+    training reads them (the eval transform: own region, shorter side to `side`, centre).
+    `rcdm.read_set` cannot read A, B or held-out images (embed parts only)."""
+    from .train import load_training_images
+    split = pd.read_parquet(split_path)
+    out = {}
+    for name, rows in scored_rows(split).items():
+        if len(rows) == 0:
+            out[name] = np.empty((0, side, side, 3), np.uint8)
+            continue
+        images, _, _ = load_training_images(images_path, split_path, name, side)
+        set_rows = np.sort(split.loc[split["set"] == name, "row"].to_numpy())
+        out[name] = images[np.searchsorted(set_rows, rows["row"].to_numpy())]
+    return out
+
+
+def run(checkpoint_a: str, checkpoint_b: str, images_path: str, split_path: str,
+        out_path: str, *, side: int, n_views: int = 5, seed: int = 0,
+        embedding: str = "backbone", augment: dict | None = None, device: str = "auto",
+        batch_size: int = 256, split_heldout: bool = True, threads: int = 1) -> None:
+    """The sslmem stage: score models A and B on the attacked images of A and B and on the
+    held-out set, with view 1 of the training augmentation (`augment`: the config's
+    overrides of AugmentConfig), and write the `score_table` to parquet."""
+    from .models import load_checkpoint, pick_device
+    torch.set_num_threads(threads)
+    models = {"A": load_checkpoint(checkpoint_a)[0], "B": load_checkpoint(checkpoint_b)[0]}
+    view = AugmentConfig.from_options(augment or {}).view(0)
+    images = read_scored(images_path, split_path, side)
+    log.info("SSLMem on %s images, %d draws, %s embedding", {k: len(v) for k, v in
+                                                             images.items()}, n_views, embedding)
+    table = score_table(pd.read_parquet(split_path), images, models, view=view,
+                        n_views=n_views, seed=seed, device=pick_device(device),
+                        batch_size=batch_size, embedding=embedding,
+                        split_heldout=split_heldout)
+    table.to_parquet(out_path, index=False)
+    summary = summarize(table)
+    log.info("mean m: training %s, held-out %s; AUC training vs held-out %s",
+             *(_fmt(summary[k]) for k in ("mean_m_train", "mean_m_heldout",
+                                          "auc_train_heldout")))
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{x:.4f}"

@@ -1,0 +1,71 @@
+rule correlation:
+    """A correlation classifier (SPEC §5): the class from the background crop alone, trained
+    on the crops of set {subset}'s annotated images; it stands in for the reference model
+    when the other set is attacked."""
+    input:
+        unpack(correlation_tags),
+        crops=CROPS_STORE,
+        table=CROPS_TABLE,
+        split=SPLIT,
+    output:
+        predictions=f"{CORRELATION}.parquet",
+        model=f"{CORRELATION}.pt",
+    params:
+        classifier=lambda wc: wc.classifier,
+        trained_on=lambda wc: wc.subset,
+        train_on=config["onemodel"]["train_on"],
+        smoothing=config["onemodel"]["smoothing"],
+        resnet=config["onemodel"]["resnet"],
+        device=config["device"],
+    threads: 1
+    log:
+        log_path("correlation", "n{size}/{crop}/{classifier}-{subset}"),
+    benchmark:
+        bench_path("correlation", "n{size}/{crop}/{classifier}-{subset}")
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=config["onemodel"]["gpus"],
+    conda:
+        ENV
+    script:
+        "../scripts/correlation.py"
+
+
+rule onemodel:
+    """The one-model test of one model (pair), epoch, crop, embedding, k and classifier."""
+    input:
+        unpack(onemodel_inputs),
+    output:
+        json=f"{ONEMODEL}.json",
+        samples=f"{ONEMODEL}.samples.parquet",
+        curves=f"{ONEMODEL}.curves.parquet",
+    params:
+        epoch=lambda wc: int(wc.epoch),
+        classifier=lambda wc: wc.classifier,
+        p=config["score"]["p"],
+        p_grid=config["score"]["p_grid"],
+        n_boot=config["score"]["bootstrap"],
+        seed=config["score"]["seed"],
+        split_heldout=config["score"]["split_heldout"],
+        combination=lambda wc: {
+            "dataset": config["dataset"]["name"],
+            "method": wc.method,
+            "backbone": wc.backbone,
+            "train_size": int(wc.size),
+            "seed": int(wc.seed),
+            "embedding": wc.embedding,
+            "k": int(wc.k),
+            "crop_mode": wc.crop,
+        },
+    log:
+        log_path("onemodel", f"{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}-{{classifier}}"),
+    benchmark:
+        bench_path("onemodel", f"{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}-{{classifier}}")
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/onemodel.py"

@@ -1,0 +1,33 @@
+rule sslmem:
+    """SSLMem (SPEC §6) of the attacked images: how much more invariant to its training
+    augmentation the target is on an image than the reference."""
+    input:
+        checkpoint_a=CHECKPOINT.replace("{subset}", "A"),
+        checkpoint_b=CHECKPOINT.replace("{subset}", "B"),
+        images=DATASET_IMAGES,
+        split=SPLIT,
+    output:
+        table=SSLMEM,
+    params:
+        n_views=config["sslmem"]["views"],
+        seed=config["sslmem"]["seed"],
+        embedding=config["sslmem"]["embedding"],
+        augment=lambda wc: {**dejavu.methods.get(wc.method).augment,
+                            **config["train"]["augment"]},
+        side=config["crop"]["side"],
+        batch_size=config["embed"]["batch_size"],
+        split_heldout=config["score"]["split_heldout"],
+        device=config["device"],
+    threads: 1
+    log:
+        log_path("sslmem", f"{RUN}/epoch{{epoch}}"),
+    benchmark:
+        bench_path("sslmem", f"{RUN}/epoch{{epoch}}")
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=config["sslmem"]["gpus"],
+    conda:
+        ENV
+    script:
+        "../scripts/sslmem.py"

@@ -1,0 +1,7 @@
+from dejavu import correlation, logs
+
+logs.to_file(snakemake.log[0])
+correlation.run(snakemake.input.crops, snakemake.input.table, snakemake.input.split,
+                snakemake.output.predictions, model_path=snakemake.output.model,
+                index_path=snakemake.input.get("index"), tags_path=snakemake.input.get("tags"),
+                threads=snakemake.threads, **dict(snakemake.params.items()))

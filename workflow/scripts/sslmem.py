@@ -1,0 +1,6 @@
+from dejavu import logs, sslmem
+
+logs.to_file(snakemake.log[0])
+sslmem.run(snakemake.input.checkpoint_a, snakemake.input.checkpoint_b, snakemake.input.images,
+           snakemake.input.split, snakemake.output.table, threads=snakemake.threads,
+           **dict(snakemake.params.items()))
