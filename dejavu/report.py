@@ -85,6 +85,8 @@ def with_onemodel(summary: pd.DataFrame, onemodel: pd.DataFrame,
     chosen = onemodel[onemodel["classifier"] == classifier]
     renamed = chosen.rename(columns={v: k for k, v in ONEMODEL_COLUMNS.items()})
     on = KEYS + ["epoch", "control"]
+    renamed = renamed.reindex(columns=[*renamed.columns.difference(list(ONEMODEL_COLUMNS)),
+                                       *ONEMODEL_COLUMNS])  # no reference: no overlap
     merged = summary.merge(renamed[on + list(ONEMODEL_COLUMNS)], on=on, how="left")
     alone = renamed.merge(summary[on], on=on, how="left", indicator=True)
     alone = alone[alone["_merge"] == "left_only"].drop(columns="_merge")

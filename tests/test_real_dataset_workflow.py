@@ -2,6 +2,7 @@
 of the tiny config through ingest, bad dataset settings and strict mode."""
 
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -65,8 +66,21 @@ def test_strict_mode_stops_at_the_first_bad_input(tree, tmp_path):
 
 @pytest.fixture(scope="module")
 def imagenet_run(tree, tmp_path_factory):
+    """The tiny run, its naive Bayes correlation classifier reading a tags file: each image
+    tagged with its class's colour two times in three, and a tag no class owns."""
     work = copy_workflow(tmp_path_factory.mktemp("run") / "w")
-    snakemake(work, "-c2", *on_tree(work, tree, "tiny.yaml", "tiny_imagenet.yaml"))
+    rng = np.random.default_rng(0)
+    rows = []
+    for path in sorted(tree["train"].rglob("*.JPEG")):
+        wnid = path.parent.name
+        rows.append((path.stem, "outdoor"))
+        if rng.random() < 2 / 3:
+            rows.append((path.stem, f"colour-of-{wnid}"))
+    pd.DataFrame(rows, columns=["id", "tag"]).to_csv(work / "tags.csv", index=False)
+    (work / "tags.yaml").write_text(
+        "onemodel: {tags: tags.csv, classifiers: [resnet, naive_bayes]}\n")
+    snakemake(work, "-c2", *on_tree(work, tree, "tiny.yaml", "tiny_imagenet.yaml"),
+              "tags.yaml")
     return work
 
 
@@ -88,13 +102,19 @@ def test_tiny_imagenet_runs_end_to_end_and_counts_bad_inputs(imagenet_run, tree)
     assert "Reconstructions from background crops" in page
     crops = pd.read_parquet(work / "results/imagenet/crops/n4/periphery.parquet")
     assert crops["valid"].any()
+    # the one-model test with naive Bayes over the tags file: the colour tag gives the class
+    # away on the crops it carries, so the classifier is right far above chance (1/4)
+    tagged = pd.read_parquet(work / "results/imagenet/correlation/n4/periphery/"
+                             "naive_bayes-B.parquet")
+    assert tagged.loc[~tagged["trained"], "correct"].mean() >= 0.5
+    assert "One-model test" in page
 
 
 def test_train_set_sizes_are_nested_with_a_fixed_public_set(imagenet_run, tree):
     work = imagenet_run
     (work / "sizes.yaml").write_text("split: {npc: [2, 4]}\n")
     snakemake(work, "-c2", *on_tree(work, tree, "tiny.yaml", "tiny_imagenet.yaml"),
-              "sizes.yaml", "--", "results/imagenet/split/n2/split.parquet")
+              "tags.yaml", "sizes.yaml", "--", "results/imagenet/split/n2/split.parquet")
     small = pd.read_parquet(work / "results/imagenet/split/n2/split.parquet")
     large = pd.read_parquet(work / "results/imagenet/split/n4/split.parquet")
     for name in ("A", "B"):

@@ -97,3 +97,75 @@ def test_trend_and_curve_figures_are_written_as_png_and_svg(tmp_path):
 def test_trend_along_size_uses_each_pairs_last_epoch():
     rows = report._trend_rows(summary_rows(), "train_size")
     assert set(rows["epoch"]) == {20} and "untrained" not in set(rows["control"])
+
+
+def onemodel_rows(summary):
+    """One-model rows for every summary row, two classifiers, plus an external model's."""
+    rows = []
+    for r in summary.itertuples():
+        for classifier, gap in (("resnet", 0.15), ("naive_bayes", 0.05)):
+            rows.append(dict(dataset=r.dataset, method=r.method, backbone=r.backbone,
+                             train_size=r.train_size, seed=r.seed, embedding=r.embedding,
+                             k=r.k, crop_mode=r.crop_mode, epoch=r.epoch, control=r.control,
+                             classifier=classifier, p=0.2, n_attacked=100,
+                             acc_target=r.acc_target, acc_classifier=r.acc_target - gap,
+                             score=gap, score_ci_low=gap - 0.1, score_ci_high=gap + 0.1,
+                             acc_target_all=0.5, acc_classifier_all=0.45,
+                             memorized_one_model=0.2, memorized_two_model=0.25,
+                             memorized_both=0.1, memorized_overlap=0.1 / 0.35))
+    rows.append(dict(rows[0], method="external", backbone="mine", seed=0, epoch=1,
+                     control="none", classifier="resnet", score=0.3, acc_target=0.9))
+    del rows[-1]["memorized_overlap"], rows[-1]["memorized_two_model"]
+    return pd.DataFrame(rows)
+
+
+def test_summary_gets_the_first_classifiers_one_model_columns_and_external_rows():
+    summary = summary_rows()
+    onemodel = onemodel_rows(summary)
+    merged = report.with_onemodel(summary, onemodel, "resnet")
+    paired = merged[merged["method"] == "vicreg"]
+    assert len(paired) == len(summary)
+    assert (paired["onemodel_score"] == 0.15).all()
+    assert (paired["onemodel_classifier"] == "resnet").all()
+    assert np.allclose(paired["acc_classifier"], paired["acc_target"] - 0.15)
+    assert paired["memorized_overlap"].round(6).eq(round(0.1 / 0.35, 6)).all()
+    external = merged[merged["method"] == "external"]
+    assert len(external) == 1
+    row = external.iloc[0]
+    assert row["onemodel_score"] == 0.3 and row["acc_target"] == 0.9
+    assert np.isnan(row["score"]) and np.isnan(row["memorized_overlap"])
+    assert list(merged.columns[:len(report.SUMMARY_COLUMNS)]) == report.SUMMARY_COLUMNS
+    # no one-model test: the columns are there, empty
+    empty = report.with_onemodel(summary, pd.DataFrame(), None)
+    assert empty["onemodel_score"].isna().all() and len(empty) == len(summary)
+
+
+def test_sslmem_figures_join_the_real_tests_rows_of_their_pair_and_epoch(tmp_path):
+    path = tmp_path / "vicreg" / "convnet" / "n50" / "s1" / "epoch20.parquet"
+    path.parent.mkdir(parents=True)
+    table = pd.DataFrame({"id": ["a", "b", "c", "d"], "set": ["A", "B", "heldout", "heldout"],
+                          "label": 0, "target": ["A", "B", "A", "B"],
+                          "d_target": 0.0, "d_reference": 0.0,
+                          "m": [0.3, 0.1, 0.0, -0.1], "m_norm": 0.0})
+    table.to_parquet(path)
+    samples = pd.DataFrame({
+        "id": ["a", "b"], "set": ["A", "B"], "target": ["A", "B"], "control": "none",
+        "correct_target": [True, True], "correct_reference": [False, True],
+        "correct_classifier": [False, False], "memorization": [0.5, 0.2],
+        "dataset": "synthetic", "method": "vicreg", "backbone": "convnet", "train_size": 50,
+        "seed": 1, "embedding": "projector", "k": 20, "crop_mode": "periphery", "epoch": 20,
+        "classifier": "resnet"})
+    config = {"crop": {"modes": ["periphery"]}, "knn": {"embeddings": ["projector"], "k": [20]},
+              "onemodel": {"classifiers": ["resnet"]}}
+    figures = report.sslmem_table([str(path)], samples, config)
+    row = figures.iloc[0]
+    assert (row["method"], row["train_size"], row["seed"], row["epoch"]) == ("vicreg", 50, 1, 20)
+    assert row["mean_m_train"] == pytest.approx(0.2)
+    assert row["mean_m_heldout"] == pytest.approx(-0.05)
+    assert row["auc_train_heldout"] == pytest.approx(1.0)
+    assert row["mean_m_memorized"] == pytest.approx(0.3)   # a: target right, reference wrong
+    assert row["mean_m_correlated"] == pytest.approx(0.1)  # b: both right
+    merged = report.with_sslmem(summary_rows(), figures)
+    hit = merged[(merged["seed"] == 1) & (merged["epoch"] == 20)]
+    assert (hit["sslmem_auc"].notna() == (hit["control"] == "none")).all()
+    assert merged.loc[merged["epoch"] != 20, "sslmem_auc"].isna().all()

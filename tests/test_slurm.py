@@ -20,7 +20,8 @@ from dejavu.cluster import workflow_jobs
 # control): about 22 SLURM jobs per run.
 SLIM = {"knn": {"embeddings": ["projector"]}, "embed": {"jobs": 1},
         "controls": {"untrained": False}, "probe": {"enabled": False},
-        "rcdm": {"enabled": False}}
+        "rcdm": {"enabled": False}, "onemodel": {"enabled": False},
+        "sslmem": {"enabled": False}}
 PROFILE_RUN = ["--profile", "slurm", "--configfile", "tiny.yaml"]
 
 

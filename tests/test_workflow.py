@@ -23,26 +23,21 @@ def test_dry_run_plans_every_stage(tmp_path):
     jobs = planned_jobs(work)
     assert set(jobs) == {"synth", "split", "crops", "init", "train", "snapshot", "embed",
                          "embed_finalize", "index", "knn", "probe", "score", "decoder_train",
-                         "decoder_sample", "report", "all"}
+                         "decoder_sample", "correlation", "onemodel", "sslmem", "report", "all"}
     assert jobs["train"] == 2 and jobs["init"] == 2  # models A and B
     assert jobs["decoder_train"] == 2 and jobs["decoder_sample"] == 1  # RCDM: A, B; the pair
     assert jobs["snapshot"] == 2 and jobs["probe"] == 4  # (A, B) x (epoch 0, 400)
+    # one-model test: (resnet, naive_bayes) x (trained on A, on B); per epoch, embedding and
+    # classifier; SSLMem of the trained pair
+    assert jobs["correlation"] == 4 and jobs["onemodel"] == 2 * 2 * 2 and jobs["sslmem"] == 1
 
 
 @pytest.mark.parametrize("section, change, key", [
-    ("train", {"epochs": "many"}, "epochs"),          # wrong type
-    ("train", {"epoch": 10}, "'epoch' was unexpected"),  # unknown key
-    ("knn", {"k": [-3]}, "['knn']['k']"),             # negative k
-    ("score", {"p": 1.5}, "['score']['p']"),          # p above 1
-    ("score", {"p": 0}, "['score']['p']"),            # p of 0
-    ("train", {"checkpoints": [500]}, "train.checkpoints"),
-    ("train", {"methods": ["mae"]}, "train.methods: unknown method 'mae'"),
-    ("model", {"projector": [64, 1]}, "model.projector: vicreg needs a projector output"),
-    ("train", {"batch_size": 1}, "train.batch_size: vicreg needs a batch of at least 2"),
-    ("train", {"loss": {"vicreg": {"sim_coef": 1}}}, "'sim_coef' was unexpected"),
-    ("train", {"method_modules": ["nowhere.py"]}, "train.method_modules"),
+    ("train", {"epochs": "many"}, "epochs"),          # the schema's check
+    ("train", {"methods": ["mae"]}, "train.methods: unknown method 'mae'"),  # dejavu.config's
 ])
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, section, change, key):
+    """Through Snakemake itself; every other bad setting: tests/test_config.py."""
     work = copy_workflow(tmp_path / "w")
     edit_config(work / "config.yaml", **{section: change})
     proc = snakemake(work, "-c1", check=False)
@@ -65,8 +60,15 @@ def test_tiny_run_writes_summary_and_report(tiny_run):
     gap = summary["acc_target"] - summary["acc_reference"]
     assert (summary["score"] - gap).abs().max() < 1e-9
     assert summary["probe_train_acc"].notna().all() and summary["probe_gap"].notna().all()
+    # the one-model test beside every row (first classifier); SSLMem on the trained pair's
+    assert (summary["onemodel_classifier"] == "resnet").all()
+    assert summary["onemodel_score"].notna().all() and summary["acc_classifier"].notna().all()
+    trained = (summary["epoch"] == 2) & (summary["control"] == "none")
+    assert summary.loc[trained, "sslmem_auc"].notna().all()
+    assert summary.loc[~trained, "sslmem_auc"].isna().all()
     html = (work / "results" / "report.html").read_text()
     for needle in ("Figure 3", "Figure 4", "Figure 5", "Methods compared",
+                   "One-model test", "One-model memorization confidence", "SSLMem",
                    "Backbone vs projector", "Sample partition", "memorized crops",
                    "RCDM decoders", "Reconstructions from background crops",
                    "Decoding public test images from their own embedding",
@@ -75,7 +77,8 @@ def test_tiny_run_writes_summary_and_report(tiny_run):
     figures = work / "results" / "figures"
     for name in ("partition", "score_vs_epochs", "shares_vs_epochs", "examples",
                  "curves_synthetic_vicreg_convnet_8_projector_5_periphery",
-                 "rcdm_vicreg_convnet_n8_s0", "rcdm_self_vicreg_convnet_n8_s0"):
+                 "rcdm_vicreg_convnet_n8_s0", "rcdm_self_vicreg_convnet_n8_s0",
+                 "memorization_vicreg_convnet_n8_s0", "sslmem_vicreg_convnet_n8_s0"):
         assert (figures / f"{name}.png").stat().st_size > 1000, name
         assert (figures / f"{name}.svg").read_text().lstrip().startswith("<?xml"), name
 
@@ -100,8 +103,9 @@ def test_changing_k_reruns_only_knn_score_report(tiny_run, tmp_path):
     shutil.copytree(tiny_run[0], work)
     edit_config(work / "tiny.yaml", knn={"k": [4]})
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")
-    # the decoders are kept: only the samples, conditioned on the new neighbours, are redrawn
-    assert set(jobs) == {"knn", "score", "decoder_sample", "report", "all"}
+    # the decoders, correlation classifiers and SSLMem are kept: only the samples,
+    # conditioned on the new neighbours, are redrawn
+    assert set(jobs) == {"knn", "score", "onemodel", "decoder_sample", "report", "all"}
 
 
 @pytest.mark.parametrize("change, stages", [
@@ -120,7 +124,7 @@ def test_torch_knn_backend_reruns_only_knn_and_agrees_with_faiss(tiny_run, tmp_p
     shutil.copytree(tiny_run[0], work)
     edit_config(work / "tiny.yaml", knn={"backend": "torch", "memory_mb": 16})
     assert set(planned_jobs(work, "--configfile", "tiny.yaml")) == {
-        "knn", "score", "decoder_sample", "report", "all"}
+        "knn", "score", "onemodel", "decoder_sample", "report", "all"}
     snakemake(work, "-c2", "--configfile", "tiny.yaml")
     for path in (tiny_run[0] / "results/synthetic/knn").rglob("*.parquet"):
         faiss_table = pd.read_parquet(path)
@@ -137,7 +141,8 @@ def test_changing_epochs_reruns_train_and_everything_after(tiny_run, tmp_path):
     edit_config(work / "tiny.yaml", train={"epochs": 3})
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")
     assert set(jobs) == {"train", "snapshot", "embed", "embed_finalize", "index", "knn",
-                         "probe", "score", "decoder_train", "decoder_sample", "report", "all"}
+                         "probe", "score", "decoder_train", "decoder_sample", "onemodel",
+                         "sslmem", "report", "all"}
     # the untrained control (epoch 0) is not recomputed: only the new epoch's chain
     assert jobs["train"] == 2 and jobs["embed_finalize"] == 4  # 2 models x (public, crops)
 
@@ -151,7 +156,7 @@ def test_adding_an_epoch_to_the_sweep_computes_only_that_epochs_chain(tiny_run, 
     edit_config(work / "tiny.yaml", train={"checkpoints": [1]})
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")
     assert set(jobs) == {"snapshot", "embed", "embed_finalize", "index", "knn", "probe",
-                         "score", "report", "all"}
+                         "score", "onemodel", "sslmem", "report", "all"}
     assert jobs["snapshot"] == 2 and jobs["score"] == 2  # (A, B) at epoch 1; 2 embeddings
     models = work / "results" / "synthetic" / "models" / "vicreg" / "convnet" / "n8" / "s0"
     before = {p: p.stat().st_mtime_ns for p in models.rglob("*.pt")}
@@ -218,3 +223,60 @@ def test_a_method_of_your_own_is_one_file_and_one_config_entry(tmp_path):
         f.write("# edited\n")
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")
     assert jobs["train"] == 2 and "synth" not in jobs
+
+
+def external_config(work, **model) -> None:
+    """The tiny config testing only an external model (no method trained)."""
+    import yaml
+    config = yaml.safe_load((work / "tiny.yaml").read_text())
+    config["train"]["methods"] = []
+    config["external"] = [{"name": "reload", "checkpoint": "elsewhere.pt",
+                           "architecture": "convnet", "projector": [64, 64], **model}]
+    (work / "tiny.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_a_model_trained_elsewhere_gets_the_one_model_test_without_training(tiny_run,
+                                                                            tmp_path):
+    """The tiny run's own model A, loaded through the external-model path (weights-only,
+    keys checked), embeds, searches and attacks exactly as the trained model did: the same
+    neighbours, and the one-model test's A half to the digit. Nothing is trained."""
+    from dejavu import onemodel, score
+    work = tmp_path / "w"
+    shutil.copytree(tiny_run[0], work)
+    r = work / "results" / "synthetic"
+    shutil.copy(r / "models/vicreg/convnet/n8/s0/A/epoch2.pt", work / "elsewhere.pt")
+    external_config(work)
+    jobs = planned_jobs(work, "--configfile", "tiny.yaml")
+    assert set(jobs) == {"import_model", "embed", "embed_finalize", "index", "knn", "onemodel",
+                         "report", "all"}
+    snakemake(work, "-c2", "--configfile", "tiny.yaml")
+    name = "periphery-projector-k5"
+    ours = pd.read_parquet(r / f"knn/external/reload/n8/s0/A/epoch1/{name}.parquet")
+    trained = pd.read_parquet(r / f"knn/vicreg/convnet/n8/s0/A/epoch2/{name}.parquet")
+    assert [list(n) for n in ours["neighbors"]] == [list(n) for n in trained["neighbors"]]
+    assert (ours["confidence"] == trained["confidence"]).all()
+    g_b = pd.read_parquet(r / "correlation/n8/periphery/resnet-B.parquet")
+    expected = score.score_half(onemodel.make_half(trained, g_b, "A"), 0.2)
+    summary = pd.read_csv(work / "results" / "summary.csv")
+    assert set(summary["method"]) == {"external"} and set(summary["backbone"]) == {"reload"}
+    row = summary[(summary["embedding"] == "projector") & (summary["control"] == "none")]
+    assert row["onemodel_score"].item() == pytest.approx(expected["score"])
+    assert row["acc_target"].item() == pytest.approx(expected["acc_target"])
+    assert summary["score"].isna().all()  # no reference model: no two-model score
+    assert set(summary["control"]) == {"none", "heldout"}
+    assert "No model pair was trained" in (work / "results" / "report.html").read_text()
+
+
+def test_an_external_checkpoint_that_does_not_fit_fails_listing_the_keys(tiny_run, tmp_path):
+    work = tmp_path / "w"
+    shutil.copytree(tiny_run[0], work)
+    shutil.copy(work / "results/synthetic/models/vicreg/convnet/n8/s0/A/epoch2.pt",
+                work / "elsewhere.pt")
+    external_config(work, projector=[64])  # the file's projector has two layers
+    target = "results/synthetic/models/external/reload/n8/s0/A/epoch1.pt"
+    proc = snakemake(work, "-c1", "--configfile", "tiny.yaml", target, check=False)
+    assert proc.returncode != 0
+    log = (work / "results/synthetic/logs/import_model/external/reload/n8/s0/A/epoch1.log")
+    text = log.read_text()
+    assert "does not fit" in text and "projector.3.weight" in text, text[-2000:]
+    assert not (work / target).exists()

@@ -14,8 +14,11 @@ rule correlation:
         classifier=lambda wc: wc.classifier,
         trained_on=lambda wc: wc.subset,
         train_on=config["onemodel"]["train_on"],
-        smoothing=config["onemodel"]["smoothing"],
-        resnet=config["onemodel"]["resnet"],
+        smoothing=lambda wc: (config["onemodel"]["smoothing"]
+                              if wc.classifier == "naive_bayes" else None),
+        # sorted: a config file rewritten in another key order is the same setting
+        resnet=lambda wc: (dict(sorted(config["onemodel"]["resnet"].items()))
+                           if wc.classifier == "resnet" else {}),
         device=config["device"],
     threads: 1
     log:
@@ -24,7 +27,7 @@ rule correlation:
         bench_path("correlation", "n{size}/{crop}/{classifier}-{subset}")
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=config["onemodel"]["runtime"],
         gpu=config["onemodel"]["gpus"],
     conda:
         ENV

@@ -1,0 +1,78 @@
+"""Bad settings fail when the Snakefile is parsed, naming their key: the JSON schema, then
+`dejavu.config.check`, run here in-process on config.yaml with one change each (the two
+tests in test_workflow.py show Snakemake stops on them before any job)."""
+
+import copy
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from conftest import REPO
+from dejavu import config as checks
+
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+BASE = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def problems(**changes) -> str:
+    """What parsing the Snakefile would say of config.yaml with `changes` (section: dict, or
+    a whole value for a top-level list); "" when nothing."""
+    config = copy.deepcopy(BASE)
+    for section, change in changes.items():
+        if isinstance(change, dict):
+            config.setdefault(section, {}).update(change)
+        else:
+            config[section] = change
+    try:
+        validate(config, SCHEMA)
+        checks.check(config, workdir=str(REPO))
+    except Exception as err:  # noqa: BLE001 -- the message is what is tested
+        return str(err)
+    return ""
+
+
+def test_the_demo_config_is_valid():
+    assert problems() == ""
+
+
+@pytest.mark.parametrize("changes, key", [
+    ({"train": {"epoch": 10}}, "'epoch' was unexpected"),            # unknown key
+    ({"knn": {"k": [-3]}}, "['knn']['k']"),                          # negative k
+    ({"score": {"p": 1.5}}, "['score']['p']"),                       # p above 1
+    ({"score": {"p": 0}}, "['score']['p']"),                         # p of 0
+    ({"model": {"projector": [64, 1]}}, "model.projector: vicreg needs a projector output"),
+    ({"train": {"batch_size": 1}}, "train.batch_size: vicreg needs a batch of at least 2"),
+    ({"train": {"loss": {"vicreg": {"sim_coef": 1}}}}, "'sim_coef' was unexpected"),
+    ({"train": {"method_modules": ["nowhere.py"]}}, "train.method_modules"),
+    ({"onemodel": {"classifiers": ["svm"]}}, "['onemodel']['classifiers']"),
+    ({"onemodel": {"tags": "nowhere.csv"}}, "onemodel.tags: nowhere.csv is not a file"),
+    ({"onemodel": {"resnet": {"depth": 50}}}, "['onemodel']['resnet']['depth']"),
+    ({"sslmem": {"views": 0}}, "['sslmem']['views']"),
+    ({"train": {"methods": []}}, "train.methods: empty and no external models"),
+    ({"train": {"methods": ["external"]}}, "'external' is the method name of external models"),
+    ({"external": [{"name": "mine", "checkpoint": "nowhere.pt", "architecture": "convnet"}]},
+     "external[0] (mine).checkpoint: nowhere.pt is not a file"),
+    ({"external": [{"name": "mine", "checkpoint": "config.yaml",
+                    "architecture": "torchvision.resnet7"}]},
+     "external[0] (mine).architecture: torchvision has no model 'resnet7'"),
+    ({"external": [{"name": "mine", "checkpoint": "config.yaml", "architecture": "convnet",
+                    "train_size": 7}]}, "external[0] (mine).train_size: 7 is not one of"),
+    ({"external": [{"name": "Mine!", "checkpoint": "config.yaml", "architecture": "convnet"}]},
+     "['external'][0]['name']"),
+    ({"external": [{"name": "mine", "checkpoint": "config.yaml"}]}, "'architecture' is a "
+                                                                    "required property"),
+])
+def test_bad_setting_is_named(changes, key):
+    assert key in problems(**changes)
+
+
+def test_naive_bayes_on_real_data_needs_a_tags_file(tmp_path):
+    real = {"name": "folder", "root": str(tmp_path)}
+    assert "onemodel.classifiers: naive_bayes needs crop tags" in problems(dataset=real)
+    assert "naive_bayes" not in problems(dataset=real, onemodel={"classifiers": ["resnet"]})
+
+
+def test_every_problem_is_listed_at_once():
+    said = problems(train={"methods": ["external"]}, onemodel={"tags": "nowhere.csv"})
+    assert "onemodel.tags" in said and "train.methods" in said
