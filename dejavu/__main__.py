@@ -2,6 +2,7 @@
 
     python -m dejavu synth OUT_DIR [--images-per-class N] [--seed S]
     python -m dejavu score KNN_A KNN_B OUT.json [--epoch E] [--p 0.2]
+    python -m dejavu import-model WEIGHTS OUT.pt --architecture NAME [--projector 8192 ...]
 """
 
 from __future__ import annotations
@@ -29,6 +30,20 @@ def main(argv: list[str] | None = None) -> None:
     score.add_argument("--epoch", type=int, default=1, help="0 marks untrained models")
     score.add_argument("--p", type=float, default=0.2)
     score.add_argument("--bootstrap", type=int, default=1000)
+    imported = sub.add_parser("import-model", help="check that a model trained elsewhere "
+                              "loads (weights-only, every key accounted for) and save it in "
+                              "dejavu's checkpoint format")
+    imported.add_argument("weights")
+    imported.add_argument("out")
+    imported.add_argument("--architecture", required=True,
+                          help="convnet, resnet18, ..., torchvision.<name> or timm.<name>")
+    imported.add_argument("--projector", type=int, nargs="*", default=None,
+                          help="output sizes of the projector MLP (none: no projector)")
+    imported.add_argument("--normalize", choices=["dejavu", "imagenet"], default=None)
+    imported.add_argument("--key", default="auto")
+    imported.add_argument("--prefix", default="auto")
+    imported.add_argument("--image-size", type=int, default=32)
+    imported.add_argument("--width", type=int, default=16)
     args = parser.parse_args(argv)
 
     if args.command == "synth":
@@ -37,6 +52,12 @@ def main(argv: list[str] | None = None) -> None:
         stage.run(str(args.out_dir / "images.zarr"), str(args.out_dir / "index.parquet"),
                   classes=args.classes, images_per_class=args.images_per_class,
                   image_size=args.image_size, correlation=args.correlation, seed=args.seed)
+    elif args.command == "import-model":
+        from . import external
+        external.run(args.weights, args.out, architecture=args.architecture,
+                     projector=args.projector, normalize=args.normalize, key=args.key,
+                     prefix=args.prefix, image_size=args.image_size, width=args.width)
+        print(f"{args.weights} loads as {args.architecture}; saved {args.out}")
     else:
         from . import score as stage
         stage.run(args.knn_a, args.knn_b, args.out_json,

@@ -110,12 +110,10 @@ def sslmem_table(files: list[str], samples: pd.DataFrame, config: dict) -> pd.Da
     from .sslmem import summarize
     rows = []
     for path in files:
-        run_dir = Path(path)
-        meta = dict(zip(RUN_KEYS, [*run_dir.parts[-5:-1], run_dir.stem]))
-        meta = {"method": meta["method"], "backbone": meta["backbone"],
-                "train_size": int(meta["train_size"].removeprefix("n")),
-                "seed": int(meta["seed"].removeprefix("s")),
-                "epoch": int(meta["epoch"].removeprefix("epoch"))}
+        *_, method, backbone, size, seed, epoch = Path(path).with_suffix("").parts
+        meta = {"method": method, "backbone": backbone,
+                "train_size": int(size.removeprefix("n")), "seed": int(seed.removeprefix("s")),
+                "epoch": int(epoch.removeprefix("epoch"))}  # .../{RUN}/epoch{e}.parquet
         partition = None
         if not samples.empty:
             first = samples[(samples["control"] == "none")

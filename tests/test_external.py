@@ -224,3 +224,16 @@ def test_safetensors_file_loads(dejavu_ckpt, tmp_path):
     reference, _ = load_checkpoint(str(dejavu_ckpt))
     x = images()
     assert torch.equal(embeddings(model, x)[1], embeddings(reference, x)[1])
+
+
+def test_command_line_imports_a_checkpoint_or_names_what_does_not_fit(dejavu_ckpt, tmp_path,
+                                                                       capsys):
+    from dejavu.__main__ import main
+    path = dejavu_ckpt
+    out = tmp_path / "imported.pt"
+    main(["import-model", str(path), str(out), "--architecture", "convnet", "--width", "4",
+          "--projector", "32", "16"])
+    assert "loads as convnet" in capsys.readouterr().out
+    assert load_checkpoint(str(out))[0].arch["projector_dims"] == [32, 16]
+    with pytest.raises(ValueError, match="unexpected keys"):
+        main(["import-model", str(path), str(out), "--architecture", "convnet", "--width", "4"])
