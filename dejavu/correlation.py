@@ -297,7 +297,7 @@ def run(crops_path: str, crops_table: str, split_path: str, out_path: str, *, cl
         resnet: dict | None = None, device: str = "auto", threads: int = 1) -> None:
     """Train one correlation classifier on the crops of set `trained_on` and write its
     predictions for every valid crop (with `trained` marking its own training crops)."""
-    from .store import open_images, read_index
+    from .store import open_images, read_index, read_rows
     torch.set_num_threads(threads)
     table = pd.read_parquet(crops_table)
     crops = table[table["crop_row"] >= 0].reset_index(drop=True)
@@ -311,10 +311,16 @@ def run(crops_path: str, crops_table: str, split_path: str, out_path: str, *, cl
              classifier, int(train.sum()), trained_on, train_on, len(crops))
     if classifier == "resnet":
         dev = pick_device(device)
-        images = np.asarray(open_images(crops_path)[:])[crops["crop_row"].to_numpy()]
-        model = train_resnet(images[train], labels[train], classes,
+        store = open_images(crops_path)
+        crops = crops.sort_values("crop_row", ignore_index=True)  # stored order: dense reads
+        rows, labels = crops["crop_row"].to_numpy(), crops["label"].to_numpy()
+        train = training_mask(crops, trained_on, train_on)
+        # the training crops are held in memory; the rest are predicted block by block
+        model = train_resnet(read_rows(store, rows[train]), labels[train], classes,
                              ResNetConfig(**(resnet or {})), dev)
-        probs = resnet_probabilities(model, images, dev)
+        probs = np.concatenate([resnet_probabilities(model, read_rows(store, rows[i:i + 4096]),
+                                                     dev)
+                                for i in range(0, len(rows), 4096)])
         torch.save({"config": resnet or {}, "classes": classes,
                     "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
                    model_path)

@@ -274,7 +274,7 @@ def test_an_external_checkpoint_that_does_not_fit_fails_listing_the_keys(tiny_ru
                 work / "elsewhere.pt")
     external_config(work, projector=[64])  # the file's projector has two layers
     target = "results/synthetic/models/external/reload/n8/s0/A/epoch1.pt"
-    proc = snakemake(work, "-c1", "--configfile", "tiny.yaml", target, check=False)
+    proc = snakemake(work, "-c1", "--configfile", "tiny.yaml", "--", target, check=False)
     assert proc.returncode != 0
     log = (work / "results/synthetic/logs/import_model/external/reload/n8/s0/A/epoch1.log")
     text = log.read_text()
