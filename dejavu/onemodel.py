@@ -125,9 +125,13 @@ def summarize(samples: pd.DataFrame) -> dict[str, float]:
             row.update(agreement(half["correct_target"], half["correct_reference"],
                                  half["correct_classifier"]))
         per_half.append(row)
-    return {key: float(np.nanmean([h[key] for h in per_half]))
-            if not all(np.isnan(h[key]) for h in per_half) else float("nan")
-            for key in per_half[0]}
+    return {key: _nanmean([h[key] for h in per_half]) for key in per_half[0]}
+
+
+def _nanmean(values: list[float]) -> float:
+    """The mean of the numbers that are not NaN (NaN when none is)."""
+    kept = [v for v in values if not np.isnan(v)]
+    return float(np.mean(kept)) if kept else float("nan")
 
 
 def run(knn_a: str, g_b: str, out_json: str, out_samples: str, out_curves: str, *,
