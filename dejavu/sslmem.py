@@ -260,7 +260,7 @@ def run(checkpoint_a: str, checkpoint_b: str, images_path: str, split_path: str,
         embedding: str = "backbone", augment: dict | None = None, device: str = "auto",
         batch_size: int = 256, split_heldout: bool = True, threads: int = 1) -> None:
     """The sslmem stage: score models A and B on the attacked images of A and B and on the
-    held-out set, with view 1 of the training augmentation (`augment`: the config's
+    held-out set, with the first view of the training augmentation (`augment`: the config's
     overrides of AugmentConfig), and write the `score_table` to parquet."""
     from .models import load_checkpoint, pick_device
     torch.set_num_threads(threads)
