@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .augment import ViewAugment, apply, sample
+from .knn import confidence as knn_confidence
 from .models import INPUT_MEAN, INPUT_STD, pick_device
 from .optim import lr_at
 
@@ -44,14 +45,13 @@ TRAIN_ON = ("other", "other+heldout")
 
 def entropy(probs: np.ndarray) -> np.ndarray:
     """Shannon entropy (natural log, 0 log 0 = 0) of each row of (N, C) probabilities."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return -np.where(probs > 0, probs * np.log(probs), 0.0).sum(axis=1)
+    return -knn_confidence(probs)
 
 
 def classify(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(prediction, confidence) of (N, C) class probabilities: the most probable class (the
-    smaller id on ties) and the negative entropy."""
-    return np.argmax(probs, axis=1), -entropy(probs)
+    smaller id on ties) and the k-NN's confidence, the negative entropy."""
+    return np.argmax(probs, axis=1), knn_confidence(probs)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -300,7 +300,8 @@ def run(crops_path: str, crops_table: str, split_path: str, out_path: str, *, cl
     from .store import open_images, read_index, read_rows
     torch.set_num_threads(threads)
     table = pd.read_parquet(crops_table)
-    crops = table[table["crop_row"] >= 0].reset_index(drop=True)
+    # in stored order, so the crops store is read in dense runs
+    crops = table[table["crop_row"] >= 0].sort_values("crop_row", ignore_index=True)
     classes = int(pd.read_parquet(split_path, columns=["label"])["label"].max()) + 1
     train = training_mask(crops, trained_on, train_on)
     if not train.any():
@@ -312,9 +313,7 @@ def run(crops_path: str, crops_table: str, split_path: str, out_path: str, *, cl
     if classifier == "resnet":
         dev = pick_device(device)
         store = open_images(crops_path)
-        crops = crops.sort_values("crop_row", ignore_index=True)  # stored order: dense reads
-        rows, labels = crops["crop_row"].to_numpy(), crops["label"].to_numpy()
-        train = training_mask(crops, trained_on, train_on)
+        rows = crops["crop_row"].to_numpy()
         # the training crops are held in memory; the rest are predicted block by block
         model = train_resnet(read_rows(store, rows[train]), labels[train], classes,
                              ResNetConfig(**(resnet or {})), dev)

@@ -46,7 +46,11 @@ def aligned(knn: pd.DataFrame, classifier: pd.DataFrame, attacked: str,
 def make_half(knn: pd.DataFrame, classifier: pd.DataFrame, attacked: str,
               part: slice = slice(None)) -> Half:
     """One half with g in the reference's place."""
-    t, g = aligned(knn, classifier, attacked, part)
+    return half_of(*aligned(knn, classifier, attacked, part))
+
+
+def half_of(t: pd.DataFrame, g: pd.DataFrame) -> Half:
+    """The Half of aligned k-NN and classifier rows (g's distance: none, ties by id)."""
     return Half(t.index.to_numpy(), t["correct"].to_numpy(), t["confidence"].to_numpy(),
                 t["mean_distance"].to_numpy(), g["correct"].to_numpy(),
                 g["confidence"].to_numpy(), np.zeros(len(g)))
@@ -77,7 +81,12 @@ def sample_table(knn: pd.DataFrame, classifier: pd.DataFrame, attacked: str, tar
                  reference: pd.DataFrame | None, part: slice = slice(None)) -> pd.DataFrame:
     """Per attacked image of one half: both verdicts, confidences, the memorization
     confidence, and the reference k-NN's verdict where there is one."""
-    t, g = aligned(knn, classifier, attacked, part)
+    return table_of(*aligned(knn, classifier, attacked, part), attacked, target, reference)
+
+
+def table_of(t: pd.DataFrame, g: pd.DataFrame, attacked: str, target: str,
+             reference: pd.DataFrame | None) -> pd.DataFrame:
+    """`sample_table` of aligned k-NN and classifier rows."""
     out = pd.DataFrame({
         "id": t.index, "set": attacked, "target": target, "label": t["label"].to_numpy(),
         "correct_target": t["correct"].to_numpy(), "confidence_target": t["confidence"].to_numpy(),
@@ -87,7 +96,7 @@ def sample_table(knn: pd.DataFrame, classifier: pd.DataFrame, attacked: str, tar
                                                   out["confidence_classifier"],
                                                   out["correct_target"], out["correct_classifier"])
     if reference is not None:
-        r = reference[reference["set"] == attacked].set_index("id").sort_index().iloc[part]
+        r = reference[reference["set"] == attacked].set_index("id")
         out["correct_reference"] = r.loc[t.index, "correct"].to_numpy()
     return out
 
@@ -151,11 +160,11 @@ def run(knn_a: str, g_b: str, out_json: str, out_samples: str, out_curves: str, 
     rows, tables, samples = [], [], []
     for control in controls:
         parts = halves(a, b, g_on_b, g_on_a, control == "heldout", split_heldout)
-        summary, curve_table = evaluate([make_half(k, g, s, part)
-                                         for k, g, s, _, _, part in parts],
+        joined = [(aligned(k, g, s, part), s, target, r) for k, g, s, target, r, part in parts]
+        summary, curve_table = evaluate([half_of(*pair) for pair, *_ in joined],
                                         p, p_grid, n_boot, seed)
-        per_sample = pd.concat([sample_table(k, g, s, target, r, part)
-                                for k, g, s, target, r, part in parts], ignore_index=True)
+        per_sample = pd.concat([table_of(*pair, s, target, r) for pair, s, target, r in joined],
+                               ignore_index=True)
         summary = {("acc_classifier" + key.removeprefix("acc_reference")
                     if key.startswith("acc_reference") else key): value
                    for key, value in summary.items()
