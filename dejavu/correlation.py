@@ -32,7 +32,7 @@ from torch import nn
 
 from .augment import ViewAugment, apply, sample
 from .knn import confidence as knn_confidence
-from .models import INPUT_MEAN, INPUT_STD, pick_device
+from .models import INPUT_MEAN, INPUT_STD, memory_format, pick_device
 from .optim import lr_at
 
 log = logging.getLogger(__name__)
@@ -205,10 +205,12 @@ class ResNetConfig:
                            jitter_prob=0.0, grayscale_prob=0.0)
 
 
-def to_batch(crops: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(n, S, S, 3) uint8 -> (n, 3, S, S) floats in [0, 1] on the device."""
+def to_batch(crops: np.ndarray, device: torch.device,
+             fmt: torch.memory_format) -> torch.Tensor:
+    """(n, S, S, 3) uint8 -> (n, 3, S, S) floats in [0, 1] on the device, in memory
+    format `fmt` (the model's: `dejavu.models.memory_format`)."""
     x = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float().div_(255)
-    return x.contiguous(memory_format=torch.channels_last)
+    return x.contiguous(memory_format=fmt)
 
 
 def train_resnet(crops: np.ndarray, labels: np.ndarray, classes: int, cfg: ResNetConfig,
@@ -217,7 +219,8 @@ def train_resnet(crops: np.ndarray, labels: np.ndarray, classes: int, cfg: ResNe
     Seeded: the same crops and settings give the same weights on the same device."""
     torch.manual_seed(cfg.seed)
     model = ResNetClassifier(classes, cfg.depth, cfg.width, cfg.small_stem).to(device)
-    model = model.to(memory_format=torch.channels_last)
+    fmt = memory_format(model)
+    model = model.to(memory_format=fmt)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     order_gen = torch.Generator().manual_seed(cfg.seed)
     aug_gen = torch.Generator(device).manual_seed(cfg.seed)
@@ -233,8 +236,9 @@ def train_resnet(crops: np.ndarray, labels: np.ndarray, classes: int, cfg: ResNe
         loss_sum = correct = 0.0
         for b in range(steps_per_epoch):
             idx = perm[b * batch:(b + 1) * batch]
-            x = to_batch(crops[idx.numpy()], device)
-            x = apply(x, sample(len(x), view, aug_gen, device), view)
+            x = to_batch(crops[idx.numpy()], device, fmt)
+            x = apply(x, sample(len(x), view, aug_gen, device), view).contiguous(
+                memory_format=fmt)
             y = y_all[idx].to(device)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, cfg.warmup_epochs * steps_per_epoch, cfg.lr)
@@ -260,10 +264,11 @@ def resnet_probabilities(model: ResNetClassifier, crops: np.ndarray, device: tor
                          batch_size: int = 512) -> np.ndarray:
     """(N, C) softmax of the classifier on each crop (no augmentation), float64."""
     model.eval()
+    fmt = memory_format(model)
     out = []
     for i in range(0, len(crops), batch_size):
         with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
-            logits = model(to_batch(crops[i:i + batch_size], device))
+            logits = model(to_batch(crops[i:i + batch_size], device, fmt))
         out.append(logits.float().cpu().numpy().astype(np.float64))
     return softmax(np.concatenate(out) if out else np.zeros((0, model.head.out_features)))
 

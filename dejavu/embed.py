@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 import zarr
 
-from .models import load_checkpoint, pick_device
+from .models import load_checkpoint, memory_format, pick_device
 from .embeddings import ARRAYS
 from .store import file_digest, open_images, open_or_create, read_rows, shard_range, square
 
@@ -67,7 +67,7 @@ def auto_batch_size(model, side: int, device: torch.device, start: int = 1024) -
         try:
             with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16):
                 model(torch.zeros(batch, 3, side, side, device=device)
-                      .contiguous(memory_format=torch.channels_last))
+                      .contiguous(memory_format=memory_format(model)))
             torch.cuda.synchronize(device)
             return batch
         except torch.cuda.OutOfMemoryError:
@@ -84,7 +84,8 @@ def embed_batches(model, images, rows: np.ndarray, side: int, batch_size: int,
     region when it is not the whole canvas (ingested with `fit`). Batches are read ahead on
     a background thread; the model runs in eval and inference mode, channels-last, with
     bf16 autocast on CUDA (fp32 on CPU)."""
-    model.to(device, memory_format=torch.channels_last).eval()
+    fmt = memory_format(model)
+    model.to(device, memory_format=fmt).eval()
     use_bf16 = device.type == "cuda"
     canvas = images.shape[1:3]
 
@@ -101,7 +102,7 @@ def embed_batches(model, images, rows: np.ndarray, side: int, batch_size: int,
             heights, widths = (s[start:start + n] for s in sizes)
         # uint8 goes to the device; region, resize and scaling happen there
         x = square(block.to(device, non_blocking=True), heights, widths, side)
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=fmt)
         with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16,
                                                      enabled=use_bf16):
             h, z = model(x)

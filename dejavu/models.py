@@ -262,6 +262,30 @@ class SSLModel(nn.Module):
         return h, self.projector(h)
 
 
+# oneDNN's AVX2 kernel for a strided 1x1 convolution computes wrong weight gradients, or
+# writes past its workspace (double free, SIGSEGV), when the tensors are channels-last and the
+# convolution has fewer input channels per group than its block of 8 (oneDNN issue 6035;
+# seen with torch 2.14.1 on AVX2-only CPUs, reproduced on any x86 CPU with
+# ONEDNN_MAX_CPU_ISA=AVX2). AVX-512 CPUs take another kernel and are unaffected, so results
+# would depend on the CPU: models with such a layer stay in the default memory format.
+ONEDNN_CHANNEL_BLOCK = 8
+
+
+def unsafe_in_channels_last(module: nn.Module) -> bool:
+    """Whether `module` is a convolution the oneDNN defect above can hit."""
+    return (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1)
+            and module.stride != (1, 1)
+            and module.in_channels // module.groups < ONEDNN_CHANNEL_BLOCK)
+
+
+def memory_format(model: nn.Module) -> torch.memory_format:
+    """The memory format `model` and its inputs use: channels-last (about 1.5x faster for
+    convolutions on CPU, as on CUDA) unless one of its layers is unsafe in it."""
+    if any(unsafe_in_channels_last(m) for m in model.modules()):
+        return torch.contiguous_format
+    return torch.channels_last
+
+
 def save_checkpoint(path: str, model: SSLModel, **extra) -> None:
     torch.save({"arch": model.arch, "state_dict": model.state_dict(), **extra}, path)
 

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .models import pick_device
+from .models import memory_format, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,8 @@ def train_decoder(images: np.ndarray, cond: np.ndarray, cfg: DecoderConfig,
     mean, scale = column_stats(cond)
     model.cond_mean.copy_(torch.from_numpy(mean))
     model.cond_scale.copy_(torch.from_numpy(scale).clamp_min(1e-6))
-    model.to(device, memory_format=torch.channels_last).train()
+    fmt = memory_format(model)
+    model.to(device, memory_format=fmt).train()
     ema = _ema_copy(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ddpm, _ = schedulers(cfg)
@@ -197,8 +198,7 @@ def train_decoder(images: np.ndarray, cond: np.ndarray, cfg: DecoderConfig,
         noise = torch.randn(x0.shape, generator=gen, device=device)
         t = torch.randint(cfg.timesteps, (len(idx),), generator=gen, device=device)
         a = alphas[t].view(-1, 1, 1, 1)
-        xt = (a.sqrt() * x0 + (1 - a).sqrt() * noise).contiguous(
-            memory_format=torch.channels_last)
+        xt = (a.sqrt() * x0 + (1 - a).sqrt() * noise).contiguous(memory_format=fmt)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
@@ -378,14 +378,15 @@ def embed_images(model, images: np.ndarray, side: int, device: torch.device,
                  batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """(backbone, projector) of (n, r, r, 3) uint8 images resized to the model's `side`."""
     from .crops import resize_square
-    model.to(device).eval()
+    fmt = memory_format(model)
+    model.to(device, memory_format=fmt).eval()
     hs, zs = [], []
     for i in range(0, len(images), batch_size):
         x = torch.from_numpy(images[i:i + batch_size]).to(device).permute(0, 3, 1, 2) / 255
         if x.shape[-1] != side:
             x = resize_square(x, side).clamp(0, 1)
         with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
-            h, z = model(x.contiguous(memory_format=torch.channels_last))
+            h, z = model(x.contiguous(memory_format=fmt))
         hs.append(h.float().cpu().numpy())
         zs.append(z.float().cpu().numpy())
     return np.concatenate(hs), np.concatenate(zs)

@@ -30,7 +30,7 @@ from torch import nn
 
 from ..augment import AugmentConfig, apply, sample, take
 from ..distributed import gather
-from ..models import SSLModel
+from ..models import SSLModel, memory_format
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -102,6 +102,11 @@ class Method(nn.Module, abc.ABC):
         self.model = model
         self.classes = classes
 
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The memory format of the method's networks and views (`models.memory_format`)."""
+        return memory_format(self)
+
     # --- what the training loop calls -------------------------------------------------
     def view_configs(self, augment: AugmentConfig) -> list:
         """The views drawn from each image (ViewAugment each); two global views."""
@@ -111,10 +116,10 @@ class Method(nn.Module, abc.ABC):
                    rows: slice, n_global: int) -> list[torch.Tensor]:
         """Views of this process's images x (rows `rows` of a global batch of n_global):
         parameters are drawn for the whole global batch, then sliced."""
-        views = []
+        views, fmt = [], self.memory_format
         for cfg in self.view_configs(augment):
             params = take(sample(n_global, cfg, generator, x.device), rows)
-            views.append(apply(x, params, cfg).contiguous(memory_format=torch.channels_last))
+            views.append(apply(x, params, cfg).contiguous(memory_format=fmt))
         return views
 
     @abc.abstractmethod
