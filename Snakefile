@@ -27,6 +27,13 @@ from snakemake.utils import min_version, validate
 import os
 import sys
 
+# The dejavu package beside this Snakefile is the workflow's code: the Snakefile imports it,
+# and so does every job (a conda environment from envs/dejavu.yaml has only its dependencies).
+if os.path.isdir(os.path.join(workflow.basedir, "dejavu")):
+    sys.path.insert(0, workflow.basedir)
+    os.environ.update(PYTHONPATH=os.pathsep.join(
+        filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])))
+
 import dejavu.cluster
 import dejavu.config
 import dejavu.epochs

@@ -54,6 +54,17 @@ def check(config: dict, workdir: str = ".") -> None:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 
 
+def knn_backend(config: dict) -> str:
+    """knn.backend with `auto` resolved: torch where the search runs on CUDA (k-NN jobs given
+    a GPU, or device cuda), FAISS on the CPU. Decided from the config, so the DAG knows
+    whether to build an index; faiss-cpu and faiss-gpu install the same module, and the
+    GPU route then needs neither."""
+    knn = config["knn"]
+    if knn.get("backend", "auto") != "auto":
+        return knn["backend"]
+    return "torch" if knn.get("gpus", 0) > 0 or config.get("device") == "cuda" else "faiss"
+
+
 def _rcdm_problems(config: dict) -> list[str]:
     rcdm = config.get("rcdm", {})
     if not rcdm.get("enabled"):

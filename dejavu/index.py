@@ -28,12 +28,22 @@ def build_index(x: np.ndarray, metric: str = "l2") -> faiss.Index:
     return index
 
 
-def on_device(index: faiss.Index, device: str = "auto") -> faiss.Index:
-    """The index on a GPU when faiss-gpu and a GPU are present (or asked for), else as is."""
+def faiss_device(device: str = "auto") -> str:
+    """Where FAISS searches: "cuda" when faiss-gpu sees a GPU (and the CPU was not asked
+    for), else "cpu". Asking for "cuda" without one is an error, not a CPU run."""
     n_gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
     if device == "cpu" or n_gpus == 0:
         if device == "cuda":
-            raise RuntimeError("k-NN device 'cuda' asked for, but faiss has no GPU here")
+            raise RuntimeError("k-NN device 'cuda' asked for, but faiss has no GPU here "
+                               "(faiss-cpu is installed, or no GPU is visible): install "
+                               "faiss-gpu, or set knn.backend: torch")
+        return "cpu"
+    return "cuda"
+
+
+def on_device(index: faiss.Index, device: str = "auto") -> faiss.Index:
+    """The index on the GPUs when `faiss_device` says so, else as is."""
+    if faiss_device(device) == "cpu":
         return index
     return faiss.index_cpu_to_all_gpus(index)
 

@@ -11,6 +11,7 @@ its chunk sizes follow a memory budget.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 
@@ -20,8 +21,10 @@ import pandas as pd
 import torch
 
 from .embeddings import check_store, iter_embeddings, read_embeddings, read_source_rows
-from .index import build_index, on_device, prepare
+from .index import build_index, faiss_device, on_device, prepare
 from .models import pick_device
+
+log = logging.getLogger(__name__)
 
 
 def class_votes(neighbor_labels: np.ndarray, distances: np.ndarray,
@@ -179,10 +182,14 @@ def run(index_path: str | None, public_path: str, crops_store: str, crops_table:
     public_rows = read_source_rows(public_path)
     queries, crop_rows = read_embeddings(crops_store, embedding)
     if backend == "torch":  # the public set streamed shard by shard from its store
+        used = pick_device(device).type
         dist, ids = torch_search(iter_embeddings(public_path, embedding), len(public_rows),
                                  queries, k, metric, device, memory_mb)
     else:
+        used = faiss_device(device)
         dist, ids = search(faiss.read_index(index_path), queries, k, metric, device)
+    log.info("searched %d crops among %d public images with %s on %s", len(queries),
+             len(public_rows), backend, used)
     neighbors = public_rows[ids]  # dataset rows of the neighbours
     voted = label_crops(dist, ids, label_of_row.loc[public_rows].to_numpy(), n_classes)
     table = pd.read_parquet(crops_table).set_index("crop_row").loc[crop_rows].reset_index()
@@ -196,4 +203,5 @@ def run(index_path: str | None, public_path: str, crops_store: str, crops_table:
     out["mean_distance"] = voted["mean_distance"]
     out["correct"] = out["prediction"] == out["label"]
     out["correct_top5"] = [lab in t for lab, t in zip(out["label"], out["top5"])]
+    out.attrs = {"knn_backend": backend, "knn_device": used}  # kept in the Parquet file
     out.to_parquet(out_path, index=False)

@@ -62,8 +62,42 @@ def tiny_run(tmp_path_factory):
     return work, proc
 
 
+# What a test costs, one marker each (README, "Tests"): `python -m pytest -m unit` is the
+# inner loop; plain `python -m pytest` runs every tier.
+TIERS = {
+    "unit": "no Snakemake start and no workflow run (seconds)",
+    "workflow": "runs or dry-runs the DAG with Snakemake (a tiny run: a minute or two)",
+    "slow": "the known-answer sweep (about ten minutes)",
+    "slurm": "the workflow on a real single-node SLURM cluster (minutes)",
+}
+WORKFLOW_FIXTURES = {"tiny_run"}
+
+
+def pytest_configure(config):
+    for name, what in TIERS.items():
+        config.addinivalue_line("markers", f"{name}: {what}")
+
+
+def tier_problems(items) -> list[str]:
+    """Tests without exactly one tier marker, and unit tests that use a workflow run."""
+    problems = []
+    for item in items:
+        tiers = {m.name for m in item.iter_markers()} & set(TIERS)
+        if len(tiers) != 1:
+            problems.append(f"{item.nodeid}: tier markers {sorted(tiers) or 'none'}, "
+                            f"needs exactly one of {sorted(TIERS)}")
+        elif tiers == {"unit"} and WORKFLOW_FIXTURES & set(item.fixturenames):
+            problems.append(f"{item.nodeid}: marked unit but uses a workflow run")
+    return problems
+
+
 def pytest_collection_modifyitems(config, items):
-    """Run the SLURM tests last. They install and start a cluster, then stop it; once SLURM's
-    client tools are installed, every later Snakemake start pays about 9 s while the
-    executor plugin's `scontrol show config` waits for the stopped controller."""
-    items.sort(key=lambda item: item.module.__name__ == "test_slurm")
+    """Refuse a test without its tier marker; run the SLURM tests last. They install and
+    start a cluster, then stop it; once SLURM's client tools are installed, every later
+    Snakemake start pays about 9 s while the executor plugin's `scontrol show config` waits
+    for the stopped controller."""
+    problems = tier_problems(items)
+    if problems:
+        raise pytest.UsageError("every test needs one tier marker:\n  " +
+                                "\n  ".join(problems))
+    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)

@@ -4,6 +4,8 @@ import torch
 from dejavu.augment import (AugmentConfig, ViewAugment, apply, color_jitter, crop_boxes,
                             gaussian_blur, grayscale, rotate_hue, sample, take)
 
+pytestmark = pytest.mark.unit
+
 CPU = torch.device("cpu")
 PLAIN = ViewAugment(scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_prob=0.0, jitter_prob=0.0,
                     grayscale_prob=0.0)

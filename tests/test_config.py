@@ -11,6 +11,8 @@ from snakemake.utils import validate
 from conftest import REPO
 from dejavu import config as checks
 
+pytestmark = pytest.mark.unit
+
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 BASE = yaml.safe_load((REPO / "config.yaml").read_text())
 

@@ -7,6 +7,8 @@ import torch
 
 from dejavu import correlation, crops, knn, split, synth
 
+pytestmark = pytest.mark.unit
+
 
 def test_confidence_is_the_knn_confidence_of_the_same_distribution():
     hist = np.array([[3, 1, 0, 0], [1, 1, 1, 1], [4, 0, 0, 0]])

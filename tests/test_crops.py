@@ -7,6 +7,8 @@ import torch
 from dejavu.crops import (Rect, corner_crop, crop_resize, largest_free_rect, object_box,
                           periphery_crop, plan_crops, resize_square)
 
+pytestmark = pytest.mark.unit
+
 
 def brute_force(boxes, h, w, criterion="side"):
     """Every integer rectangle of the image, checked pixel by pixel."""

@@ -16,6 +16,8 @@ from dejavu.store import shard_range
 from dejavu.store import open_images, write_images
 from dejavu.train import run_init
 
+pytestmark = pytest.mark.unit
+
 
 def test_shard_ranges_cover_all_rows_once_on_shard_boundaries():
     for n_rows in (0, 1, 15, 16, 17, 100, 1000):

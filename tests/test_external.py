@@ -11,6 +11,8 @@ from dejavu.external import load_external, run, split_parts, strip_prefix, unwra
 from dejavu.models import SSLModel, load_checkpoint, save_checkpoint
 from dejavu.store import file_digest
 
+pytestmark = pytest.mark.unit
+
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 

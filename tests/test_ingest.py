@@ -12,6 +12,8 @@ from dejavu import ingest, sources
 from dejavu.store import read_index, read_square
 from dejavu.testing import add_bad_inputs, draw, jpeg_bytes, wnid, write_imagenet_tree
 
+pytestmark = pytest.mark.unit
+
 # what each planted bad input must become: (kind recorded, action, image in the index?)
 EXPECTED = {
     "truncated": ("truncated", "image skipped", False),
@@ -107,16 +109,22 @@ def test_good_images_are_all_stored_and_nothing_is_lost_silently(ingested):
 
 def test_fit_keeps_aspect_and_scales_boxes_with_the_image(ingested):
     tree, _, _, _, store, index, _ = ingested
-    entry = index[index["id"] == f"{wnid(0)}_1"].iloc[0]
+    # the first class-0 image of the tree as written (not a planted one) with an XML
+    annotated = sorted(int(p.stem.split("_")[1])
+                       for p in (tree["annotations"] / wnid(0)).glob(f"{wnid(0)}_*.xml")
+                       if p.stem.split("_")[1].isdigit())
+    assert annotated, "the fixture tree has no annotated class-0 image"
+    entry = index[index["id"] == f"{wnid(0)}_{annotated[0]}"].iloc[0]
     assert (entry["orig_width"], entry["orig_height"]) == (96, 72)
     assert (entry["width"], entry["height"]) == (64, 48)   # longer side to 64
     image = store[int(entry["row"])]
     assert image[48:].max() == 0                           # padding below the image
-    xml = (tree["annotations"] / wnid(0) / f"{wnid(0)}_1.xml")
-    if xml.exists():
-        x0, y0, x1, y1 = entry["boxes"][0]
-        patch = image[y0 + 1:y1 - 1, x0 + 1:x1 - 1].reshape(-1, 3).astype(int)
-        assert np.abs(patch - [220, 40, 40]).max() < 40    # the class-0 object is in the box
+    assert len(entry["boxes"]) == 1
+    x0, y0, x1, y1 = entry["boxes"][0]
+    assert x1 <= 64 and y1 <= 48                           # the box scaled with the image
+    patch = image[y0 + 1:y1 - 1, x0 + 1:x1 - 1].reshape(-1, 3).astype(int)
+    assert len(patch) > 0
+    assert np.abs(patch - [220, 40, 40]).max() < 40        # the class-0 object is in the box
     # the stored pixels are the file resized (PIL, bilinear)
     src = np.asarray(Image.open(entry["path"]).convert("RGB").resize((64, 48),
                                                                        Image.BILINEAR))

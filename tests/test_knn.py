@@ -5,6 +5,8 @@ from dejavu.embeddings import iter_embeddings, read_embeddings
 from dejavu.knn import (chunk_sizes, class_votes, confidence, label_crops, rank_classes, search,
                         torch_search)
 
+pytestmark = pytest.mark.unit
+
 
 def test_votes_and_distance_sums():
     labels = np.array([[0, 1, 1, 2]])
@@ -107,15 +109,3 @@ def test_chunk_sizes_keep_blocks_within_the_budget():
         q, rows = chunk_sizes(n_q, dim, k, mb)
         assert 1 <= q <= n_q and rows >= k
         assert 4 * q * rows + 4 * rows * dim <= mb * 2**20 * 1.01
-
-
-def test_backends_agree_on_real_embeddings_of_the_tiny_run(tiny_run):
-    work, _ = tiny_run
-    model = work / "results/synthetic/embed/vicreg/convnet/n8/s0/A/epoch2"
-    for which in ("projector", "backbone"):
-        public, _ = read_embeddings(str(model / "public.zarr"), which)
-        crops, _ = read_embeddings(str(model / "crops-periphery.zarr"), which)
-        d1, i1 = search(public, crops, 5)
-        d2, i2 = torch_search(iter_embeddings(str(model / "public.zarr"), which),
-                              len(public), crops, 5, memory_mb=16)
-        same_neighbours_up_to_ties(d1, i1, d2, i2)

@@ -11,6 +11,8 @@ from dejavu.methods.barlow_twins import barlow_twins_loss
 from dejavu.methods.simclr import nt_xent_loss
 from dejavu.methods.vicreg import vicreg_loss
 
+pytestmark = pytest.mark.unit
+
 
 def nt_xent_oracle(za, zb, tau):
     z = torch.cat([za, zb])
@@ -135,18 +137,31 @@ def dino_oracle(teacher, student, center, t_temp, s_temp):
 
 
 def test_dino_loss_centering_and_sharpening_match_the_paper():
-    from lightly.loss import DINOLoss
+    from dejavu.methods.dino import DINOLoss
     g = torch.Generator().manual_seed(2)
     teacher = [torch.randn(3, 5, generator=g) for _ in range(2)]
     student = [torch.randn(3, 5, generator=g) for _ in range(4)]  # 2 global + 2 local views
-    loss = DINOLoss(output_dim=5, teacher_temp=0.04, student_temp=0.1, center_momentum=0.9)
+    loss = DINOLoss(5, student_temp=0.1, center_momentum=0.9)
     loss.center.fill_(0.2)
     center = loss.center.flatten().clone()
-    value = float(loss(teacher, student, teacher_temp=0.07))
+    value = float(loss(teacher, student, 0.07))
     assert value == pytest.approx(dino_oracle(teacher, student, center, 0.07, 0.1), rel=1e-4)
     # the centre moves towards the teacher's batch mean: c <- m c + (1 - m) mean
     expected = 0.9 * center + 0.1 * torch.cat(teacher).mean(0)
     torch.testing.assert_close(loss.center.flatten(), expected)
+
+
+def test_dino_loss_needs_two_distinct_views():
+    from dejavu.methods.dino import DINOLoss
+    x = [torch.randn(2, 4)]
+    with pytest.raises(ValueError, match="two views"):
+        DINOLoss(4, 0.1, 0.9)(x, x, 0.04)
+
+
+def test_momentum_stays_one_past_the_last_step_and_for_a_single_step_run():
+    from dejavu.methods.byol import target_momentum
+    assert target_momentum(12, 11, 0.996) == 1.0
+    assert target_momentum(0, 1, 0.996) == 1.0
 
 
 def test_dino_teacher_temperature_warms_up_linearly():

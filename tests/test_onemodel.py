@@ -9,6 +9,8 @@ import pytest
 
 from dejavu import onemodel, score
 
+pytestmark = pytest.mark.unit
+
 
 def knn_table(ids, sets, correct, confidence, distance=None):
     n = len(ids)

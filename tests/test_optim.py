@@ -3,6 +3,8 @@ import torch
 
 from dejavu.optim import LARS, lr_at, make_optimizer
 
+pytestmark = pytest.mark.unit
+
 
 def test_lars_step_matches_the_formula():
     w = torch.nn.Parameter(torch.tensor([[3.0, 4.0]]))   # |w| = 5

@@ -18,6 +18,8 @@ from conftest import REPO
 from dejavu import config as config_check
 from dejavu import rcdm
 
+pytestmark = pytest.mark.unit
+
 TINY = rcdm.DecoderConfig(resolution=8, width=8, channel_mult=(1, 2), steps=40,
                           batch_size=16, warmup_steps=5, checkpoint_every=10, device="cpu")
 

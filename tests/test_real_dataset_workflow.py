@@ -10,6 +10,8 @@ import yaml
 from conftest import copy_workflow, planned_jobs, snakemake
 from dejavu.testing import add_bad_inputs, write_imagenet_tree
 
+pytestmark = pytest.mark.workflow
+
 
 def on_tree(work, tree, *configs, **dataset):
     """Command-line arguments layering `configs` and the tree's paths (plus `dataset`

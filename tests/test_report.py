@@ -8,6 +8,8 @@ import pytest
 
 from dejavu import report
 
+pytestmark = pytest.mark.unit
+
 
 def summary_rows():
     """Two seeds x two embeddings x epochs (0, 10, 20), control none; held-out at 10, 20."""

@@ -4,6 +4,8 @@ import pytest
 from dejavu.score import (Half, bootstrap_scores, confidence_order, evaluate, partition,
                           score_half, swap_average, top_count, topp_accuracy)
 
+pytestmark = pytest.mark.unit
+
 
 def make_half(correct_t, conf_t, correct_r, conf_r, dist=None):
     n = len(correct_t)

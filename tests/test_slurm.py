@@ -16,6 +16,8 @@ import slurm_cluster
 from conftest import copy_workflow, edit_config, planned_jobs, snakemake
 from dejavu.cluster import workflow_jobs
 
+pytestmark = pytest.mark.slurm
+
 # The tiny config with fewer jobs (one embedding, one shard job per store, no untrained
 # control): about 22 SLURM jobs per run.
 SLIM = {"knn": {"embeddings": ["projector"]}, "embed": {"jobs": 1},

@@ -4,6 +4,8 @@ import pytest
 
 from dejavu.split import SplitConfig, check_disjoint, make_split, split_sizes
 
+pytestmark = pytest.mark.unit
+
 
 def pool(n_classes=3, per_class=60, box_share=1.0, seed=0):
     rng = np.random.default_rng(seed)

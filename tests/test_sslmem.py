@@ -14,6 +14,8 @@ from dejavu.augment import AugmentConfig, ViewAugment
 from dejavu.models import SSLModel
 from dejavu.score import heldout_halves
 
+pytestmark = pytest.mark.unit
+
 TRAINING_VIEW = AugmentConfig(blur_prob=(0.5, 0.5), solarize_prob=(0.2, 0.2)).view(0)
 IDENTITY = ViewAugment(scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_prob=0.0, jitter_prob=0.0,
                        grayscale_prob=0.0, blur_prob=0.0, solarize_prob=0.0)

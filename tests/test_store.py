@@ -1,6 +1,9 @@
+import pytest
 import numpy as np
 
 from dejavu.store import open_images, read_rows, write_images
+
+pytestmark = pytest.mark.unit
 
 
 def test_read_rows_equals_numpy_indexing_for_dense_sparse_and_empty_rows(tmp_path):

@@ -1,6 +1,9 @@
+import pytest
 import numpy as np
 
 from dejavu.synth import SynthConfig, generate, mask_box, shape_mask
+
+pytestmark = pytest.mark.unit
 
 
 def test_generation_is_deterministic_and_seeded():

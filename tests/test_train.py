@@ -8,6 +8,8 @@ import torch
 from dejavu.train import (SaveTo, TrainConfig, init_model, run_seed, train,
                           train_processes)
 
+pytestmark = pytest.mark.unit
+
 
 def images(n=24, seed=0):
     return np.random.default_rng(seed).integers(0, 256, size=(n, 16, 16, 3), dtype=np.uint8)

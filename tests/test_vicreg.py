@@ -4,6 +4,8 @@ import torch
 from dejavu.methods.vicreg import (covariance_loss, invariance_loss, variance_loss,
                                    vicreg_loss)
 
+pytestmark = pytest.mark.unit
+
 
 def oracle(za, zb, lam=25.0, mu=25.0, nu=1.0):
     """VICReg written from the paper's equations, loop by loop."""

@@ -6,6 +6,8 @@ import pytest
 
 from conftest import REPO, copy_workflow, edit_config, planned_jobs, snakemake
 
+pytestmark = pytest.mark.workflow
+
 SUMMARY_COLUMNS = (
     "dataset, method, backbone, epoch, train_size, seed, embedding, k, crop_mode, control, p, "
     "n_attacked, acc_target, acc_reference, score, score_ci_low, score_ci_high, "
@@ -129,6 +131,8 @@ def test_torch_knn_backend_reruns_only_knn_and_agrees_with_faiss(tiny_run, tmp_p
     for path in (tiny_run[0] / "results/synthetic/knn").rglob("*.parquet"):
         faiss_table = pd.read_parquet(path)
         torch_table = pd.read_parquet(work / path.relative_to(tiny_run[0]))
+        assert faiss_table.attrs == {"knn_backend": "faiss", "knn_device": "cpu"}
+        assert torch_table.attrs == {"knn_backend": "torch", "knn_device": "cpu"}
         assert (faiss_table["prediction"] == torch_table["prediction"]).mean() > 0.95
         agree = [set(a) == set(b) for a, b in zip(faiss_table["neighbors"],
                                                    torch_table["neighbors"])]
@@ -280,3 +284,18 @@ def test_an_external_checkpoint_that_does_not_fit_fails_listing_the_keys(tiny_ru
     text = log.read_text()
     assert "does not fit" in text and "projector.3.weight" in text, text[-2000:]
     assert not (work / target).exists()
+
+
+def test_knn_backends_agree_on_real_embeddings_of_the_tiny_run(tiny_run):
+    from dejavu.embeddings import iter_embeddings, read_embeddings
+    from dejavu.knn import search, torch_search
+    from test_knn import same_neighbours_up_to_ties
+    work, _ = tiny_run
+    model = work / "results/synthetic/embed/vicreg/convnet/n8/s0/A/epoch2"
+    for which in ("projector", "backbone"):
+        public, _ = read_embeddings(str(model / "public.zarr"), which)
+        crops, _ = read_embeddings(str(model / "crops-periphery.zarr"), which)
+        d1, i1 = search(public, crops, 5)
+        d2, i2 = torch_search(iter_embeddings(str(model / "public.zarr"), which),
+                              len(public), crops, 5, memory_mb=16)
+        same_neighbours_up_to_ties(d1, i1, d2, i2)

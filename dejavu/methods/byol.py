@@ -4,8 +4,10 @@ Learning*, NeurIPS 2020 (arXiv 2006.07733), eq. (2) and the target update of sec
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
+from torch import nn
 import torch.nn.functional as F
 
 from ..distributed import gather
@@ -21,9 +23,19 @@ def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 def target_momentum(step: int, total_steps: int, base: float) -> float:
     """tau = 1 - (1 - tau_base) (cos(pi k / (K - 1)) + 1) / 2 at step k of K: from tau_base
-    at the first step to 1 at the last (lightly's cosine schedule)."""
-    from lightly.utils.scheduler import cosine_schedule  # lightly costs seconds to import
-    return cosine_schedule(step, total_steps, base, 1.0)
+    at the first step to 1 at the last, and 1 from then on (or for a run of one step)."""
+    if total_steps <= 1 or step >= total_steps - 1:
+        return 1.0
+    return 1.0 - (1.0 - base) * (math.cos(math.pi * step / (total_steps - 1)) + 1) / 2
+
+
+@torch.no_grad()
+def momentum_update(online: nn.Module, target: nn.Module, tau: float) -> None:
+    """target <- tau target + (1 - tau) online, parameter by parameter (buffers such as
+    BatchNorm statistics are the target's own)."""
+    params = list(target.parameters())
+    torch._foreach_mul_(params, tau)
+    torch._foreach_add_(params, list(online.parameters()), alpha=1.0 - tau)
 
 
 @register
@@ -49,6 +61,5 @@ class BYOL(Method):
 
     @torch.no_grad()
     def after_step(self, progress):
-        from lightly.models.utils import update_momentum
-        update_momentum(self.model, self.target,
+        momentum_update(self.model, self.target,
                         target_momentum(progress.step, progress.total_steps, self.momentum))

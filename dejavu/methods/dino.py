@@ -12,7 +12,7 @@ from torch import nn
 
 from ..distributed import gather
 from .base import Method, register
-from .byol import target_momentum
+from .byol import momentum_update, target_momentum
 
 
 class Prototypes(nn.Module):
@@ -40,6 +40,35 @@ class Student(nn.Module):
         return self.prototypes(self.encoder(x)[1])
 
 
+class DINOLoss(nn.Module):
+    """Cross-entropy H(P_t, P_s) between the teacher's centred, sharpened distribution over
+    prototypes, P_t = softmax((t - c) / T_t), and the student's, P_s = softmax(s / T_s),
+    averaged over images and every (teacher view i, student view j) pair with i != j.
+    After each call the centre c moves towards the teacher's batch mean:
+    c <- m c + (1 - m) mean(t). The outputs are the gathered ones of every process, so the
+    mean is the global batch's."""
+
+    def __init__(self, dim: int, student_temp: float, center_momentum: float):
+        super().__init__()
+        self.student_temp, self.center_momentum = student_temp, center_momentum
+        self.register_buffer("center", torch.zeros(1, dim))
+
+    def forward(self, teacher: list[torch.Tensor], student: list[torch.Tensor],
+                teacher_temp: float) -> torch.Tensor:
+        if len(teacher) + len(student) < 2 or (len(teacher), len(student)) == (1, 1):
+            raise ValueError("the DINO loss needs two views that are not the same one")
+        targets = [F.softmax((t - self.center) / teacher_temp, dim=-1) for t in teacher]
+        logs = [F.log_softmax(s / self.student_temp, dim=-1) for s in student]
+        terms = [-(p * log_q).sum(dim=-1).mean() for i, p in enumerate(targets)
+                 for j, log_q in enumerate(logs) if i != j]
+        loss = torch.stack(terms).mean()
+        with torch.no_grad():
+            batch_mean = torch.cat(teacher).mean(dim=0, keepdim=True)
+            self.center.mul_(self.center_momentum).add_(batch_mean,
+                                                        alpha=1 - self.center_momentum)
+        return loss
+
+
 def teacher_temperature(epoch: int, warmup_epochs: int, start: float, end: float) -> float:
     """Linear warm-up of the teacher temperature over the first epochs (1-based), then flat."""
     if epoch > warmup_epochs or warmup_epochs == 0:
@@ -64,10 +93,7 @@ class DINO(Method):
         self.student = Student(model, Prototypes(model.arch["projector_dims"][-1],
                                                  self.prototypes))
         self.teacher = copy.deepcopy(self.student).requires_grad_(False)
-        from lightly.loss import DINOLoss  # imported when used: it costs seconds per job
-        self.loss = DINOLoss(output_dim=self.prototypes, teacher_temp=self.teacher_temp,
-                             student_temp=self.student_temp,
-                             center_momentum=self.center_momentum)
+        self.loss = DINOLoss(self.prototypes, self.student_temp, self.center_momentum)
 
     def view_configs(self, augment):
         local = augment.view(1, scale=tuple(self.local_scale), size=self.local_size,
@@ -80,12 +106,11 @@ class DINO(Method):
         student = [gather(self.student(v).float()) for v in views]
         temp = teacher_temperature(progress.epoch, self.warmup_teacher_temp_epochs,
                                    self.warmup_teacher_temp, self.teacher_temp)
-        return self.loss(teacher, student, teacher_temp=temp)
+        return self.loss(teacher, student, temp)
 
     @torch.no_grad()
     def after_step(self, progress):
-        from lightly.models.utils import update_momentum
-        update_momentum(self.student, self.teacher,
+        momentum_update(self.student, self.teacher,
                         target_momentum(progress.step, progress.total_steps, self.momentum))
 
     def encoder(self):

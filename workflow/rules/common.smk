@@ -32,6 +32,7 @@ TRAINED = rf"(?!{EXTERNAL}/)[a-z][a-z0-9_]*"  # a method the workflow trains
 SUMMARY = f"{config['results']}/summary.csv"
 REPORT_HTML = f"{config['results']}/report.html"
 ENV = "../../envs/dejavu.yaml"
+KNN_BACKEND = dejavu.config.knn_backend(config)  # auto resolved: torch on CUDA, else faiss
 
 
 def dataset_source():
@@ -110,7 +111,7 @@ def embed_source(wildcards):
 
 def knn_index(wildcards):
     """The FAISS index a k-NN job searches; the torch backend streams the public store."""
-    return {"index": INDEX} if config["knn"]["backend"] == "faiss" else {}
+    return {"index": INDEX} if KNN_BACKEND == "faiss" else {}
 
 
 def score_targets():

@@ -12,7 +12,7 @@ rule knn:
         embedding=lambda wc: wc.embedding,
         k=lambda wc: int(wc.k),
         metric=config["knn"]["metric"],
-        backend=config["knn"]["backend"],
+        backend=KNN_BACKEND,
         memory_mb=config["knn"]["memory_mb"],
         device=config["device"],
     log:

@@ -1,0 +1,110 @@
+"""The package metadata tells the truth: every third-party import is declared, the conda
+environment lists what pyproject lists, the reference versions satisfy the declared
+ranges, and the licence file matches the licence field."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata as metadata
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+from conftest import REPO
+
+pytestmark = pytest.mark.unit
+
+PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+CORE = [Requirement(r) for r in PROJECT["dependencies"]]
+EXTRAS = {extra: [Requirement(r) for r in rs if not r.startswith("dejavu")]
+          for extra, rs in PROJECT["optional-dependencies"].items()}
+CONDA_NAMES = {"torch": "pytorch"}  # conda-forge's names where they differ from PyPI's
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def third_party_imports() -> dict[str, set[str]]:
+    """Top-level module -> {'top' if some file imports it at module level, 'lazy' if
+    inside a function}, over every module of the package."""
+    found: dict[str, set[str]] = {}
+    for path in (REPO / "dejavu").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        top_level = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                root = name.split(".")[0]
+                if root in sys.stdlib_module_names or root in ("dejavu", "__future__"):
+                    continue
+                found.setdefault(root, set()).add("top" if id(node) in top_level else "lazy")
+    return found
+
+
+def distribution_of(module: str) -> str:
+    dists = metadata.packages_distributions().get(module)
+    assert dists, f"dejavu imports {module!r}, which no installed distribution provides"
+    return canonical(dists[0])
+
+
+def test_every_third_party_import_is_declared():
+    core = {canonical(r.name) for r in CORE}
+    optional = {canonical(r.name) for rs in EXTRAS.values() for r in rs}
+    imports = third_party_imports()
+    assert {"torch", "numpy", "zarr", "faiss", "PIL", "safetensors", "timm"} <= set(imports)
+    for module, where in sorted(imports.items()):
+        dist = distribution_of(module)
+        assert dist in core | optional, f"{module} ({dist}) is imported but not declared"
+        if dist not in core:  # an extra: a user without it must still import dejavu
+            assert where == {"lazy"}, f"{module} is an extra but imported at module level"
+
+
+def test_lightly_is_not_needed():
+    assert "lightly" not in third_party_imports()
+    assert all(canonical(r.name) != "lightly" for r in CORE)
+
+
+def test_conda_environment_lists_what_pyproject_lists():
+    env = yaml.safe_load((REPO / "envs" / "dejavu.yaml").read_text())
+    assert env["channels"] == ["conda-forge"]
+    listed = [d for d in env["dependencies"] if isinstance(d, str)]
+    assert all(isinstance(d, str) for d in env["dependencies"]), "no pip section"
+    conda = {}
+    for entry in listed:
+        name, spec = re.match(r"([A-Za-z0-9_.-]+)(.*)", entry).groups()
+        conda[name] = spec
+    expected = {CONDA_NAMES.get(r.name, r.name): str(r.specifier)
+                for r in CORE + EXTRAS["timm"]}
+    expected["python"] = ">=3.11"
+    assert {n: ",".join(sorted(s.split(","))) for n, s in conda.items()} == \
+        {n: ",".join(sorted(s.split(","))) for n, s in expected.items()}
+
+
+def test_reference_versions_satisfy_the_declared_ranges():
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonical(name)] = version
+    for requirement in CORE + sum(EXTRAS.values(), []):
+        name = canonical(requirement.name)
+        assert name in pins, f"{name} has no reference version in constraints.txt"
+        assert Version(pins[name]) in requirement.specifier, (name, pins[name])
+    assert "lightly" not in pins
+
+
+def test_licence_file_matches_the_licence_field():
+    assert PROJECT["license"]["text"] == "MIT"
+    assert (REPO / "LICENSE").read_text().startswith("MIT License")
