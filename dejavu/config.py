@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import methods
-from .augment import AugmentConfig
+from .augment_settings import AugmentConfig
 
 
 class ConfigError(ValueError):
@@ -20,15 +20,15 @@ def check(config: dict, workdir: str = ".") -> None:
     for path in modules:
         if not Path(path).is_file():
             raise ConfigError(f"train.method_modules: {path} does not exist")
-    methods.load_modules(modules)
+    methods.load_modules(modules)  # torch is imported only for methods of your own
     problems = []
     for name in train["methods"]:
-        if name not in methods.METHODS:
+        if name not in methods.names():
             problems.append(f"train.methods: unknown method {name!r}; known: "
-                            f"{sorted(methods.METHODS)} (register your own through "
+                            f"{methods.names()} (register your own through "
                             f"train.method_modules)")
             continue
-        method = methods.METHODS[name]
+        method = methods.info(name)
         problems += method.check(model["projector"], train["batch_size"],
                                  train.get("loss", {}).get(name, {}))
         try:
@@ -101,7 +101,6 @@ def _onemodel_problems(config: dict, workdir: str) -> list[str]:
 
 def _external_problems(config: dict, workdir: str) -> list[str]:
     """External models: files present, architectures known, names free, before any job."""
-    from .models import known_architecture
     models = config.get("external", [])
     problems = []
     if not config["train"]["methods"] and not models:
@@ -118,6 +117,7 @@ def _external_problems(config: dict, workdir: str) -> list[str]:
         key = f"external[{i}] ({model['name']})"
         if not (Path(workdir) / model["checkpoint"]).is_file():
             problems.append(f"{key}.checkpoint: {model['checkpoint']} is not a file")
+        from .models import known_architecture  # torch: only with external models
         why = known_architecture(model["architecture"])
         if why:
             problems.append(f"{key}.architecture: {why}")

@@ -64,7 +64,7 @@ class TrainConfig:
         return self.epochs if self.until is None else self.until
 
     def augment_config(self) -> AugmentConfig:
-        return AugmentConfig.from_options({**methods.get(self.method).augment, **self.augment})
+        return AugmentConfig.from_options({**methods.info(self.method).augment, **self.augment})
 
 
 def run_seed(seed: int, subset: str) -> int:

@@ -71,8 +71,50 @@ def test_batch_of_one_is_refused(name):
         LOSSES[name](torch.randn(1, 4), torch.randn(1, 4))
 
 
-def test_every_built_in_method_is_registered():
-    assert {"vicreg", "simclr", "barlow_twins", "byol", "dino", "supervised"} <= set(METHODS)
+BUILT_INS = ("vicreg", "simclr", "barlow_twins", "byol", "dino", "supervised")
+
+
+def test_every_built_in_method_is_known_and_registers_when_used():
+    from dejavu.methods import get, names
+    assert set(BUILT_INS) <= set(names())
+    for name in BUILT_INS:
+        assert get(name).name == name and METHODS[name] is get(name)
+
+
+@pytest.mark.parametrize("name", BUILT_INS)
+def test_the_torch_free_catalog_agrees_with_each_method_class(name):
+    """What the config check reads at parse time is what the class trains with; a loss
+    function's keyword defaults are its method's options."""
+    from dejavu.methods import BUILT_IN, get
+    from dejavu.methods.base import SETTINGS, LossFunctionMethod, objective_options
+    cls = get(name)
+    for key in SETTINGS:
+        assert getattr(cls, key) == getattr(BUILT_IN[name], key), key
+    if issubclass(cls, LossFunctionMethod):
+        assert objective_options(cls.loss_fn) == BUILT_IN[name].options
+
+
+@pytest.mark.parametrize("name", BUILT_INS)
+def test_catalog_and_class_find_the_same_problems(name):
+    from dejavu.methods import BUILT_IN, get
+    for projector, batch, options in (([16, 1], 1, {"nope": 1}), ([16, 8], 8, {})):
+        assert BUILT_IN[name].check(projector, batch, options) == \
+            get(name).check(projector, batch, options)
+
+
+def test_checking_a_config_does_not_import_torch():
+    import subprocess
+    import sys
+    code = ("import sys, yaml, dejavu.config, dejavu.cluster, dejavu.epochs, dejavu.sources\n"
+            "from snakemake.utils import validate\n"
+            "config = yaml.safe_load(open('config.yaml'))\n"
+            "validate(config, 'workflow/schemas/config.schema.yaml')\n"
+            "dejavu.config.check(config)\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    from conftest import REPO
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 # --- BYOL, DINO, the supervised baseline -----------------------------------------------

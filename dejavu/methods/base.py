@@ -19,11 +19,8 @@ A new method is a subclass registered under its name:
 from __future__ import annotations
 
 import abc
-import importlib.util
 import inspect
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -31,8 +28,11 @@ from torch import nn
 from ..augment import AugmentConfig, apply, sample, take
 from ..distributed import gather
 from ..models import SSLModel, memory_format
+from . import METHODS, register  # noqa: F401  (re-exported for method modules)
+from .catalog import BUILT_IN, check_settings
 
-METHODS: dict[str, type[Method]] = {}
+SETTINGS = ("options", "augment", "min_batch", "min_projector_dim", "uses_labels",
+            "option_minimums")
 
 
 @dataclass(frozen=True)
@@ -48,41 +48,6 @@ class Progress:
         return self.step / max(1, self.total_steps)
 
 
-def register(cls: type[Method]) -> type[Method]:
-    """Class decorator: make a method available under `cls.name` (train.methods)."""
-    if not getattr(cls, "name", ""):
-        raise ValueError(f"{cls.__qualname__} needs a `name`")
-    METHODS[cls.name] = cls
-    return cls
-
-
-def load_modules(paths: list[str]) -> None:
-    """Import user method files (train.method_modules); each registers its methods."""
-    for path in paths:
-        path = Path(path).resolve()
-        if not path.exists():
-            raise FileNotFoundError(f"method module {path} does not exist")
-        name = f"dejavu_user_method_{path.stem}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-
-
-def source_file(name: str) -> str | None:
-    """The user module a method was registered from (None for built-in methods)."""
-    module = sys.modules.get(get(name).__module__)
-    path = getattr(module, "__file__", None)
-    return path if module and module.__name__.startswith("dejavu_user_method_") else None
-
-
-def get(name: str) -> type[Method]:
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; known: {sorted(METHODS)} (a method of "
-                         f"your own is registered from train.method_modules)")
-    return METHODS[name]
-
-
 class Method(nn.Module, abc.ABC):
     name: str = ""
     options: dict = {}            # keyword options (train.loss.<name>) and their defaults
@@ -90,6 +55,14 @@ class Method(nn.Module, abc.ABC):
     min_batch: int = 2            # smallest batch the objective is defined for
     min_projector_dim: int = 2    # smallest projector output it is defined for
     uses_labels: bool = False
+    option_minimums: dict = {}    # least value of some options
+
+    def __init_subclass__(cls, **kwargs):
+        """A built-in method takes its settings from the torch-free catalog."""
+        super().__init_subclass__(**kwargs)
+        if cls.name in BUILT_IN and cls.__module__ == f"dejavu.methods.{cls.name}":
+            for key in SETTINGS:
+                setattr(cls, key, getattr(BUILT_IN[cls.name], key))
 
     def __init__(self, model: SSLModel, classes: int = 0, **options):
         super().__init__()
@@ -139,19 +112,7 @@ class Method(nn.Module, abc.ABC):
     @classmethod
     def check(cls, projector_dims: list[int], batch_size: int, options: dict) -> list[str]:
         """Problems with these settings, as (config key, message) sentences; [] if none."""
-        problems = []
-        unknown = set(options) - set(cls.options)
-        if unknown:
-            problems.append(f"train.loss.{cls.name}: unknown options {sorted(unknown)}; "
-                            f"{cls.name} takes {sorted(cls.options)}")
-        if batch_size < cls.min_batch:
-            problems.append(f"train.batch_size: {cls.name} needs a batch of at least "
-                            f"{cls.min_batch}, got {batch_size}")
-        if projector_dims[-1] < cls.min_projector_dim:
-            problems.append(f"model.projector: {cls.name} needs a projector output of at "
-                            f"least {cls.min_projector_dim} dimensions, got "
-                            f"{projector_dims[-1]}")
-        return problems
+        return check_settings(cls, projector_dims, batch_size, options)
 
 
 class TwoViewMethod(Method):
@@ -175,7 +136,8 @@ class LossFunctionMethod(TwoViewMethod):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        cls.options = objective_options(cls.loss_fn)
+        if cls.name not in BUILT_IN:  # a built-in's come from the catalog
+            cls.options = objective_options(cls.loss_fn)
 
     def objective(self, z_a, z_b):
         return type(self).loss_fn(z_a, z_b, **{k: getattr(self, k) for k in self.options})

@@ -43,7 +43,6 @@ class BYOL(Method):
     """Online encoder + predictor regresses a momentum (EMA) copy of the encoder; the loss is
     symmetrised over the two views. The online encoder is what is saved."""
     name = "byol"
-    options = {"momentum": 0.996, "predictor_hidden": 512}
 
     def __init__(self, model, classes=0, **options):
         super().__init__(model, classes, **options)

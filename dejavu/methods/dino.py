@@ -83,10 +83,6 @@ class DINO(Method):
     With `local_crops` > 0 the student also sees that many small crops (the teacher only the
     two global views). The teacher's encoder is what is saved, as in the paper."""
     name = "dino"
-    options = {"prototypes": 1024, "student_temp": 0.1, "teacher_temp": 0.04,
-               "warmup_teacher_temp": 0.04, "warmup_teacher_temp_epochs": 0,
-               "center_momentum": 0.9, "momentum": 0.996, "local_crops": 0,
-               "local_scale": (0.05, 0.4), "local_size": 0.5}
 
     def __init__(self, model, classes=0, **options):
         super().__init__(model, classes, **options)
@@ -115,10 +111,3 @@ class DINO(Method):
 
     def encoder(self):
         return self.teacher.encoder
-
-    @classmethod
-    def check(cls, projector_dims, batch_size, options):
-        problems = super().check(projector_dims, batch_size, options)
-        if options.get("prototypes", cls.options["prototypes"]) < 2:
-            problems.append("train.loss.dino.prototypes: needs at least 2 prototypes")
-        return problems

@@ -29,4 +29,3 @@ def nt_xent_loss(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float = 0.15
 class SimCLR(LossFunctionMethod):
     name = "simclr"
     loss_fn = staticmethod(nt_xent_loss)
-    augment = {"blur_prob": (0.5, 0.5), "solarize_prob": (0.0, 0.0)}  # SimCLR's recipe

@@ -13,9 +13,6 @@ from .base import Method, register
 @register
 class Supervised(Method):
     name = "supervised"
-    options = {"label_smoothing": 0.0}
-    uses_labels = True
-    min_projector_dim = 1
 
     def __init__(self, model, classes=0, **options):
         super().__init__(model, classes, **options)

@@ -1,0 +1,61 @@
+"""What the built-in methods accept, without torch: their options and defaults, their
+augmentation recipes and the settings they cannot train with. The config check at
+Snakefile parse time reads this; each method's class (`dejavu.methods.<name>`) takes its
+settings from here, and tests/test_methods.py checks that the two agree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """The settings side of a method; a `Method` class has the same attributes."""
+    name: str
+    options: dict                 # train.loss.<name> keys and their defaults
+    augment: dict = field(default_factory=dict)  # recipe over AugmentConfig's defaults
+    min_batch: int = 2            # smallest batch the objective is defined for
+    min_projector_dim: int = 2    # smallest projector output it is defined for
+    uses_labels: bool = False
+    option_minimums: dict = field(default_factory=dict)
+
+    def check(self, projector_dims: list[int], batch_size: int, options: dict) -> list[str]:
+        return check_settings(self, projector_dims, batch_size, options)
+
+
+def check_settings(method, projector_dims: list[int], batch_size: int,
+                   options: dict) -> list[str]:
+    """Problems of these settings for `method` (a MethodInfo or a Method class), each
+    sentence naming its config key; [] if none."""
+    name = method.name
+    problems = []
+    unknown = set(options) - set(method.options)
+    if unknown:
+        problems.append(f"train.loss.{name}: unknown options {sorted(unknown)}; "
+                        f"{name} takes {sorted(method.options)}")
+    if batch_size < method.min_batch:
+        problems.append(f"train.batch_size: {name} needs a batch of at least "
+                        f"{method.min_batch}, got {batch_size}")
+    if projector_dims[-1] < method.min_projector_dim:
+        problems.append(f"model.projector: {name} needs a projector output of at least "
+                        f"{method.min_projector_dim} dimensions, got {projector_dims[-1]}")
+    for key, least in getattr(method, "option_minimums", {}).items():
+        if options.get(key, method.options[key]) < least:
+            problems.append(f"train.loss.{name}.{key}: needs at least {least}")
+    return problems
+
+
+BUILT_IN = {info.name: info for info in (
+    MethodInfo("vicreg", {"sim_coeff": 25.0, "std_coeff": 25.0, "cov_coeff": 1.0}),
+    MethodInfo("simclr", {"temperature": 0.15},
+               augment={"blur_prob": (0.5, 0.5), "solarize_prob": (0.0, 0.0)}),
+    MethodInfo("barlow_twins", {"lambda_offdiag": 0.0051}),
+    MethodInfo("byol", {"momentum": 0.996, "predictor_hidden": 512}),
+    MethodInfo("dino", {"prototypes": 1024, "student_temp": 0.1, "teacher_temp": 0.04,
+                        "warmup_teacher_temp": 0.04, "warmup_teacher_temp_epochs": 0,
+                        "center_momentum": 0.9, "momentum": 0.996, "local_crops": 0,
+                        "local_scale": (0.05, 0.4), "local_size": 0.5},
+               option_minimums={"prototypes": 2}),
+    MethodInfo("supervised", {"label_smoothing": 0.0}, min_projector_dim=1,
+               uses_labels=True),
+)}
