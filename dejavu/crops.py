@@ -11,12 +11,13 @@ half-open pixel ranges [x0, x1) x [y0, y1).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    import torch
 
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 
@@ -99,6 +100,7 @@ def object_box(boxes) -> Rect:
 def resize_square(images: torch.Tensor, side: int) -> torch.Tensor:
     """(N, C, h, w) -> (N, C, side, side): shorter side to `side` with antialiasing, then a
     centre crop, so aspect is kept (as the released code does)."""
+    import torch.nn.functional as F  # here: the geometry above and the report need no torch
     h, w = images.shape[-2:]
     scale = side / min(h, w)
     new_h, new_w = max(side, round(h * scale)), max(side, round(w * scale))
@@ -110,6 +112,7 @@ def resize_square(images: torch.Tensor, side: int) -> torch.Tensor:
 
 def crop_resize(image: np.ndarray, rect: Rect, side: int) -> np.ndarray:
     """Cut `rect` from a (H, W, 3) uint8 image and resize it to (side, side, 3) uint8."""
+    import torch
     patch = torch.from_numpy(np.ascontiguousarray(image[rect.y0:rect.y1, rect.x0:rect.x1]))
     out = resize_square(patch.permute(2, 0, 1)[None], side)[0]
     return out.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()

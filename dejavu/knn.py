@@ -14,15 +14,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
 import pandas as pd
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from .embeddings import check_store, iter_embeddings, read_embeddings, read_source_rows
 from .index import build_index, faiss_device, on_device, prepare
-from .models import pick_device
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ def memory_budget_mb(device: torch.device, memory_mb: int | None = None) -> int:
     if memory_mb:
         return int(memory_mb)
     if device.type == "cuda":
+        import torch
         free, _ = torch.cuda.mem_get_info(device)
         return max(256, free // 4 // 2**20)
     try:
@@ -114,6 +117,9 @@ def torch_search(database: Iterable[tuple[int, np.ndarray]], n_database: int,
     A running top-k per query is merged with each chunk's top-k; the database is read once.
     On CUDA the products are fp16 (distances assembled in fp32), on CPU fp32. Ties between
     equal distances may order differently from FAISS."""
+    import torch  # here: a FAISS search needs no torch
+
+    from .models import pick_device
     if k > n_database:
         raise ValueError(f"k = {k} exceeds the {n_database} public images")
     dev = pick_device(device)
@@ -172,7 +178,6 @@ def run(index_path: str | None, public_path: str, crops_store: str, crops_table:
         device: str = "auto", threads: int = 1, backend: str = "faiss",
         memory_mb: int | None = None, checkpoint: str | None = None) -> None:
     faiss.omp_set_num_threads(threads)
-    torch.set_num_threads(threads)
     if checkpoint:  # both stores must come from the model this job is for
         check_store(public_path, checkpoint, "public")
         check_store(crops_store, checkpoint)
@@ -182,6 +187,10 @@ def run(index_path: str | None, public_path: str, crops_store: str, crops_table:
     public_rows = read_source_rows(public_path)
     queries, crop_rows = read_embeddings(crops_store, embedding)
     if backend == "torch":  # the public set streamed shard by shard from its store
+        import torch
+
+        from .models import pick_device
+        torch.set_num_threads(threads)
         used = pick_device(device).type
         dist, ids = torch_search(iter_embeddings(public_path, embedding), len(public_rows),
                                  queries, k, metric, device, memory_mb)

@@ -108,3 +108,16 @@ def test_reference_versions_satisfy_the_declared_ranges():
 def test_licence_file_matches_the_licence_field():
     assert PROJECT["license"]["text"] == "MIT"
     assert (REPO / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_stages_that_need_no_torch_do_not_import_it():
+    """torch takes seconds to import, longer than these jobs (and the Snakefile parse) run."""
+    import subprocess
+    torch_free = ["config", "cluster", "epochs", "sources", "methods", "augment_settings",
+                  "embeddings", "index", "knn", "score", "split", "synth", "report", "crops",
+                  "onemodel", "ingest", "store"]
+    code = ("import sys\n" + "".join(f"import dejavu.{m}\n" for m in torch_free)
+            + "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
