@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import zarr
 
 from .models import load_checkpoint, memory_format, pick_device
-from .embeddings import ARRAYS
-from .store import file_digest, open_images, open_or_create, read_rows, shard_range, square
+from .embeddings import ARRAYS, open_partial
+from .store import file_digest, open_images, read_rows, shard_range, square
 
 log = logging.getLogger(__name__)
 
@@ -107,21 +106,6 @@ def embed_batches(model, images, rows: np.ndarray, side: int, batch_size: int,
                                                      enabled=use_bf16):
             h, z = model(x)
         yield h.float().cpu().numpy(), z.float().cpu().numpy()
-
-
-def open_partial(partial: str, n_rows: int, dims: dict[str, int], shard_rows: int,
-                 chunk_rows: int, dtype: str, attrs: dict) -> zarr.Group:
-    """The partial store, reused if it was made for the same model and layout."""
-    def create() -> zarr.Group:
-        group = zarr.open_group(partial, mode="w", attributes=attrs)
-        for name, dim in dims.items():
-            group.create_array(name, shape=(n_rows, dim), dtype=dtype,
-                               chunks=(chunk_rows, dim), shards=(shard_rows, dim))
-        group.create_array("source_row", shape=(n_rows,), dtype="int64",
-                           chunks=(chunk_rows,), shards=(shard_rows,))
-        return group
-
-    return open_or_create(partial, attrs, create)
 
 
 IMAGE_PARTS = ("public", "public_test", "train")

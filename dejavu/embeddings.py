@@ -15,9 +15,24 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from .store import file_digest
+from .store import file_digest, open_or_create
 
 ARRAYS = ("backbone", "projector")
+
+
+def open_partial(partial: str, n_rows: int, dims: dict[str, int], shard_rows: int,
+                 chunk_rows: int, dtype: str, attrs: dict) -> zarr.Group:
+    """The partial store, reused if it was made for the same model and layout."""
+    def create() -> zarr.Group:
+        group = zarr.open_group(partial, mode="w", attributes=attrs)
+        for name, dim in dims.items():
+            group.create_array(name, shape=(n_rows, dim), dtype=dtype,
+                               chunks=(chunk_rows, dim), shards=(shard_rows, dim))
+        group.create_array("source_row", shape=(n_rows,), dtype="int64",
+                           chunks=(chunk_rows,), shards=(shard_rows,))
+        return group
+
+    return open_or_create(partial, attrs, create)
 
 
 def missing_shards(group_path: str, n_rows: int, shard_rows: int) -> list[str]:

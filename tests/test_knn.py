@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from dejavu.embeddings import iter_embeddings, read_embeddings
 from dejavu.knn import (chunk_sizes, class_votes, confidence, label_crops, rank_classes, search,
                         torch_search)
 

@@ -9,7 +9,6 @@ import importlib.metadata as metadata
 import re
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 import yaml

@@ -12,3 +12,37 @@ def test_read_rows_equals_numpy_indexing_for_dense_sparse_and_empty_rows(tmp_pat
     store = open_images(tmp_path / "i.zarr")
     for rows in ([], [5], list(range(3, 19)), [2, 3, 5, 8, 9], [0, 17, 39], [7, 8, 30, 31]):
         np.testing.assert_array_equal(read_rows(store, rows), images[np.array(rows, int)])
+
+
+def test_a_sharded_embedding_store_is_written_in_parts_and_finalized(tmp_path):
+    """The layout embed jobs write (one Zarr shard file per `shard_rows` rows), filled by two
+    jobs, checked shard file by shard file and moved into place: the zarr-version-sensitive
+    part of the embedding path (zarr 3.1 and 3.2+ name shard files the same way)."""
+    import json
+
+    from dejavu.embeddings import finalize, missing_shards, open_partial, read_embeddings
+
+    out = str(tmp_path / "public.zarr")
+    n, shard = 10, 4
+    attrs = {"jobs": 2, "n_rows": n, "shard_rows": shard, "part": "public",
+             "checkpoint_sha256": "0" * 64}
+    rng = np.random.default_rng(0)
+    data = {"backbone": rng.normal(size=(n, 3)), "projector": rng.normal(size=(n, 5))}
+    group = open_partial(out + ".partial", n, {"backbone": 3, "projector": 5}, shard, 2,
+                         "float32", attrs)
+    assert sorted(missing_shards(out + ".partial", n, shard)) == sorted(
+        f"{a}/c/{s}" for a in ("backbone", "projector", "source_row") for s in range(3))
+    markers = []
+    for job, (start, stop) in enumerate([(0, 8), (8, 10)]):  # whole shards per job
+        for name, values in data.items():
+            group[name][start:stop] = values[start:stop]
+        group["source_row"][start:stop] = np.arange(start, stop) + 100
+        marker = tmp_path / f"job{job}.json"
+        marker.write_text(json.dumps({"job": job, "start": start, "stop": stop,
+                                      "checkpoint_sha256": "0" * 64}))
+        markers.append(str(marker))
+    assert missing_shards(out + ".partial", n, shard) == []
+    finalize(markers, out)
+    x, rows = read_embeddings(out, "projector")
+    np.testing.assert_allclose(x, data["projector"].astype(np.float32))
+    assert list(rows) == list(range(100, 110))
