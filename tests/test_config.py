@@ -78,3 +78,34 @@ def test_naive_bayes_on_real_data_needs_a_tags_file(tmp_path):
 def test_every_problem_is_listed_at_once():
     said = problems(train={"methods": ["external"]}, onemodel={"tags": "nowhere.csv"})
     assert "onemodel.tags" in said and "train.methods" in said
+
+
+def merged(base: dict, over: dict) -> dict:
+    """`over` layered on `base` as Snakemake layers config files (nested keys merged)."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
+
+
+@pytest.mark.parametrize("change, message", [
+    ({}, ""),  # the paper-scale config itself is valid
+    ({"root": "/nowhere/train"}, "dataset.root: /nowhere/train is not a directory"),
+    ({"annotations": "/nowhere/bbox"}, "dataset.annotations: /nowhere/bbox is not a directory"),
+    ({"boxes": "boxes.txt"}, "dataset.boxes: not used by a imagenet dataset"),
+    ({"ingest": {"shard_rows": 10, "chunk_rows": 4}}, "dataset.ingest.chunk_rows"),
+])
+def test_bad_dataset_settings_of_the_paper_scale_config_are_named(tmp_path, change, message):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "bbox").mkdir()
+    paper = yaml.safe_load((REPO / "config" / "imagenet.yaml").read_text())
+    config = merged(merged(BASE, paper), {"dataset": {
+        "root": str(tmp_path / "train"), "annotations": str(tmp_path / "bbox"), **change}})
+    try:
+        validate(config, SCHEMA)
+        checks.check(config, workdir=str(REPO))
+        said = ""
+    except Exception as err:  # noqa: BLE001 -- the message is what is tested
+        said = str(err)
+    assert message in said if message else said == ""

@@ -31,7 +31,11 @@ MIN_PROJECTOR_OVER_BACKBONE = 0.05  # VICReg: projector score minus backbone sco
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     work = copy_workflow(tmp_path_factory.mktemp("sweep") / "dejavu")
-    snakemake(work, "-c2", "--configfile", "config/sweep.yaml")
+    # One embed job per store instead of two: the same batches of the same rows, so the
+    # same embeddings (tests/test_embed.py), from half the processes, each of which starts
+    # Python and torch
+    (work / "one_embed_job.yaml").write_text("embed: {jobs: 1}\n")
+    snakemake(work, "-c2", "--configfile", "config/sweep.yaml", "one_embed_job.yaml")
     summary = pd.read_csv(work / "results" / "summary.csv")
     return work, summary[summary["train_size"] == 50]
 

@@ -216,7 +216,10 @@ def test_a_method_of_your_own_is_one_file_and_one_config_entry(tmp_path):
     shutil.copytree(REPO / "examples", work / "examples")
     edit_config(work / "tiny.yaml", train={
         "method_modules": ["examples/align_uniform.py"], "methods": ["align_uniform"],
-        "loss": {"align_uniform": {"uniformity_weight": 0.5}}, "processes": 2})
+        "loss": {"align_uniform": {"uniformity_weight": 0.5}}, "processes": 2},
+        # the stages after the score read a method's models like any other's
+        rcdm={"enabled": False}, onemodel={"enabled": False}, sslmem={"enabled": False},
+        probe={"enabled": False})
     snakemake(work, "-c2", "--configfile", "tiny.yaml")
     summary = pd.read_csv(work / "results" / "summary.csv")
     assert set(summary["method"]) == {"align_uniform"} and len(summary) == 6
