@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,25 @@ def edit_config(path: Path, **changes: dict) -> None:
     path.write_text(yaml.safe_dump(config))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def answering_slurm_controller(request):
+    """Where SLURM's client tools are installed (the SLURM tests install them), the executor
+    plugin runs `scontrol show config` at every Snakemake start, which waits 9 s for a
+    controller that is down. So a session that starts Snakemake keeps the test cluster up
+    from its first test to its last (tests/slurm_cluster.py)."""
+    import slurm_cluster
+    starts_snakemake = any(item.get_closest_marker(tier) for item in request.session.items
+                           for tier in ("workflow", "slow", "slurm"))
+    if not (starts_snakemake and slurm_cluster.have_slurm() and os.geteuid() == 0):
+        yield
+        return
+    slurm_cluster.start()
+    try:
+        yield
+    finally:
+        slurm_cluster.stop()
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """The tiny config run once, end to end, in a temporary copy of the workflow."""
@@ -92,10 +112,9 @@ def tier_problems(items) -> list[str]:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Refuse a test without its tier marker; run the SLURM tests last. They install and
-    start a cluster, then stop it; once SLURM's client tools are installed, every later
-    Snakemake start pays about 9 s while the executor plugin's `scontrol show config` waits
-    for the stopped controller."""
+    """Refuse a test without its tier marker; run the SLURM tests last: on a machine without
+    SLURM they install it, and once its client tools are installed every Snakemake start
+    asks the controller for its configuration (answering_slurm_controller)."""
     problems = tier_problems(items)
     if problems:
         raise pytest.UsageError("every test needs one tier marker:\n  " +
