@@ -24,7 +24,11 @@ SLIM = {"knn": {"embeddings": ["projector"]}, "embed": {"jobs": 1},
         "controls": {"untrained": False}, "probe": {"enabled": False},
         "rcdm": {"enabled": False}, "onemodel": {"enabled": False},
         "sslmem": {"enabled": False}}
-PROFILE_RUN = ["--profile", "slurm", "--configfile", "tiny.yaml"]
+# The executor plugin checks job states first this many seconds after a submission or a
+# finished job, then 10 s later each time nothing finished: the profile's 5 s made every
+# level of the DAG (jobs of ~6 s here) wait 20 s; 1 s makes it 12 s.
+PROFILE_RUN = ["--profile", "slurm", "--configfile", "tiny.yaml",
+               "--slurm-init-seconds-before-status-checks", "1"]
 
 
 @pytest.fixture(scope="module")
