@@ -1,5 +1,4 @@
-"""The paper's findings on the shipped sweep example (`config/sweep.yaml` over the demo),
-its 50-per-class runs unchanged and the rest lightened (the fixture says how).
+"""The paper's findings on the shipped sweep example (`config/sweep.yaml` over the demo).
 
 This runs the real workflow (about 15 minutes on 2 cores): the demo recipe over epochs 100,
 200, 400 of one training run and train-set sizes 25 and 50 per class, both embeddings. The
@@ -32,16 +31,7 @@ MIN_PROJECTOR_OVER_BACKBONE = 0.05  # VICReg: projector score minus backbone sco
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     work = copy_workflow(tmp_path_factory.mktemp("sweep") / "dejavu")
-    # Every number asserted below is of the 50-per-class models at epochs 100 and 400 (and
-    # 0), computed exactly as in the shipped example. Around them the test runs less: the
-    # second size is 10 per class instead of 25 and epoch 200 is not evaluated (the size
-    # and epoch figures still get two sizes and three epochs; the split of the 50-per-class
-    # sets does not depend on the smaller size), and each store is embedded by one job
-    # instead of two (the same batches of the same rows, so the same embeddings:
-    # tests/test_embed.py), half the processes, each of which starts Python and torch.
-    (work / "lighter.yaml").write_text(
-        "split: {npc: [50, 10]}\ntrain: {checkpoints: [100]}\nembed: {jobs: 1}\n")
-    snakemake(work, "-c2", "--configfile", "config/sweep.yaml", "lighter.yaml")
+    snakemake(work, "-c2", "--configfile", "config/sweep.yaml")
     summary = pd.read_csv(work / "results" / "summary.csv")
     return work, summary[summary["train_size"] == 50]
 
