@@ -1,4 +1,4 @@
-"""Correlation classifiers of the one-model test (SPEC §5; Kokhlikyan et al., NeurIPS 2024).
+"""Correlation classifiers of the one-model test (definitions §5; Kokhlikyan et al., NeurIPS 2024).
 
 A correlation classifier `g` predicts an attacked image's object class from its background
 crop alone. It learns from crops of images that are neither in the attacked set nor in the

@@ -1,7 +1,7 @@
-"""Background crops of the attacked images (SPEC §2).
+"""Background crops of the attacked images (definitions §2).
 
 The periphery crop is the box-free rectangle with the largest shorter side (ties: larger
-area, then smaller (y0, x0), then smaller y1 -- the last one SPEC §2 leaves open: of two
+area, then smaller (y0, x0), then smaller y1 -- the last one definitions §2 leaves open: of two
 rectangles at the same corner with the same side and area, take the wider one). It is
 exact: an optimal rectangle can always be grown until each edge rests on a box edge or the
 image border without losing side or area, so searching the rectangles whose edges lie on

@@ -1,4 +1,4 @@
-"""Exact FAISS index over the public set's embeddings (SPEC §3)."""
+"""Exact FAISS index over the public set's embeddings (definitions §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Decode a real dataset into the store every later stage reads (SPEC §1–2).
+"""Decode a real dataset into the store every later stage reads (definitions §1–2).
 
 The manifest from `dejavu.sources` is cut into Zarr shards of `shard_rows` images; ingest
 job j of J decodes a contiguous run of whole shards with `workers` threads (PIL decodes

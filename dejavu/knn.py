@@ -1,4 +1,4 @@
-"""k nearest public neighbours of every attacked crop, and the label they vote for (SPEC §3).
+"""k nearest public neighbours of every attacked crop, and the label they vote for (definitions §3).
 
 Pure functions on arrays: `class_votes` -> `rank_classes` -> prediction and top-5;
 `confidence` is the negative Shannon entropy (natural log) of the neighbour label histogram.

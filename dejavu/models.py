@@ -28,7 +28,7 @@ def conv_block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class ConvNet(nn.Module):
-    """Small CPU-friendly ConvNet (SPEC §8): `depth` conv blocks of width width·2^i, BatchNorm,
+    """Small CPU-friendly ConvNet (definitions §8): `depth` conv blocks of width width·2^i, BatchNorm,
     max-pool, then global average pooling."""
 
     def __init__(self, width: int = 16, depth: int = 4):

@@ -1,4 +1,4 @@
-"""The one-model test (SPEC §5; Kokhlikyan et al., NeurIPS 2024).
+"""The one-model test (definitions §5; Kokhlikyan et al., NeurIPS 2024).
 
 The reference SSL model of the two-model test is replaced by a correlation classifier `g`
 (`correlation.py`) trained on crops of images outside the attacked set and the public set.

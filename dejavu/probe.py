@@ -1,4 +1,4 @@
-"""The linear probe (SPEC §4): the baseline the paper shows does not reveal memorization.
+"""The linear probe (definitions §4): the baseline the paper shows does not reveal memorization.
 
 A multinomial logistic regression on frozen embeddings of the model's own training set,
 evaluated on the public test split; the gap is train accuracy minus test accuracy. The job

@@ -1,4 +1,4 @@
-"""RCDM (SPEC §7): a diffusion decoder that draws an image from an SSL embedding.
+"""RCDM (definitions §7): a diffusion decoder that draws an image from an SSL embedding.
 
 The decoder is diffusers' `UNet2DModel` conditioned the way RCDM conditions it: the
 embedding (backbone and projector concatenated, standardised with the public set's mean

@@ -1,4 +1,4 @@
-"""The report: `summary.csv` (SPEC §9) and one self-contained HTML page.
+"""The report: `summary.csv` (definitions §9) and one self-contained HTML page.
 
 Plot functions take tables and return figures; they recompute nothing. The HTML embeds
 every figure as a PNG (also written under `figures/`), so the page can be mailed around.
@@ -96,7 +96,7 @@ def with_onemodel(summary: pd.DataFrame, onemodel: pd.DataFrame,
 
 
 def partition_of(samples: pd.DataFrame) -> pd.DataFrame:
-    """id, set, group of the two-model partition (SPEC §4) from one-model samples that carry
+    """id, set, group of the two-model partition (definitions §4) from one-model samples that carry
     the reference's verdict."""
     t, r = samples["correct_target"].astype(bool), samples["correct_reference"].astype(bool)
     group = np.select([t & ~r, ~t & r, t & r], ["memorized", "misrepresented", "correlated"],
@@ -162,7 +162,7 @@ def probe_table(probe_files: list[str]) -> pd.DataFrame:
 
 
 def with_probe(summary: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
-    """The summary with the probe columns of its model pair and epoch (SPEC §9 allows more
+    """The summary with the probe columns of its model pair and epoch (definitions §9 allows more
     columns after the defined ones)."""
     merged = summary.merge(probes, on=PROBE_KEYS, how="left")
     return merged[list(summary.columns) + PROBE_COLUMNS]
@@ -701,7 +701,7 @@ def two_model_sections(inputs: dict, config: dict, paired: pd.DataFrame,
     if "heldout" not in set(paired["control"]):
         intro += ("<p><b>The held-out control was skipped</b>: no annotated image was held "
                   f"out (split.heldout_fraction = {config['split']['heldout_fraction']}), as "
-                  "on ImageNet, where box images are scarce (SPEC §1).</p>")
+                  "on ImageNet, where box images are scarce (definitions §1).</p>")
     sections = [("Scores", intro + _table_html(paired[[
         "method", "backbone", "train_size", "seed", "epoch", "embedding", "k", "crop_mode",
         "control", "n_attacked", "acc_target", "acc_reference", "score", "score_ci_low",
@@ -772,7 +772,7 @@ def onemodel_sections(onemodel: pd.DataFrame, samples: pd.DataFrame, paired: pd.
         "score_ci_low", "score_ci_high", "acc_target_all", "acc_classifier_all",
         "memorized_one_model", "memorized_two_model", "memorized_overlap",
         "memorization_mean") if c in onemodel]]
-    sections = [("One-model test (SPEC §5)", intro + _table_html(table))]
+    sections = [("One-model test (definitions §5)", intro + _table_html(table))]
     if not paired.empty:
         on = KEYS + ["epoch", "control"]
         both = onemodel.merge(paired[on + ["acc_reference_all", "score"]], on=on,
@@ -809,12 +809,12 @@ def sslmem_sections(sslmem: pd.DataFrame, files: list[str],
     sslmem.to_csv(figures / "sslmem.csv", index=False)
     intro = ("<p>m(x) = d_reference(x) − d_target(x), d = mean distance between the "
              "L2-normalised embedding of an attacked image and of augmented views of it "
-             "(SPEC §6). Positive on training images: the target is more invariant on what "
+             "(definitions §6). Positive on training images: the target is more invariant on what "
              "it saw. AUC = chance that a training image's m exceeds a held-out one's (0.5: no "
              "signal). By partition: mean m of the training images the two-model test calls "
              "memorized, misrepresented, correlated, unassociated; corr = point-biserial "
              "correlation of m with being memorized.</p>")
-    sections = [("SSLMem (SPEC §6)", intro + _table_html(sslmem))]
+    sections = [("SSLMem (definitions §6)", intro + _table_html(sslmem))]
     last = sslmem["epoch"] == sslmem.groupby(
         ["method", "backbone", "train_size", "seed"])["epoch"].transform("max")
     for (_, row), path in zip(sslmem.iterrows(), files):
@@ -836,7 +836,7 @@ def rcdm_sections(inputs: dict, figures: Path) -> list[tuple[str, str]]:
         return []
     quality = rcdm_quality_table(files[0])
     quality.to_csv(figures / "rcdm_quality.csv", index=False)
-    sections = [("RCDM decoders (SPEC §7): self-reconstruction and what the attack's "
+    sections = [("RCDM decoders (definitions §7): self-reconstruction and what the attack's "
                  "samples show", RCDM_INTRO + _table_html(quality))]
     for (_, run), table, samples in zip(quality.iterrows(), files[1], files[2]):
         name = f"{run['method']}_{run['backbone']}_n{run['train_size']}_s{run['seed']}"

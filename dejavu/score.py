@@ -1,4 +1,4 @@
-"""The two-model déjà vu test (SPEC §4): top-p accuracy, score, partition, swap average.
+"""The two-model déjà vu test (definitions §4): top-p accuracy, score, partition, swap average.
 
 Each *half* attacks one set with a target model T (trained on it) and a reference model R
 (not trained on it). A and B are exchangeable, so every reported number is the mean of the
@@ -163,7 +163,7 @@ def heldout_halves(a: pd.DataFrame, b: pd.DataFrame, split: bool) -> list[Half]:
 
     split=True: the held-out images (sorted by id) alternate between a half attacked with
     target A and a half attacked with target B -- the same design as the real test, on images
-    neither model saw. split=False is SPEC §1 to the letter (every held-out image attacked in
+    neither model saw. split=False is definitions §1 to the letter (every held-out image attacked in
     both directions), whose swap average is identically zero: acc_T and acc_R then average
     the same two numbers.
     """

@@ -1,4 +1,4 @@
-"""Listing real datasets: which files, which class, which boxes (SPEC §1–2).
+"""Listing real datasets: which files, which class, which boxes (definitions §1–2).
 
 An adapter turns a dataset on disk into a *manifest* -- one row per image to ingest: id,
 path, label, boxes (half-open [x0, y0, x1, y1] in pixels of the file as stored on disk) and

@@ -1,4 +1,4 @@
-"""Target, reference, held-out and public sets from one labelled pool (SPEC §1).
+"""Target, reference, held-out and public sets from one labelled pool (definitions §1).
 
 The split depends only on the seed and the sorted image ids, so it is the same on every
 file system. Per class, one seeded shuffle orders the annotated images (`bbox`) and the

@@ -1,5 +1,5 @@
 """SSLMem, the per-sample memorization score of Wang et al., "Memorization in Self-Supervised
-Learning Improves Downstream Generalization" (ICLR 2024), as SPEC §6 defines it.
+Learning Improves Downstream Generalization" (ICLR 2024), as definitions §6 defines it.
 
 For an encoder f with L2-normalised representation f̂, an image x is scored by how far its
 augmented views land from it:

@@ -1,4 +1,4 @@
-"""The built-in synthetic benchmark (SPEC §8).
+"""The built-in synthetic benchmark (definitions §8).
 
 Every image is a textured *scene* (background) with one class-specific *object* on top and a
 few per-image *details* (small discs and squares) that a model can memorize. The scene is

@@ -1,5 +1,5 @@
 rule correlation:
-    """A correlation classifier (SPEC §5): the class from the background crop alone, trained
+    """A correlation classifier (definitions §5): the class from the background crop alone, trained
     on the crops of set {subset}'s annotated images; it stands in for the reference model
     when the other set is attacked."""
     input:

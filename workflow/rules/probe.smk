@@ -1,6 +1,6 @@
 rule probe:
     """Linear probe on frozen embeddings of the model's own training set, tested on the
-    public test split (SPEC §4): the train-test gap beside the déjà vu score. The job embeds
+    public test split (definitions §4): the train-test gap beside the déjà vu score. The job embeds
     both sets itself (nothing else reads those embeddings)."""
     input:
         checkpoint=CHECKPOINT,

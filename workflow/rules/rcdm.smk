@@ -1,4 +1,4 @@
-# RCDM (SPEC §7): a diffusion decoder per SSL model, trained on the public set X from the
+# RCDM (definitions §7): a diffusion decoder per SSL model, trained on the public set X from the
 # model's stored public embeddings; then samples for the attacked images the score stage
 # ranks most confident, decoded with the target's and the reference's decoder.
 

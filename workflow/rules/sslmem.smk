@@ -1,5 +1,5 @@
 rule sslmem:
-    """SSLMem (SPEC §6) of the attacked images: how much more invariant to its training
+    """SSLMem (definitions §6) of the attacked images: how much more invariant to its training
     augmentation the target is on an image than the reference."""
     input:
         checkpoint_a=CHECKPOINT.replace("{subset}", "A"),
