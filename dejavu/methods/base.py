@@ -19,6 +19,7 @@ A new method is a subclass registered under its name:
 from __future__ import annotations
 
 import abc
+import functools
 import inspect
 from dataclasses import dataclass
 
@@ -75,9 +76,10 @@ class Method(nn.Module, abc.ABC):
         self.model = model
         self.classes = classes
 
-    @property
+    @functools.cached_property
     def memory_format(self) -> torch.memory_format:
-        """The memory format of the method's networks and views (`models.memory_format`)."""
+        """The memory format of the method's networks and views (`models.memory_format`),
+        found once: the networks do not change, and views are made every step."""
         return memory_format(self)
 
     # --- what the training loop calls -------------------------------------------------

@@ -55,12 +55,12 @@ class DINOLoss(nn.Module):
 
     def forward(self, teacher: list[torch.Tensor], student: list[torch.Tensor],
                 teacher_temp: float) -> torch.Tensor:
-        if len(teacher) + len(student) < 2 or (len(teacher), len(student)) == (1, 1):
-            raise ValueError("the DINO loss needs two views that are not the same one")
         targets = [F.softmax((t - self.center) / teacher_temp, dim=-1) for t in teacher]
         logs = [F.log_softmax(s / self.student_temp, dim=-1) for s in student]
         terms = [-(p * log_q).sum(dim=-1).mean() for i, p in enumerate(targets)
                  for j, log_q in enumerate(logs) if i != j]
+        if not terms:
+            raise ValueError("the DINO loss needs two views that are not the same one")
         loss = torch.stack(terms).mean()
         with torch.no_grad():
             batch_mean = torch.cat(teacher).mean(dim=0, keepdim=True)
