@@ -91,7 +91,8 @@ def naive_bayes_log_scores(tags: list[list[str]], fitted: TagCounts,
                      / (fitted.counts.sum(axis=1, keepdims=True) + smoothing * classes))
     scores = np.zeros((len(tags), classes))
     for i, crop_tags in enumerate(tags):
-        known = [fitted.tags[t] for t in set(crop_tags) if t in fitted.tags]
+        # sorted: a set's order follows the process's string hash seed, and so would the sum
+        known = [fitted.tags[t] for t in sorted(set(crop_tags)) if t in fitted.tags]
         if known:
             scores[i] = per_tag[known].sum(axis=0)
     return scores

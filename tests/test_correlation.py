@@ -157,3 +157,27 @@ def test_stage_refuses_a_set_without_crops_and_naive_bayes_without_tags(tiny_cro
         correlation.run(*args, classifier="resnet", trained_on="C")
     with pytest.raises(ValueError, match="needs crop tags"):
         correlation.run(*args, classifier="naive_bayes", trained_on="B")
+
+
+NAIVE_BAYES_SCRIPT = """
+import numpy as np
+from dejavu.correlation import fit_naive_bayes, naive_bayes_log_scores
+rng = np.random.default_rng(0)
+vocab = [f"tag:{i}" for i in range(40)]
+tags = [list(rng.choice(vocab, 8, replace=False)) for _ in range(300)]
+labels = rng.integers(0, 10, 300)
+scores = naive_bayes_log_scores(tags, fit_naive_bayes(tags, labels, 10))
+print(scores.tobytes().hex())
+"""
+
+
+def test_naive_bayes_scores_do_not_depend_on_the_string_hash_seed():
+    """Each Python process hashes strings with its own seed, which orders sets of tags; the
+    scores must be the same to the bit in every process (a rerun job equals the first)."""
+    import os
+    import subprocess
+    import sys
+    out = [subprocess.run([sys.executable, "-c", NAIVE_BAYES_SCRIPT], capture_output=True,
+                          text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed}
+                          ).stdout for seed in ("1", "2", "3")]
+    assert out[0] == out[1] == out[2]
