@@ -113,7 +113,8 @@ def test_stages_that_need_no_torch_do_not_import_it():
     """torch takes seconds to import, longer than these jobs (and the Snakefile parse) run."""
     import subprocess
     torch_free = ["config", "cluster", "epochs", "sources", "methods", "augment_settings",
-                  "embeddings", "index", "knn", "score", "split", "synth", "report", "crops",
+                  "embeddings", "index", "knn", "score", "split", "synth", "report.page",
+                  "report.summary", "crops",
                   "onemodel", "ingest", "store"]
     code = ("import sys\n" + "".join(f"import dejavu.{m}\n" for m in torch_free)
             + "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dejavu import report
+from dejavu.report import figures, loading, tables
 
 pytestmark = pytest.mark.unit
 
@@ -47,19 +47,19 @@ def probe_files(tmp_path):
 
 
 def test_probe_columns_are_the_mean_of_models_a_and_b(tmp_path):
-    probes = report.probe_table(probe_files(tmp_path))
+    probes = tables.probe_table(loading.probe_rows(probe_files(tmp_path)))
     assert len(probes) == 6
     assert probes["probe_train_acc"].to_numpy() == pytest.approx(0.95)
     assert probes["probe_gap"].to_numpy() == pytest.approx(0.35)
-    summary = report.with_probe(summary_rows(), probes)
-    assert list(summary.columns[-3:]) == report.PROBE_COLUMNS
+    summary = tables.with_probe(summary_rows(), probes)
+    assert list(summary.columns[-3:]) == tables.PROBE_COLUMNS
     assert summary["probe_gap"].to_numpy() == pytest.approx(0.35)
-    empty = report.with_probe(summary_rows(), report.probe_table([]))
+    empty = tables.with_probe(summary_rows(), tables.probe_table(loading.probe_rows([])))
     assert empty["probe_gap"].isna().all() and len(empty) == len(summary)
 
 
 def test_embedding_table_pairs_the_same_models_scores():
-    table = report.embedding_table(summary_rows())
+    table = tables.embedding_table(summary_rows())
     assert len(table) == 2 * 2  # seeds x trained epochs
     row = table[(table["seed"] == 1) & (table["epoch"] == 20)].iloc[0]
     assert row["score_backbone"] == pytest.approx(0.11)
@@ -68,8 +68,8 @@ def test_embedding_table_pairs_the_same_models_scores():
 
 
 def test_method_table_takes_the_last_epoch_and_averages_seeds(tmp_path):
-    summary = report.with_probe(summary_rows(), report.probe_table(probe_files(tmp_path)))
-    table = report.method_table(summary).set_index("embedding")
+    summary = tables.with_probe(summary_rows(), tables.probe_table(loading.probe_rows(probe_files(tmp_path))))
+    table = tables.method_table(summary).set_index("embedding")
     assert set(table["epoch"]) == {20} and set(table["seeds"]) == {2}
     assert table.loc["projector", "score"] == pytest.approx(0.205)
     assert table.loc["projector", "score_sd_seeds"] == pytest.approx(np.std([0.2, 0.21],
@@ -78,18 +78,18 @@ def test_method_table_takes_the_last_epoch_and_averages_seeds(tmp_path):
 
 
 def test_trend_and_curve_figures_are_written_as_png_and_svg(tmp_path):
-    summary = report.with_probe(summary_rows(), report.probe_table(probe_files(tmp_path)))
+    summary = tables.with_probe(summary_rows(), tables.probe_table(loading.probe_rows(probe_files(tmp_path))))
     for along in ("epoch", "train_size"):
-        for plot in (report.plot_score_trends, report.plot_share_trends):
+        for plot in (figures.plot_score_trends, figures.plot_share_trends):
             fig = plot(summary, along)
             assert fig.axes and all(ax.has_data() for ax in fig.axes[:1])
-            report.figure_png(fig, tmp_path / f"{plot.__name__}_{along}.png")
+            figures.figure_png(fig, tmp_path / f"{plot.__name__}_{along}.png")
     curves = pd.DataFrame([dict(p=p, acc_target=0.8, acc_reference=0.6, acc_target_low=0.7,
                                 acc_target_high=0.9, acc_reference_low=0.5,
                                 acc_reference_high=0.7, score=0.2, score_low=0.1,
                                 score_high=0.3, control=c, seed=0)
                            for p in (0.1, 0.5, 1.0) for c in ("none", "heldout")])
-    png = report.figure_png(report.plot_curves(curves, "t"), tmp_path / "curves.png")
+    png = figures.figure_png(figures.plot_curves(curves, "t"), tmp_path / "curves.png")
     assert len(png) > 1000
     for name in ("curves", "plot_score_trends_epoch", "plot_share_trends_train_size"):
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
@@ -97,7 +97,7 @@ def test_trend_and_curve_figures_are_written_as_png_and_svg(tmp_path):
 
 
 def test_trend_along_size_uses_each_pairs_last_epoch():
-    rows = report._trend_rows(summary_rows(), "train_size")
+    rows = tables.trend_rows(summary_rows(), "train_size")
     assert set(rows["epoch"]) == {20} and "untrained" not in set(rows["control"])
 
 
@@ -124,7 +124,7 @@ def onemodel_rows(summary):
 def test_summary_gets_the_first_classifiers_one_model_columns_and_external_rows():
     summary = summary_rows()
     onemodel = onemodel_rows(summary)
-    merged = report.with_onemodel(summary, onemodel, "resnet")
+    merged = tables.with_onemodel(summary, onemodel, "resnet")
     paired = merged[merged["method"] == "vicreg"]
     assert len(paired) == len(summary)
     assert (paired["onemodel_score"] == 0.15).all()
@@ -136,20 +136,17 @@ def test_summary_gets_the_first_classifiers_one_model_columns_and_external_rows(
     row = external.iloc[0]
     assert row["onemodel_score"] == 0.3 and row["acc_target"] == 0.9
     assert np.isnan(row["score"]) and np.isnan(row["memorized_overlap"])
-    assert list(merged.columns[:len(report.SUMMARY_COLUMNS)]) == report.SUMMARY_COLUMNS
+    assert list(merged.columns[:len(tables.SUMMARY_COLUMNS)]) == tables.SUMMARY_COLUMNS
     # no one-model test: the columns are there, empty
-    empty = report.with_onemodel(summary, pd.DataFrame(), None)
+    empty = tables.with_onemodel(summary, pd.DataFrame(), None)
     assert empty["onemodel_score"].isna().all() and len(empty) == len(summary)
 
 
-def test_sslmem_figures_join_the_real_tests_rows_of_their_pair_and_epoch(tmp_path):
-    path = tmp_path / "vicreg" / "convnet" / "n50" / "s1" / "epoch20.parquet"
-    path.parent.mkdir(parents=True)
+def test_sslmem_figures_join_the_real_tests_rows_of_their_pair_and_epoch():
     table = pd.DataFrame({"id": ["a", "b", "c", "d"], "set": ["A", "B", "heldout", "heldout"],
                           "label": 0, "target": ["A", "B", "A", "B"],
                           "d_target": 0.0, "d_reference": 0.0,
                           "m": [0.3, 0.1, 0.0, -0.1], "m_norm": 0.0})
-    table.to_parquet(path)
     samples = pd.DataFrame({
         "id": ["a", "b"], "set": ["A", "B"], "target": ["A", "B"], "control": "none",
         "correct_target": [True, True], "correct_reference": [False, True],
@@ -157,17 +154,76 @@ def test_sslmem_figures_join_the_real_tests_rows_of_their_pair_and_epoch(tmp_pat
         "dataset": "synthetic", "method": "vicreg", "backbone": "convnet", "train_size": 50,
         "seed": 1, "embedding": "projector", "k": 20, "crop_mode": "periphery", "epoch": 20,
         "classifier": "resnet"})
-    config = {"crop": {"modes": ["periphery"]}, "knn": {"embeddings": ["projector"], "k": [20]},
-              "onemodel": {"classifiers": ["resnet"]}}
-    figures = report.sslmem_table([str(path)], samples, config)
-    row = figures.iloc[0]
+    run = {"method": "vicreg", "backbone": "convnet", "train_size": 50, "seed": 1, "epoch": 20}
+    first = {"crop_mode": "periphery", "embedding": "projector", "k": 20,
+             "classifier": "resnet"}
+    sslmem = tables.sslmem_table([(run, table)], samples, first)
+    row = sslmem.iloc[0]
     assert (row["method"], row["train_size"], row["seed"], row["epoch"]) == ("vicreg", 50, 1, 20)
     assert row["mean_m_train"] == pytest.approx(0.2)
     assert row["mean_m_heldout"] == pytest.approx(-0.05)
     assert row["auc_train_heldout"] == pytest.approx(1.0)
     assert row["mean_m_memorized"] == pytest.approx(0.3)   # a: target right, reference wrong
     assert row["mean_m_correlated"] == pytest.approx(0.1)  # b: both right
-    merged = report.with_sslmem(summary_rows(), figures)
+    merged = tables.with_sslmem(summary_rows(), sslmem)
     hit = merged[(merged["seed"] == 1) & (merged["epoch"] == 20)]
     assert (hit["sslmem_auc"].notna() == (hit["control"] == "none")).all()
     assert merged.loc[merged["epoch"] != 20, "sslmem_auc"].isna().all()
+
+
+def one_point_summary() -> pd.DataFrame:
+    """One epoch, one size, one seed, one class's worth of rows: the real test only."""
+    rows = summary_rows()
+    one = rows[(rows["seed"] == 0) & (rows["epoch"] == 20) & (rows["control"] == "none")]
+    return one.assign(probe_gap=np.nan, probe_train_acc=np.nan, probe_test_acc=np.nan)
+
+
+def image(side=8, value=0):
+    return np.full((side, side, 3), value, np.uint8)
+
+
+def edge_case_figures():
+    """Every figure of the page, drawn from the smallest tables a valid config can give."""
+    summary = one_point_summary()
+    nothing = summary.iloc[:0]
+    k1 = ([image()], np.array([3]), "T")  # k = 1: one neighbour to show
+    example = dict(crops=[image()], originals=[image(12)], boxes=[(1, 1, 5, 5)],
+                   neighbours_t=[k1], neighbours_r=[(k1[0], k1[1], "R")], captions=["a"])
+    no_example = dict(crops=[], originals=[], boxes=[], neighbours_t=[], neighbours_r=[],
+                      captions=[])
+    curve = pd.DataFrame([dict(p=1.0, acc_target=0.5, acc_reference=0.5, acc_target_low=0.4,
+                               acc_target_high=0.6, acc_reference_low=0.4,
+                               acc_reference_high=0.6, control="none", seed=0)])
+    samples = pd.DataFrame({"classifier": ["resnet"] * 2, "control": ["none", "heldout"],
+                            "memorization": [np.nan, np.nan]})  # nothing memorized
+    sslmem = pd.DataFrame({"set": ["A"], "m": [0.1]})  # training images only, one of them
+    drawn = dict(crop=image(), original=image(12), box=(0, 0, 4, 4), label=0,
+                 group="memorized", target=([image()], np.array([1.0])),
+                 reference=([image()], np.array([0.0])))
+    return {
+        "trend along epochs, one epoch": lambda: figures.plot_score_trends(summary, "epoch"),
+        "trend along size, one size": lambda: figures.plot_score_trends(summary, "train_size"),
+        "shares, one point": lambda: figures.plot_share_trends(summary, "train_size"),
+        "trends, no rows": lambda: figures.plot_share_trends(nothing, "epoch"),
+        "score trend, no rows": lambda: figures.plot_score_trends(nothing, "epoch"),
+        "partition, one row": lambda: figures.plot_partition(summary),
+        "curves, one point": lambda: figures.plot_curves(curve, "t"),
+        "curves, none": lambda: figures.plot_curves(curve.iloc[:0], "t"),
+        "examples, k = 1": lambda: figures.plot_examples(**example),
+        "examples, no memorized crop": lambda: figures.plot_examples(**no_example),
+        "memorization, none memorized": lambda: figures.plot_memorization(samples, "t"),
+        "memorization, no samples": lambda: figures.plot_memorization(samples.iloc[:0], "t"),
+        "sslmem, one image": lambda: figures.plot_sslmem(sslmem, {}, "t"),
+        "sslmem, no image": lambda: figures.plot_sslmem(sslmem.iloc[:0], {}, "t"),
+        "reconstructions, one sample": lambda: figures.plot_reconstructions([drawn], "t"),
+        "reconstructions, none": lambda: figures.plot_reconstructions([], "t"),
+        "self reconstructions, one image": lambda: figures.plot_self_reconstructions(
+            {"original": [image()], "decoder A": [image()], "decoder B": [image()]}),
+    }
+
+
+@pytest.mark.parametrize("case", list(edge_case_figures()))
+def test_every_figure_draws_from_edge_case_tables(case, tmp_path):
+    png = figures.figure_png(edge_case_figures()[case](), tmp_path / "f.png")
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG" and len(png) > 100
+    assert "<svg" in (tmp_path / "f.svg").read_text()

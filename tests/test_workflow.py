@@ -25,7 +25,8 @@ def test_dry_run_plans_every_stage(tmp_path):
     jobs = planned_jobs(work)
     assert set(jobs) == {"synth", "split", "crops", "init", "train", "snapshot", "embed",
                          "embed_finalize", "index", "knn", "probe", "score", "decoder_train",
-                         "decoder_sample", "correlation", "onemodel", "sslmem", "report", "all"}
+                         "decoder_sample", "correlation", "onemodel", "sslmem", "summary",
+                         "report", "all"}
     assert jobs["train"] == 2 and jobs["init"] == 2  # models A and B
     assert jobs["decoder_train"] == 2 and jobs["decoder_sample"] == 1  # RCDM: A, B; the pair
     assert jobs["snapshot"] == 2 and jobs["probe"] == 4  # (A, B) x (epoch 0, 400)
@@ -107,7 +108,7 @@ def test_changing_k_reruns_only_knn_score_report(tiny_run, tmp_path):
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")
     # the decoders, correlation classifiers and SSLMem are kept: only the samples,
     # conditioned on the new neighbours, are redrawn
-    assert set(jobs) == {"knn", "score", "onemodel", "decoder_sample", "report", "all"}
+    assert set(jobs) == {"knn", "score", "onemodel", "decoder_sample", "summary", "report", "all"}
 
 
 @pytest.mark.parametrize("change, stages", [
@@ -118,6 +119,7 @@ def test_changing_an_rcdm_setting_reruns_only_its_stages(tiny_run, tmp_path, cha
     work = tmp_path / "w"
     shutil.copytree(tiny_run[0], work)
     edit_config(work / "tiny.yaml", rcdm=change)
+    # summary.csv does not depend on the decoders: only the page is redrawn
     assert set(planned_jobs(work, "--configfile", "tiny.yaml")) == stages | {"report", "all"}
 
 
@@ -126,7 +128,7 @@ def test_torch_knn_backend_reruns_only_knn_and_agrees_with_faiss(tiny_run, tmp_p
     shutil.copytree(tiny_run[0], work)
     edit_config(work / "tiny.yaml", knn={"backend": "torch", "memory_mb": 16})
     assert set(planned_jobs(work, "--configfile", "tiny.yaml")) == {
-        "knn", "score", "onemodel", "decoder_sample", "report", "all"}
+        "knn", "score", "onemodel", "decoder_sample", "summary", "report", "all"}
     snakemake(work, "-c2", "--configfile", "tiny.yaml")
     for path in (tiny_run[0] / "results/synthetic/knn").rglob("*.parquet"):
         faiss_table = pd.read_parquet(path)
@@ -146,7 +148,7 @@ def test_changing_epochs_reruns_train_and_everything_after(tiny_run, tmp_path):
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")
     assert set(jobs) == {"train", "snapshot", "embed", "embed_finalize", "index", "knn",
                          "probe", "score", "decoder_train", "decoder_sample", "onemodel",
-                         "sslmem", "report", "all"}
+                         "sslmem", "summary", "report", "all"}
     # the untrained control (epoch 0) is not recomputed: only the new epoch's chain
     assert jobs["train"] == 2 and jobs["embed_finalize"] == 4  # 2 models x (public, crops)
 
@@ -160,7 +162,7 @@ def test_adding_an_epoch_to_the_sweep_computes_only_that_epochs_chain(tiny_run, 
     edit_config(work / "tiny.yaml", train={"checkpoints": [1]})
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")
     assert set(jobs) == {"snapshot", "embed", "embed_finalize", "index", "knn", "probe",
-                         "score", "onemodel", "sslmem", "report", "all"}
+                         "score", "onemodel", "sslmem", "summary", "report", "all"}
     assert jobs["snapshot"] == 2 and jobs["score"] == 2  # (A, B) at epoch 1; 2 embeddings
     models = work / "results" / "synthetic" / "models" / "vicreg" / "convnet" / "n8" / "s0"
     before = {p: p.stat().st_mtime_ns for p in models.rglob("*.pt")}
@@ -209,7 +211,7 @@ def test_killed_run_reruns_to_identical_results(tiny_run, tmp_path):
 
 
 def test_a_method_of_your_own_is_one_file_and_one_config_entry(tmp_path):
-    """The README's worked example: examples/align_uniform.py registered from the config,
+    """docs/methods.md's worked example: examples/align_uniform.py registered from the config,
     trained data-parallel in two processes, scored like the built-in methods; editing the
     file retrains it."""
     work = copy_workflow(tmp_path / "w")
@@ -255,7 +257,7 @@ def test_a_model_trained_elsewhere_gets_the_one_model_test_without_training(tiny
     external_config(work)
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")
     assert set(jobs) == {"import_model", "embed", "embed_finalize", "index", "knn", "onemodel",
-                         "report", "all"}
+                         "summary", "report", "all"}
     snakemake(work, "-c2", "--configfile", "tiny.yaml")
     name = "periphery-projector-k5"
     ours = pd.read_parquet(r / f"knn/external/reload/n8/s0/A/epoch1/{name}.parquet")

@@ -1,5 +1,7 @@
 # Paths, wildcard patterns and target lists shared by the rules. Logic lives in dejavu/.
 
+import itertools
+
 R = f"{config['results']}/{config['dataset']['name']}"
 RUN = "{method}/{backbone}/n{size}/s{seed}"
 MODEL = f"{RUN}/{{subset}}"
@@ -114,32 +116,32 @@ def knn_index(wildcards):
     return {"index": INDEX} if KNN_BACKEND == "faiss" else {}
 
 
+def run_grid(**more) -> dict:
+    """The trained model pairs (method x backbone x size x seed), with `more` wildcard
+    lists, for expand()."""
+    return dict(method=config["train"]["methods"], backbone=config["model"]["backbones"],
+                size=config["split"]["npc"], seed=config["train"]["seeds"], **more)
+
+
+def attack_grid(epochs: list[int], **more) -> dict:
+    """run_grid at `epochs` over every attack: crop mode, embedding and k."""
+    return run_grid(epoch=epochs, crop=config["crop"]["modes"],
+                    embedding=config["knn"]["embeddings"], k=config["knn"]["k"], **more)
+
+
+def siblings(paths: list[str], suffix: str) -> list[str]:
+    """The file written beside each `.json` target (e.g. `.curves.parquet`), same order."""
+    return [path.removesuffix(".json") + suffix for path in paths]
+
+
 def score_targets():
-    return expand(
-        SCORE,
-        method=config["train"]["methods"],
-        backbone=config["model"]["backbones"],
-        size=config["split"]["npc"],
-        seed=config["train"]["seeds"],
-        epoch=eval_epochs(),
-        crop=config["crop"]["modes"],
-        embedding=config["knn"]["embeddings"],
-        k=config["knn"]["k"],
-    )
+    return expand(SCORE, **attack_grid(eval_epochs()))
 
 
 def probe_targets():
     if not config["probe"]["enabled"]:
         return []
-    return expand(
-        PROBE,
-        method=config["train"]["methods"],
-        backbone=config["model"]["backbones"],
-        size=config["split"]["npc"],
-        seed=config["train"]["seeds"],
-        subset=["A", "B"],
-        epoch=eval_epochs(),
-    )
+    return expand(PROBE, **run_grid(subset=["A", "B"], epoch=eval_epochs()))
 
 
 def pair(pattern):
@@ -156,16 +158,10 @@ def rcdm_targets():
         return {}
     first = rc["runs"] == "first"
     sizes, seeds = config["split"]["npc"], config["train"]["seeds"]
-    combos = dict(
-        method=config["train"]["methods"],
-        backbone=config["model"]["backbones"],
-        size=sizes[:1] if first else sizes,
-        seed=seeds[:1] if first else seeds,
-        epoch=train_epochs()[-1],
-        crop=config["crop"]["modes"][0],
-        embedding=rc["embedding"],
-        k=config["knn"]["k"][0],
-    )
+    combos = dict(run_grid(), size=sizes[:1] if first else sizes,
+                  seed=seeds[:1] if first else seeds, epoch=train_epochs()[-1],
+                  crop=config["crop"]["modes"][0], embedding=rc["embedding"],
+                  k=config["knn"]["k"][0])
     return {"rcdm_quality": expand(RCDM_QUALITY, **combos),
             "rcdm_tables": expand(RCDM_TABLE, **combos),
             "rcdm_samples": expand(RCDM_SAMPLES, **combos)}
@@ -220,11 +216,10 @@ def onemodel_targets() -> list[str]:
     om = config["onemodel"]
     if not om["enabled"]:
         return []
+    trained = expand(f"{ONEMODEL}.json",
+                     **attack_grid(eval_epochs(), classifier=om["classifiers"]))
     grid = dict(crop=config["crop"]["modes"], embedding=config["knn"]["embeddings"],
                 k=config["knn"]["k"], classifier=om["classifiers"])
-    trained = expand(f"{ONEMODEL}.json", method=config["train"]["methods"],
-                     backbone=config["model"]["backbones"], size=config["split"]["npc"],
-                     seed=config["train"]["seeds"], epoch=eval_epochs(), **grid)
     return trained + external_targets(f"{ONEMODEL}.json", **grid)
 
 
@@ -249,9 +244,24 @@ def onemodel_inputs(wildcards) -> dict:
     return inputs
 
 
-def sslmem_targets() -> list[str]:
+def sslmem_runs() -> list[dict]:
+    """The model pairs and epochs SSLMem scores, as the report labels them."""
     if not config["sslmem"]["enabled"]:
         return []
-    return expand(SSLMEM, method=config["train"]["methods"],
-                  backbone=config["model"]["backbones"], size=config["split"]["npc"],
-                  seed=config["train"]["seeds"], epoch=train_epochs())
+    grid = run_grid(epoch=train_epochs())
+    return [{"method": m, "backbone": b, "train_size": int(n), "seed": int(s), "epoch": int(e)}
+            for m, b, n, s, e in itertools.product(*grid.values())]
+
+
+def sslmem_targets() -> list[str]:
+    """SSLMem's outputs, in sslmem_runs' order."""
+    return [SSLMEM.format(method=r["method"], backbone=r["backbone"], size=r["train_size"],
+                          seed=r["seed"], epoch=r["epoch"]) for r in sslmem_runs()]
+
+
+def first_combination() -> dict:
+    """The crop mode, embedding, k and classifier that the report draws one figure of, and
+    whose two-model partition SSLMem is set against."""
+    return {"crop_mode": config["crop"]["modes"][0],
+            "embedding": config["knn"]["embeddings"][0], "k": config["knn"]["k"][0],
+            "classifier": config["onemodel"]["classifiers"][0]}

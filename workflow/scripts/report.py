@@ -1,5 +1,6 @@
-from dejavu import logs, report
+from dejavu import logs
+from dejavu.report import page
 
 logs.to_file(snakemake.log[0])
-report.run(dict(snakemake.input.items()), dict(snakemake.output.items()),
-           **dict(snakemake.params.items()))
+page.run(dict(snakemake.input.items()), dict(snakemake.output.items()),
+         **dict(snakemake.params.items()))
