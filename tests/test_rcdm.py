@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -102,7 +103,7 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     images, cond, _, _ = colour_data(8)
     np.save(tmp_path / "images.npy", images)
     np.save(tmp_path / "cond.npy", cond)
-    cfg = rcdm.dataclasses.replace(TINY, steps=400, checkpoint_every=20)
+    cfg = dataclasses.replace(TINY, steps=400, checkpoint_every=20)
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent(f"""
         import numpy as np, torch
@@ -135,7 +136,7 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
 
 def test_state_of_other_settings_is_ignored(tmp_path):
     images, cond, _, _ = colour_data(4)
-    short = rcdm.dataclasses.replace(TINY, steps=30, checkpoint_every=10)
+    short = dataclasses.replace(TINY, steps=30, checkpoint_every=10)
     # a state left by a run with other settings
     torch.save({"run_id": "another run", "step": 20}, tmp_path / "decoder-state.pt")
     decoder, history = rcdm.train_decoder(images, cond, short, str(tmp_path))
@@ -208,7 +209,7 @@ def test_a_decoder_of_another_model_is_refused(tmp_path):
     rcdm.save_decoder(str(tmp_path / "decoder.pt"), decoder, TINY,
                       checkpoint_sha256=file_digest(str(ours)))
     loaded, cfg = rcdm.load_decoder_of(str(tmp_path / "decoder.pt"), str(ours), "cpu")
-    assert cfg == rcdm.dataclasses.replace(TINY, device="auto")
+    assert cfg == dataclasses.replace(TINY, device="auto")
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(),
                                                  decoder.state_dict().values()))
     with pytest.raises(ValueError, match="another model"):

@@ -1,6 +1,8 @@
-from dejavu import logs, rcdm
+from dejavu import logs
+from dejavu.rcdm import decoder_train
 
 logs.to_file(snakemake.log[0])
-rcdm.run_train(snakemake.input.checkpoint, snakemake.input.public, snakemake.input.images,
-               snakemake.input.split, snakemake.output.decoder, threads=snakemake.threads,
-               **dict(snakemake.params.items()))
+inputs = snakemake.input
+decoder_train.run_train(inputs.checkpoint, inputs.public, inputs.images, inputs.split,
+                        snakemake.output.decoder, threads=snakemake.threads,
+                        **dict(snakemake.params.items()))

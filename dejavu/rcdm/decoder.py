@@ -1,0 +1,306 @@
+"""The RCDM decoder: its model, its training loop and its DDIM sampling (the package
+docstring, `dejavu.rcdm`, says what it is)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..models import memory_format, pick_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    resolution: int = 16                # side of the images the decoder draws
+    width: int = 32                     # channels of the first UNet level
+    channel_mult: tuple[int, ...] = (1, 2)  # channels of each level, as multiples of width
+    layers_per_block: int = 1
+    attention: bool = False             # self-attention at the lowest resolution
+    timesteps: int = 1000               # diffusion steps of the noise schedule
+    schedule: str = "squaredcos_cap_v2"  # diffusers beta schedule (cosine)
+    steps: int = 600                    # training steps
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.0
+    ema: float = 0.999                  # EMA decay of the weights sampled from
+    flip: bool = True                   # random horizontal flip of the target image
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 100         # steps between resume states
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        return tuple(self.width * m for m in self.channel_mult)
+
+    def check(self) -> None:
+        levels = len(self.channel_mult)
+        if self.resolution % 2 ** (levels - 1):
+            raise ValueError(f"rcdm.resolution ({self.resolution}) must be divisible by "
+                             f"2^{levels - 1} (rcdm.channel_mult has {levels} levels)")
+
+
+def options_config(options: dict) -> DecoderConfig:
+    options = dict(options)
+    options["channel_mult"] = tuple(options["channel_mult"])
+    return DecoderConfig(**options)
+
+
+def groups(width: int) -> int:
+    """GroupNorm groups: 32 as in RCDM, fewer (a divisor of width) for narrow UNets."""
+    return next(g for g in range(min(32, max(1, width // 4)), 0, -1) if width % g == 0)
+
+
+class Decoder(nn.Module):
+    """UNet2DModel + the linear map of the (standardised) conditioning embedding."""
+
+    def __init__(self, cond_dim: int, cfg: DecoderConfig):
+        super().__init__()
+        from diffusers import UNet2DModel  # imported here: it takes seconds to import
+
+        cfg.check()
+        levels = len(cfg.channels)
+        down = ["DownBlock2D"] * levels
+        up = ["UpBlock2D"] * levels
+        if cfg.attention:  # the lowest resolution: first up block, last down block
+            down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
+        self.unet = UNet2DModel(
+            sample_size=cfg.resolution, in_channels=3, out_channels=3,
+            block_out_channels=cfg.channels, layers_per_block=cfg.layers_per_block,
+            down_block_types=tuple(down), up_block_types=tuple(up),
+            norm_num_groups=groups(cfg.width), attention_head_dim=min(32, cfg.channels[-1]),
+            class_embed_type="identity", resnet_time_scale_shift="scale_shift")
+        time_dim = 4 * cfg.channels[0]
+        self.condition = nn.Linear(cond_dim, time_dim)
+        self.register_buffer("cond_mean", torch.zeros(cond_dim))
+        self.register_buffer("cond_scale", torch.ones(cond_dim))
+        self.cond_dim = cond_dim
+
+    def standardise(self, cond: torch.Tensor) -> torch.Tensor:
+        return (cond - self.cond_mean) / self.cond_scale
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Predicted noise of x (N, 3, r, r) in [-1, 1] at timesteps t given embeddings."""
+        emb = self.condition(self.standardise(cond))
+        return self.unet(x, t, class_labels=emb).sample
+
+
+def schedulers(cfg: DecoderConfig):
+    """(DDPM scheduler for training, DDIM scheduler for sampling) over one beta schedule."""
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    ddpm = DDPMScheduler(num_train_timesteps=cfg.timesteps, beta_schedule=cfg.schedule,
+                         clip_sample=True)
+    ddim = DDIMScheduler(num_train_timesteps=cfg.timesteps, beta_schedule=cfg.schedule,
+                         clip_sample=True, set_alpha_to_one=True)
+    return ddpm, ddim
+
+
+# ---------------------------------------------------------------- training
+
+def run_id(images: np.ndarray, cond: np.ndarray, cfg: DecoderConfig) -> str:
+    """Identifies a decoder training run: settings (not where states are kept) and data."""
+    h = hashlib.sha256(repr(dataclasses.replace(cfg, checkpoint_every=0)).encode())
+    h.update(np.ascontiguousarray(images).tobytes())
+    h.update(np.ascontiguousarray(cond).tobytes())
+    return h.hexdigest()
+
+
+def column_stats(x: np.ndarray, block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of every column, accumulated in float64 by blocks of
+    rows (the embeddings may be float16 and larger than memory in float32)."""
+    total = np.zeros(x.shape[1])
+    squares = np.zeros(x.shape[1])
+    for i in range(0, len(x), block):
+        part = np.asarray(x[i:i + block], dtype=np.float64)
+        total += part.sum(0)
+        squares += (part ** 2).sum(0)
+    mean = total / len(x)
+    var = np.maximum(squares / len(x) - mean ** 2, 0) * len(x) / max(1, len(x) - 1)
+    return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
+
+
+def lr_at(step: int, cfg: DecoderConfig) -> float:
+    """Linear warm-up, then constant (as in guided diffusion / RCDM)."""
+    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+
+
+def train_decoder(images: np.ndarray, cond: np.ndarray, cfg: DecoderConfig,
+                  resume_dir: str | None = None) -> tuple[Decoder, list[float]]:
+    """Train a decoder on (N, r, r, 3) uint8 images and their (N, D) embeddings; return the
+    EMA decoder and the mean loss of every logged interval.
+
+    With `resume_dir`, a state (weights, EMA, optimizer, generator, step) is kept there
+    every `cfg.checkpoint_every` steps and a rerun continues from it."""
+    if images.shape[1:3] != (cfg.resolution, cfg.resolution):
+        raise ValueError(f"images are {images.shape[1]}x{images.shape[2]}, the decoder draws "
+                         f"{cfg.resolution}x{cfg.resolution}")
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = Decoder(cond.shape[1], cfg)
+    mean, scale = column_stats(cond)
+    model.cond_mean.copy_(torch.from_numpy(mean))
+    model.cond_scale.copy_(torch.from_numpy(scale).clamp_min(1e-6))
+    fmt = memory_format(model)
+    model.to(device, memory_format=fmt).train()
+    ema = _ema_copy(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ddpm, _ = schedulers(cfg)
+    alphas = ddpm.alphas_cumprod.to(device)
+    # images and embeddings stay in host memory (ImageNet's public set: gigabytes);
+    # each step's batch is gathered there and moved to the device
+    data = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+    c = torch.from_numpy(np.ascontiguousarray(cond))
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    rid = run_id(images, cond, cfg)
+    state_path = Path(resume_dir, "decoder-state.pt") if resume_dir else None
+    step, history = 0, []
+    if state_path is not None and state_path.exists():
+        state = torch.load(state_path, map_location=device, weights_only=True)
+        if state["run_id"] == rid:
+            model.load_state_dict(state["model"])
+            ema.load_state_dict(state["ema"])
+            opt.load_state_dict(state["optimizer"])
+            gen.set_state(state["generator"].cpu())
+            step, history = state["step"], list(state["history"])
+            log.info("resuming decoder training after step %d", step)
+        else:
+            log.info("ignoring %s: written for other settings or data", state_path)
+    log_every = max(1, min(100, cfg.steps // 20))
+    losses, clock, first = [], time.perf_counter(), step
+    n = len(data)
+    while step < cfg.steps:
+        idx = torch.randint(n, (cfg.batch_size,), generator=gen, device=device).cpu()
+        x0 = data[idx].to(device).float() / 127.5 - 1
+        if cfg.flip:
+            flip = torch.rand(len(idx), generator=gen, device=device) < 0.5
+            x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+        noise = torch.randn(x0.shape, generator=gen, device=device)
+        t = torch.randint(cfg.timesteps, (len(idx),), generator=gen, device=device)
+        a = alphas[t].view(-1, 1, 1, 1)
+        xt = (a.sqrt() * x0 + (1 - a).sqrt() * noise).contiguous(memory_format=fmt)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+            pred = model(xt, t, c[idx].to(device).float())
+        loss = (pred.float() - noise).pow(2).mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"decoder loss is {loss.item()} at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        _ema_update(ema, model, ema_decay(step, cfg.ema))
+        losses.append(loss.item())
+        step += 1
+        if step % log_every == 0 or step == cfg.steps:
+            history.append(float(np.mean(losses)))
+            losses = []
+            elapsed = time.perf_counter() - clock
+            rate = (step - first) / elapsed
+            log.info("decoder step %d/%d loss %.4f  %.0f img/s  eta %.0f s", step, cfg.steps,
+                     history[-1], rate * cfg.batch_size, (cfg.steps - step) / rate)
+        if state_path is not None and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            _save_state(state_path, {"model": model.state_dict(), "ema": ema.state_dict(),
+                                     "optimizer": opt.state_dict(),
+                                     "generator": gen.get_state(), "step": step,
+                                     "history": history, "run_id": rid})
+    if state_path is not None and state_path.exists():
+        state_path.unlink()
+    return ema.eval(), history
+
+
+def _ema_copy(model: nn.Module) -> nn.Module:
+    import copy
+    ema = copy.deepcopy(model)
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    return ema
+
+
+def ema_decay(step: int, decay: float) -> float:
+    """The EMA decay at `step`: warmed up, so a short run is not dominated by its start."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
+
+
+def _save_state(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: a kill never leaves half a state
+
+
+def save_decoder(path: str, decoder: Decoder, cfg: DecoderConfig, **extra) -> None:
+    """The decoder's weights and settings (the device is chosen again where it is loaded)."""
+    torch.save({"config": dataclasses.asdict(dataclasses.replace(cfg, device="auto")),
+                "cond_dim": decoder.cond_dim, "state_dict": decoder.state_dict(), **extra},
+               path)
+
+
+def load_decoder(path: str, device: torch.device | str = "cpu") -> tuple[Decoder, DecoderConfig,
+                                                                          dict]:
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = options_config(ckpt["config"])
+    decoder = Decoder(ckpt["cond_dim"], cfg)
+    decoder.load_state_dict(ckpt["state_dict"])
+    return decoder.to(device).eval(), cfg, ckpt
+
+
+def load_decoder_of(decoder_path: str, checkpoint: str,
+                    device: torch.device) -> tuple[Decoder, DecoderConfig]:
+    """The decoder at `decoder_path`, if it was trained on the embeddings of `checkpoint`;
+    else raise: a decoder left by another model or epoch is never used."""
+    from ..store import file_digest
+    decoder, cfg, saved = load_decoder(decoder_path, device)
+    if saved.get("checkpoint_sha256") != file_digest(checkpoint):
+        raise ValueError(f"{decoder_path} was trained for another model than {checkpoint}")
+    return decoder, cfg
+
+
+# ---------------------------------------------------------------- sampling
+
+def sample_seed(seed: int, key: str, sample: int) -> int:
+    """The noise seed of sample `sample` of image `key`: independent of batching."""
+    return zlib.crc32(f"{seed}/{key}/{sample}".encode())
+
+
+@torch.no_grad()
+def sample(decoder: Decoder, cfg: DecoderConfig, cond: np.ndarray, seeds: list[int],
+           steps: int = 50, batch_size: int = 256,
+           device: torch.device | None = None) -> np.ndarray:
+    """DDIM samples (eta 0) for each row of `cond`, starting from the noise of each seed:
+    (N, r, r, 3) uint8."""
+    device = device or next(decoder.parameters()).device
+    decoder.to(device).eval()
+    _, ddim = schedulers(cfg)
+    ddim.set_timesteps(steps)
+    r = cfg.resolution
+    out = np.empty((len(cond), r, r, 3), np.uint8)
+    for start in range(0, len(cond), batch_size):
+        stop = min(len(cond), start + batch_size)
+        x = torch.stack([torch.randn(3, r, r, generator=torch.Generator().manual_seed(s))
+                         for s in seeds[start:stop]]).to(device)
+        c = torch.as_tensor(cond[start:stop], dtype=torch.float32, device=device)
+        for t in ddim.timesteps:
+            with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+                eps = decoder(x, t.to(device).expand(len(x)), c).float()
+            x = ddim.step(eps, t, x, eta=0.0).prev_sample
+        images = ((x.clamp(-1, 1) + 1) * 127.5).round().byte()
+        out[start:stop] = images.permute(0, 2, 3, 1).cpu().numpy()
+    return out
