@@ -20,7 +20,8 @@
 #   R/sslmem/{method}/{backbone}/n{size}/s{seed}/epoch{epoch}.parquet   sslmem: per-image SSLMem
 #   R/models/external/{name}/n{size}/s0/A/epoch{epoch}.pt      import_model: a model trained elsewhere (external:)
 #   R/score/{method}/{backbone}/n{size}/s{seed}/epoch{epoch}/{crop}-{embedding}-k{k}.json   score (+ .curves.parquet)
-#   {results}/summary.csv, {results}/report.html, {results}/figures/   report
+#   {results}/summary.csv                                      summary (definitions §9)
+#   {results}/report.html, {results}/figures/                  report
 #   R/logs/<rule>/..., R/benchmarks/<rule>/...                 one log and one timing file per job
 from snakemake.utils import min_version, validate
 
@@ -48,26 +49,17 @@ configfile: "config.yaml"
 report: "workflow/report/workflow.rst"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+SCHEMA = "workflow/schemas/config.schema.yaml"
+validate(config, SCHEMA)
 dejavu.config.check(config)  # what the schema cannot say (methods, batch, projector, ...)
 
 
 include: "workflow/rules/common.smk"
 
 
+# wildcard patterns; crop modes, embeddings and classifiers are the schema's enums
 wildcard_constraints:
-    method=r"[a-z][a-z0-9_]*",
-    backbone=r"[a-z][a-z0-9_]*",
-    size=r"\d+",
-    seed=r"\d+",
-    subset=r"A|B",
-    epoch=r"\d+",
-    part=r"public|crops-(periphery|corner)",
-    job=r"\d+",
-    embedding=r"backbone|projector",
-    crop=r"periphery|corner",
-    k=r"\d+",
-    classifier=r"resnet|naive_bayes",
+    **dejavu.config.wildcard_constraints(os.path.join(workflow.basedir, SCHEMA)),
 
 
 rule all:

@@ -54,6 +54,28 @@ def check(config: dict, workdir: str = ".") -> None:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 
 
+NAME = r"[a-z][a-z0-9_]*"  # a method, backbone or external model name
+
+
+def wildcard_constraints(schema_path: str) -> dict[str, str]:
+    """The wildcards' patterns. Named choices (crop mode, embedding, classifier) are the
+    schema's enums, so a new one is added in the schema alone."""
+    import yaml
+    schema = yaml.safe_load(Path(schema_path).read_text())
+
+    def choices(*path: str) -> str:
+        node = schema
+        for key in path:
+            node = node["properties"][key]
+        return "|".join(node["items"]["enum"])
+
+    crop = choices("crop", "modes")
+    return {"method": NAME, "backbone": NAME, "size": r"\d+", "seed": r"\d+", "subset": "A|B",
+            "epoch": r"\d+", "job": r"\d+", "k": r"\d+", "crop": crop,
+            "part": f"public|crops-({crop})", "embedding": choices("knn", "embeddings"),
+            "classifier": choices("onemodel", "classifiers")}
+
+
 def knn_backend(config: dict) -> str:
     """knn.backend with `auto` resolved: torch where the search runs on CUDA (k-NN jobs given
     a GPU, or device cuda), FAISS on the CPU. Decided from the config, so the DAG knows

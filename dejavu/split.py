@@ -24,7 +24,7 @@ class SplitConfig:
     npc: int                               # images per class in each of A and B
     max_npc: int | None = None             # largest npc of the sweep (default: npc)
     heldout_fraction: float | None = None  # share of `bbox` held out; None: bbox_A + bbox_B
-    public_test_per_class: int = 0
+    public_test_per_class: int = 100
     seed: int = 0
     attack_boxless: bool = False           # treat box-less images as attackable (corner crop)
 

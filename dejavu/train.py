@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TrainConfig:
     method: str = "vicreg"
-    epochs: int = 200
+    epochs: int = 400
     checkpoints: tuple[int, ...] = ()   # epochs to save besides the last
     until: int | None = None            # stop after this epoch (None: epochs); the schedule
                                         # is still the one of `epochs`

@@ -109,3 +109,63 @@ def test_bad_dataset_settings_of_the_paper_scale_config_are_named(tmp_path, chan
     except Exception as err:  # noqa: BLE001 -- the message is what is tested
         said = str(err)
     assert message in said if message else said == ""
+
+
+# Dataclass fields the schema does not set, or sets under another name or shape, and why.
+NOT_IN_SCHEMA = {
+    "TrainConfig": {"method", "seed", "until", "classes", "device"},  # per job / wildcards
+    "DecoderConfig": {"weight_decay", "device"},  # fixed by the recipe; the rule's device
+    "SynthConfig": {"n_classes", "n_details", "detail_min_frac", "detail_max_frac",
+                    "object_min_frac", "object_max_frac", "noise_std"},  # see RENAMED
+    "SplitConfig": {"npc", "max_npc"},  # one size of the split.npc list per job
+    "IngestConfig": {"image_size"},  # dataset.image_size: 32 is the synthetic default
+}
+RENAMED = {("SynthConfig", "n_classes"): "classes", ("SynthConfig", "n_details"): "details"}
+
+
+def schema_section(*path: str) -> dict:
+    node = yaml.safe_load(open(SCHEMA))
+    for key in path:
+        node = node["properties"][key]
+    return node["properties"]
+
+
+def test_every_dataclass_default_is_the_schemas():
+    """The schema is the single source of defaults: a config dataclass may leave a setting
+    out, but where it has one of the schema's settings its default is the schema's."""
+    import dataclasses
+
+    from dejavu.correlation import ResNetConfig
+    from dejavu.ingest import IngestConfig
+    from dejavu.rcdm import DecoderConfig
+    from dejavu.split import SplitConfig
+    from dejavu.synth import SynthConfig
+    from dejavu.train import TrainConfig
+    sections = {TrainConfig: ("train",), DecoderConfig: ("rcdm",),
+                ResNetConfig: ("onemodel", "resnet"), IngestConfig: ("dataset",),
+                SynthConfig: ("dataset",), SplitConfig: ("split",)}
+    differ = []
+    for cls, path in sections.items():
+        props = schema_section(*path)
+        for field in dataclasses.fields(cls):
+            name = RENAMED.get((cls.__name__, field.name), field.name)
+            if field.name in NOT_IN_SCHEMA.get(cls.__name__, set()) and name == field.name:
+                continue
+            default = (field.default_factory() if field.default is dataclasses.MISSING
+                       else field.default)
+            default = list(default) if isinstance(default, tuple) else default
+            if name not in props or props[name].get("default") != default:
+                differ.append(f"{cls.__name__}.{field.name} = {default!r}, schema "
+                              f"{'.'.join(path)}.{name}: "
+                              f"{props.get(name, {}).get('default', 'missing')!r}")
+    assert not differ, "\n".join(differ)
+
+
+def test_wildcard_constraints_come_from_the_schemas_enums():
+    """A new crop mode, embedding or classifier is added in the schema alone."""
+    from dejavu.config import wildcard_constraints
+    constraints = wildcard_constraints(SCHEMA)
+    assert constraints["crop"] == "periphery|corner"
+    assert constraints["embedding"] == "projector|backbone"
+    assert constraints["classifier"] == "resnet|naive_bayes"
+    assert constraints["part"] == "public|crops-(periphery|corner)"
