@@ -11,13 +11,10 @@ half-open pixel ranges [x0, x1) x [y0, y1).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-
-if TYPE_CHECKING:
-    import torch
 
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 
@@ -97,23 +94,11 @@ def object_box(boxes) -> Rect:
     return Rect(int(b[:, 0].min()), int(b[:, 1].min()), int(b[:, 2].max()), int(b[:, 3].max()))
 
 
-def resize_square(images: torch.Tensor, side: int) -> torch.Tensor:
-    """(N, C, h, w) -> (N, C, side, side): shorter side to `side` with antialiasing, then a
-    centre crop, so aspect is kept (as the released code does)."""
-    import torch.nn.functional as F  # here: the geometry above and the report need no torch
-    h, w = images.shape[-2:]
-    scale = side / min(h, w)
-    new_h, new_w = max(side, round(h * scale)), max(side, round(w * scale))
-    out = F.interpolate(images.float(), size=(new_h, new_w), mode="bilinear",
-                        antialias=True, align_corners=False)
-    top, left = (new_h - side) // 2, (new_w - side) // 2
-    return out[..., top:top + side, left:left + side]
-
-
 def crop_resize(image: np.ndarray, rect: Rect, side: int) -> np.ndarray:
     """Cut `rect` from a (H, W, 3) uint8 image and resize it to (side, side, 3) uint8."""
     import torch
     patch = torch.from_numpy(np.ascontiguousarray(image[rect.y0:rect.y1, rect.x0:rect.x1]))
+    from .store import resize_square
     out = resize_square(patch.permute(2, 0, 1)[None], side)[0]
     return out.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 

@@ -19,10 +19,14 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import zarr
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,19 @@ def read_rows(images, rows) -> np.ndarray:
     return images.get_orthogonal_selection((rows,))
 
 
+def resize_square(images: torch.Tensor, side: int) -> torch.Tensor:
+    """(N, C, h, w) -> (N, C, side, side): shorter side to `side` with antialiasing, then a
+    centre crop, so aspect is kept (as the released code does)."""
+    import torch.nn.functional as F  # here: the store's readers need no torch
+    h, w = images.shape[-2:]
+    scale = side / min(h, w)
+    new_h, new_w = max(side, round(h * scale)), max(side, round(w * scale))
+    out = F.interpolate(images.float(), size=(new_h, new_w), mode="bilinear",
+                        antialias=True, align_corners=False)
+    top, left = (new_h - side) // 2, (new_w - side) // 2
+    return out[..., top:top + side, left:left + side]
+
+
 def read_square(images, rows: np.ndarray, heights, widths, side: int, device=None):
     """(n, 3, side, side) float tensor in [0, 1] of stored images at sorted `rows`: each
     image's own region (height x width), shorter side resized to `side`, centre-cropped."""
@@ -86,7 +103,6 @@ def square(block, heights, widths, side: int):
     [0, 1]: each image's region, shorter side to `side` (antialiased), centre square."""
     import torch
 
-    from .crops import resize_square
     x = block.permute(0, 3, 1, 2)
     heights, widths = np.asarray(heights), np.asarray(widths)
     full = (heights == x.shape[-2]) & (widths == x.shape[-1])

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from dejavu.crops import (Rect, corner_crop, crop_resize, largest_free_rect, object_box,
-                          periphery_crop, plan_crops, resize_square)
+                          periphery_crop, plan_crops)
+from dejavu.store import resize_square
 
 pytestmark = pytest.mark.unit
 
