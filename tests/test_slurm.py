@@ -49,30 +49,36 @@ def slim_copy(path):
     return work
 
 
-@pytest.fixture(scope="module")
-def local_summary(tmp_path_factory):
-    work = slim_copy(tmp_path_factory.mktemp("local") / "w")
-    expected = planned_jobs(work, "--configfile", "tiny.yaml")
-    snakemake(work, "-c2", "--configfile", "tiny.yaml")
-    return pd.read_csv(work / "results" / "summary.csv"), expected
+def start_run(work, *args, log_name="first"):
+    """Snakemake started in the background, its output to a file (no pipe to fill up)."""
+    with open(work / f"snakemake-{log_name}.log", "w") as log:
+        return subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=work,
+                                stdout=log, stderr=subprocess.STDOUT)
 
 
-def start_run(work):
-    return subprocess.Popen([sys.executable, "-m", "snakemake", *PROFILE_RUN], cwd=work,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def output_of(work, log_name="first") -> str:
+    return (work / f"snakemake-{log_name}.log").read_text()
 
 
-def wait_for_running(work, rule, proc, timeout=300):
-    """The first SLURM job of `rule` that is running, submitted from `work`."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        running = [j for j in workflow_jobs(str(work), "RUNNING")
-                   if j["comment"].startswith(f"rule_{rule}_")]
-        if running:
-            return running[0]
-        assert proc.poll() is None, proc.stdout.read()[-3000:]
-        time.sleep(0.5)
-    raise AssertionError(f"no {rule} job started within {timeout} s")
+def act_when_running(runs: dict, rule: str, timeout: float = 300) -> dict:
+    """For each run (name: (work, proc, action)), call `action(job)` on the first SLURM job
+    of `rule` seen running, submitted from its `work`; the jobs acted on, by run. The runs
+    are watched together, so one run's job does not finish while the other is awaited."""
+    seen, deadline = {}, time.time() + timeout
+    while len(seen) < len(runs) and time.time() < deadline:
+        for name, (work, proc, action) in runs.items():
+            if name in seen:
+                continue
+            running = [j for j in workflow_jobs(str(work), "RUNNING")
+                       if j["comment"].startswith(f"rule_{rule}_")]
+            if running:
+                action(running[0])
+                seen[name] = running[0]
+            else:
+                assert proc.poll() is None, output_of(work)[-3000:]
+        time.sleep(0.2)
+    assert len(seen) == len(runs), f"no {rule} job seen running within {timeout} s: {seen}"
+    return seen
 
 
 def rules_run(work) -> Counter:
@@ -81,43 +87,61 @@ def rules_run(work) -> Counter:
                    for j in workflow_jobs(str(work), "COMPLETED"))
 
 
-def test_profile_runs_every_job_on_slurm_and_survives_a_cancelled_job(cluster, local_summary,
-                                                                        tmp_path):
-    summary, expected = local_summary
-    work = slim_copy(tmp_path / "w")
-    proc = start_run(work)
-    victim = wait_for_running(work, "train", proc)
-    subprocess.run(["scancel", victim["id"]], check=True)
-    out, _ = proc.communicate(timeout=900)
-    assert proc.returncode != 0, "the cancelled job should fail the first run"
-    assert "CANCELLED" in out
-    rerun = snakemake(work, *PROFILE_RUN)       # the same command again
-    assert "rule train" in rerun.stdout + rerun.stderr
-    pd.testing.assert_frame_equal(pd.read_csv(work / "results" / "summary.csv"), summary,
-                                  check_exact=True)
+@pytest.fixture(scope="module")
+def faulted_runs(cluster, tmp_path_factory):
+    """Three copies of the slim tiny workflow at once (SLURM runs mostly wait for the
+    executor's polls, so they overlap well): a local run, the reference; a SLURM run one of
+    whose training jobs is cancelled; a SLURM run whose Snakemake is killed (SIGKILL, no
+    clean-up) while a model trains. Then the same command again in both SLURM copies."""
+    root = tmp_path_factory.mktemp("runs")
+    local, cancelled, killed = (slim_copy(root / name)
+                                for name in ("local", "cancelled", "killed"))
+    expected = planned_jobs(local, "--configfile", "tiny.yaml")
+    local_run = start_run(local, "-c2", "--configfile", "tiny.yaml")
+    first = {"cancelled": start_run(cancelled, *PROFILE_RUN),
+             "killed": start_run(killed, *PROFILE_RUN)}
+    acted = act_when_running({
+        "cancelled": (cancelled, first["cancelled"],
+                      lambda job: subprocess.run(["scancel", job["id"]], check=True)),
+        # SIGKILL: the submitted jobs keep running on SLURM
+        "killed": (killed, first["killed"], lambda job: first["killed"].kill())}, "train")
+    victim, orphan = acted["cancelled"], acted["killed"]
+    first["killed"].wait()
+    orphan_left = any(j["id"] == orphan["id"] for j in workflow_jobs(str(killed)))
+    first_rc = first["cancelled"].wait(timeout=900)
+    snakemake(killed, "--unlock", *PROFILE_RUN)  # the lock a killed process leaves
+    reruns = [(work, start_run(work, *PROFILE_RUN, log_name="rerun"))
+              for work in (cancelled, killed)]
+    for work, proc in reruns:
+        assert proc.wait(timeout=900) == 0, output_of(work, "rerun")[-5000:]
+    assert local_run.wait(timeout=900) == 0, output_of(local)[-5000:]
+    return {"summary": pd.read_csv(local / "results" / "summary.csv"),
+            "expected": expected, "first_rc": first_rc, "cancelled": cancelled,
+            "victim": victim, "killed": killed, "orphan_left": orphan_left}
+
+
+def test_profile_runs_every_job_on_slurm_and_survives_a_cancelled_job(faulted_runs):
+    runs, work = faulted_runs, faulted_runs["cancelled"]
+    assert runs["first_rc"] != 0, "the cancelled job should fail the first run"
+    assert "CANCELLED" in output_of(work)
+    assert "rule train" in output_of(work, "rerun")  # the same command again retrains
+    pd.testing.assert_frame_equal(pd.read_csv(work / "results" / "summary.csv"),
+                                  runs["summary"], check_exact=True)
     # every job of the DAG (but the local target rule `all`) completed as a SLURM job, once
-    completed = rules_run(work)
-    expected = {rule: n for rule, n in expected.items() if rule != "all"}
-    assert completed == expected
+    expected = {rule: n for rule, n in runs["expected"].items() if rule != "all"}
+    assert rules_run(work) == expected
     cancelled = workflow_jobs(str(work), "CANCELLED")
-    assert [j["id"] for j in cancelled] == [victim["id"]]
+    assert [j["id"] for j in cancelled] == [runs["victim"]["id"]]
     logs = list((work / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert len(logs) >= sum(expected.values())
     assert planned_jobs(work, *PROFILE_RUN) == {}
 
 
-def test_killed_snakemake_is_rerun_to_the_same_results(cluster, local_summary, tmp_path):
-    summary, expected = local_summary
-    work = slim_copy(tmp_path / "w")
-    proc = start_run(work)
-    orphan = wait_for_running(work, "train", proc)
-    proc.kill()  # SIGKILL: no clean-up, the submitted jobs keep running on SLURM
-    proc.wait()
-    assert any(j["id"] == orphan["id"] for j in workflow_jobs(str(work)))
-    snakemake(work, "--unlock", *PROFILE_RUN)  # the lock a killed process leaves
-    snakemake(work, *PROFILE_RUN)              # the orphan is cancelled or done by now
-    pd.testing.assert_frame_equal(pd.read_csv(work / "results" / "summary.csv"), summary,
-                                  check_exact=True)
+def test_killed_snakemake_is_rerun_to_the_same_results(faulted_runs):
+    runs, work = faulted_runs, faulted_runs["killed"]
+    assert runs["orphan_left"], "the killed run's training job should outlive it"
+    pd.testing.assert_frame_equal(pd.read_csv(work / "results" / "summary.csv"),
+                                  runs["summary"], check_exact=True)
     assert planned_jobs(work, *PROFILE_RUN) == {}
     assert workflow_jobs(str(work)) == []      # nothing of either run is left running
 
