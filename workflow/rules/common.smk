@@ -134,6 +134,27 @@ def siblings(paths: list[str], suffix: str) -> list[str]:
     return [path.removesuffix(".json") + suffix for path in paths]
 
 
+def run_of(wildcards, **more) -> dict:
+    """The model pair and epoch a job's result belongs to, and `more`, for its metadata."""
+    return {"method": wildcards.method, "backbone": wildcards.backbone,
+            "train_size": int(wildcards.size), "seed": int(wildcards.seed),
+            "epoch": int(wildcards.epoch), **more}
+
+
+# the score rule's settings, which the one-model test applies the same way
+SCORING = {"p": config["score"]["p"], "p_grid": config["score"]["p_grid"],
+           "n_boot": config["score"]["bootstrap"], "seed": config["score"]["seed"],
+           "split_heldout": config["score"]["split_heldout"]}
+
+
+def combination(wildcards) -> dict:
+    """What a score or one-model row says it measured: its run and attack wildcards."""
+    return {"dataset": config["dataset"]["name"], "method": wildcards.method,
+            "backbone": wildcards.backbone, "train_size": int(wildcards.size),
+            "seed": int(wildcards.seed), "embedding": wildcards.embedding,
+            "k": int(wildcards.k), "crop_mode": wildcards.crop}
+
+
 def score_targets():
     return expand(SCORE, **attack_grid(eval_epochs()))
 

@@ -46,21 +46,8 @@ rule onemodel:
     params:
         epoch=lambda wc: int(wc.epoch),
         classifier=lambda wc: wc.classifier,
-        p=config["score"]["p"],
-        p_grid=config["score"]["p_grid"],
-        n_boot=config["score"]["bootstrap"],
-        seed=config["score"]["seed"],
-        split_heldout=config["score"]["split_heldout"],
-        combination=lambda wc: {
-            "dataset": config["dataset"]["name"],
-            "method": wc.method,
-            "backbone": wc.backbone,
-            "train_size": int(wc.size),
-            "seed": int(wc.seed),
-            "embedding": wc.embedding,
-            "k": int(wc.k),
-            "crop_mode": wc.crop,
-        },
+        **SCORING,
+        combination=combination,
     log:
         log_path("onemodel", f"{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}-{{classifier}}"),
     benchmark:

@@ -16,9 +16,7 @@ rule probe:
         side=config["crop"]["side"],
         batch_size=config["embed"]["batch_size"],
         device=config["device"],
-        meta=lambda wc: {"method": wc.method, "backbone": wc.backbone,
-                         "train_size": int(wc.size), "seed": int(wc.seed),
-                         "epoch": int(wc.epoch), "subset": wc.subset},
+        meta=lambda wc: run_of(wc, subset=wc.subset),
     log:
         log_path("probe", f"{MODEL}/epoch{{epoch}}"),
     benchmark:

@@ -58,10 +58,7 @@ rule decoder_sample:
         side=config["crop"]["side"],
         metric=config["knn"]["metric"],
         device=config["device"],
-        meta=lambda wc: {"method": wc.method, "backbone": wc.backbone,
-                         "train_size": int(wc.size), "seed": int(wc.seed),
-                         "epoch": int(wc.epoch), "crop_mode": wc.crop,
-                         "embedding": wc.embedding, "k": int(wc.k)},
+        meta=lambda wc: run_of(wc, crop_mode=wc.crop, embedding=wc.embedding, k=int(wc.k)),
     log:
         log_path("decoder_sample", f"{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}"),
     benchmark:

@@ -7,21 +7,8 @@ rule score:
         curves=SCORE_CURVES,
     params:
         epoch=lambda wc: int(wc.epoch),
-        p=config["score"]["p"],
-        p_grid=config["score"]["p_grid"],
-        n_boot=config["score"]["bootstrap"],
-        seed=config["score"]["seed"],
-        split_heldout=config["score"]["split_heldout"],
-        combination=lambda wc: {
-            "dataset": config["dataset"]["name"],
-            "method": wc.method,
-            "backbone": wc.backbone,
-            "train_size": int(wc.size),
-            "seed": int(wc.seed),
-            "embedding": wc.embedding,
-            "k": int(wc.k),
-            "crop_mode": wc.crop,
-        },
+        **SCORING,
+        combination=combination,
     log:
         log_path("score", f"{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}"),
     benchmark:
