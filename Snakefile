@@ -37,8 +37,8 @@ if os.path.isdir(os.path.join(workflow.basedir, "dejavu")):
 
 import dejavu.cluster
 import dejavu.config
-import dejavu.epochs
-import dejavu.sources
+import dejavu.core.epochs
+import dejavu.data.sources
 
 min_version("9.0")
 

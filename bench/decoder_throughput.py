@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from dejavu import rcdm
-from dejavu.models import pick_device
+from dejavu.core.models import pick_device
 
 
 def demo_config(device: str) -> rcdm.DecoderConfig:

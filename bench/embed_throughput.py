@@ -3,7 +3,7 @@
 Writes a store of random images, then times, in this one process:
   - `bare forward`: the model (eval, inference mode, channels-last; bf16 autocast on CUDA)
     on one in-memory batch tensor already on the device, repeated;
-  - `embed stage`: `dejavu.embed.run_shard` reading the store (batches read ahead on a
+  - `embed stage`: `dejavu.attack.embed.run_shard` reading the store (batches read ahead on a
     thread, resized to the model side), running the model and writing float16 Zarr shards.
 The ratio stage / bare is what the stage keeps of what the model can do (target >= 0.7).
 
@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dejavu.embed import run_shard
-from dejavu.embeddings import finalize
-from dejavu.models import load_checkpoint, pick_device
-from dejavu.store import write_images
-from dejavu.train import run_init
+from dejavu.attack.embed import run_shard
+from dejavu.attack.embeddings import finalize
+from dejavu.core.models import load_checkpoint, pick_device
+from dejavu.core.store import write_images
+from dejavu.training.train import run_init
 
 
 def bare_forward(model, side: int, batch: int, n_images: int, device) -> float:

@@ -23,8 +23,8 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from dejavu import ingest, sources
-from dejavu.testing import write_imagenet_tree
+from dejavu.data import ingest, sources
+from dejavu.data.testing import write_imagenet_tree
 
 IMAGENET_TRAIN_IMAGES = 1_281_167
 

@@ -16,9 +16,9 @@ import time
 import numpy as np
 import torch
 
-from dejavu.index import build_index
-from dejavu.knn import search, torch_search
-from dejavu.models import pick_device
+from dejavu.attack.index import build_index
+from dejavu.attack.knn import search, torch_search
+from dejavu.core.models import pick_device
 
 
 def matmul_flops(device: torch.device, n: int = 2048, repeat: int = 5) -> float:

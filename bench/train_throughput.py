@@ -1,6 +1,6 @@
 """Training throughput of each method beside a plain reference loop.
 
-For every method: images/s of `dejavu.train.train` (the method's views made per image on the
+For every method: images/s of `dejavu.training.train.train` (the method's views made per image on the
 device with its full augmentation recipe — crop, flip, colour jitter, grayscale, blur,
 solarize — the loss, the optimizer step, momentum-teacher updates and bookkeeping) on the
 synthetic benchmark, and of a plain loop over the same model and batches (un-augmented
@@ -20,10 +20,10 @@ import time
 import numpy as np
 import torch
 
-from dejavu import methods
-from dejavu.models import pick_device
-from dejavu.synth import SynthConfig, generate
-from dejavu.train import TrainConfig, init_model, train
+from dejavu.training import methods
+from dejavu.core.models import pick_device
+from dejavu.data.synth import SynthConfig, generate
+from dejavu.training.train import TrainConfig, init_model, train
 
 DEMO_AUGMENT = {"jitter_prob": 0.0, "grayscale_prob": 0.0, "blur_prob": [0.0, 0.0],
                 "solarize_prob": [0.0, 0.0]}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .synth import SynthConfig
+from .data.synth import SynthConfig
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,19 +47,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.command == "synth":
-        from . import synth as stage
+        from .data import synth as stage
         args.out_dir.mkdir(parents=True, exist_ok=True)
         stage.run(str(args.out_dir / "images.zarr"), str(args.out_dir / "index.parquet"),
                   classes=args.classes, images_per_class=args.images_per_class,
                   image_size=args.image_size, correlation=args.correlation, seed=args.seed)
     elif args.command == "import-model":
-        from . import external
+        from .training import external
         external.run(args.weights, args.out, architecture=args.architecture,
                      projector=args.projector, normalize=args.normalize, key=args.key,
                      prefix=args.prefix, image_size=args.image_size, width=args.width)
         print(f"{args.weights} loads as {args.architecture}; saved {args.out}")
     else:
-        from . import score as stage
+        from .attack import score as stage
         stage.run(args.knn_a, args.knn_b, args.out_json,
                   args.out_json.removesuffix(".json") + ".curves.parquet", epoch=args.epoch,
                   p=args.p, p_grid=[args.p, 1.0], n_boot=args.bootstrap, seed=0,

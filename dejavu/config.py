@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import methods
-from .augment_settings import AugmentConfig
+from .training import methods
+from .training.augment_settings import AugmentConfig
 
 
 class ConfigError(ValueError):
@@ -139,7 +139,7 @@ def _external_problems(config: dict, workdir: str) -> list[str]:
         key = f"external[{i}] ({model['name']})"
         if not (Path(workdir) / model["checkpoint"]).is_file():
             problems.append(f"{key}.checkpoint: {model['checkpoint']} is not a file")
-        from .models import known_architecture  # torch: only with external models
+        from .core.models import known_architecture  # torch: only with external models
         why = known_architecture(model["architecture"])
         if why:
             problems.append(f"{key}.architecture: {why}")

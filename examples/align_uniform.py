@@ -14,7 +14,7 @@ Use it with, in your config:
 import torch
 import torch.nn.functional as F
 
-from dejavu.methods import TwoViewMethod, register
+from dejavu.training.methods import TwoViewMethod, register
 
 
 @register

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dejavu.augment import (AugmentConfig, ViewAugment, apply, color_jitter, crop_boxes,
+from dejavu.training.augment import (AugmentConfig, ViewAugment, apply, color_jitter, crop_boxes,
                             gaussian_blur, grayscale, rotate_hue, sample, take)
 
 pytestmark = pytest.mark.unit

@@ -135,12 +135,12 @@ def test_every_dataclass_default_is_the_schemas():
     out, but where it has one of the schema's settings its default is the schema's."""
     import dataclasses
 
-    from dejavu.correlation import ResNetConfig
-    from dejavu.ingest import IngestConfig
+    from dejavu.onemodel.correlation import ResNetConfig
+    from dejavu.data.ingest import IngestConfig
     from dejavu.rcdm import DecoderConfig
-    from dejavu.split import SplitConfig
-    from dejavu.synth import SynthConfig
-    from dejavu.train import TrainConfig
+    from dejavu.data.split import SplitConfig
+    from dejavu.data.synth import SynthConfig
+    from dejavu.training.train import TrainConfig
     sections = {TrainConfig: ("train",), DecoderConfig: ("rcdm",),
                 ResNetConfig: ("onemodel", "resnet"), IngestConfig: ("dataset",),
                 SynthConfig: ("dataset",), SplitConfig: ("split",)}

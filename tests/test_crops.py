@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from dejavu.crops import (Rect, corner_crop, crop_resize, largest_free_rect, object_box,
+from dejavu.data.crops import (Rect, corner_crop, crop_resize, largest_free_rect, object_box,
                           periphery_crop, plan_crops)
-from dejavu.store import resize_square
+from dejavu.core.store import resize_square
 
 pytestmark = pytest.mark.unit
 

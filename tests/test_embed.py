@@ -9,12 +9,12 @@ import pytest
 import torch
 import zarr
 
-from dejavu.embed import embed_batches, run_shard
-from dejavu.embeddings import check_store, finalize, read_embeddings
-from dejavu.models import load_checkpoint
-from dejavu.store import shard_range
-from dejavu.store import open_images, write_images
-from dejavu.train import run_init
+from dejavu.attack.embed import embed_batches, run_shard
+from dejavu.attack.embeddings import check_store, finalize, read_embeddings
+from dejavu.core.models import load_checkpoint
+from dejavu.core.store import shard_range
+from dejavu.core.store import open_images, write_images
+from dejavu.training.train import run_init
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""Loading weights trained elsewhere into dejavu checkpoints (dejavu.external)."""
+"""Loading weights trained elsewhere into dejavu checkpoints (dejavu.training.external)."""
 
 import copy
 import sys
@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from dejavu.external import load_external, run, split_parts, strip_prefix, unwrap
-from dejavu.models import SSLModel, load_checkpoint, save_checkpoint
-from dejavu.store import file_digest
+from dejavu.training.external import load_external, run, split_parts, strip_prefix, unwrap
+from dejavu.core.models import SSLModel, load_checkpoint, save_checkpoint
+from dejavu.core.store import file_digest
 
 pytestmark = pytest.mark.unit
 

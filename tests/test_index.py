@@ -1,4 +1,4 @@
-"""The FAISS index stage (dejavu.index): a planted neighbour is found, for both metrics,
+"""The FAISS index stage (dejavu.attack.index): a planted neighbour is found, for both metrics,
 through the same files the workflow writes."""
 
 import faiss
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import zarr
 
-from dejavu.index import build_index, faiss_device, on_device, prepare, run
+from dejavu.attack.index import build_index, faiss_device, on_device, prepare, run
 
 pytestmark = pytest.mark.unit
 

@@ -8,9 +8,9 @@ import pytest
 import zarr
 from PIL import Image, ImageOps
 
-from dejavu import ingest, sources
-from dejavu.store import read_index, read_square
-from dejavu.testing import add_bad_inputs, draw, jpeg_bytes, wnid, write_imagenet_tree
+from dejavu.data import ingest, sources
+from dejavu.core.store import read_index, read_square
+from dejavu.data.testing import add_bad_inputs, draw, jpeg_bytes, wnid, write_imagenet_tree
 
 pytestmark = pytest.mark.unit
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dejavu.knn import (chunk_sizes, class_votes, confidence, label_crops, rank_classes, search,
+from dejavu.attack.knn import (chunk_sizes, class_votes, confidence, label_crops, rank_classes, search,
                         torch_search)
 
 pytestmark = pytest.mark.unit

@@ -1,7 +1,7 @@
 """Results must not depend on the CPU that computes them.
 
 oneDNN's AVX2 kernel for strided 1x1 convolutions with fewer than 8 input channels gets the
-backward pass wrong in channels-last (dejavu.models.memory_format). The canary: for every
+backward pass wrong in channels-last (dejavu.core.models.memory_format). The canary: for every
 architecture the config schema allows, at its smallest widths, one training step in the
 memory format the project runs it in gives the gradients of the default format. It runs
 twice: on this CPU's own kernels, and in a subprocess limited to AVX2 kernels
@@ -30,14 +30,14 @@ REPEATS = 5
 
 
 def ssl_backbone(name, **kw):
-    from dejavu.models import SSLModel
+    from dejavu.core.models import SSLModel
     return lambda: SSLModel(name, projector_dims=[16, 8], width=kw.get("width", 1),
                             small_stem=kw.get("small_stem", True), image_size=SIDE,
                             patch_size=4)
 
 
 def correlation_resnet(depth, small_stem):
-    from dejavu.correlation import ResNetClassifier
+    from dejavu.onemodel.correlation import ResNetClassifier
     return lambda: ResNetClassifier(3, depth=depth, width=4, small_stem=small_stem)
 
 
@@ -116,7 +116,7 @@ def errors(names) -> dict[str, float]:
     convolutions, each run in the memory format the project runs the model in (a
     convolution shared by several architectures is run once); and a whole training step in
     that format, since a crash is the defect too."""
-    from dejavu.models import ONEDNN_CHANNEL_BLOCK, memory_format
+    from dejavu.core.models import ONEDNN_CHANNEL_BLOCK, memory_format
     done: dict[tuple, float] = {}
     out = {}
     for name in names:
@@ -166,7 +166,7 @@ def test_training_step_gradients_match_float64_on_avx2_kernels(avx2_errors, name
 
 
 def test_small_strided_1x1_convolutions_keep_the_default_format():
-    from dejavu.models import memory_format
+    from dejavu.core.models import memory_format
     narrow = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 8, 1, stride=2))
     wide = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 16, 1, stride=2))
     unstrided = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 8, 1))

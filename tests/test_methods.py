@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from dejavu.methods import METHODS
-from dejavu.methods.barlow_twins import barlow_twins_loss
-from dejavu.methods.simclr import nt_xent_loss
-from dejavu.methods.vicreg import vicreg_loss
+from dejavu.training.methods import METHODS
+from dejavu.training.methods.barlow_twins import barlow_twins_loss
+from dejavu.training.methods.simclr import nt_xent_loss
+from dejavu.training.methods.vicreg import vicreg_loss
 
 pytestmark = pytest.mark.unit
 
@@ -75,7 +75,7 @@ BUILT_INS = ("vicreg", "simclr", "barlow_twins", "byol", "dino", "supervised")
 
 
 def test_every_built_in_method_is_known_and_registers_when_used():
-    from dejavu.methods import get, names
+    from dejavu.training.methods import get, names
     assert set(BUILT_INS) <= set(names())
     for name in BUILT_INS:
         assert get(name).name == name and METHODS[name] is get(name)
@@ -85,8 +85,8 @@ def test_every_built_in_method_is_known_and_registers_when_used():
 def test_the_torch_free_catalog_agrees_with_each_method_class(name):
     """What the config check reads at parse time is what the class trains with; a loss
     function's keyword defaults are its method's options."""
-    from dejavu.methods import BUILT_IN, get
-    from dejavu.methods.base import SETTINGS, LossFunctionMethod, objective_options
+    from dejavu.training.methods import BUILT_IN, get
+    from dejavu.training.methods.base import SETTINGS, LossFunctionMethod, objective_options
     cls = get(name)
     for key in SETTINGS:
         assert getattr(cls, key) == getattr(BUILT_IN[name], key), key
@@ -96,7 +96,7 @@ def test_the_torch_free_catalog_agrees_with_each_method_class(name):
 
 @pytest.mark.parametrize("name", BUILT_INS)
 def test_catalog_and_class_find_the_same_problems(name):
-    from dejavu.methods import BUILT_IN, get
+    from dejavu.training.methods import BUILT_IN, get
     for projector, batch, options in (([16, 1], 1, {"nope": 1}), ([16, 8], 8, {})):
         assert BUILT_IN[name].check(projector, batch, options) == \
             get(name).check(projector, batch, options)
@@ -105,7 +105,7 @@ def test_catalog_and_class_find_the_same_problems(name):
 def test_checking_a_config_does_not_import_torch():
     import subprocess
     import sys
-    code = ("import sys, yaml, dejavu.config, dejavu.cluster, dejavu.epochs, dejavu.sources\n"
+    code = ("import sys, yaml, dejavu.config, dejavu.cluster, dejavu.core.epochs, dejavu.data.sources\n"
             "from snakemake.utils import validate\n"
             "config = yaml.safe_load(open('config.yaml'))\n"
             "validate(config, 'workflow/schemas/config.schema.yaml')\n"
@@ -129,15 +129,15 @@ def byol_oracle(p, z):
 
 
 def test_byol_loss_matches_normalised_mse():
-    from dejavu.methods.byol import byol_loss
+    from dejavu.training.methods.byol import byol_loss
     g = torch.Generator().manual_seed(1)
     p, z = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
     assert float(byol_loss(p, z)) == pytest.approx(byol_oracle(p, z), rel=1e-5)
 
 
 def test_byol_momentum_schedule_and_target_update():
-    from dejavu.methods import Progress, get
-    from dejavu.methods.byol import target_momentum
+    from dejavu.training.methods import Progress, get
+    from dejavu.training.methods.byol import target_momentum
     total = 11
     for k in (0, 3, 10):
         expected = 1 - (1 - 0.996) * (math.cos(math.pi * k / (total - 1)) + 1) / 2
@@ -157,7 +157,7 @@ def test_byol_momentum_schedule_and_target_update():
 
 
 def small_encoder(dims=(16, 8)):
-    from dejavu.train import init_model
+    from dejavu.training.train import init_model
     return init_model("convnet", list(dims), 4, 0)
 
 
@@ -179,7 +179,7 @@ def dino_oracle(teacher, student, center, t_temp, s_temp):
 
 
 def test_dino_loss_centering_and_sharpening_match_the_paper():
-    from dejavu.methods.dino import DINOLoss
+    from dejavu.training.methods.dino import DINOLoss
     g = torch.Generator().manual_seed(2)
     teacher = [torch.randn(3, 5, generator=g) for _ in range(2)]
     student = [torch.randn(3, 5, generator=g) for _ in range(4)]  # 2 global + 2 local views
@@ -194,20 +194,20 @@ def test_dino_loss_centering_and_sharpening_match_the_paper():
 
 
 def test_dino_loss_needs_two_distinct_views():
-    from dejavu.methods.dino import DINOLoss
+    from dejavu.training.methods.dino import DINOLoss
     x = [torch.randn(2, 4)]
     with pytest.raises(ValueError, match="two views"):
         DINOLoss(4, 0.1, 0.9)(x, x, 0.04)
 
 
 def test_momentum_stays_one_past_the_last_step_and_for_a_single_step_run():
-    from dejavu.methods.byol import target_momentum
+    from dejavu.training.methods.byol import target_momentum
     assert target_momentum(12, 11, 0.996) == 1.0
     assert target_momentum(0, 1, 0.996) == 1.0
 
 
 def test_dino_teacher_temperature_warms_up_linearly():
-    from dejavu.methods.dino import teacher_temperature
+    from dejavu.training.methods.dino import teacher_temperature
     assert teacher_temperature(1, 5, 0.04, 0.07) == pytest.approx(0.04)
     assert teacher_temperature(3, 5, 0.04, 0.07) == pytest.approx(0.055)
     assert teacher_temperature(5, 5, 0.04, 0.07) == pytest.approx(0.07)
@@ -216,8 +216,8 @@ def test_dino_teacher_temperature_warms_up_linearly():
 
 
 def test_dino_multi_crop_views_and_unit_norm_prototypes():
-    from dejavu.augment import AugmentConfig
-    from dejavu.methods import get
+    from dejavu.training.augment import AugmentConfig
+    from dejavu.training.methods import get
     dino = get("dino")(small_encoder(), prototypes=32, local_crops=3, local_size=0.5)
     views = dino.make_views(torch.rand(4, 3, 16, 16), AugmentConfig(),
                             torch.Generator().manual_seed(0), slice(0, 4), 4)
@@ -228,7 +228,7 @@ def test_dino_multi_crop_views_and_unit_norm_prototypes():
 
 
 def test_supervised_loss_is_cross_entropy_of_both_views():
-    from dejavu.methods import Progress, get
+    from dejavu.training.methods import Progress, get
     sup = get("supervised")(small_encoder(), classes=3)
     views = [torch.rand(6, 3, 16, 16), torch.rand(6, 3, 16, 16)]
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
@@ -248,16 +248,16 @@ def test_supervised_loss_is_cross_entropy_of_both_views():
     ("dino", [16, 8], 8, {"prototypes": 1}, "train.loss.dino.prototypes"),
 ])
 def test_settings_a_method_cannot_train_with_are_named(name, projector, batch, options, key):
-    from dejavu.methods import get
+    from dejavu.training.methods import get
     problems = get(name).check(projector, batch, options)
     assert problems and problems[0].startswith(key)
 
 
 def test_a_method_from_a_user_file_registers_under_its_name(tmp_path):
-    from dejavu.methods import METHODS, load_modules, source_file
+    from dejavu.training.methods import METHODS, load_modules, source_file
     path = tmp_path / "mine.py"
     path.write_text(
-        "from dejavu.methods import TwoViewMethod, register\n"
+        "from dejavu.training.methods import TwoViewMethod, register\n"
         "@register\n"
         "class Mine(TwoViewMethod):\n"
         "    name = 'mine_for_test'\n"

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dejavu import onemodel, score
+from dejavu.onemodel import onemodel
+from dejavu.attack import score
 
 pytestmark = pytest.mark.unit
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dejavu.optim import LARS, lr_at, make_optimizer
+from dejavu.training.optim import LARS, lr_at, make_optimizer
 
 pytestmark = pytest.mark.unit
 
@@ -41,3 +41,12 @@ def test_learning_rate_schedule():
     assert lr_at(55, 100, 10, 1.0) == pytest.approx(0.5)          # half-way down the cosine
     assert lr_at(55, 100, 10, 1.0, 0.2) == pytest.approx(0.6)     # decays to 0.2 instead
     assert lr_at(100, 100, 10, 1.0, 0.2) == pytest.approx(0.2)
+
+
+def test_the_constant_schedule_warms_up_then_holds():
+    """The decoders' shape (guided diffusion, RCDM): the ramp, then base_lr to the end."""
+    assert lr_at(0, 100, 10, 1.0, decay="constant") == pytest.approx(0.1)
+    assert lr_at(9, 100, 10, 1.0, decay="constant") == 1.0
+    assert lr_at(99, 100, 10, 1.0, decay="constant") == 1.0
+    assert lr_at(0, 100, 0, 0.5, decay="constant") == 0.5  # no warm-up
+

@@ -112,12 +112,64 @@ def test_licence_file_matches_the_licence_field():
 def test_stages_that_need_no_torch_do_not_import_it():
     """torch takes seconds to import, longer than these jobs (and the Snakefile parse) run."""
     import subprocess
-    torch_free = ["config", "cluster", "epochs", "sources", "methods", "augment_settings",
-                  "embeddings", "index", "knn", "score", "split", "synth", "report.page",
-                  "report.summary", "crops",
-                  "onemodel", "ingest", "store"]
+    torch_free = ["config", "cluster", "core.epochs", "core.store", "data.sources",
+                  "data.ingest", "data.split", "data.synth", "data.crops", "training.methods",
+                  "training.augment_settings", "attack.embeddings", "attack.index",
+                  "attack.knn", "attack.score", "onemodel.onemodel", "report.page",
+                  "report.summary"]
     code = ("import sys\n" + "".join(f"import dejavu.{m}\n" for m in torch_free)
             + "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"
+
+
+LAYERS = ["core", "data", "training", "attack", "onemodel", "rcdm", "report"]  # bottom up
+
+
+def package_imports() -> dict[str, set[str]]:
+    """dejavu module -> the dejavu modules it imports (at the top or inside a function)."""
+    root = REPO / "dejavu"
+    modules = {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in root.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[:len(package.split(".")) - max(node.level - 1, 0)]
+                target = ".".join(base + ([node.module] if node.module else [])) \
+                    if node.level else node.module or ""
+                for alias in node.names:
+                    child = f"{target}.{alias.name}"
+                    found.add(child if child in modules else target)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def layer(module: str) -> int:
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else len(LAYERS)
+
+
+def test_layers_import_only_downward_and_nothing_imports_in_a_circle():
+    graph = package_imports()
+    upward = sorted(f"{m} -> {t}" for m, targets in graph.items() for t in targets
+                    if layer(t) > layer(m))
+    assert not upward, upward
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module, path):
+        state[module] = 1
+        for target in sorted(graph[module]):
+            assert state.get(target) != 1, " -> ".join(path + [module, target])
+            if target not in state:
+                visit(target, path + [module])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])

@@ -1,4 +1,4 @@
-"""The linear probe's regression (dejavu.probe.fit / accuracy) on sets whose answer is
+"""The linear probe's regression (dejavu.attack.probe.fit / accuracy) on sets whose answer is
 known: separable classes are fitted exactly, the optimum is the one the gradient says, and
 unlearnable labels give chance on new data."""
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dejavu.probe import accuracy, fit
+from dejavu.attack.probe import accuracy, fit
 
 pytestmark = pytest.mark.unit
 

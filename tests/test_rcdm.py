@@ -201,7 +201,7 @@ def test_config_names_bad_rcdm_keys():
 
 
 def test_a_decoder_of_another_model_is_refused(tmp_path):
-    from dejavu.store import file_digest
+    from dejavu.core.store import file_digest
     ours, theirs = tmp_path / "ours.pt", tmp_path / "theirs.pt"
     ours.write_bytes(b"checkpoint of model A")
     theirs.write_bytes(b"checkpoint of model B")

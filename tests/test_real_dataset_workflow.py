@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import copy_workflow, planned_jobs, snakemake
-from dejavu.testing import add_bad_inputs, write_imagenet_tree
+from dejavu.data.testing import add_bad_inputs, write_imagenet_tree
 
 pytestmark = pytest.mark.workflow
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dejavu.score import (Half, bootstrap_scores, confidence_order, evaluate, partition,
+from dejavu.attack.score import (Half, bootstrap_scores, confidence_order, evaluate, partition,
                           score_half, swap_average, top_count, topp_accuracy)
 
 pytestmark = pytest.mark.unit
@@ -110,7 +110,7 @@ def test_topp_accuracy_small_known_case():
 def test_heldout_halves_alternate_and_unsplit_control_is_identically_zero():
     import pandas as pd
 
-    from dejavu.score import heldout_halves
+    from dejavu.attack.score import heldout_halves
     rng = np.random.default_rng(0)
     ids = [f"h{i:03d}" for i in range(40)]
 

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dejavu.split import SplitConfig, check_disjoint, make_split, split_sizes
+from dejavu.data.split import SplitConfig, check_disjoint, make_split, split_sizes
 
 pytestmark = pytest.mark.unit
 

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dejavu import sslmem
-from dejavu.augment import AugmentConfig, ViewAugment
-from dejavu.models import SSLModel
-from dejavu.score import heldout_halves
+from dejavu.onemodel import sslmem
+from dejavu.training.augment import AugmentConfig, ViewAugment
+from dejavu.core.models import SSLModel
+from dejavu.attack.score import heldout_halves
 
 pytestmark = pytest.mark.unit
 
@@ -260,7 +260,8 @@ def test_summarize_without_heldout_or_partition_is_json():
 
 
 def test_run_on_a_tiny_store(tmp_path):
-    from dejavu import split, synth, train
+    from dejavu.data import split, synth
+    from dejavu.training import train
     images, index = str(tmp_path / "images.zarr"), str(tmp_path / "index.parquet")
     synth.run(images, index, classes=2, images_per_class=12, image_size=16, correlation=0.5,
               seed=0)

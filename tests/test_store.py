@@ -1,7 +1,7 @@
 import pytest
 import numpy as np
 
-from dejavu.store import open_images, read_rows, write_images
+from dejavu.core.store import open_images, read_rows, write_images
 
 pytestmark = pytest.mark.unit
 
@@ -20,7 +20,7 @@ def test_a_sharded_embedding_store_is_written_in_parts_and_finalized(tmp_path):
     part of the embedding path (zarr 3.1 and 3.2+ name shard files the same way)."""
     import json
 
-    from dejavu.embeddings import finalize, missing_shards, open_partial, read_embeddings
+    from dejavu.attack.embeddings import finalize, missing_shards, open_partial, read_embeddings
 
     out = str(tmp_path / "public.zarr")
     n, shard = 10, 4

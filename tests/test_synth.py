@@ -1,7 +1,7 @@
 import pytest
 import numpy as np
 
-from dejavu.synth import SynthConfig, generate, mask_box, shape_mask
+from dejavu.data.synth import SynthConfig, generate, mask_box, shape_mask
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from dejavu.train import (SaveTo, TrainConfig, init_model, run_seed, train,
+from dejavu.training.train import (SaveTo, TrainConfig, init_model, run_seed, train,
                           train_processes)
 
 pytestmark = pytest.mark.unit
@@ -48,8 +48,8 @@ def test_models_a_and_b_start_from_different_weights():
 
 
 def test_nan_loss_stops_with_epoch_and_step_keeping_the_last_good_weights(tmp_path):
-    from dejavu.methods import METHODS, TwoViewMethod
-    from dejavu.models import load_checkpoint
+    from dejavu.training.methods import METHODS, TwoViewMethod
+    from dejavu.core.models import load_checkpoint
 
     class NaNAtStep5(TwoViewMethod):  # a loss that breaks at overall step 5 (0-based)
         name, options, calls, weights = "nan_at_5", {}, 0, None
@@ -132,7 +132,7 @@ def copy_state(model):
 
 @pytest.mark.parametrize("method", ["vicreg", "simclr", "barlow_twins"])
 def test_every_method_trains_and_lowers_its_loss(method):
-    from dejavu.synth import SynthConfig, generate
+    from dejavu.data.synth import SynthConfig, generate
     data, _ = generate(SynthConfig(n_classes=8, images_per_class=8, image_size=16))
     history = train(init_model("convnet", [64, 64], 8, 0), data,
                     TrainConfig(method=method, epochs=20, batch_size=32, lr=3e-3,
@@ -143,7 +143,7 @@ def test_every_method_trains_and_lowers_its_loss(method):
 
 @pytest.mark.parametrize("backbone, dim", [("resnet18", 512), ("resnet50", 2048)])
 def test_resnet_backbones_embed_small_images(backbone, dim, tmp_path):
-    from dejavu.models import load_checkpoint, save_checkpoint
+    from dejavu.core.models import load_checkpoint, save_checkpoint
     model = init_model(backbone, [32, 16], 16, 0, small_stem=True).eval()
     with torch.no_grad():
         h, z = model(torch.rand(2, 3, 32, 32))
@@ -162,7 +162,7 @@ def test_unknown_backbone_is_refused():
 
 
 def labelled(n_classes=4, per_class=6, side=16):
-    from dejavu.synth import SynthConfig, generate
+    from dejavu.data.synth import SynthConfig, generate
     data, index = generate(SynthConfig(n_classes=n_classes, images_per_class=per_class,
                                        image_size=side))
     return data, index["label"].to_numpy()
@@ -224,7 +224,7 @@ def test_two_data_parallel_processes_equal_one_with_the_whole_batch(method, opti
 
 
 def test_vit_backbone_takes_other_input_sizes_and_checks_its_patch():
-    from dejavu.models import SSLModel
+    from dejavu.core.models import SSLModel
     model = init_model("vit_tiny", [32, 16], 0, 0, image_size=16, patch_size=4).eval()
     with torch.no_grad():
         h, z = model(torch.rand(2, 3, 16, 16))
@@ -265,7 +265,7 @@ def test_an_epoch_continued_from_a_saved_state_equals_the_uninterrupted_run(
 
 
 def test_state_epochs_and_where_a_checkpoint_starts():
-    from dejavu.epochs import start_state, state_epochs
+    from dejavu.core.epochs import start_state, state_epochs
     assert state_epochs(400, 50) == [50, 100, 150, 200, 250, 300, 350, 400]
     assert state_epochs(10, 4) == [4, 8, 10]
     assert [start_state(e, 10, 4) for e in (1, 4, 7, 9, 10)] == [0, 4, 4, 8, 10]

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dejavu.methods.vicreg import (covariance_loss, invariance_loss, variance_loss,
+from dejavu.training.methods.vicreg import (covariance_loss, invariance_loss, variance_loss,
                                    vicreg_loss)
 
 pytestmark = pytest.mark.unit

@@ -249,7 +249,8 @@ def test_a_model_trained_elsewhere_gets_the_one_model_test_without_training(tiny
     """The tiny run's own model A, loaded through the external-model path (weights-only,
     keys checked), embeds, searches and attacks exactly as the trained model did: the same
     neighbours, and the one-model test's A half to the digit. Nothing is trained."""
-    from dejavu import onemodel, score
+    from dejavu.onemodel import onemodel
+    from dejavu.attack import score
     work = tmp_path / "w"
     shutil.copytree(tiny_run[0], work)
     r = work / "results" / "synthetic"
@@ -292,8 +293,8 @@ def test_an_external_checkpoint_that_does_not_fit_fails_listing_the_keys(tiny_ru
 
 
 def test_knn_backends_agree_on_real_embeddings_of_the_tiny_run(tiny_run):
-    from dejavu.embeddings import iter_embeddings, read_embeddings
-    from dejavu.knn import search, torch_search
+    from dejavu.attack.embeddings import iter_embeddings, read_embeddings
+    from dejavu.attack.knn import search, torch_search
     from test_knn import same_neighbours_up_to_ties
     work, _ = tiny_run
     model = work / "results/synthetic/embed/vicreg/convnet/n8/s0/A/epoch2"

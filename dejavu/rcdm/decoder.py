@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models import memory_format, pick_device
+from ..core.models import memory_format, pick_device
+from ..training.optim import lr_at
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +133,6 @@ def column_stats(x: np.ndarray, block: int = 65536) -> tuple[np.ndarray, np.ndar
     return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
 
 
-def lr_at(step: int, cfg: DecoderConfig) -> float:
-    """Linear warm-up, then constant (as in guided diffusion / RCDM)."""
-    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
-
-
 def train_decoder(images: np.ndarray, cond: np.ndarray, cfg: DecoderConfig,
                   resume_dir: str | None = None) -> tuple[Decoder, list[float]]:
     """Train a decoder on (N, r, r, 3) uint8 images and their (N, D) embeddings; return the
@@ -192,7 +188,7 @@ def train_decoder(images: np.ndarray, cond: np.ndarray, cfg: DecoderConfig,
         a = alphas[t].view(-1, 1, 1, 1)
         xt = (a.sqrt() * x0 + (1 - a).sqrt() * noise).contiguous(memory_format=fmt)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
+            group["lr"] = lr_at(step, cfg.steps, cfg.warmup_steps, cfg.lr, decay="constant")
         with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
             pred = model(xt, t, c[idx].to(device).float())
         loss = (pred.float() - noise).pow(2).mean()
@@ -266,7 +262,7 @@ def load_decoder_of(decoder_path: str, checkpoint: str,
                     device: torch.device) -> tuple[Decoder, DecoderConfig]:
     """The decoder at `decoder_path`, if it was trained on the embeddings of `checkpoint`;
     else raise: a decoder left by another model or epoch is never used."""
-    from ..store import file_digest
+    from ..core.store import file_digest
     decoder, cfg, saved = load_decoder(decoder_path, device)
     if saved.get("checkpoint_sha256") != file_digest(checkpoint):
         raise ValueError(f"{decoder_path} was trained for another model than {checkpoint}")

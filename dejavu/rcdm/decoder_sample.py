@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..models import memory_format, pick_device
+from ..core.models import pick_device
 from .decoder import Decoder, DecoderConfig, load_decoder_of, sample, sample_seed
 from .decoder_train import conditioning, read_set
 
@@ -52,23 +52,14 @@ def mean_embeddings(neighbours: list[np.ndarray], store_rows: np.ndarray,
     return out
 
 
-@torch.no_grad()
 def embed_images(model, images: np.ndarray, side: int, device: torch.device,
                  batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(backbone, projector) of (n, r, r, 3) uint8 images resized to the model's `side`."""
-    from ..store import resize_square
-    fmt = memory_format(model)
-    model.to(device, memory_format=fmt).eval()
-    hs, zs = [], []
-    for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[i:i + batch_size]).to(device).permute(0, 3, 1, 2) / 255
-        if x.shape[-1] != side:
-            x = resize_square(x, side).clamp(0, 1)
-        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
-            h, z = model(x.contiguous(memory_format=fmt))
-        hs.append(h.float().cpu().numpy())
-        zs.append(z.float().cpu().numpy())
-    return np.concatenate(hs), np.concatenate(zs)
+    """(backbone, projector) of (n, r, r, 3) uint8 images resized to the model's `side`,
+    through the embed stage's own batches (`embed.embed_batches`)."""
+    from ..attack.embed import embed_batches
+    blocks = list(embed_batches(model, images, np.arange(len(images)), side, batch_size,
+                                device))
+    return tuple(np.concatenate([b[i] for b in blocks]) for i in (0, 1))
 
 
 class Judge:
@@ -76,7 +67,7 @@ class Judge:
 
     def __init__(self, model, store_path: str, embedding: str, k: int, labels: pd.Series,
                  side: int, device: torch.device, metric: str = "l2"):
-        from ..embeddings import read_embeddings
+        from ..attack.embeddings import read_embeddings
         self.public, rows = read_embeddings(store_path, embedding)
         self.labels = labels.loc[rows].to_numpy()
         self.model, self.embedding, self.k = model, embedding, k
@@ -89,7 +80,7 @@ class Judge:
 
     def classify_embedded(self, h: np.ndarray, z: np.ndarray) -> np.ndarray:
         """The class of images whose (backbone, projector) embeddings are h, z."""
-        from ..knn import label_crops, search
+        from ..attack.knn import label_crops, search
         queries = z if self.embedding == "projector" else h
         dist, ids = search(self.public, queries, min(self.k, len(self.public)), self.metric,
                            str(self.device))
@@ -108,7 +99,7 @@ def attacked_examples(knn_target: str, knn_reference: str, subset: str, p: float
     """The attacked images of set `subset` the target ranks most confident (its top-p),
     grouped memorized (target right, reference wrong) and correlated (both right), at most
     `examples` of each, most confident first."""
-    from ..score import confidence_order, top_count
+    from ..attack.score import confidence_order, top_count
     t = pd.read_parquet(knn_target)
     r = pd.read_parquet(knn_reference)
     t = t[t["set"] == subset].set_index("id")
@@ -174,7 +165,7 @@ class Samples:
 def load_pair(decoders: dict[str, str], checkpoints: dict[str, str],
               public_stores: dict[str, str], labels: pd.Series, *, embedding: str, k: int,
               side: int, device: torch.device, metric: str) -> dict[str, Side]:
-    from ..models import load_checkpoint
+    from ..core.models import load_checkpoint
     pair = {}
     for s in SUBSETS:
         model = load_checkpoint(checkpoints[s])[0].to(device).eval()
@@ -263,7 +254,7 @@ def run_sample(decoders: dict[str, str], checkpoints: dict[str, str],
     B) and public test images; judge every sample. Writes a Zarr group (`samples`, and
     `crops`: the attacked crops), one table row per sample (`image`: its index in
     `samples`, `crop_image`: its crop's in `crops`), and the quality figures."""
-    from ..store import open_images
+    from ..core.store import open_images
     torch.set_num_threads(threads)
     dev = pick_device(device)
     split = pd.read_parquet(split_path)
@@ -313,7 +304,7 @@ def _recovered(table: pd.DataFrame) -> np.ndarray:
 
 
 def _resize_uint8(images: np.ndarray, side: int) -> np.ndarray:
-    from ..store import resize_square
+    from ..core.store import resize_square
     x = torch.from_numpy(images).permute(0, 3, 1, 2) / 255
     x = resize_square(x, side).clamp(0, 1)
     return (x * 255).round().byte().permute(0, 2, 3, 1).numpy()

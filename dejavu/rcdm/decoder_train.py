@@ -28,8 +28,8 @@ def read_set(images_path: str, split_path: str, name: str, side: int,
              rows: np.ndarray | None = None) -> np.ndarray:
     """(n, side, side, 3) uint8 images of split set `name` (or of its `rows`, sorted), with
     the embed stage's eval transform (own region, shorter side to `side`, centre)."""
-    from ..embed import embed_source
-    from ..store import read_square
+    from ..attack.embed import embed_source
+    from ..core.store import read_square
     store, all_rows, sizes = embed_source(name, images_path, split_path)
     rows = all_rows if rows is None else np.asarray(rows, dtype=np.int64)
     at = np.searchsorted(all_rows, rows)
@@ -49,8 +49,8 @@ def run_train(checkpoint: str, public_store: str, images_path: str, split_path: 
               out_path: str, *, resume_dir: str | None = None, threads: int = 1,
               **options) -> None:
     """Train the decoder of one SSL model on the public set and its stored embeddings."""
-    from ..embeddings import check_store
-    from ..store import file_digest
+    from ..attack.embeddings import check_store
+    from ..core.store import file_digest
     torch.set_num_threads(threads)
     cfg = options_config(options)
     check_store(public_store, checkpoint, "public")

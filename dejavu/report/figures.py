@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..score import SHARES  # noqa: E402
+from ..attack.score import SHARES  # noqa: E402
 from .tables import RUN_KEYS, trend_rows  # noqa: E402
 
 GROUP_COLOURS = ["#c0392b", "#2980b9", "#7f8c8d", "#d5d8dc"]  # memorized, misrep., corr., un.

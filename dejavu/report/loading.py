@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..crops import object_box
-from ..store import open_images, read_index
+from ..data.crops import object_box
+from ..core.store import open_images, read_index
 
 
 def files(inputs: dict, key: str) -> list[str]:

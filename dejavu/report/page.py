@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ..score import SHARES
+from ..attack.score import SHARES
 from . import figures as fig
 from . import loading, tables
 from .loading import files

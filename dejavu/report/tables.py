@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..score import SHARES
+from ..attack.score import SHARES
 
 SUMMARY_COLUMNS = [
     "dataset", "method", "backbone", "epoch", "train_size", "seed", "embedding", "k",
@@ -99,7 +99,7 @@ def sslmem_table(tables: list[tuple[dict, pd.DataFrame]], samples: pd.DataFrame,
     """SSLMem figures per model pair and epoch, against the two-model partition of the
     first crop mode, embedding, k and classifier (`first`: crop_mode, embedding, k,
     classifier) where the one-model test ran."""
-    from ..sslmem import summarize
+    from ..onemodel.sslmem import summarize
     rows = []
     for run, table in tables:
         partition = None

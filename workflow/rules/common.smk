@@ -47,7 +47,7 @@ def dataset_source():
         if source[key]:
             source[key] = os.path.abspath(source[key])
     if d["name"] == "imagenet" and not source["class_list"]:
-        source["class_list"] = dejavu.sources.default_path(None, source["root"],
+        source["class_list"] = dejavu.data.sources.default_path(None, source["root"],
                                                            "LOC_synset_mapping.txt")
     return source
 
@@ -71,12 +71,12 @@ def train_epochs():
 
 def state_epochs():
     """Epochs whose training state the train stage keeps (train.state_every and the last)."""
-    return dejavu.epochs.state_epochs(config["train"]["epochs"], config["train"]["state_every"])
+    return dejavu.core.epochs.state_epochs(config["train"]["epochs"], config["train"]["state_every"])
 
 
 def start_state(wildcards):
     """The state epoch a checkpoint continues from (0: none, the untrained model)."""
-    return dejavu.epochs.start_state(int(wildcards.epoch), config["train"]["epochs"],
+    return dejavu.core.epochs.start_state(int(wildcards.epoch), config["train"]["epochs"],
                                     config["train"]["state_every"])
 
 
@@ -92,7 +92,7 @@ def train_processes():
 
 def method_module(wildcards):
     """The user file a method comes from, so editing it retrains (none for built-ins)."""
-    return dejavu.methods.source_file(wildcards.method) or []
+    return dejavu.training.methods.source_file(wildcards.method) or []
 
 
 def eval_epochs():

@@ -12,7 +12,7 @@ rule sslmem:
         n_views=config["sslmem"]["views"],
         seed=config["sslmem"]["seed"],
         embedding=config["sslmem"]["embedding"],
-        augment=lambda wc: dict(sorted({**dejavu.methods.info(wc.method).augment,
+        augment=lambda wc: dict(sorted({**dejavu.training.methods.info(wc.method).augment,
                                         **config["train"]["augment"]}.items())),
         side=config["crop"]["side"],
         batch_size=config["embed"]["batch_size"],

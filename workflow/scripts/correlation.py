@@ -1,4 +1,5 @@
-from dejavu import correlation, logs
+from dejavu.onemodel import correlation
+from dejavu.core import logs
 
 logs.to_file(snakemake.log[0])
 correlation.run(snakemake.input.crops, snakemake.input.table, snakemake.input.split,

@@ -1,4 +1,5 @@
-from dejavu import crops, logs
+from dejavu.data import crops
+from dejavu.core import logs
 
 logs.to_file(snakemake.log[0])
 crops.run(snakemake.input.images, snakemake.input.index, snakemake.input.split,

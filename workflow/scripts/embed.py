@@ -1,4 +1,5 @@
-from dejavu import embed, logs
+from dejavu.attack import embed
+from dejavu.core import logs
 
 logs.to_file(snakemake.log[0])
 params = dict(snakemake.params.items())

@@ -1,4 +1,5 @@
-from dejavu import external, logs
+from dejavu.training import external
+from dejavu.core import logs
 
 logs.to_file(snakemake.log[0])
 external.run(snakemake.input.source, snakemake.output.checkpoint,

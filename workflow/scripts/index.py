@@ -1,4 +1,5 @@
-from dejavu import index, logs
+from dejavu.attack import index
+from dejavu.core import logs
 
 logs.to_file(snakemake.log[0])
 index.run(snakemake.input.store, snakemake.output.index, threads=snakemake.threads,

@@ -1,4 +1,5 @@
-from dejavu import ingest, logs
+from dejavu.data import ingest
+from dejavu.core import logs
 
 logs.to_file(snakemake.log[0])
 params = dict(snakemake.params.items())

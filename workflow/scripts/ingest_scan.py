@@ -1,4 +1,5 @@
-from dejavu import ingest, logs
+from dejavu.data import ingest
+from dejavu.core import logs
 
 logs.to_file(snakemake.log[0])
 ingest.run_scan(snakemake.params.dataset, snakemake.output.manifest, snakemake.output.classes,

@@ -1,4 +1,5 @@
-from dejavu import knn, logs
+from dejavu.attack import knn
+from dejavu.core import logs
 
 logs.to_file(snakemake.log[0])
 knn.run(snakemake.input.get("index"), snakemake.input.public, snakemake.input.crops,

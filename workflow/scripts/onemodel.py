@@ -1,4 +1,5 @@
-from dejavu import logs, onemodel
+from dejavu.core import logs
+from dejavu.onemodel import onemodel
 
 logs.to_file(snakemake.log[0])
 onemodel.run(snakemake.input.knn_a, snakemake.input.g_b, snakemake.output.json,

@@ -1,4 +1,5 @@
-from dejavu import logs, probe
+from dejavu.core import logs
+from dejavu.attack import probe
 
 logs.to_file(snakemake.log[0])
 probe.run(snakemake.input.checkpoint, snakemake.input.images, snakemake.input.split,

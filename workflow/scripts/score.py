@@ -1,4 +1,5 @@
-from dejavu import logs, score
+from dejavu.core import logs
+from dejavu.attack import score
 
 logs.to_file(snakemake.log[0])
 score.run(snakemake.input.knn_a, snakemake.input.knn_b, snakemake.output.json,

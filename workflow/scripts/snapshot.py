@@ -1,4 +1,5 @@
-from dejavu import logs, train
+from dejavu.core import logs
+from dejavu.training import train
 
 # guarded: data-parallel training spawns processes that re-import this file
 if __name__ == "__main__":

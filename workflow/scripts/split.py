@@ -1,4 +1,5 @@
-from dejavu import logs, split
+from dejavu.core import logs
+from dejavu.data import split
 
 logs.to_file(snakemake.log[0])
 split.run(snakemake.input.index, snakemake.output.split, snakemake.output.sizes,

@@ -1,4 +1,5 @@
-from dejavu import logs, sslmem
+from dejavu.core import logs
+from dejavu.onemodel import sslmem
 
 logs.to_file(snakemake.log[0])
 sslmem.run(snakemake.input.checkpoint_a, snakemake.input.checkpoint_b, snakemake.input.images,

@@ -1,4 +1,4 @@
-from dejavu import logs
+from dejavu.core import logs
 from dejavu.report import summary
 
 logs.to_file(snakemake.log[0])

@@ -122,7 +122,7 @@ def check_disjoint(split: pd.DataFrame) -> None:
 
 
 def run(index_path: str, split_path: str, sizes_path: str, **params) -> None:
-    from .store import read_index
+    from ..core.store import read_index
     split = make_split(read_index(index_path), SplitConfig(**params))
     check_disjoint(split)
     split.to_parquet(split_path, index=False)

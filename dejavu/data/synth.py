@@ -215,7 +215,7 @@ def run(images_path: str, index_path: str, rejects_path: str | None = None, *, c
         image_size: int, correlation: float, seed: int, details: int = SynthConfig.n_details,
         detail_size: tuple[float, float] = (SynthConfig.detail_min_frac,
                                             SynthConfig.detail_max_frac)) -> None:
-    from .store import write_images, write_index
+    from ..core.store import write_images, write_index
     images, index = generate(SynthConfig(n_classes=classes, images_per_class=images_per_class,
                                          image_size=image_size, correlation=correlation,
                                          n_details=details, detail_min_frac=detail_size[0],

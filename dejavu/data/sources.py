@@ -3,7 +3,7 @@
 An adapter turns a dataset on disk into a *manifest* -- one row per image to ingest: id,
 path, label, boxes (half-open [x0, y0, x1, y1] in pixels of the file as stored on disk) and
 the size the annotation claims (0 when unknown) -- plus the rejects it found on the way.
-Nothing here decodes an image; `dejavu.ingest` does that in shard jobs.
+Nothing here decodes an image; `dejavu.data.ingest` does that in shard jobs.
 
 Adapters:
 - `imagenet`: ILSVRC-2012 train layout `train/<wnid>/<wnid>_<n>.JPEG`, localization XMLs

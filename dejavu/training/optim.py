@@ -1,4 +1,5 @@
-"""Optimizers and the learning-rate schedule of SSL training.
+"""Optimizers and the one learning-rate schedule of every training loop (SSL training, the
+correlation classifiers, the RCDM decoders).
 
 LARS (You, Gitman, Ginsburg, *Large Batch Training of Convolutional Networks*, 2017) as the
 SSL papers use it: SGD with momentum whose update of each weight matrix is rescaled by the
@@ -53,8 +54,12 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float, momentum: 
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float,
-          final_fraction: float = 0.0) -> float:
-    """Linear warm-up to base_lr, then cosine decay to final_fraction * base_lr."""
+          final_fraction: float = 0.0, decay: str = "cosine") -> float:
+    """Linear warm-up to base_lr, then cosine decay to final_fraction * base_lr, or (decay
+    "constant", as guided diffusion and RCDM train) base_lr to the end. The two warm-ups
+    are the same ramp written as each loop always computed it, to the last bit."""
+    if decay == "constant":
+        return base_lr * min(1.0, (step + 1) / max(1, warmup_steps))
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
     t = (step - warmup_steps) / max(1, total_steps - warmup_steps)

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .augment import AugmentConfig, ViewAugment, apply, sample, take
-from .score import SHARES, top_count
+from ..training.augment import AugmentConfig, ViewAugment, apply, sample, take
+from ..attack.score import SHARES, top_count
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ def read_scored(images_path: str, split_path: str, side: int) -> dict[str, np.nd
     """Per scored set, its images (n, side, side, 3) uint8 in `scored_rows` order, read as
     training reads them (the eval transform: own region, shorter side to `side`, centre).
     `rcdm.read_set` cannot read A, B or held-out images (embed parts only)."""
-    from .train import load_training_images
+    from ..training.train import load_training_images
     split = pd.read_parquet(split_path)
     out = {}
     for name, rows in scored_rows(split).items():
@@ -262,7 +262,7 @@ def run(checkpoint_a: str, checkpoint_b: str, images_path: str, split_path: str,
     """The sslmem stage: score models A and B on the attacked images of A and B and on the
     held-out set, with the first view of the training augmentation (`augment`: the config's
     overrides of AugmentConfig), and write the `score_table` to parquet."""
-    from .models import load_checkpoint, pick_device
+    from ..core.models import load_checkpoint, pick_device
     torch.set_num_threads(threads)
     models = {"A": load_checkpoint(checkpoint_a)[0], "B": load_checkpoint(checkpoint_b)[0]}
     view = AugmentConfig.from_options(augment or {}).view(0)

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from .embed import auto_batch_size, embed_batches, embed_source
-from .models import load_checkpoint, pick_device
+from ..core.models import load_checkpoint, pick_device
 
 log = logging.getLogger(__name__)
 

@@ -76,7 +76,7 @@ def source_file(name: str) -> str | None:
 
 
 def __getattr__(attribute: str):
-    """`from dejavu.methods import Method, TwoViewMethod, ...` loads base.py (torch)."""
+    """`from dejavu.training.methods import Method, TwoViewMethod, ...` loads base.py (torch)."""
     if attribute in _BASE:
         return getattr(importlib.import_module(f"{__name__}.base"), attribute)
     raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")

@@ -1,6 +1,6 @@
 """What the built-in methods accept, without torch: their options and defaults, their
 augmentation recipes and the settings they cannot train with. The config check at
-Snakefile parse time reads this; each method's class (`dejavu.methods.<name>`) takes its
+Snakefile parse time reads this; each method's class (`dejavu.training.methods.<name>`) takes its
 settings from here, and tests/test_methods.py checks that the two agree."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Decode a real dataset into the store every later stage reads (definitions §1–2).
 
-The manifest from `dejavu.sources` is cut into Zarr shards of `shard_rows` images; ingest
+The manifest from `dejavu.data.sources` is cut into Zarr shards of `shard_rows` images; ingest
 job j of J decodes a contiguous run of whole shards with `workers` threads (PIL decodes
 and resizes without holding the GIL) and writes them into `images.zarr.partial`, never
 touching another job's shard. Each job then writes a
@@ -33,7 +33,7 @@ from zarr.codecs import ZstdCodec
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .sources import BoxRules, Rejects, check_box
-from .store import file_digest, open_or_create, shard_range
+from ..core.store import file_digest, open_or_create, shard_range
 
 log = logging.getLogger(__name__)
 RESIZE_POLICIES = ("fit", "center", "stretch")
@@ -347,7 +347,7 @@ def finalize(manifest_path: str, scan_rejects_path: str, metas: list[str], image
     rejects = pd.concat([pd.read_parquet(scan_rejects_path)] +
                         [pd.read_parquet(Path(m).with_suffix(".rejects.parquet"))
                          for m in metas], ignore_index=True)
-    from .store import write_index
+    from ..core.store import write_index
     write_index(index_path, index)
     rejects.to_parquet(rejects_path, index=False)
     os.replace(partial, images_path)

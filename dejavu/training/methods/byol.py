@@ -11,7 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..distributed import gather
-from ..models import projector
+from ...core.models import projector
 from .base import Method, register
 
 

@@ -119,7 +119,7 @@ def torch_search(database: Iterable[tuple[int, np.ndarray]], n_database: int,
     equal distances may order differently from FAISS."""
     import torch  # here: a FAISS search needs no torch
 
-    from .models import pick_device
+    from ..core.models import pick_device
     if k > n_database:
         raise ValueError(f"k = {k} exceeds the {n_database} public images")
     dev = pick_device(device)
@@ -189,7 +189,7 @@ def run(index_path: str | None, public_path: str, crops_store: str, crops_table:
     if backend == "torch":  # the public set streamed shard by shard from its store
         import torch
 
-        from .models import pick_device
+        from ..core.models import pick_device
         torch.set_num_threads(threads)
         used = pick_device(device).type
         dist, ids = torch_search(iter_embeddings(public_path, embedding), len(public_rows),

@@ -31,7 +31,7 @@ import torch
 
 from . import distributed, methods
 from .augment import AugmentConfig
-from .models import SSLModel, load_checkpoint, pick_device, save_checkpoint
+from ..core.models import SSLModel, load_checkpoint, pick_device, save_checkpoint
 from .optim import lr_at, make_optimizer
 
 log = logging.getLogger(__name__)
@@ -332,7 +332,7 @@ def _log_file() -> str | None:
 def _process(rank, size, port, threads, model, images, cfg, save, resume_dir, labels,
              log_file, method_module, start):
     if rank == 0 and log_file:  # the job log is rank 0's
-        from .logs import to_file
+        from ..core.logs import to_file
         to_file(log_file)
     if method_module:  # a spawned process starts with the built-in methods only
         methods.load_modules([method_module])
@@ -355,7 +355,7 @@ def load_training_images(images_path: str, split_path: str, subset: str,
 
     Stored images whose region is not the whole canvas (ingested with `fit`), or whose side
     differs from `side`, are brought to it as the eval transform does (shorter side, centre)."""
-    from .store import open_images, read_rows, read_square
+    from ..core.store import open_images, read_rows, read_square
     split = pd.read_parquet(split_path)
     chosen = split[split["set"] == subset].sort_values("row")
     if len(chosen) == 0:

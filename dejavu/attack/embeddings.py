@@ -2,7 +2,7 @@
 
 Kept free of torch (it takes longer to import than these jobs take to run), so the
 finalize, index and score-side jobs start fast; the embed jobs that write the stores live
-in `dejavu.embed`.
+in `dejavu.attack.embed`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from .store import file_digest, open_or_create
+from ..core.store import file_digest, open_or_create
 
 ARRAYS = ("backbone", "projector")
 

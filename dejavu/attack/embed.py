@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .models import load_checkpoint, memory_format, pick_device
+from ..core.models import load_checkpoint, memory_format, pick_device
 from .embeddings import ARRAYS, open_partial
-from .store import file_digest, open_images, read_rows, shard_range, square
+from ..core.store import file_digest, open_images, read_rows, shard_range, square
 
 log = logging.getLogger(__name__)
 

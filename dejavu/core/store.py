@@ -5,7 +5,7 @@ height, width, and `row` when it is not simply the position) describes the image
 that row. An image fills the top-left `height` x `width` of its canvas; stages read only that
 region (`read_square`). Boxes are lists of half-open pixel boxes [x0, y0, x1, y1] in the
 stored image. The synthetic benchmark writes this format directly; real datasets are
-ingested into it (`dejavu.ingest`), which leaves the rows of unusable files empty and out
+ingested into it (`dejavu.data.ingest`), which leaves the rows of unusable files empty and out
 of the index.
 """
 

@@ -21,8 +21,8 @@ import re
 
 import torch
 
-from .models import SSLModel, save_checkpoint
-from .store import file_digest
+from ..core.models import SSLModel, save_checkpoint
+from ..core.store import file_digest
 
 log = logging.getLogger(__name__)
 

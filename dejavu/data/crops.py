@@ -98,7 +98,7 @@ def crop_resize(image: np.ndarray, rect: Rect, side: int) -> np.ndarray:
     """Cut `rect` from a (H, W, 3) uint8 image and resize it to (side, side, 3) uint8."""
     import torch
     patch = torch.from_numpy(np.ascontiguousarray(image[rect.y0:rect.y1, rect.x0:rect.x1]))
-    from .store import resize_square
+    from ..core.store import resize_square
     out = resize_square(patch.permute(2, 0, 1)[None], side)[0]
     return out.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
@@ -134,7 +134,7 @@ def run(images_path: str, index_path: str, split_path: str, crops_path: str, tab
         *, mode: str, side: int, min_side: int, criterion: str = "side",
         corner: str = "top-left", corner_frac: float = 0.3,
         min_side_in: str = "original") -> None:
-    from .store import open_images, read_index, write_images
+    from ..core.store import open_images, read_index, write_images
     index = read_index(index_path)
     split = pd.read_parquet(split_path)
     attacked = split[split["attacked"]].reset_index(drop=True)

@@ -23,7 +23,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from .score import Half, evaluate
+from ..attack.score import Half, evaluate
 
 OTHER = {"A": "B", "B": "A"}
 

@@ -5,7 +5,7 @@ and training all see the same input normalisation.
 
 Besides dejavu's own backbones, any torchvision classifier (`torchvision.<name>`) or timm
 model (`timm.<name>`, optional dependency) can be the backbone, built randomly initialised
-and without its classifier; `dejavu.external` loads someone else's weights into it.
+and without its classifier; `dejavu.training.external` loads someone else's weights into it.
 """
 
 from __future__ import annotations

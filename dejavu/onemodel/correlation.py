@@ -30,10 +30,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .augment import ViewAugment, apply, sample
-from .knn import confidence as knn_confidence
-from .models import INPUT_MEAN, INPUT_STD, memory_format, pick_device
-from .optim import lr_at
+from ..training.augment import ViewAugment, apply, sample
+from ..attack.knn import confidence as knn_confidence
+from ..core.models import INPUT_MEAN, INPUT_STD, memory_format, pick_device
+from ..training.optim import lr_at
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class ResNetConfig:
 def to_batch(crops: np.ndarray, device: torch.device,
              fmt: torch.memory_format) -> torch.Tensor:
     """(n, S, S, 3) uint8 -> (n, 3, S, S) floats in [0, 1] on the device, in memory
-    format `fmt` (the model's: `dejavu.models.memory_format`)."""
+    format `fmt` (the model's: `dejavu.core.models.memory_format`)."""
     x = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float().div_(255)
     return x.contiguous(memory_format=fmt)
 
@@ -303,7 +303,7 @@ def run(crops_path: str, crops_table: str, split_path: str, out_path: str, *, cl
         resnet: dict | None = None, device: str = "auto", threads: int = 1) -> None:
     """Train one correlation classifier on the crops of set `trained_on` and write its
     predictions for every valid crop (with `trained` marking its own training crops)."""
-    from .store import open_images, read_index, read_rows
+    from ..core.store import open_images, read_index, read_rows
     torch.set_num_threads(threads)
     table = pd.read_parquet(crops_table)
     # in stored order, so the crops store is read in dense runs

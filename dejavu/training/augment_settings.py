@@ -1,6 +1,6 @@
 """What an augmentation does, as settings: one view's (`ViewAugment`) and an SSL method's
 pair of global views (`AugmentConfig`). Torch-free, so a config is checked without
-importing torch; `dejavu.augment` draws and applies them."""
+importing torch; `dejavu.training.augment` draws and applies them."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..augment import AugmentConfig, apply, sample, take
 from ..distributed import gather
-from ..models import SSLModel, memory_format
+from ...core.models import SSLModel, memory_format
 from . import METHODS, register  # noqa: F401  (re-exported for method modules)
 from .catalog import BUILT_IN, check_settings
 
@@ -61,7 +61,7 @@ class Method(nn.Module, abc.ABC):
     def __init_subclass__(cls, **kwargs):
         """A built-in method takes its settings from the torch-free catalog."""
         super().__init_subclass__(**kwargs)
-        if cls.name in BUILT_IN and cls.__module__ == f"dejavu.methods.{cls.name}":
+        if cls.name in BUILT_IN and cls.__module__ == f"dejavu.training.methods.{cls.name}":
             for key in SETTINGS:
                 setattr(cls, key, getattr(BUILT_IN[cls.name], key))
 
