@@ -76,6 +76,29 @@ def wildcard_constraints(schema_path: str) -> dict[str, str]:
             "classifier": choices("onemodel", "classifiers")}
 
 
+IMPORT_SETTINGS = ("architecture", "projector", "normalize", "key", "prefix", "width",
+                   "small_stem", "patch_size")  # what importing an external model takes
+
+
+def external_models(config: dict, schema_path: str) -> dict[str, dict]:
+    """The external models by name, every setting resolved once: the schema's defaults for
+    what an entry leaves out, then model.width, small_stem and patch_size and the first
+    split.npc where the entry says null."""
+    import yaml
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    item = schema["properties"]["external"]["items"]["properties"]
+    defaults = {key: spec["default"] for key, spec in item.items() if "default" in spec}
+    models = {}
+    for entry in config["external"]:
+        model = {**defaults, **entry}
+        for key in ("width", "small_stem", "patch_size"):
+            if model[key] is None:
+                model[key] = config["model"][key]
+        model["train_size"] = model["train_size"] or config["split"]["npc"][0]
+        models[model["name"]] = model
+    return models
+
+
 def knn_backend(config: dict) -> str:
     """knn.backend with `auto` resolved: torch where the search runs on CUDA (k-NN jobs given
     a GPU, or device cuda), FAISS on the CPU. Decided from the config, so the DAG knows

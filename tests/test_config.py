@@ -169,3 +169,18 @@ def test_wildcard_constraints_come_from_the_schemas_enums():
     assert constraints["embedding"] == "projector|backbone"
     assert constraints["classifier"] == "resnet|naive_bayes"
     assert constraints["part"] == "public|crops-(periphery|corner)"
+
+
+def test_external_models_are_resolved_once_from_the_schema_and_the_model_section():
+    config = copy.deepcopy(BASE)
+    config["external"] = [{"name": "mine", "checkpoint": "w.pt", "architecture": "resnet18"},
+                          {"name": "wide", "checkpoint": "v.pt", "architecture": "convnet",
+                           "width": 64, "small_stem": False, "train_size": 25, "epoch": 3}]
+    models = checks.external_models(config, SCHEMA)
+    assert models["mine"] == {
+        "name": "mine", "checkpoint": "w.pt", "architecture": "resnet18", "projector": None,
+        "normalize": None, "key": "auto", "prefix": "auto", "train_size": 50, "epoch": 1,
+        "width": 16, "small_stem": True, "patch_size": 4}  # model.* and split.npc[0]
+    wide = models["wide"]
+    assert (wide["width"], wide["small_stem"], wide["train_size"], wide["epoch"]) == \
+        (64, False, 25, 3)

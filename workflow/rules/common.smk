@@ -209,26 +209,17 @@ def example_inputs():
     }
 
 
-def external_models() -> dict[str, dict]:
-    """The external models by name, with their defaults filled in."""
-    models = {}
-    for entry in config["external"]:
-        model = {"projector": None, "normalize": None, "key": "auto", "prefix": "auto",
-                 "train_size": None, "epoch": 1, "width": None, "small_stem": None,
-                 "patch_size": None, **entry}
-        model["train_size"] = model["train_size"] or config["split"]["npc"][0]
-        models[model["name"]] = model
-    return models
+EXTERNAL_MODELS = dejavu.config.external_models(config, os.path.join(workflow.basedir, SCHEMA))
 
 
 def external_model(wildcards) -> dict:
-    return external_models()[wildcards.backbone]
+    return EXTERNAL_MODELS[wildcards.backbone]
 
 
 def external_targets(pattern: str, **wildcards) -> list[str]:
     """`pattern` for every external model (method external, backbone = its name, subset A,
     its train_size and epoch, seed 0), over the other wildcards' lists."""
-    return [path for name, model in external_models().items()
+    return [path for name, model in EXTERNAL_MODELS.items()
             for path in expand(pattern, method=EXTERNAL, backbone=name, subset="A", seed=0,
                                size=model["train_size"], epoch=model["epoch"], **wildcards)]
 

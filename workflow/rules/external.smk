@@ -9,18 +9,9 @@ rule import_model:
         method=EXTERNAL,
         subset="A",
     params:
-        architecture=lambda wc: external_model(wc)["architecture"],
-        projector=lambda wc: external_model(wc)["projector"],
-        normalize=lambda wc: external_model(wc)["normalize"],
-        key=lambda wc: external_model(wc)["key"],
-        prefix=lambda wc: external_model(wc)["prefix"],
+        model=lambda wc: {key: external_model(wc)[key] for key in dejavu.config.IMPORT_SETTINGS},
         epoch=lambda wc: int(wc.epoch),
         image_size=config["crop"]["side"],
-        width=lambda wc: external_model(wc)["width"] or config["model"]["width"],
-        small_stem=lambda wc: (config["model"]["small_stem"]
-                               if external_model(wc)["small_stem"] is None
-                               else external_model(wc)["small_stem"]),
-        patch_size=lambda wc: external_model(wc)["patch_size"] or config["model"]["patch_size"],
     log:
         log_path("import_model", f"{MODEL}/epoch{{epoch}}"),
     benchmark:
