@@ -312,3 +312,32 @@ def test_own_images_from_a_list_file_with_coco_boxes(tmp_path):
     assert sorted(rejects["kind"]) == ["missing_file", "unknown_class"]
     assert boxes_of(manifest, "dog/dog2") == [boxes["dog/dog2.png"][1]]
     assert len(manifest) == 6
+
+
+def test_every_entry_of_a_folder_dataset_that_is_not_ingested_is_recorded(tmp_path):
+    """An animated GIF (first frame, recorded as converted), a dangling link named .jpg and
+    a directory named folder.jpg (skipped), a stray text file in a class folder and one
+    beside the class folders (ignored): none vanishes without a row."""
+    own_images(tmp_path)
+    cat = tmp_path / "images" / "cat"
+    frames = [Image.fromarray(np.full((40, 50, 3), v, np.uint8)) for v in (200, 30, 90)]
+    frames[0].save(cat / "moving.gif", save_all=True, append_images=frames[1:])
+    (cat / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (cat / "folder.jpg").mkdir()
+    (cat / "notes.txt").write_text("not an image")
+    (tmp_path / "images" / "README.md").write_text("my dataset")
+    manifest, _, rejects = sources.scan({"name": "folder", "root": str(tmp_path / "images")})
+    recorded = {(row.path.split("/")[-1], row.kind, row.action)
+                for row in rejects.itertuples()}
+    assert recorded == {("gone.jpg", "missing_file", "image skipped"),
+                        ("folder.jpg", "not_a_file", "image skipped"),
+                        ("notes.txt", "not_an_image", "ignored"),
+                        ("README.md", "not_in_class_folder", "ignored")}
+    assert "cat/moving" in set(manifest["id"])
+    _, index, all_rejects = ingest_all(tmp_path / "out", manifest, rejects, jobs=1)
+    gif = all_rejects[all_rejects["id"] == "cat/moving"]
+    assert list(gif["kind"]) == ["animated"] and list(gif["action"]) == ["converted"]
+    assert "first" in gif["reason"].item() and "cat/moving" in set(index["id"])
+    # strict mode fails at the first skipped entry (sorted: folder.jpg), not at stray files
+    with pytest.raises(sources.BadInput, match="folder.jpg"):
+        sources.scan({"name": "folder", "root": str(tmp_path / "images")}, strict=True)

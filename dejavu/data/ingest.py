@@ -150,6 +150,9 @@ def load_image(path: str, boxes: list, ann_size: tuple[int, int], cfg: IngestCon
             raise Unusable(kind, f"decoding failed: {err}") from None
         except (ValueError, SyntaxError) as err:
             raise Unusable("corrupt", f"decoding failed: {err}") from None
+        frames = getattr(img, "n_frames", 1)
+        if frames > 1:  # animated GIF, PNG or WebP; also multi-page TIFF
+            notes.append(("animated", f"{img.format} of {frames} frames: the first is used"))
         if orientation != 1:
             img = ImageOps.exif_transpose(img)
             notes.append(("exif_orientation", f"EXIF orientation {orientation} applied"))

@@ -32,11 +32,12 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 REJECT_COLUMNS = ("stage", "id", "path", "kind", "action", "reason")
 MANIFEST_COLUMNS = ("id", "path", "label", "boxes", "ann_width", "ann_height")
-# actions that leave the data as it was meant to be; strict mode lets them pass
-HARMLESS = frozenset({"converted"})
+# actions that leave the data as it was meant to be (or touch no image: a stray non-image
+# file); strict mode lets them pass
+HARMLESS = frozenset({"converted", "ignored"})
 
 
 class BadInput(ValueError):
@@ -105,9 +106,36 @@ def _drop_duplicates(manifest: pd.DataFrame, rejects: Rejects) -> pd.DataFrame:
     return manifest[~dup].sort_values("id", kind="stable").reset_index(drop=True)
 
 
-def _list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def _list_images(folder: Path, rejects: Rejects) -> list[Path]:
+    """The image files of a class folder, sorted; every other entry is recorded: a
+    directory or a dangling link named like an image (skipped), anything else (ignored)."""
+    images = []
+    for entry in sorted(folder.iterdir()):
+        named_like_image = entry.suffix.lower() in IMAGE_SUFFIXES
+        if named_like_image and entry.is_file():
+            images.append(entry)
+        elif named_like_image and entry.is_symlink() and not entry.exists():
+            rejects.add(entry, "missing_file", "image skipped",
+                        "a symbolic link to nothing (dangling)", entry.stem)
+        elif named_like_image:
+            rejects.add(entry, "not_a_file", "image skipped",
+                        "named like an image but is a directory or special file", entry.stem)
+        else:
+            rejects.add(entry, "not_an_image", "ignored",
+                        f"not an image file (images end in {', '.join(IMAGE_SUFFIXES)})")
+    return images
+
+
+def _class_folders(root: Path, rejects: Rejects) -> list[Path]:
+    """The class folders under root, sorted; any other entry there is recorded as ignored."""
+    folders = []
+    for entry in sorted(root.iterdir()):
+        if entry.is_dir():
+            folders.append(entry)
+        else:
+            rejects.add(entry, "not_in_class_folder", "ignored",
+                        "a file beside the class folders belongs to no class")
+    return folders
 
 
 # ---------------------------------------------------------------- ImageNet
@@ -165,14 +193,14 @@ def scan_imagenet(root: str, annotations: str | None, class_list: str | None,
                   rules: BoxRules, rejects: Rejects) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(manifest, classes) of an ILSVRC-2012-shaped train tree."""
     root = Path(root)
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    folders = [p.name for p in _class_folders(root, rejects)]
     classes = read_class_list(class_list, folders)
     label_of = dict(zip(classes["key"], classes["label"]))
     ann_root = Path(annotations) if annotations else None
     rows = []
     for wnid in folders:
         if wnid not in label_of:
-            for path in _list_images(root / wnid):
+            for path in _list_images(root / wnid, rejects):
                 rejects.add(path, "unknown_class", "image skipped",
                             f"class folder {wnid!r} is not in the class list", path.stem)
             continue
@@ -181,7 +209,7 @@ def scan_imagenet(root: str, annotations: str | None, class_list: str | None,
             rejects.add(ann_dir, "no_annotation_dir", "no boxes",
                         f"no annotation directory for class {wnid}; its images have no boxes")
             ann_dir = None
-        for path in _list_images(root / wnid):
+        for path in _list_images(root / wnid, rejects):
             image_id = path.stem
             boxes, size = [], (0, 0)
             xml = ann_dir / f"{image_id}.xml" if ann_dir else None
@@ -202,8 +230,8 @@ def read_image_list(root: Path, list_file: str | None, rejects: Rejects):
     """[(relative path, class key)] from class folders under root, or from a list file."""
     if list_file is None:
         return [(str(p.relative_to(root)), folder.name)
-                for folder in sorted(p for p in root.iterdir() if p.is_dir())
-                for p in _list_images(folder)]
+                for folder in _class_folders(root, rejects)
+                for p in _list_images(folder, rejects)]
     items = []
     with open(list_file, newline="") as f:
         for number, record in enumerate(csv.reader(f), 1):
