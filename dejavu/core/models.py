@@ -299,7 +299,32 @@ def load_checkpoint(path: str, map_location="cpu") -> tuple[SSLModel, dict]:
 
 
 def pick_device(device: str = "auto") -> torch.device:
-    """"auto" is CUDA when available, else CPU; anything else is taken as given."""
+    """"auto": CUDA when usable, else the CPU. "cuda" or "cuda:N" (what a job given GPUs
+    asks for): that device, or an error saying why CUDA is not usable -- a GPU that was
+    asked for never turns into a silent CPU run."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    chosen = torch.device(device)
+    if chosen.type == "cuda":
+        problem = cuda_problem(chosen.index or 0)
+        if problem:
+            raise RuntimeError(f"device {device!r} was asked for (a job given GPUs asks for "
+                               f"CUDA), but CUDA is not usable here: {problem}")
+    return chosen
+
+
+def cuda_problem(index: int = 0) -> str | None:
+    """Why CUDA device `index` cannot be used, or None when it can."""
+    import os
+    if torch.version.cuda is None:
+        return "this torch build has no CUDA support (a CPU-only wheel)"
+    if not torch.cuda.is_available():
+        try:
+            torch.cuda.init()
+        except Exception as err:  # e.g. no driver, or a driver too old for this torch
+            return f"{type(err).__name__}: {err}"
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        return f"no CUDA device is visible (CUDA_VISIBLE_DEVICES={visible!r})"
+    if index >= torch.cuda.device_count():
+        return f"device {index} asked for, {torch.cuda.device_count()} visible"
+    return None

@@ -52,6 +52,12 @@ def dataset_source():
     return source
 
 
+def device_for(gpus: int) -> str:
+    """The device a job's stage runs on: config's `device`, but CUDA, with no fallback, for
+    a job given GPUs under `device: auto` (a GPU asked for but unusable is an error)."""
+    return "cuda" if gpus > 0 and config["device"] == "auto" else config["device"]
+
+
 def log_path(rule, pattern=""):
     return f"{R}/logs/{rule}/{pattern or 'all'}.log"
 

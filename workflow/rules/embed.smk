@@ -14,7 +14,7 @@ rule embed:
         chunk_rows=config["embed"]["chunk_rows"],
         batch_size=config["embed"]["batch_size"],
         dtype=config["embed"]["dtype"],
-        device=config["device"],
+        device=device_for(config["embed"]["gpus"]),
     log:
         log_path("embed", f"{MODEL}/epoch{{epoch}}/{{part}}-{{job}}"),
     benchmark:

@@ -14,7 +14,7 @@ rule knn:
         metric=config["knn"]["metric"],
         backend=KNN_BACKEND,
         memory_mb=config["knn"]["memory_mb"],
-        device=config["device"],
+        device=device_for(config["knn"]["gpus"]),
     log:
         log_path("knn", f"{MODEL}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}"),
     benchmark:

@@ -19,7 +19,7 @@ rule correlation:
         # sorted: a config file rewritten in another key order is the same setting
         resnet=lambda wc: (dict(sorted(config["onemodel"]["resnet"].items()))
                            if wc.classifier == "resnet" else {}),
-        device=config["device"],
+        device=device_for(config["onemodel"]["gpus"]),
     threads: 1
     log:
         log_path("correlation", "n{size}/{crop}/{classifier}-{subset}"),

@@ -15,7 +15,7 @@ rule probe:
         subset=lambda wc: wc.subset,
         side=config["crop"]["side"],
         batch_size=config["embed"]["batch_size"],
-        device=config["device"],
+        device=device_for(config["embed"]["gpus"]),
         meta=lambda wc: run_of(wc, subset=wc.subset),
     log:
         log_path("probe", f"{MODEL}/epoch{{epoch}}"),

@@ -17,7 +17,7 @@ rule decoder_train:
         decoder=DECODER,
     params:
         **RCDM_OPTIONS,
-        device=config["device"],
+        device=device_for(config["rcdm"]["gpus"]),
         resume_dir=lambda wc: f"{R}/rcdm/{MODEL}/epoch{{epoch}}/resume".format(**wc),
     log:
         log_path("decoder_train", f"{MODEL}/epoch{{epoch}}"),
@@ -57,7 +57,7 @@ rule decoder_sample:
         seed=config["rcdm"]["seed"],
         side=config["crop"]["side"],
         metric=config["knn"]["metric"],
-        device=config["device"],
+        device=device_for(config["rcdm"]["gpus"]),
         meta=lambda wc: run_of(wc, crop_mode=wc.crop, embedding=wc.embedding, k=int(wc.k)),
     log:
         log_path("decoder_sample", f"{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}"),

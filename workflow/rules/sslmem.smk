@@ -17,7 +17,7 @@ rule sslmem:
         side=config["crop"]["side"],
         batch_size=config["embed"]["batch_size"],
         split_heldout=config["score"]["split_heldout"],
-        device=config["device"],
+        device=device_for(config["sslmem"]["gpus"]),
     threads: 1
     log:
         log_path("sslmem", f"{RUN}/epoch{{epoch}}"),

@@ -43,7 +43,7 @@ TRAINING = dict(
     warmup_epochs=config["train"]["warmup_epochs"],
     augment=config["train"]["augment"],
     loss=lambda wc: config["train"]["loss"].get(wc.method, {}),
-    device=config["device"],
+    device=device_for(config["train"]["gpus"]),
     processes=train_processes(),
 )
 
