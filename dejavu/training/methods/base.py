@@ -127,8 +127,8 @@ class TwoViewMethod(Method):
 
     def forward(self, views, labels, progress):
         z_a, z_b = (self.model(v)[1] for v in views)
-        # the loss in float32 over the global batch: batch statistics are too coarse in bf16
-        return self.objective(gather(z_a.float()), gather(z_b.float()))
+        with loss_precision(z_a):  # batch statistics over the global batch are too coarse in bf16
+            return self.objective(gather(z_a.float()), gather(z_b.float()))
 
 
 class LossFunctionMethod(TwoViewMethod):
@@ -143,6 +143,13 @@ class LossFunctionMethod(TwoViewMethod):
 
     def objective(self, z_a, z_b):
         return type(self).loss_fn(z_a, z_b, **{k: getattr(self, k) for k in self.options})
+
+
+def loss_precision(tensor: torch.Tensor):
+    """Autocast off on the tensor's device, for a loss: its matmuls and batch statistics run
+    in float32. (`.float()` inside an autocast region does not leave it: a matmul of two
+    float32 tensors still runs in bf16 there.) Networks keep running under autocast."""
+    return torch.autocast(tensor.device.type, enabled=False)
 
 
 def objective_options(fn) -> dict:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ..distributed import gather
 from ...core.models import projector
-from .base import Method, register
+from .base import Method, loss_precision, register
 
 
 def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -56,7 +56,8 @@ class BYOL(Method):
             target = [self.target(v)[1] for v in views]
         p = [gather(self.predictor(z).float()) for z in online]
         z = [gather(t.float()) for t in target]
-        return byol_loss(p[0], z[1]) + byol_loss(p[1], z[0])
+        with loss_precision(p[0]):
+            return byol_loss(p[0], z[1]) + byol_loss(p[1], z[0])
 
     @torch.no_grad()
     def after_step(self, progress):

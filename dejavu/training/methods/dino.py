@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..distributed import gather
-from .base import Method, register
+from .base import Method, loss_precision, register
 from .byol import momentum_update, target_momentum
 
 
@@ -102,7 +102,8 @@ class DINO(Method):
         student = [gather(self.student(v).float()) for v in views]
         temp = teacher_temperature(progress.epoch, self.warmup_teacher_temp_epochs,
                                    self.warmup_teacher_temp, self.teacher_temp)
-        return self.loss(teacher, student, temp)
+        with loss_precision(student[0]):
+            return self.loss(teacher, student, temp)
 
     @torch.no_grad()
     def after_step(self, progress):

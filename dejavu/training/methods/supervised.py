@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..distributed import gather
-from .base import Method, register
+from .base import Method, loss_precision, register
 
 
 @register
@@ -23,5 +23,6 @@ class Supervised(Method):
     def forward(self, views, labels, progress):
         logits = [gather(self.classifier(self.model(v)[1]).float()) for v in views]
         labels = gather(labels[:, None])[:, 0]
-        return sum(F.cross_entropy(lg, labels, label_smoothing=self.label_smoothing)
-                   for lg in logits) / len(logits)
+        with loss_precision(logits[0]):
+            return sum(F.cross_entropy(lg, labels, label_smoothing=self.label_smoothing)
+                       for lg in logits) / len(logits)
