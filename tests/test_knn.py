@@ -108,3 +108,43 @@ def test_chunk_sizes_keep_blocks_within_the_budget():
         q, rows = chunk_sizes(n_q, dim, k, mb)
         assert 1 <= q <= n_q and rows >= k
         assert 4 * q * rows + 4 * rows * dim <= mb * 2**20 * 1.01
+
+
+def vicreg_like(seed: int = 0, d: int = 8192, queries: int = 48, k: int = 20):
+    """Projector outputs of VICReg's scale: 8192-d, a large mean every embedding shares
+    (about 5 per dimension, norms near 480), unit spread per dimension. Each query has k
+    planted neighbours at squared distances 4, 9, 16, ... (gaps of at least 1 % of the
+    distance); the other public vectors lie about 16,000 away."""
+    rng = np.random.default_rng(seed)
+    mean = rng.normal(5.0, 2.0, d)
+    base = mean + rng.normal(0.0, 1.0, (queries, d))
+    planted = []
+    for q in base:
+        directions = rng.normal(size=(k, d))
+        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+        planted.append(q + (2.0 + np.arange(k))[:, None] * directions)
+    others = mean + rng.normal(0.0, 1.0, (512, d))
+    public = np.concatenate(planted + [others])
+    order = rng.permutation(len(public))
+    return base.astype(np.float32), public[order].astype(np.float32)
+
+
+def test_vicreg_scale_vectors_find_the_neighbours_of_float64():
+    """Such vectors defeat fp16 products: the dot products (near 200,000) overflow fp16,
+    and rounded to fp16 the shared mean drowns the gaps between neighbours. The torch
+    backend (float32 on every device) and FAISS must both find exactly float64's."""
+    import torch
+    queries, public = vicreg_like()
+    exact = ((queries.astype(np.float64)[:, None, :] - public.astype(np.float64)[None]) ** 2
+             ).sum(-1)
+    expected = np.argsort(exact, axis=1, kind="stable")[:, :20]
+    chunks = [(i, public[i:i + 400]) for i in range(0, len(public), 400)]
+    dist, ids = torch_search(chunks, len(public), queries, k=20, memory_mb=64)
+    np.testing.assert_array_equal(ids, expected)
+    # float32's own cancellation: |q|^2 is about 200,000, so distances are good to about
+    # 0.15 (seen here), while the planted neighbours are 5 or more apart
+    np.testing.assert_allclose(dist, np.take_along_axis(exact, expected, 1), atol=0.5)
+    np.testing.assert_array_equal(search(public, queries, 20)[1], expected)
+    # what fp16 products would do to the same search
+    q16, x16 = torch.from_numpy(queries).half(), torch.from_numpy(public).half()
+    assert not torch.isfinite(q16 @ x16[:5].T).all()

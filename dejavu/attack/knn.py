@@ -115,37 +115,34 @@ def torch_search(database: Iterable[tuple[int, np.ndarray]], n_database: int,
     """Exact k-NN by chunked matmul + top-k, streaming `database` as (offset, rows) chunks.
 
     A running top-k per query is merged with each chunk's top-k; the database is read once.
-    On CUDA the products are fp16 (distances assembled in fp32), on CPU fp32. Ties between
-    equal distances may order differently from FAISS."""
+    Products are float32 on every device. Not fp16: a near neighbour's distance
+    |q|^2 + |x|^2 - 2 q.x is a small difference of large terms, and an fp16 product keeps
+    about 1 part in 2,000 of q.x (projector outputs with a large shared mean also overflow
+    fp16's 65,504), which reorders neighbours; float32 costs a few seconds more per search
+    at paper scale on a GPU, less than reading the store. Ties between equal distances may
+    order differently from FAISS."""
     import torch  # here: a FAISS search needs no torch
 
     from ..core.models import pick_device
     if k > n_database:
         raise ValueError(f"k = {k} exceeds the {n_database} public images")
     dev = pick_device(device)
-    half = dev.type == "cuda"
-    dtype = torch.float16 if half else torch.float32
-    q_all = torch.from_numpy(prepare(queries, metric)).to(dev)
-    q_norm = (q_all.float() ** 2).sum(1) if metric == "l2" else None
-    q_all = q_all.to(dtype)
+    q_all = torch.from_numpy(prepare(queries, metric)).to(dev).float()
+    q_norm = (q_all ** 2).sum(1) if metric == "l2" else None
     n_q, dim = q_all.shape
-    q_rows, d_rows = chunk_sizes(n_q, dim, k, memory_budget_mb(dev, memory_mb),
-                                 2 if half else 4)
+    q_rows, d_rows = chunk_sizes(n_q, dim, k, memory_budget_mb(dev, memory_mb))
     best_d = torch.full((n_q, k), float("inf"), device=dev)
     best_i = torch.full((n_q, k), -1, dtype=torch.int64, device=dev)
     for offset, block in database:
         for start in range(0, len(block), d_rows):
-            x = torch.from_numpy(prepare(block[start:start + d_rows], metric)).to(dev)
-            x_norm = (x.float() ** 2).sum(1)
-            x = x.to(dtype)
+            x = torch.from_numpy(prepare(block[start:start + d_rows], metric)).to(dev).float()
+            x_norm = (x ** 2).sum(1)
             first = offset + start
             for q0 in range(0, n_q, q_rows):
                 q = slice(q0, q0 + q_rows)
                 # ||q||^2 is the same for a whole row, so it joins only the final top-k
                 if metric == "cosine":
-                    d = -(q_all[q] @ x.T).float()
-                elif half:
-                    d = x_norm[None] - 2 * (q_all[q] @ x.T).float()
+                    d = -(q_all[q] @ x.T)
                 else:
                     d = torch.addmm(x_norm[None], q_all[q], x.T, alpha=-2)
                 kk = min(k, d.shape[1])
