@@ -1,0 +1,44 @@
+"""bench/gpu_check.py's logic, run with the CPU on both sides: every check passes, a
+broken path shows as FAIL without hiding the others, and a machine without a GPU exits 0."""
+
+import importlib.util
+
+import pytest
+import torch
+
+from conftest import REPO
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def gpu_check():
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "bench" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_check_passes_with_the_cpu_on_both_sides(gpu_check, tmp_path):
+    checks = tuple(c for c in gpu_check.CHECKS if c is not gpu_check.throughput)
+    rows = gpu_check.run("cpu", checks)
+    assert {r["result"] for r in rows} == {"ok"}, gpu_check.table(rows)
+    names = " ".join(r["check"] for r in rows)
+    for part in ("train step vicreg", "train step dino", "data-parallel", "embed",
+                 "k-NN torch", "k-NN faiss", "decoder", "SSLMem"):
+        assert part in names
+
+
+def test_a_broken_path_is_a_failed_row_and_the_others_still_run(gpu_check):
+    def broken(device):
+        raise RuntimeError("no kernel for this")
+    rows = gpu_check.run("cpu", (broken, gpu_check.sslmem_distances))
+    assert [r["result"] for r in rows] == ["FAIL", "ok"]
+    assert "no kernel for this" in rows[0]["detail"]
+    assert "FAIL" in gpu_check.table(rows)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_without_a_gpu_it_says_why_and_exits_0(gpu_check, capsys):
+    assert gpu_check.main([]) == 0
+    assert "no usable GPU here" in capsys.readouterr().out
