@@ -46,3 +46,34 @@ def test_a_sharded_embedding_store_is_written_in_parts_and_finalized(tmp_path):
     x, rows = read_embeddings(out, "projector")
     np.testing.assert_allclose(x, data["projector"].astype(np.float32))
     assert list(rows) == list(range(100, 110))
+
+
+RACE = """
+import sys, zarr
+from dejavu.core.store import open_or_create
+path, tag = sys.argv[1], sys.argv[2]
+attrs = {"source": "model-2"}
+node = open_or_create(path, attrs, lambda p: zarr.create_array(
+    store=p, shape=(64,), dtype="int64", chunks=(8,), attributes=attrs))
+node[int(tag) * 8:int(tag) * 8 + 8] = int(tag)
+"""
+
+
+def test_shard_jobs_racing_to_make_one_store_share_it_without_a_lock(tmp_path):
+    """Eight processes start at once on a path that holds a store made for another source;
+    exactly one new store ends up there, holding every job's rows, and nothing is left
+    beside it (no lock file: cluster file systems may refuse locks)."""
+    import subprocess
+    import sys
+
+    import zarr
+    from dejavu.core.store import open_or_create
+    path = str(tmp_path / "store.zarr.partial")
+    open_or_create(path, {"source": "model-1"}, lambda p: zarr.create_array(
+        store=p, shape=(3,), dtype="int64", attributes={"source": "model-1"}))
+    jobs = [subprocess.Popen([sys.executable, "-c", RACE, path, str(j)]) for j in range(8)]
+    assert [job.wait(timeout=120) for job in jobs] == [0] * 8
+    stored = zarr.open_array(path, mode="r")
+    assert dict(stored.attrs) == {"source": "model-2"}
+    np.testing.assert_array_equal(stored[:], np.repeat(np.arange(8), 8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.zarr.partial"]

@@ -23,8 +23,8 @@ ARRAYS = ("backbone", "projector")
 def open_partial(partial: str, n_rows: int, dims: dict[str, int], shard_rows: int,
                  chunk_rows: int, dtype: str, attrs: dict) -> zarr.Group:
     """The partial store, reused if it was made for the same model and layout."""
-    def create() -> zarr.Group:
-        group = zarr.open_group(partial, mode="w", attributes=attrs)
+    def create(path: str) -> zarr.Group:
+        group = zarr.open_group(path, mode="w", attributes=attrs)
         for name, dim in dims.items():
             group.create_array(name, shape=(n_rows, dim), dtype=dtype,
                                chunks=(chunk_rows, dim), shards=(shard_rows, dim))
@@ -80,7 +80,6 @@ def finalize(markers: list[str], out_path: str, checkpoint: str | None = None) -
         raise RuntimeError(f"{partial} is incomplete: stale jobs {stale}, rows covered "
                            f"{covered}/{attrs['n_rows']}, missing shards {missing[:10]}")
     os.replace(partial, out_path)
-    Path(partial + ".lock").unlink(missing_ok=True)
 
 
 def read_source_rows(store_path: str) -> np.ndarray:

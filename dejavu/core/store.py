@@ -11,13 +11,12 @@ of the index.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import math
 import os
 import shutil
-from contextlib import contextmanager
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -134,25 +133,37 @@ def file_digest(path: str) -> str:
 
 def open_or_create(partial: str, attrs: dict, create):
     """The Zarr array or group at `partial` if it was made with these attributes (same
-    source and layout), else a new one from `create()`. Shard jobs race to make it, so this
-    runs under a file lock."""
-    with locked(partial + ".lock"):
+    source and layout), else a new one made by `create(path)`. Shard jobs race to make it,
+    on file systems where locks may not work (Lustre without `flock`, NFS), so no lock is
+    taken: each job builds the store in a folder of its own and renames it into place
+    (atomic on POSIX file systems); the first rename wins and the others open the winner's.
+    A store made for another source or layout is renamed aside first, by one job only."""
+    problem = None
+    for _ in range(100):
         if os.path.exists(partial):
-            node = zarr.open(partial, mode="r+")
-            if dict(node.attrs) == attrs:
-                return node
+            try:
+                node = zarr.open(partial, mode="r+")
+                if dict(node.attrs) == attrs:
+                    return node
+            except Exception as err:  # renamed aside by another job while being read
+                problem = err
+                continue
+            aside = f"{partial}.stale-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            try:
+                os.rename(partial, aside)
+            except FileNotFoundError:
+                continue  # another job moved it first
             log.info("partial store %s was made for another source or layout; recreating",
                      partial)
-            shutil.rmtree(partial)
-        return create()
-
-
-@contextmanager
-def locked(path: str):
-    """An exclusive file lock (shard jobs racing to create one store)."""
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+            shutil.rmtree(aside, ignore_errors=True)
+            continue
+        mine = f"{partial}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        create(mine)
         try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            os.rename(mine, partial)  # fails when another job's store is there already
+        except OSError:
+            shutil.rmtree(mine, ignore_errors=True)
+    raise RuntimeError(f"could not create or open {partial} (other jobs kept replacing it; "
+                       f"last error: {problem})")
+
+

@@ -259,8 +259,8 @@ def decode_rows(manifest: pd.DataFrame, start: int, stop: int, cfg: IngestConfig
 def open_partial(partial: str, n_rows: int, side: int, shard_rows: int, chunk_rows: int,
                  attrs: dict) -> zarr.Array:
     """The partial image array, reused if it was made for the same manifest and layout."""
-    return open_or_create(partial, attrs, lambda: zarr.create_array(
-        store=partial, shape=(n_rows, side, side, 3), dtype=np.uint8,
+    return open_or_create(partial, attrs, lambda path: zarr.create_array(
+        store=path, shape=(n_rows, side, side, 3), dtype=np.uint8,
         chunks=(chunk_rows, side, side, 3), shards=(shard_rows, side, side, 3),
         attributes=attrs, compressors=[ZstdCodec(level=1)],  # 2x faster, same size
         config={"write_empty_chunks": True}))
@@ -354,7 +354,6 @@ def finalize(manifest_path: str, scan_rejects_path: str, metas: list[str], image
     write_index(index_path, index)
     rejects.to_parquet(rejects_path, index=False)
     os.replace(partial, images_path)
-    Path(partial + ".lock").unlink(missing_ok=True)
     log.info("dataset: %d of %d images stored; %d rows in the rejects table", len(index),
              len(manifest), len(rejects))
 
