@@ -173,3 +173,19 @@ def test_layers_import_only_downward_and_nothing_imports_in_a_circle():
     for module in sorted(graph):
         if module not in state:
             visit(module, [])
+
+
+def test_no_module_or_function_grows_past_what_a_reader_takes_in():
+    """The house rule (issue 18): modules of about 400 lines at most, functions of about 60."""
+    long_modules, long_functions = [], []
+    for path in (REPO / "dejavu").rglob("*.py"):
+        text = path.read_text()
+        if text.count("\n") > 420:
+            long_modules.append(f"{path.relative_to(REPO)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 65:
+                    long_functions.append(f"{path.relative_to(REPO)}:{node.lineno} "
+                                          f"{node.name}: {lines} lines")
+    assert not long_modules and not long_functions, long_modules + long_functions

@@ -127,3 +127,36 @@ def run(index_path: str, split_path: str, sizes_path: str, **params) -> None:
     check_disjoint(split)
     split.to_parquet(split_path, index=False)
     split_sizes(split).to_csv(sizes_path, index=False)
+
+
+def read_set(images_path: str, split_path: str, name: str, side: int | None = None,
+             rows: np.ndarray | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+    """The images of split set `name` (or of its sorted `rows`) as (n, side, side, 3) uint8,
+    read the way the eval transform reads them (the image's own region, shorter side to
+    `side`, default the stored canvas, centre square), and their split rows in row order.
+    Training, SSLMem and the RCDM stages all read their sets here."""
+    from ..core.store import open_images, read_rows, read_square
+    split = pd.read_parquet(split_path)
+    chosen = split[split["set"] == name].sort_values("row")
+    if rows is not None:
+        rows = np.asarray(rows, dtype=np.int64)
+        have = chosen["row"].to_numpy()
+        at = np.searchsorted(have, rows)
+        if len(have) == 0 or (at >= len(have)).any() or (have[np.minimum(at, len(have) - 1)]
+                                                         != rows).any():
+            raise ValueError(f"rows asked for are not all in split set {name!r}")
+        chosen = chosen.iloc[at]
+    store = open_images(images_path)
+    canvas = store.shape[1]
+    found = chosen["row"].to_numpy()
+    heights = chosen["height"].to_numpy() if "height" in chosen else np.full(len(found), canvas)
+    widths = chosen["width"].to_numpy() if "width" in chosen else np.full(len(found), canvas)
+    side = side or canvas
+    if len(found) and side == canvas and (heights == canvas).all() and (widths == canvas).all():
+        return read_rows(store, found), chosen
+    images = np.empty((len(found), side, side, 3), np.uint8)
+    for i in range(0, len(found), 1024):
+        x = read_square(store, found[i:i + 1024], heights[i:i + 1024], widths[i:i + 1024], side)
+        images[i:i + 1024] = (x * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    return images, chosen
+

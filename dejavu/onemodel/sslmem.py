@@ -240,18 +240,16 @@ def summarize(table: pd.DataFrame, partition: pd.DataFrame | None = None,
 
 def read_scored(images_path: str, split_path: str, side: int) -> dict[str, np.ndarray]:
     """Per scored set, its images (n, side, side, 3) uint8 in `scored_rows` order, read as
-    training reads them (the eval transform: own region, shorter side to `side`, centre).
-    `rcdm.read_set` cannot read A, B or held-out images (embed parts only)."""
-    from ..training.train import load_training_images
+    training reads them (`data.split.read_set`: own region, shorter side to `side`, centre)."""
+    from ..data.split import read_set
     split = pd.read_parquet(split_path)
     out = {}
     for name, rows in scored_rows(split).items():
         if len(rows) == 0:
             out[name] = np.empty((0, side, side, 3), np.uint8)
             continue
-        images, _, _ = load_training_images(images_path, split_path, name, side)
-        set_rows = np.sort(split.loc[split["set"] == name, "row"].to_numpy())
-        out[name] = images[np.searchsorted(set_rows, rows["row"].to_numpy())]
+        images, chosen = read_set(images_path, split_path, name, side)
+        out[name] = images[np.searchsorted(chosen["row"].to_numpy(), rows["row"].to_numpy())]
     return out
 
 

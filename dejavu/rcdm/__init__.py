@@ -20,9 +20,9 @@ from .decoder import (Decoder, DecoderConfig, ema_decay, groups, load_decoder, l
                       options_config, sample, sample_seed, save_decoder, train_decoder)
 from .decoder_sample import (attacked_examples, balanced_rows, embed_images, mean_embeddings,
                              retrieval_ranks, run_sample)
-from .decoder_train import conditioning, read_set, run_train
+from .decoder_train import conditioning, run_train
 
 __all__ = ["Decoder", "DecoderConfig", "attacked_examples", "balanced_rows", "conditioning",
            "ema_decay", "embed_images", "groups", "load_decoder", "load_decoder_of",
-           "mean_embeddings", "options_config", "read_set", "retrieval_ranks", "run_sample",
+           "mean_embeddings", "options_config", "retrieval_ranks", "run_sample",
            "run_train", "sample", "sample_seed", "save_decoder", "train_decoder"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
 import time
 import zlib
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from ..core.models import memory_format, pick_device
+from ..core.resume import ResumeState
 from ..training.optim import lr_at
 
 log = logging.getLogger(__name__)
@@ -143,78 +143,106 @@ def train_decoder(images: np.ndarray, cond: np.ndarray, cfg: DecoderConfig,
     if images.shape[1:3] != (cfg.resolution, cfg.resolution):
         raise ValueError(f"images are {images.shape[1]}x{images.shape[2]}, the decoder draws "
                          f"{cfg.resolution}x{cfg.resolution}")
-    device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    model = Decoder(cond.shape[1], cfg)
-    mean, scale = column_stats(cond)
-    model.cond_mean.copy_(torch.from_numpy(mean))
-    model.cond_scale.copy_(torch.from_numpy(scale).clamp_min(1e-6))
-    fmt = memory_format(model)
-    model.to(device, memory_format=fmt).train()
-    ema = _ema_copy(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ddpm, _ = schedulers(cfg)
-    alphas = ddpm.alphas_cumprod.to(device)
-    # images and embeddings stay in host memory (ImageNet's public set: gigabytes);
-    # each step's batch is gathered there and moved to the device
-    data = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-    c = torch.from_numpy(np.ascontiguousarray(cond))
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    rid = run_id(images, cond, cfg)
-    state_path = Path(resume_dir, "decoder-state.pt") if resume_dir else None
-    step, history = 0, []
-    if state_path is not None and state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        if state["run_id"] == rid:
-            model.load_state_dict(state["model"])
-            ema.load_state_dict(state["ema"])
-            opt.load_state_dict(state["optimizer"])
-            gen.set_state(state["generator"].cpu())
-            step, history = state["step"], list(state["history"])
-            log.info("resuming decoder training after step %d", step)
-        else:
-            log.info("ignoring %s: written for other settings or data", state_path)
+    fit = DecoderFit.prepare(images, cond, cfg)
+    resume = (ResumeState(Path(resume_dir, "decoder-state.pt"), run_id(images, cond, cfg))
+              if resume_dir else None)
+    step, history = fit.resume_from(resume)
     log_every = max(1, min(100, cfg.steps // 20))
     losses, clock, first = [], time.perf_counter(), step
-    n = len(data)
     while step < cfg.steps:
-        idx = torch.randint(n, (cfg.batch_size,), generator=gen, device=device).cpu()
-        x0 = data[idx].to(device).float() / 127.5 - 1
+        losses.append(fit.train_step(step))
+        step += 1
+        if step % log_every == 0 or step == cfg.steps:
+            history.append(float(np.mean(losses)))
+            losses = []
+            rate = (step - first) / (time.perf_counter() - clock)
+            log.info("decoder step %d/%d loss %.4f  %.0f img/s  eta %.0f s", step, cfg.steps,
+                     history[-1], rate * cfg.batch_size, (cfg.steps - step) / rate)
+        if resume and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            resume.save(fit.state(step, history))
+    if resume:
+        resume.clear()
+    return fit.ema.eval(), history
+
+
+@dataclass
+class DecoderFit:
+    """A decoder in training: its model, EMA copy, optimizer, generator and data. Images and
+    embeddings stay in host memory (ImageNet's public set: gigabytes); each step's batch is
+    gathered there and moved to the device."""
+    cfg: DecoderConfig
+    model: Decoder
+    ema: nn.Module
+    opt: torch.optim.Optimizer
+    gen: torch.Generator      # batches, flips, noise and timesteps
+    alphas: torch.Tensor      # the DDPM schedule's cumulative products, on the device
+    data: torch.Tensor        # (N, 3, r, r) uint8
+    cond: torch.Tensor        # (N, D)
+    device: torch.device
+    fmt: torch.memory_format
+
+    @classmethod
+    def prepare(cls, images: np.ndarray, cond: np.ndarray, cfg: DecoderConfig) -> DecoderFit:
+        device = pick_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        model = Decoder(cond.shape[1], cfg)
+        mean, scale = column_stats(cond)
+        model.cond_mean.copy_(torch.from_numpy(mean))
+        model.cond_scale.copy_(torch.from_numpy(scale).clamp_min(1e-6))
+        fmt = memory_format(model)
+        model.to(device, memory_format=fmt).train()
+        ema = _ema_copy(model)
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        ddpm, _ = schedulers(cfg)
+        alphas = ddpm.alphas_cumprod.to(device)
+        data = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+        c = torch.from_numpy(np.ascontiguousarray(cond))
+        gen = torch.Generator(device=device).manual_seed(cfg.seed)
+        return cls(cfg, model, ema, opt, gen, alphas, data, c, device, fmt)
+
+    def resume_from(self, resume: ResumeState | None) -> tuple[int, list[float]]:
+        """The step and loss history to go on from: a kept state's, else (0, [])."""
+        state = resume.load(self.device) if resume else None
+        if state is None:
+            return 0, []
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.gen.set_state(state["generator"].cpu())
+        log.info("resuming decoder training after step %d", state["step"])
+        return state["step"], list(state["history"])
+
+    def train_step(self, step: int) -> float:
+        """One DDPM step: a random batch (flipped at random), noised to random timesteps;
+        the noise-prediction loss; AdamW; the EMA update."""
+        cfg, device, gen = self.cfg, self.device, self.gen
+        idx = torch.randint(len(self.data), (cfg.batch_size,), generator=gen,
+                            device=device).cpu()
+        x0 = self.data[idx].to(device).float() / 127.5 - 1
         if cfg.flip:
             flip = torch.rand(len(idx), generator=gen, device=device) < 0.5
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
         noise = torch.randn(x0.shape, generator=gen, device=device)
         t = torch.randint(cfg.timesteps, (len(idx),), generator=gen, device=device)
-        a = alphas[t].view(-1, 1, 1, 1)
-        xt = (a.sqrt() * x0 + (1 - a).sqrt() * noise).contiguous(memory_format=fmt)
-        for group in opt.param_groups:
+        a = self.alphas[t].view(-1, 1, 1, 1)
+        xt = (a.sqrt() * x0 + (1 - a).sqrt() * noise).contiguous(memory_format=self.fmt)
+        for group in self.opt.param_groups:
             group["lr"] = lr_at(step, cfg.steps, cfg.warmup_steps, cfg.lr, decay="constant")
         with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
-            pred = model(xt, t, c[idx].to(device).float())
+            pred = self.model(xt, t, self.cond[idx].to(device).float())
         loss = (pred.float() - noise).pow(2).mean()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"decoder loss is {loss.item()} at step {step}")
-        opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        _ema_update(ema, model, ema_decay(step, cfg.ema))
-        losses.append(loss.item())
-        step += 1
-        if step % log_every == 0 or step == cfg.steps:
-            history.append(float(np.mean(losses)))
-            losses = []
-            elapsed = time.perf_counter() - clock
-            rate = (step - first) / elapsed
-            log.info("decoder step %d/%d loss %.4f  %.0f img/s  eta %.0f s", step, cfg.steps,
-                     history[-1], rate * cfg.batch_size, (cfg.steps - step) / rate)
-        if state_path is not None and step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            _save_state(state_path, {"model": model.state_dict(), "ema": ema.state_dict(),
-                                     "optimizer": opt.state_dict(),
-                                     "generator": gen.get_state(), "step": step,
-                                     "history": history, "run_id": rid})
-    if state_path is not None and state_path.exists():
-        state_path.unlink()
-    return ema.eval(), history
+        self.opt.step()
+        _ema_update(self.ema, self.model, ema_decay(step, cfg.ema))
+        return loss.item()
+
+    def state(self, step: int, history: list[float]) -> dict:
+        return {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                "optimizer": self.opt.state_dict(), "generator": self.gen.get_state(),
+                "step": step, "history": history}
 
 
 def _ema_copy(model: nn.Module) -> nn.Module:
@@ -233,13 +261,6 @@ def ema_decay(step: int, decay: float) -> float:
 @torch.no_grad()
 def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
-
-
-def _save_state(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: a kill never leaves half a state
 
 
 def save_decoder(path: str, decoder: Decoder, cfg: DecoderConfig, **extra) -> None:

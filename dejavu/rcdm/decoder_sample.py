@@ -23,7 +23,8 @@ import torch
 
 from ..core.models import pick_device
 from .decoder import Decoder, DecoderConfig, load_decoder_of, sample, sample_seed
-from .decoder_train import conditioning, read_set
+from ..data.split import read_set
+from .decoder_train import conditioning
 
 log = logging.getLogger(__name__)
 SUBSETS = ("A", "B")
@@ -263,7 +264,8 @@ def run_sample(decoders: dict[str, str], checkpoints: dict[str, str],
                      side=side, device=dev, metric=metric)
     out = Samples()
     chosen = balanced_rows(split, "public_test", self_images)
-    originals = read_set(images_path, split_path, "public_test", side, chosen["row"].to_numpy())
+    originals, _ = read_set(images_path, split_path, "public_test", side,
+                            chosen["row"].to_numpy())
     quality = {"self": decode_self(pair, chosen, originals, out, seed=seed,
                                    sample_steps=sample_steps, side=side, device=dev)}
     crops = open_images(crops_store)

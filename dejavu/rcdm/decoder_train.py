@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import torch
 
+from ..data.split import read_set
 from .decoder import options_config, save_decoder, train_decoder
 
 log = logging.getLogger(__name__)
@@ -24,27 +25,6 @@ def conditioning(store_path: str) -> tuple[np.ndarray, np.ndarray]:
     return both[order], rows[order]
 
 
-def read_set(images_path: str, split_path: str, name: str, side: int,
-             rows: np.ndarray | None = None) -> np.ndarray:
-    """(n, side, side, 3) uint8 images of split set `name` (or of its `rows`, sorted), with
-    the embed stage's eval transform (own region, shorter side to `side`, centre)."""
-    from ..attack.embed import embed_source
-    from ..core.store import read_square
-    store, all_rows, sizes = embed_source(name, images_path, split_path)
-    rows = all_rows if rows is None else np.asarray(rows, dtype=np.int64)
-    at = np.searchsorted(all_rows, rows)
-    if (at >= len(all_rows)).any() or (all_rows[np.minimum(at, len(all_rows) - 1)] != rows).any():
-        raise ValueError(f"rows asked for are not all in split set {name!r}")
-    canvas = store.shape[1]
-    heights, widths = sizes if sizes is not None else (np.full(len(all_rows), canvas),) * 2
-    out = np.empty((len(rows), side, side, 3), np.uint8)
-    for i in range(0, len(rows), 1024):
-        part = slice(i, i + 1024)
-        x = read_square(store, rows[part], heights[at[part]], widths[at[part]], side)
-        out[part] = (x * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    return out
-
-
 def run_train(checkpoint: str, public_store: str, images_path: str, split_path: str,
               out_path: str, *, resume_dir: str | None = None, threads: int = 1,
               **options) -> None:
@@ -55,7 +35,7 @@ def run_train(checkpoint: str, public_store: str, images_path: str, split_path: 
     cfg = options_config(options)
     check_store(public_store, checkpoint, "public")
     cond, rows = conditioning(public_store)
-    images = read_set(images_path, split_path, "public", cfg.resolution, rows)
+    images, _ = read_set(images_path, split_path, "public", cfg.resolution, rows)
     log.info("training a %dx%d decoder on %d public images, conditioning of %d dims, "
              "%d steps of %d", cfg.resolution, cfg.resolution, len(images), cond.shape[1],
              cfg.steps, cfg.batch_size)

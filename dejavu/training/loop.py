@@ -1,0 +1,322 @@
+"""The SSL training loop: one model on one in-memory training set, with states saved at
+chosen epochs (the stages that call it are in `training.train`).
+
+Each step draws a batch, makes the method's views of it on the device (`augment.py`, a fresh
+random draw per image), and takes one optimizer step (AdamW, LARS or SGD) with a warm-up +
+cosine learning rate. With a fixed seed on CPU, training is reproducible bit for bit, also
+across a kill and resume, and training continued from a saved state reaches the weights of
+an uninterrupted run. Inside a process group each process takes its slice of every batch
+and reaches what one process reaches with the same global batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..core.models import SSLModel, pick_device, save_checkpoint
+from ..core.resume import ResumeState
+from . import distributed, methods
+from .augment import AugmentConfig
+from .optim import lr_at, make_optimizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    method: str = "vicreg"
+    epochs: int = 400
+    checkpoints: tuple[int, ...] = ()   # epochs to save besides the last
+    until: int | None = None            # stop after this epoch (None: epochs); the schedule
+                                        # is still the one of `epochs`
+    batch_size: int = 128               # global: split across data-parallel processes
+    optimizer: str = "adamw"            # adamw | lars | sgd
+    lr: float = 1e-3
+    final_lr_fraction: float = 0.0      # cosine decays to this share of lr
+    weight_decay: float = 1e-4
+    momentum: float = 0.9               # lars and sgd
+    lars_eta: float = 0.001
+    warmup_epochs: int = 10
+    loss: dict = field(default_factory=dict)     # options of the method (train.loss.<method>)
+    augment: dict = field(default_factory=dict)  # changes to the method's augmentation recipe
+    classes: int = 0                    # label count, for the supervised baseline
+    seed: int = 0
+    device: str = "auto"
+    resume_every: int = 10              # epochs between resume states (when resuming is on)
+
+    @property
+    def last(self) -> int:
+        return self.epochs if self.until is None else self.until
+
+    def augment_config(self) -> AugmentConfig:
+        return AugmentConfig.from_options({**methods.info(self.method).augment, **self.augment})
+
+
+def fingerprint(model: SSLModel, images: np.ndarray, cfg: TrainConfig) -> str:
+    """Identifies a training run: settings, data and starting weights (not which epochs
+    are saved or where it stops: those do not change the weights of an epoch)."""
+    same = dataclasses.replace(cfg, checkpoints=(), until=None, resume_every=0)
+    h = hashlib.sha256(repr(same).encode())
+    h.update(np.ascontiguousarray(images).tobytes())
+    for tensor in model.state_dict().values():
+        h.update(tensor.detach().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def check(model: SSLModel, n_images: int, cfg: TrainConfig) -> type[methods.Method]:
+    """Refuse settings the method cannot train with, before anything is trained."""
+    method = methods.get(cfg.method)
+    problems = method.check(model.arch["projector_dims"], cfg.batch_size, cfg.loss)
+    steps = math.ceil(n_images / cfg.batch_size)
+    if n_images // max(1, steps) < method.min_batch:
+        problems.append(f"{cfg.method} needs batches of at least {method.min_batch} images, "
+                        f"but the training set has {n_images}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    cfg.augment_config()  # unknown augmentation options fail here
+    return method
+
+
+class Resume:
+    """Training state kept beside the outputs so a killed job continues where it stopped.
+
+    `<dir>/state.pt` holds model, optimizer, random generator, epoch and loss history (a
+    `core.resume.ResumeState`: states of another run are ignored); `<dir>/epoch<e>.pt` the
+    saved epochs already passed, encoder and training state (the workflow deletes a failed
+    job's outputs, so they are re-emitted on resume).
+    """
+
+    def __init__(self, directory: str, run_id: str, writer: bool = True):
+        self.dir, self.writer = Path(directory), writer  # rank 0 writes
+        self.state = ResumeState(self.dir / "state.pt", run_id, writer)
+
+    def load(self, device: torch.device) -> dict | None:
+        return self.state.load(device)
+
+    def save(self, state: dict) -> None:
+        self.state.save(state)
+
+    def keep(self, epoch: int, model: SSLModel, state: dict) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        torch.save({"encoder": model.state_dict(), "training": state},
+                   self.dir / f"epoch{epoch}.pt")
+
+    def kept(self, epoch: int, device: torch.device) -> dict:
+        return torch.load(self.dir / f"epoch{epoch}.pt", map_location=device, weights_only=True)
+
+    def clear(self) -> None:
+        if self.writer:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+Save = Callable[[int, SSLModel, dict], None]
+
+
+def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save: Save,
+          resume_dir: str | None = None, labels: np.ndarray | None = None,
+          start: dict | None = None) -> list[float]:
+    """Train `model` on (N, H, W, 3) uint8 images (and their labels, for methods that use
+    them); call save(epoch, encoder, training_state) at each checkpoint epoch and at
+    `cfg.last` (both hold live tensors: the callback writes or copies them). Returns the
+    mean loss per epoch.
+
+    `start`, a training state saved earlier by a run with the same fingerprint (settings,
+    data, starting weights), continues that run from its epoch instead of from `model`.
+
+    With `resume_dir`, the state is kept there every `cfg.resume_every` epochs and a rerun
+    continues from it; on CPU with a fixed seed the result equals an uninterrupted run.
+    Inside a process group (see `train_processes`) each process takes its slice of every
+    batch; only rank 0 saves and logs."""
+    run = Run.prepare(model, images, cfg, labels)
+    keep = {e for e in cfg.checkpoints if e < cfg.last} | {cfg.last}
+    resume = Resume(resume_dir, run.run_id, writer=run.rank == 0) if resume_dir else None
+    first_epoch = run.continue_from(resume, start, keep, save)
+    clock = time.perf_counter()
+    for epoch in range(first_epoch, cfg.last + 1):
+        run.history.append(run.train_epoch(epoch, resume_dir))
+        run.log_epoch(epoch, first_epoch, clock)
+        run.checkpoint(epoch, keep, save, resume)
+    if resume:
+        resume.clear()
+    return run.history
+
+
+@dataclass
+class Run:
+    """One training run's moving parts, carried from step to step."""
+    cfg: TrainConfig
+    method: methods.Method
+    net: torch.nn.Module        # the method, or its DDP wrapper
+    opt: torch.optim.Optimizer
+    gen: torch.Generator        # every random draw of the run: batches and augmentations
+    data: torch.Tensor          # (N, 3, H, W) uint8 on the device
+    targets: torch.Tensor | None
+    augment: AugmentConfig
+    device: torch.device
+    rank: int
+    size: int
+    run_id: str = ""
+    history: list[float] = field(default_factory=list)
+    step: int = 0
+
+    @classmethod
+    def prepare(cls, model: SSLModel, images: np.ndarray, cfg: TrainConfig,
+                labels: np.ndarray | None) -> Run:
+        """The method around `model`, the data on the device, the optimizer and generator."""
+        method_cls = check(model, len(images), cfg)
+        rank, size = distributed.world()
+        device = pick_device(cfg.device)
+        if device.type == "cuda" and size > 1:
+            device = torch.device("cuda", rank)
+        torch.manual_seed(cfg.seed)  # the method's own heads (predictor, prototypes, ...)
+        method = method_cls(model, classes=cfg.classes, **cfg.loss)
+        if method.uses_labels and labels is None:
+            raise ValueError(f"{cfg.method} trains on labels, but none were given")
+        augment = cfg.augment_config()
+        data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
+        targets = None if labels is None else torch.tensor(np.asarray(labels),
+                                                           dtype=torch.long, device=device)
+        method.to(device, memory_format=method.memory_format).train()
+        net = method
+        if size > 1:
+            distributed.globalise_batchnorm(method)
+            net = torch.nn.parallel.DistributedDataParallel(
+                method, device_ids=[rank] if device.type == "cuda" else None,
+                forward_sync_buffers=False)  # BatchNorm statistics are global already
+        opt = make_optimizer(cfg.optimizer, method.parameters(), cfg.lr, cfg.weight_decay,
+                             cfg.momentum, cfg.lars_eta)
+        gen = torch.Generator(device=device).manual_seed(cfg.seed)
+        run = cls(cfg, method, net, opt, gen, data, targets, augment, device, rank, size)
+        run.run_id = fingerprint(model, images, cfg)
+        return run
+
+    @property
+    def steps_per_epoch(self) -> int:
+        # Every image is seen once per epoch, in steps of near-equal size (500 images at
+        # batch 256 -> 2 x 250): dropping a ragged last batch would skip images, and
+        # memorization is what this model is trained to show; a tiny last batch would
+        # upset BatchNorm and VICReg.
+        return math.ceil(len(self.data) / self.cfg.batch_size)
+
+    @property
+    def total(self) -> int:
+        return self.cfg.epochs * self.steps_per_epoch
+
+    def continue_from(self, resume: Resume | None, start: dict | None, keep: set[int],
+                      save: Save) -> int:
+        """Load this job's own resume state, else the saved state to continue from, if
+        any; the first epoch to train."""
+        state = resume.load(self.device) if resume else None
+        if state is not None:
+            return _restore(state, resume, self, keep, save)
+        if start is None:
+            return 1
+        if start.get("run_id") != self.run_id:
+            raise ValueError("the saved training state to continue from was written by a run "
+                             "with other settings, data or starting weights")
+        first_epoch = self.load(start)
+        if first_epoch > self.cfg.last:
+            raise ValueError(f"the saved state is at epoch {first_epoch - 1}, after the "
+                             f"epoch to stop at ({self.cfg.last})")
+        return first_epoch
+
+    def train_epoch(self, epoch: int, resume_dir: str | None) -> float:
+        """One pass over the data in a fresh seeded order; the epoch's mean loss."""
+        order = torch.randperm(len(self.data), generator=self.gen, device=self.device)
+        losses = [self.train_step(batch, epoch, b, resume_dir)
+                  for b, batch in enumerate(order.tensor_split(self.steps_per_epoch))]
+        return float(np.mean(losses))
+
+    def train_step(self, batch: torch.Tensor, epoch: int, b: int,
+                   resume_dir: str | None) -> float:
+        """This process's slice of `batch`: views, loss, one optimizer step."""
+        cfg, method = self.cfg, self.method
+        progress = methods.Progress(self.step, self.total, epoch, cfg.epochs)
+        for group in self.opt.param_groups:
+            group["lr"] = lr_at(self.step, self.total, cfg.warmup_epochs * self.steps_per_epoch,
+                                cfg.lr, cfg.final_lr_fraction)
+        sizes = distributed.split_sizes(len(batch), self.size)
+        rows = slice(sum(sizes[:self.rank]), sum(sizes[:self.rank + 1]))
+        mine = batch[rows]
+        views = method.make_views(self.data[mine].float() / 255, self.augment, self.gen, rows,
+                                  len(batch))
+        with torch.autocast(self.device.type, torch.bfloat16,
+                            enabled=self.device.type == "cuda"):
+            loss = self.net(views, None if self.targets is None else self.targets[mine],
+                            progress)
+        if not torch.isfinite(loss):
+            _stop_on_nan(loss, epoch, b, self.step, method, resume_dir, self.rank)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        method.after_step(progress)
+        self.step += 1
+        return loss.item()
+
+    def log_epoch(self, epoch: int, first_epoch: int, clock: float) -> None:
+        if self.rank != 0:
+            return
+        elapsed, done = time.perf_counter() - clock, epoch - first_epoch + 1
+        log.info("epoch %d/%d loss %.4f  %.0f img/s  eta %.0f s", epoch, self.cfg.last,
+                 self.history[-1], done * len(self.data) / elapsed,
+                 elapsed / done * (self.cfg.last - epoch))
+
+    def checkpoint(self, epoch: int, keep: set[int], save: Save, resume: Resume | None) -> None:
+        """Save the epochs asked for (and keep them for a rerun); the resume state."""
+        if epoch in keep and self.rank == 0:
+            state = self.state(epoch)
+            save(epoch, self.method.encoder(), state)
+            if resume:
+                resume.keep(epoch, self.method.encoder(), state)
+        if resume and epoch % self.cfg.resume_every == 0 and epoch < self.cfg.last:
+            resume.save(self.state(epoch))
+
+    def state(self, epoch: int) -> dict:
+        return {"method": self.method.state_dict(), "optimizer": self.opt.state_dict(),
+                "generator": self.gen.get_state(), "epoch": epoch, "step": self.step,
+                "history": self.history, "run_id": self.run_id}
+
+    def load(self, state: dict) -> int:
+        """Method, optimizer, generator, step and history from a state; the next epoch."""
+        self.method.load_state_dict(state["method"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.gen.set_state(state["generator"].cpu())
+        self.history, self.step = list(state["history"]), state["step"]
+        return state["epoch"] + 1
+
+
+def _stop_on_nan(loss, epoch: int, b: int, step: int, method, resume_dir, rank: int):
+    """Stop with where it happened; keep the last good weights (the NaN step is not applied)
+    beside the resume state, which a rerun with other settings would ignore."""
+    where = f"loss is {loss.item()} at epoch {epoch}, step {b} (step {step} overall)"
+    if resume_dir and rank == 0:
+        path = Path(resume_dir) / f"last-good-epoch{epoch}-step{b}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(str(path), method.encoder(), epoch=epoch, step=b)
+        where += f"; the weights before this step are kept in {path}"
+    raise FloatingPointError(where)
+
+
+def _restore(state: dict, resume: Resume, run: Run, keep: set[int], save: Save) -> int:
+    """Load a resume state into the run; re-emit the checkpoints the failed job had
+    written. The first epoch to train."""
+    if run.rank == 0:
+        for epoch in sorted(e for e in keep if e <= state["epoch"]):
+            kept = resume.kept(epoch, run.device)
+            snapshot = copy.deepcopy(run.method.encoder())
+            snapshot.load_state_dict(kept["encoder"])
+            save(epoch, snapshot, kept["training"])
+        log.info("resuming after epoch %d", state["epoch"])
+    return run.load(state)
