@@ -69,10 +69,14 @@ rule all:
 
 
 onstart:
-    # jobs a killed earlier run left on SLURM would write the same files (dejavu/cluster.py)
+    # jobs a killed earlier run left on SLURM would write the same files; a live run's jobs
+    # (another results folder, same directory) are left alone (dejavu/cluster.py)
+    run_id = dejavu.cluster.slurm_run_id(workflow)
+    if run_id:
+        dejavu.cluster.register_run(os.getcwd(), run_id)
     orphans = dejavu.cluster.cancel_orphans(os.getcwd())
     if orphans:
-        print(f"cancelled SLURM jobs left by an earlier run: {orphans}", file=sys.stderr)
+        print(f"cancelled SLURM jobs left by a dead earlier run: {orphans}", file=sys.stderr)
 
 
 if config["dataset"]["name"] == "synthetic":

@@ -100,24 +100,33 @@ def faulted_runs(cluster, tmp_path_factory):
     local_run = start_run(local, "-c2", "--configfile", "tiny.yaml")
     first = {"cancelled": start_run(cancelled, *PROFILE_RUN),
              "killed": start_run(killed, *PROFILE_RUN)}
+    # a second, live run from the same checkout into another results folder: the rerun
+    # below must not take its jobs for a dead run's
+    second = start_run(cancelled, *PROFILE_RUN, "--config", "results=results_second",
+                       log_name="second")
+    orphan_left = []
+
+    def kill(job):  # SIGKILL: no clean-up, the submitted jobs keep running on SLURM
+        first["killed"].kill()
+        first["killed"].wait()
+        orphan_left.append(any(j["id"] == job["id"] for j in workflow_jobs(str(killed))))
+
     acted = act_when_running({
         "cancelled": (cancelled, first["cancelled"],
                       lambda job: subprocess.run(["scancel", job["id"]], check=True)),
-        # SIGKILL: the submitted jobs keep running on SLURM
-        "killed": (killed, first["killed"], lambda job: first["killed"].kill())}, "train")
-    victim, orphan = acted["cancelled"], acted["killed"]
-    first["killed"].wait()
-    orphan_left = any(j["id"] == orphan["id"] for j in workflow_jobs(str(killed)))
+        "killed": (killed, first["killed"], kill)}, "train")
+    victim = acted["cancelled"]
     first_rc = first["cancelled"].wait(timeout=900)
     snakemake(killed, "--unlock", *PROFILE_RUN)  # the lock a killed process leaves
     reruns = [(work, start_run(work, *PROFILE_RUN, log_name="rerun"))
               for work in (cancelled, killed)]
     for work, proc in reruns:
         assert proc.wait(timeout=900) == 0, output_of(work, "rerun")[-5000:]
+    assert second.wait(timeout=900) == 0, output_of(cancelled, "second")[-5000:]
     assert local_run.wait(timeout=900) == 0, output_of(local)[-5000:]
     return {"summary": pd.read_csv(local / "results" / "summary.csv"),
             "expected": expected, "first_rc": first_rc, "cancelled": cancelled,
-            "victim": victim, "killed": killed, "orphan_left": orphan_left}
+            "victim": victim, "killed": killed, "orphan_left": orphan_left == [True]}
 
 
 def test_profile_runs_every_job_on_slurm_and_survives_a_cancelled_job(faulted_runs):
@@ -128,13 +137,23 @@ def test_profile_runs_every_job_on_slurm_and_survives_a_cancelled_job(faulted_ru
     pd.testing.assert_frame_equal(pd.read_csv(work / "results" / "summary.csv"),
                                   runs["summary"], check_exact=True)
     # every job of the DAG (but the local target rule `all`) completed as a SLURM job, once
+    # for this run (first attempt and rerun together) and once for the second run
     expected = {rule: n for rule, n in runs["expected"].items() if rule != "all"}
-    assert rules_run(work) == expected
+    assert rules_run(work) == {rule: 2 * n for rule, n in expected.items()}
     cancelled = workflow_jobs(str(work), "CANCELLED")
-    assert [j["id"] for j in cancelled] == [runs["victim"]["id"]]
+    assert [j["id"] for j in cancelled] == [runs["victim"]["id"]]  # none of the live run's
     logs = list((work / ".snakemake" / "slurm_logs").rglob("*.log"))
-    assert len(logs) >= sum(expected.values())
+    assert len(logs) >= 2 * sum(expected.values())
     assert planned_jobs(work, *PROFILE_RUN) == {}
+
+
+def test_two_live_runs_from_one_checkout_both_finish_with_their_own_results(faulted_runs):
+    """The second run shared the checkout with the cancelled run and its rerun, whose start
+    cancels a dead run's jobs: it finished, with the results of a run of its own."""
+    work = faulted_runs["cancelled"]
+    pd.testing.assert_frame_equal(pd.read_csv(work / "results_second" / "summary.csv"),
+                                  faulted_runs["summary"], check_exact=True)
+    assert planned_jobs(work, *PROFILE_RUN, "--config", "results=results_second") == {}
 
 
 def test_killed_snakemake_is_rerun_to_the_same_results(faulted_runs):
@@ -146,25 +165,36 @@ def test_killed_snakemake_is_rerun_to_the_same_results(faulted_runs):
     assert workflow_jobs(str(work)) == []      # nothing of either run is left running
 
 
-def test_jobs_left_by_a_dead_run_are_cancelled_before_a_rerun(cluster, tmp_path):
-    """What the Snakefile's onstart does: a job still running from this directory belongs to
-    a dead main process (the lock admits one), so it is cancelled and waited for."""
-    from dejavu.cluster import cancel_orphans
+def test_only_jobs_of_a_dead_run_are_cancelled_before_a_rerun(cluster, tmp_path):
+    """What the Snakefile's onstart does: of the jobs still queued or running from this
+    directory, those whose submitting run (their SLURM name) was recorded by a process that
+    is gone are cancelled and waited for; a live run's, an unrecorded run's and another
+    directory's are left alone."""
+    from dejavu.cluster import cancel_orphans, register_run
     here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    gone = subprocess.Popen(["sleep", "60"])  # a main process, recorded, then killed
+    register_run(str(here), "run-dead", pid=gone.pid)
+    gone.kill()
+    gone.wait()
+    register_run(str(here), "run-alive")  # this process
     ids = {}
-    for name, where in (("here", here), ("elsewhere", elsewhere)):
-        where.mkdir()
-        out = subprocess.run(["sbatch", "--parsable", "-D", str(where), "--comment",
-                              "rule_train_wildcards_x", "-o", "/dev/null", "--wrap",
-                              "sleep 300"], capture_output=True, text=True, check=True)
+    for name, where, run in (("dead", here, "run-dead"), ("alive", here, "run-alive"),
+                             ("unknown", here, "run-unknown"),
+                             ("elsewhere", elsewhere, "run-dead")):
+        where.mkdir(exist_ok=True)
+        out = subprocess.run(["sbatch", "--parsable", "-D", str(where), "-J", run,
+                              "--comment", "rule_train_wildcards_x", "-o", "/dev/null",
+                              "--wrap", "sleep 300"], capture_output=True, text=True,
+                             check=True)
         ids[name] = out.stdout.strip().split(";")[0]
     deadline = time.time() + 60
-    while len(workflow_jobs(str(here), "RUNNING")) < 1 and time.time() < deadline:
+    while len(workflow_jobs(str(here), "RUNNING")) < 3 and time.time() < deadline:
         time.sleep(0.5)
     try:
-        assert cancel_orphans(str(here)) == [ids["here"]]
-        assert workflow_jobs(str(here)) == []
+        assert cancel_orphans(str(here)) == [ids["dead"]]
+        left = {j["name"]: j["id"] for j in workflow_jobs(str(here))}
+        assert left == {"run-alive": ids["alive"], "run-unknown": ids["unknown"]}, left
         assert [j["id"] for j in workflow_jobs(str(elsewhere))] == [ids["elsewhere"]]
-        assert [j["id"] for j in workflow_jobs(str(here), "CANCELLED")] == [ids["here"]]
+        assert [j["id"] for j in workflow_jobs(str(here), "CANCELLED")] == [ids["dead"]]
     finally:
         subprocess.run(["scancel", *ids.values()], check=False)
