@@ -35,6 +35,17 @@ SUMMARY = f"{config['results']}/summary.csv"
 REPORT_HTML = f"{config['results']}/report.html"
 ENV = "../../envs/dejavu.yaml"
 KNN_BACKEND = dejavu.config.knn_backend(config)  # auto resolved: torch on CUDA, else faiss
+# Job priorities: the longest chain first. Training holds up everything; the decoders wait
+# for a checkpoint and its public embeddings, then train for minutes; the correlation
+# classifiers need only crops. Ready jobs of higher priority start first, so the many short
+# jobs fill the cores around this chain instead of delaying it (scheduling only: the
+# results do not depend on it).
+CRITICAL_PATH = {"train": 40, "snapshot": 30, "decoder_train": 30, "embed_public": 30,
+                 "decoder_sample": 20, "correlation": 10}
+
+
+def embed_priority(wildcards):
+    return CRITICAL_PATH["embed_public"] if wildcards.part == "public" else 0
 
 
 def dataset_source():

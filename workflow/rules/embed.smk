@@ -1,4 +1,5 @@
 rule embed:
+    priority: embed_priority
     input:
         unpack(embed_source),
         checkpoint=CHECKPOINT,
@@ -30,6 +31,7 @@ rule embed:
 
 
 rule embed_finalize:
+    priority: embed_priority
     input:
         checkpoint=CHECKPOINT,
         markers=expand(

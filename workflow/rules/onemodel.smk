@@ -2,6 +2,7 @@ rule correlation:
     """A correlation classifier (definitions §5): the class from the background crop alone, trained
     on the crops of set {subset}'s annotated images; it stands in for the reference model
     when the other set is attacked."""
+    priority: CRITICAL_PATH['correlation']
     input:
         unpack(correlation_tags),
         crops=CROPS_STORE,

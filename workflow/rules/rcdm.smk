@@ -8,6 +8,7 @@ RCDM_OPTIONS = {key: config["rcdm"][key] for key in (
 
 
 rule decoder_train:
+    priority: CRITICAL_PATH['decoder_train']
     input:
         checkpoint=CHECKPOINT,
         public=EMBED_STORE.replace("{part}", "public"),
@@ -34,6 +35,7 @@ rule decoder_train:
 
 
 rule decoder_sample:
+    priority: CRITICAL_PATH['decoder_sample']
     input:
         **{f"decoder_{s}": p for s, p in pair(DECODER).items()},
         **{f"checkpoint_{s}": p for s, p in pair(CHECKPOINT).items()},

@@ -49,6 +49,7 @@ TRAINING = dict(
 
 
 rule train:
+    priority: CRITICAL_PATH['train']
     input:
         init=CHECKPOINT.replace("{epoch}", "0"),
         images=DATASET_IMAGES,
@@ -81,6 +82,7 @@ rule train:
 rule snapshot:
     """The checkpoint evaluated at one epoch, from the train stage's states: an epoch added
     to the sweep continues from the nearest state and retrains nothing else."""
+    priority: CRITICAL_PATH['snapshot']
     input:
         unpack(snapshot_inputs),
         init=CHECKPOINT.replace("{epoch}", "0"),
