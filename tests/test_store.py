@@ -1,7 +1,10 @@
-import pytest
-import numpy as np
+import os
+from pathlib import Path
 
-from dejavu.core.store import open_images, read_rows, write_images
+import numpy as np
+import pytest
+
+from dejavu.core.store import open_images, read_rows, store_key, write_images
 
 pytestmark = pytest.mark.unit
 
@@ -30,7 +33,8 @@ def test_a_sharded_embedding_store_is_written_in_parts_and_finalized(tmp_path):
     data = {"backbone": rng.normal(size=(n, 3)), "projector": rng.normal(size=(n, 5))}
     group = open_partial(out + ".partial", n, {"backbone": 3, "projector": 5}, shard, 2,
                          "float32", attrs)
-    assert sorted(missing_shards(out + ".partial", n, shard)) == sorted(
+    store = os.path.join(out + ".partial", store_key(attrs))
+    assert sorted(missing_shards(store, n, shard)) == sorted(
         f"{a}/c/{s}" for a in ("backbone", "projector", "source_row") for s in range(3))
     markers = []
     for job, (start, stop) in enumerate([(0, 8), (8, 10)]):  # whole shards per job
@@ -39,10 +43,12 @@ def test_a_sharded_embedding_store_is_written_in_parts_and_finalized(tmp_path):
         group["source_row"][start:stop] = np.arange(start, stop) + 100
         marker = tmp_path / f"job{job}.json"
         marker.write_text(json.dumps({"job": job, "start": start, "stop": stop,
-                                      "checkpoint_sha256": "0" * 64}))
+                                      "checkpoint_sha256": "0" * 64,
+                                      "store": store_key(attrs)}))
         markers.append(str(marker))
-    assert missing_shards(out + ".partial", n, shard) == []
+    assert missing_shards(store, n, shard) == []
     finalize(markers, out)
+    assert not os.path.exists(out + ".partial")
     x, rows = read_embeddings(out, "projector")
     np.testing.assert_allclose(x, data["projector"].astype(np.float32))
     assert list(rows) == list(range(100, 110))
@@ -60,20 +66,25 @@ node[int(tag) * 8:int(tag) * 8 + 8] = int(tag)
 
 
 def test_shard_jobs_racing_to_make_one_store_share_it_without_a_lock(tmp_path):
-    """Eight processes start at once on a path that holds a store made for another source;
-    exactly one new store ends up there, holding every job's rows, and nothing is left
-    beside it (no lock file: cluster file systems may refuse locks)."""
+    """Eight processes start at once where a store made for another source lies; exactly
+    one new store is made, holding every job's rows (none written into a store another job
+    moved away), beside the old one, which only the finalizing step removes; nothing else
+    is left (no lock file: cluster file systems may refuse locks)."""
     import subprocess
     import sys
 
     import zarr
-    from dejavu.core.store import open_or_create
+    from dejavu.core.store import finish_partial, open_or_create, partial_store, store_key
     path = str(tmp_path / "store.zarr.partial")
     open_or_create(path, {"source": "model-1"}, lambda p: zarr.create_array(
         store=p, shape=(3,), dtype="int64", attributes={"source": "model-1"}))
     jobs = [subprocess.Popen([sys.executable, "-c", RACE, path, str(j)]) for j in range(8)]
     assert [job.wait(timeout=120) for job in jobs] == [0] * 8
-    stored = zarr.open_array(path, mode="r")
-    assert dict(stored.attrs) == {"source": "model-2"}
-    np.testing.assert_array_equal(stored[:], np.repeat(np.arange(8), 8))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.zarr.partial"]
+    new, old = (store_key({"source": s}) for s in ("model-2", "model-1"))
+    assert sorted(p.name for p in Path(path).iterdir()) == sorted([new, old])
+    store = partial_store(path, [new] * 8)
+    np.testing.assert_array_equal(zarr.open_array(store, mode="r")[:], np.repeat(np.arange(8), 8))
+    finish_partial(path, store, str(tmp_path / "store.zarr"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.zarr"]
+    assert dict(zarr.open_array(str(tmp_path / "store.zarr"), mode="r").attrs) == {
+        "source": "model-2"}

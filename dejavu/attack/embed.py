@@ -28,7 +28,8 @@ import torch
 
 from ..core.models import load_checkpoint, memory_format, pick_device
 from .embeddings import ARRAYS, open_partial
-from ..core.store import file_digest, open_images, read_rows, shard_range, square
+from ..core.store import (file_digest, open_images, read_rows, shard_range, square,
+                          store_key)
 
 log = logging.getLogger(__name__)
 
@@ -181,4 +182,5 @@ def run_shard(checkpoint: str, images_path: str, table_path: str, out_path: str,
     if at != stop:
         raise RuntimeError(f"{part} job {job}: wrote rows up to {at}, expected {stop}")
     Path(marker_path).write_text(json.dumps({"job": job, "start": start, "stop": stop,
-                                             "checkpoint_sha256": attrs["checkpoint_sha256"]}))
+                                             "checkpoint_sha256": attrs["checkpoint_sha256"],
+                                             "store": store_key(attrs)}))

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import zarr
 
-from ..core.store import file_digest, open_or_create
+from ..core.store import file_digest, finish_partial, open_or_create, partial_store
 
 ARRAYS = ("backbone", "projector")
 
@@ -62,24 +61,23 @@ def check_store(store_path: str, checkpoint: str, part: str | None = None) -> di
 
 
 def finalize(markers: list[str], out_path: str, checkpoint: str | None = None) -> None:
-    """Check the partial store is complete (and written from `checkpoint`), then move it to
-    `out_path`."""
+    """Check the store the shard jobs wrote under `<out_path>.partial` is complete (and
+    written from `checkpoint`), then move it to `out_path`."""
     partial = out_path + ".partial"
-    if not os.path.exists(partial):
-        raise FileNotFoundError(f"no partial store at {partial}; rerun the embed jobs")
-    attrs = check_store(partial, checkpoint) if checkpoint else \
-        dict(zarr.open_group(partial, mode="r").attrs)
     reports = sorted((json.loads(Path(m).read_text()) for m in markers), key=lambda r: r["job"])
+    store = partial_store(partial, (r.get("store") for r in reports))
+    attrs = check_store(store, checkpoint) if checkpoint else \
+        dict(zarr.open_group(store, mode="r").attrs)
     if [r["job"] for r in reports] != list(range(attrs["jobs"])):
-        raise RuntimeError(f"{partial}: expected reports of jobs 0..{attrs['jobs'] - 1}, "
+        raise RuntimeError(f"{store}: expected reports of jobs 0..{attrs['jobs'] - 1}, "
                            f"got {[r['job'] for r in reports]}")
     stale = [r["job"] for r in reports if r["checkpoint_sha256"] != attrs["checkpoint_sha256"]]
     covered = sum(r["stop"] - r["start"] for r in reports)
-    missing = missing_shards(partial, attrs["n_rows"], attrs["shard_rows"])
+    missing = missing_shards(store, attrs["n_rows"], attrs["shard_rows"])
     if stale or covered != attrs["n_rows"] or missing:
-        raise RuntimeError(f"{partial} is incomplete: stale jobs {stale}, rows covered "
+        raise RuntimeError(f"{store} is incomplete: stale jobs {stale}, rows covered "
                            f"{covered}/{attrs['n_rows']}, missing shards {missing[:10]}")
-    os.replace(partial, out_path)
+    finish_partial(partial, store, out_path)
 
 
 def read_source_rows(store_path: str) -> np.ndarray:

@@ -12,6 +12,7 @@ of the index.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -131,39 +132,45 @@ def file_digest(path: str) -> str:
     return h.hexdigest()
 
 
+def store_key(attrs: dict) -> str:
+    """The name of the partial store made with these attributes (source and layout)."""
+    return hashlib.sha256(json.dumps(attrs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def open_or_create(partial: str, attrs: dict, create):
-    """The Zarr array or group at `partial` if it was made with these attributes (same
-    source and layout), else a new one made by `create(path)`. Shard jobs race to make it,
-    on file systems where locks may not work (Lustre without `flock`, NFS), so no lock is
-    taken: each job builds the store in a folder of its own and renames it into place
-    (atomic on POSIX file systems); the first rename wins and the others open the winner's.
-    A store made for another source or layout is renamed aside first, by one job only."""
-    problem = None
-    for _ in range(100):
-        if os.path.exists(partial):
-            try:
-                node = zarr.open(partial, mode="r+")
-                if dict(node.attrs) == attrs:
-                    return node
-            except Exception as err:  # renamed aside by another job while being read
-                problem = err
-                continue
-            aside = f"{partial}.stale-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            try:
-                os.rename(partial, aside)
-            except FileNotFoundError:
-                continue  # another job moved it first
-            log.info("partial store %s was made for another source or layout; recreating",
-                     partial)
-            shutil.rmtree(aside, ignore_errors=True)
-            continue
-        mine = f"{partial}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    """The Zarr array or group `<partial>/<store_key(attrs)>`, made by `create(path)` if it
+    is not there yet. Shard jobs race to make it, on file systems where locks may not work
+    (Lustre without `flock`, NFS), so no lock is taken: each job builds the store in a
+    folder of its own and renames it to that name (atomic on POSIX file systems; a rename
+    onto a store already there fails, and the job opens that one). A store made for another
+    source or layout has another name and is never touched here, so no job can move a store
+    another job is writing: the finalizing job, which runs after all of them, takes the one
+    its jobs wrote and removes the rest (`finish_partial`)."""
+    path = os.path.join(partial, store_key(attrs))
+    os.makedirs(partial, exist_ok=True)
+    if not os.path.exists(path):
+        mine = os.path.join(partial, f".new-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         create(mine)
         try:
-            os.rename(mine, partial)  # fails when another job's store is there already
-        except OSError:
+            os.rename(mine, path)
+        except OSError:  # another job's store got there first
             shutil.rmtree(mine, ignore_errors=True)
-    raise RuntimeError(f"could not create or open {partial} (other jobs kept replacing it; "
-                       f"last error: {problem})")
+    return zarr.open(path, mode="r+")
 
 
+def partial_store(partial: str, keys) -> str:
+    """The store under `partial` that every shard job reported writing (their `keys`)."""
+    keys = set(keys)
+    if len(keys) != 1 or None in keys:
+        raise RuntimeError(f"{partial}: the shard jobs report different stores {sorted(map(str, keys))}; "
+                           f"rerun them")
+    path = os.path.join(partial, keys.pop())
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no partial store at {path}; rerun the shard jobs")
+    return path
+
+
+def finish_partial(partial: str, store: str, out_path: str) -> None:
+    """Move the finished `store` to `out_path`; remove what else is under `partial`."""
+    os.replace(store, out_path)
+    shutil.rmtree(partial, ignore_errors=True)

@@ -33,7 +33,8 @@ from zarr.codecs import ZstdCodec
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .sources import BoxRules, Rejects, check_box
-from ..core.store import file_digest, open_or_create, shard_range
+from ..core.store import (file_digest, finish_partial, open_or_create, partial_store,
+                          shard_range, store_key)
 
 log = logging.getLogger(__name__)
 RESIZE_POLICIES = ("fit", "center", "stretch")
@@ -310,6 +311,7 @@ def run_shard(manifest_path: str, images_path: str, meta_path: str, *, job: int,
                                           "orig_height", "orig_width", "scale"])
     meta["job"], meta["start"], meta["stop"] = job, start, stop
     meta["manifest_sha256"] = attrs["manifest_sha256"]
+    meta["store"] = store_key(attrs)
     pd.DataFrame(rejects, columns=["stage", "id", "path", "kind", "action", "reason"]) \
         .to_parquet(Path(meta_path).with_suffix(".rejects.parquet"), index=False)
     meta.to_parquet(meta_path, index=False)
@@ -320,17 +322,16 @@ def finalize(manifest_path: str, scan_rejects_path: str, metas: list[str], image
     """Check every job reported for this manifest, then write the index and the rejects
     table and move the image store to its final path."""
     partial = images_path + ".partial"
-    if not os.path.exists(partial):
-        raise FileNotFoundError(f"no partial store at {partial}; rerun the ingest jobs")
-    attrs = dict(zarr.open_array(partial, mode="r").attrs)
-    if attrs["manifest_sha256"] != file_digest(manifest_path):
-        raise RuntimeError(f"{partial} was written for another manifest; rerun the ingest jobs")
     parts = [pd.read_parquet(m) for m in metas]
     meta = pd.concat(parts, ignore_index=True).sort_values("row", kind="stable")
+    store = partial_store(partial, {p["store"].iloc[0] for p in parts if len(p)})
+    attrs = dict(zarr.open_array(store, mode="r").attrs)
+    if attrs["manifest_sha256"] != file_digest(manifest_path):
+        raise RuntimeError(f"{store} was written for another manifest; rerun the ingest jobs")
     jobs = sorted(int(p["job"].iloc[0]) for p in parts if len(p))
     stale = meta["manifest_sha256"].ne(attrs["manifest_sha256"]).any()
     if stale or meta["row"].tolist() != list(range(attrs["n_rows"])):
-        raise RuntimeError(f"{partial} is incomplete or stale: jobs {jobs} reported "
+        raise RuntimeError(f"{store} is incomplete or stale: jobs {jobs} reported "
                            f"{len(meta)} of {attrs['n_rows']} rows")
     manifest = pd.read_parquet(manifest_path)
     ok = meta[meta["ok"].astype(bool)].set_index("row")
@@ -353,7 +354,7 @@ def finalize(manifest_path: str, scan_rejects_path: str, metas: list[str], image
     from ..core.store import write_index
     write_index(index_path, index)
     rejects.to_parquet(rejects_path, index=False)
-    os.replace(partial, images_path)
+    finish_partial(partial, store, images_path)
     log.info("dataset: %d of %d images stored; %d rows in the rejects table", len(index),
              len(manifest), len(rejects))
 
