@@ -61,10 +61,10 @@ def ours(name: str, images: np.ndarray, labels: np.ndarray, batch: int, epochs: 
          augment: dict) -> float:
     cfg = dict(method=name, batch_size=batch, classes=10, augment=augment)
     model = init_model("convnet", [512, 512, 512], 16, 0)
-    train(model, images[:batch * 2], TrainConfig(epochs=1, **cfg), lambda e, m: None,
+    train(model, images[:batch * 2], TrainConfig(epochs=1, **cfg), lambda *saved: None,
           labels=labels[:batch * 2])  # warm-up
     start = time.perf_counter()
-    train(model, images, TrainConfig(epochs=epochs, **cfg), lambda e, m: None, labels=labels)
+    train(model, images, TrainConfig(epochs=epochs, **cfg), lambda *saved: None, labels=labels)
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return epochs * len(images) / (time.perf_counter() - start)

@@ -140,8 +140,10 @@ def test_every_dataclass_default_is_the_schemas():
     from dejavu.rcdm import DecoderConfig
     from dejavu.data.split import SplitConfig
     from dejavu.data.synth import SynthConfig
+    from dejavu.training.loader import LoaderConfig
     from dejavu.training.train import TrainConfig
-    sections = {TrainConfig: ("train",), DecoderConfig: ("rcdm",),
+    sections = {TrainConfig: ("train",), LoaderConfig: ("train", "loader"),
+                DecoderConfig: ("rcdm",),
                 ResNetConfig: ("onemodel", "resnet"), IngestConfig: ("dataset",),
                 SynthConfig: ("dataset",), SplitConfig: ("split",)}
     differ = []

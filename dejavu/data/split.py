@@ -132,31 +132,96 @@ def run(index_path: str, split_path: str, sizes_path: str, **params) -> None:
 def read_set(images_path: str, split_path: str, name: str, side: int | None = None,
              rows: np.ndarray | None = None) -> tuple[np.ndarray, pd.DataFrame]:
     """The images of split set `name` (or of its sorted `rows`) as (n, side, side, 3) uint8,
-    read the way the eval transform reads them (the image's own region, shorter side to
-    `side`, default the stored canvas, centre square), and their split rows in row order.
-    Training, SSLMem and the RCDM stages all read their sets here."""
-    from ..core.store import open_images, read_rows, read_square
-    split = pd.read_parquet(split_path)
-    chosen = split[split["set"] == name].sort_values("row")
-    if rows is not None:
-        rows = np.asarray(rows, dtype=np.int64)
-        have = chosen["row"].to_numpy()
-        at = np.searchsorted(have, rows)
-        if len(have) == 0 or (at >= len(have)).any() or (have[np.minimum(at, len(have) - 1)]
-                                                         != rows).any():
-            raise ValueError(f"rows asked for are not all in split set {name!r}")
-        chosen = chosen.iloc[at]
-    store = open_images(images_path)
-    canvas = store.shape[1]
-    found = chosen["row"].to_numpy()
-    heights = chosen["height"].to_numpy() if "height" in chosen else np.full(len(found), canvas)
-    widths = chosen["width"].to_numpy() if "width" in chosen else np.full(len(found), canvas)
-    side = side or canvas
-    if len(found) and side == canvas and (heights == canvas).all() and (widths == canvas).all():
-        return read_rows(store, found), chosen
-    images = np.empty((len(found), side, side, 3), np.uint8)
-    for i in range(0, len(found), 1024):
-        x = read_square(store, found[i:i + 1024], heights[i:i + 1024], widths[i:i + 1024], side)
-        images[i:i + 1024] = (x * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    return images, chosen
+    read the way the eval transform reads them (`SetImages`), and their split rows in row
+    order: the whole set in memory, for stages whose sets are small (RCDM's examples)."""
+    images = SetImages(images_path, split_path, name, side, rows)
+    return images.read(np.arange(len(images))), images.chosen
 
+
+class SetImages:
+    """One split set's images, read a batch at a time by position in the set (row order):
+    the image's own region, shorter side to `side` (default: the stored canvas), centre
+    square, as (n, side, side, 3) uint8 -- what the eval transform gives. A stage that reads
+    through it holds its batches, not the set. Picklable (paths and the set's split rows):
+    data-parallel processes each open the store themselves."""
+
+    BLOCK = 1024  # images resized at once
+
+    def __init__(self, images_path: str, split_path: str, name: str, side: int | None = None,
+                 rows: np.ndarray | None = None):
+        split = pd.read_parquet(split_path)
+        chosen = split[split["set"] == name].sort_values("row")
+        if rows is not None:
+            rows = np.asarray(rows, dtype=np.int64)
+            have = chosen["row"].to_numpy()
+            at = np.searchsorted(have, rows)
+            if len(have) == 0 or (at >= len(have)).any() or \
+                    (have[np.minimum(at, len(have) - 1)] != rows).any():
+                raise ValueError(f"rows asked for are not all in split set {name!r}")
+            chosen = chosen.iloc[at]
+        self.path, self.chosen = str(images_path), chosen
+        self._store = None
+        canvas = self.store.shape[1]
+        self.rows = chosen["row"].to_numpy()
+        self.heights = chosen["height"].to_numpy() if "height" in chosen else \
+            np.full(len(chosen), canvas)
+        self.widths = chosen["width"].to_numpy() if "width" in chosen else \
+            np.full(len(chosen), canvas)
+        self.side = side or canvas
+        self.stored_as_is = self.side == canvas and bool((self.heights == canvas).all()
+                                                          and (self.widths == canvas).all())
+
+    @property
+    def store(self):
+        from ..core.store import open_images
+        if self._store is None:
+            self._store = open_images(self.path)
+        return self._store
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_store": None}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.chosen["label"].to_numpy()
+
+    @property
+    def image_bytes(self) -> int:
+        return self.side * self.side * 3
+
+    def read(self, positions) -> np.ndarray:
+        """Images at `positions` of the set, in the order given."""
+        from ..core.store import read_rows, read_square
+        positions = np.asarray(positions, dtype=np.int64)
+        order = np.argsort(positions, kind="stable")
+        at = positions[order]  # sorted: the store is read in row order
+        if self.stored_as_is:
+            out = read_rows(self.store, self.rows[at])
+        else:
+            out = np.empty((len(at), self.side, self.side, 3), np.uint8)
+            for i in range(0, len(at), self.BLOCK):
+                part = at[i:i + self.BLOCK]
+                x = read_square(self.store, self.rows[part], self.heights[part],
+                                self.widths[part], self.side)
+                out[i:i + self.BLOCK] = (x * 255).round().byte().permute(0, 2, 3, 1).numpy()
+        back = np.empty_like(out)
+        back[order] = out
+        return back
+
+    def blocks(self, size: int = BLOCK):
+        """The whole set in row order, `size` images at a time."""
+        for i in range(0, len(self), size):
+            yield self.read(np.arange(i, min(i + size, len(self))))
+
+    def digest(self, h) -> None:
+        """Feed the set's stored pixels (before resizing), regions and side to hashlib `h`:
+        one pass over the store, without the cost of resizing."""
+        from ..core.store import read_rows
+        h.update(repr((self.side, self.rows.tolist(), self.heights.tolist(),
+                       self.widths.tolist())).encode())
+        for i in range(0, len(self), self.BLOCK):
+            h.update(np.ascontiguousarray(read_rows(self.store, self.rows[i:i + self.BLOCK]))
+                     .tobytes())

@@ -1,5 +1,6 @@
-"""The SSL training loop: one model on one in-memory training set, with states saved at
-chosen epochs (the stages that call it are in `training.train`).
+"""The SSL training loop: one model on one training set, read through `training.loader`
+(kept on the device when small, else streamed), with states saved at chosen epochs (the
+stages that call it are in `training.train`).
 
 Each step draws a batch, makes the method's views of it on the device (`augment.py`, a fresh
 random draw per image), and takes one optimizer step (AdamW, LARS or SGD) with a warm-up +
@@ -29,6 +30,7 @@ from ..core.models import SSLModel, pick_device, save_checkpoint
 from ..core.resume import ResumeState
 from . import distributed, methods
 from .augment import AugmentConfig
+from .loader import Images, Loader, LoaderConfig, as_images
 from .optim import lr_at, make_optimizer
 
 log = logging.getLogger(__name__)
@@ -64,12 +66,13 @@ class TrainConfig:
         return AugmentConfig.from_options({**methods.info(self.method).augment, **self.augment})
 
 
-def fingerprint(model: SSLModel, images: np.ndarray, cfg: TrainConfig) -> str:
+def fingerprint(model: SSLModel, images: Images, cfg: TrainConfig) -> str:
     """Identifies a training run: settings, data and starting weights (not which epochs
-    are saved or where it stops: those do not change the weights of an epoch)."""
+    are saved or where it stops, nor how images are loaded: those do not change the weights
+    of an epoch). The images are hashed a block at a time, in order."""
     same = dataclasses.replace(cfg, checkpoints=(), until=None, resume_every=0)
     h = hashlib.sha256(repr(same).encode())
-    h.update(np.ascontiguousarray(images).tobytes())
+    as_images(images).digest(h)
     for tensor in model.state_dict().values():
         h.update(tensor.detach().cpu().numpy().tobytes())
     return h.hexdigest()
@@ -124,11 +127,11 @@ class Resume:
 Save = Callable[[int, SSLModel, dict], None]
 
 
-def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save: Save,
+def train(model: SSLModel, images: np.ndarray | Images, cfg: TrainConfig, save: Save,
           resume_dir: str | None = None, labels: np.ndarray | None = None,
-          start: dict | None = None) -> list[float]:
-    """Train `model` on (N, H, W, 3) uint8 images (and their labels, for methods that use
-    them); call save(epoch, encoder, training_state) at each checkpoint epoch and at
+          start: dict | None = None, loader: LoaderConfig = LoaderConfig()) -> list[float]:
+    """Train `model` on (N, H, W, 3) uint8 images -- an array, or a set read from the store
+    through `loader` -- (and their labels, for methods that use them); call save(epoch, encoder, training_state) at each checkpoint epoch and at
     `cfg.last` (both hold live tensors: the callback writes or copies them). Returns the
     mean loss per epoch.
 
@@ -139,7 +142,7 @@ def train(model: SSLModel, images: np.ndarray, cfg: TrainConfig, save: Save,
     continues from it; on CPU with a fixed seed the result equals an uninterrupted run.
     Inside a process group (see `train_processes`) each process takes its slice of every
     batch; only rank 0 saves and logs."""
-    run = Run.prepare(model, images, cfg, labels)
+    run = Run.prepare(model, as_images(images), cfg, labels, loader)
     keep = {e for e in cfg.checkpoints if e < cfg.last} | {cfg.last}
     resume = Resume(resume_dir, run.run_id, writer=run.rank == 0) if resume_dir else None
     first_epoch = run.continue_from(resume, start, keep, save)
@@ -161,7 +164,7 @@ class Run:
     net: torch.nn.Module        # the method, or its DDP wrapper
     opt: torch.optim.Optimizer
     gen: torch.Generator        # every random draw of the run: batches and augmentations
-    data: torch.Tensor          # (N, 3, H, W) uint8 on the device
+    loader: Loader              # the training images, batch by batch, on the device
     targets: torch.Tensor | None
     augment: AugmentConfig
     device: torch.device
@@ -172,9 +175,9 @@ class Run:
     step: int = 0
 
     @classmethod
-    def prepare(cls, model: SSLModel, images: np.ndarray, cfg: TrainConfig,
-                labels: np.ndarray | None) -> Run:
-        """The method around `model`, the data on the device, the optimizer and generator."""
+    def prepare(cls, model: SSLModel, images: Images, cfg: TrainConfig,
+                labels: np.ndarray | None, loader: LoaderConfig = LoaderConfig()) -> Run:
+        """The method around `model`, the data's loader, the optimizer and generator."""
         method_cls = check(model, len(images), cfg)
         rank, size = distributed.world()
         device = pick_device(cfg.device)
@@ -185,7 +188,7 @@ class Run:
         if method.uses_labels and labels is None:
             raise ValueError(f"{cfg.method} trains on labels, but none were given")
         augment = cfg.augment_config()
-        data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
+        data = Loader(images, loader, device)
         targets = None if labels is None else torch.tensor(np.asarray(labels),
                                                            dtype=torch.long, device=device)
         method.to(device, memory_format=method.memory_format).train()
@@ -208,7 +211,7 @@ class Run:
         # batch 256 -> 2 x 250): dropping a ragged last batch would skip images, and
         # memorization is what this model is trained to show; a tiny last batch would
         # upset BatchNorm and VICReg.
-        return math.ceil(len(self.data) / self.cfg.batch_size)
+        return math.ceil(len(self.loader.images) / self.cfg.batch_size)
 
     @property
     def total(self) -> int:
@@ -234,24 +237,31 @@ class Run:
 
     def train_epoch(self, epoch: int, resume_dir: str | None) -> float:
         """One pass over the data in a fresh seeded order; the epoch's mean loss."""
-        order = torch.randperm(len(self.data), generator=self.gen, device=self.device)
-        losses = [self.train_step(batch, epoch, b, resume_dir)
-                  for b, batch in enumerate(order.tensor_split(self.steps_per_epoch))]
+        order = torch.randperm(len(self.loader.images), generator=self.gen, device=self.device)
+        batches = order.tensor_split(self.steps_per_epoch)
+        rows = [self.my_rows(len(batch)) for batch in batches]
+        mine = [batch[r] for batch, r in zip(batches, rows)]
+        losses = [self.train_step(images, mine[b], rows[b], len(batches[b]), epoch, b,
+                                  resume_dir)
+                  for b, images in enumerate(self.loader.batches(mine))]
         return float(np.mean(losses))
 
-    def train_step(self, batch: torch.Tensor, epoch: int, b: int,
-                   resume_dir: str | None) -> float:
-        """This process's slice of `batch`: views, loss, one optimizer step."""
+    def my_rows(self, batch_size: int) -> slice:
+        """This process's slice of a global batch."""
+        sizes = distributed.split_sizes(batch_size, self.size)
+        return slice(sum(sizes[:self.rank]), sum(sizes[:self.rank + 1]))
+
+    def train_step(self, images: torch.Tensor, mine: torch.Tensor, rows: slice,
+                   batch_size: int, epoch: int, b: int, resume_dir: str | None) -> float:
+        """This process's slice of a batch (its `images`, set positions `mine`): views,
+        loss, one optimizer step."""
         cfg, method = self.cfg, self.method
         progress = methods.Progress(self.step, self.total, epoch, cfg.epochs)
         for group in self.opt.param_groups:
             group["lr"] = lr_at(self.step, self.total, cfg.warmup_epochs * self.steps_per_epoch,
                                 cfg.lr, cfg.final_lr_fraction)
-        sizes = distributed.split_sizes(len(batch), self.size)
-        rows = slice(sum(sizes[:self.rank]), sum(sizes[:self.rank + 1]))
-        mine = batch[rows]
-        views = method.make_views(self.data[mine].float() / 255, self.augment, self.gen, rows,
-                                  len(batch))
+        views = method.make_views(images.float() / 255, self.augment, self.gen, rows,
+                                  batch_size)
         with torch.autocast(self.device.type, torch.bfloat16,
                             enabled=self.device.type == "cuda"):
             loss = self.net(views, None if self.targets is None else self.targets[mine],
@@ -270,7 +280,7 @@ class Run:
             return
         elapsed, done = time.perf_counter() - clock, epoch - first_epoch + 1
         log.info("epoch %d/%d loss %.4f  %.0f img/s  eta %.0f s", epoch, self.cfg.last,
-                 self.history[-1], done * len(self.data) / elapsed,
+                 self.history[-1], done * len(self.loader.images) / elapsed,
                  elapsed / done * (self.cfg.last - epoch))
 
     def checkpoint(self, epoch: int, keep: set[int], save: Save, resume: Resume | None) -> None:

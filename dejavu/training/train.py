@@ -1,7 +1,8 @@
 """The init, train and snapshot stages: SSL training of one model on one training set, with
 states saved at chosen epochs (the loop itself: `training.loop`).
 
-The training set is small enough to sit in memory as uint8 once; each step draws a batch,
+The training set is read from the store through `training.loader` (kept on the device when
+it fits `train.loader.cache_mb`, else streamed a batch at a time); each step draws a batch,
 makes the method's views of it on the device (`augment.py`, a fresh random draw per image),
 and takes one optimizer step (AdamW, LARS or SGD) with a warm-up + cosine learning rate.
 With a fixed seed on CPU, training is reproducible bit for bit, also across a kill and
@@ -22,8 +23,9 @@ import pandas as pd
 import torch
 
 from ..core.models import SSLModel, load_checkpoint, pick_device, save_checkpoint
-from ..data.split import read_set
+from ..data.split import SetImages
 from . import distributed, methods
+from .loader import Images, LoaderConfig
 from .loop import Resume, Run, Save, TrainConfig, check, fingerprint, train  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -53,14 +55,15 @@ class SaveTo:
         save_checkpoint(self.paths[epoch], model, epoch=epoch, **extra)
 
 
-def train_processes(processes: int, model: SSLModel, images: np.ndarray, cfg: TrainConfig,
-                    save: Save, resume_dir: str | None = None,
+def train_processes(processes: int, model: SSLModel, images: np.ndarray | Images,
+                    cfg: TrainConfig, save: Save, resume_dir: str | None = None,
                     labels: np.ndarray | None = None, threads: int | None = None,
-                    start: dict | None = None) -> None:
+                    start: dict | None = None, loader: LoaderConfig = LoaderConfig()) -> None:
     """`train` in `processes` data-parallel processes on this node (DDP: one per GPU on CUDA,
-    gloo processes on CPU); `save` must be picklable (SaveTo). One process: plain `train`."""
+    gloo processes on CPU); `save` and `images` must be picklable (SaveTo, SetImages: each
+    process opens the store). One process: plain `train`."""
     if processes == 1:
-        train(model, images, cfg, save, resume_dir, labels, start)
+        train(model, images, cfg, save, resume_dir, labels, start, loader)
         return
     check(model, len(images), cfg)
     if pick_device(cfg.device).type == "cuda" and torch.cuda.device_count() < processes:
@@ -71,7 +74,7 @@ def train_processes(processes: int, model: SSLModel, images: np.ndarray, cfg: Tr
         _process, nprocs=processes, join=True,
         args=(processes, distributed.free_port(), max(1, threads // processes), model, images,
               cfg, save, resume_dir, labels, _log_file(), methods.source_file(cfg.method),
-              start))
+              start, loader))
 
 
 def _log_file() -> str | None:
@@ -81,7 +84,7 @@ def _log_file() -> str | None:
 
 
 def _process(rank, size, port, threads, model, images, cfg, save, resume_dir, labels,
-             log_file, method_module, start):
+             log_file, method_module, start, loader):
     if rank == 0 and log_file:  # the job log is rank 0's
         from ..core.logs import to_file
         to_file(log_file)
@@ -95,21 +98,21 @@ def _process(rank, size, port, threads, model, images, cfg, save, resume_dir, la
     # spawn hands every process the same shared-memory tensors; each needs its own copy
     model = copy.deepcopy(model)
     try:
-        train(model, images, cfg, save, resume_dir, labels, start)
+        train(model, images, cfg, save, resume_dir, labels, start, loader)
     finally:
         torch.distributed.destroy_process_group()
 
 
-def load_training_images(images_path: str, split_path: str, subset: str,
-                         side: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
-    """Images (N, side, side, 3) uint8 and labels of one training set, and the class count
-    (`data.split.read_set`: the eval transform where the stored image is not already a
-    `side` square)."""
-    images, chosen = read_set(images_path, split_path, subset, side)
-    if len(chosen) == 0:
+def training_set(images_path: str, split_path: str, subset: str,
+                 side: int | None = None) -> tuple[SetImages, np.ndarray, int]:
+    """One training set, read as the eval transform reads it (`data.split.SetImages`: each
+    image's region, shorter side to `side`, centre square), its labels, and the class
+    count."""
+    images = SetImages(images_path, split_path, subset, side)
+    if len(images) == 0:
         raise ValueError(f"training set {subset!r} is empty in {split_path}")
     classes = int(pd.read_parquet(split_path, columns=["label"])["label"].max()) + 1
-    return images, chosen["label"].to_numpy(), classes
+    return images, images.labels, classes
 
 
 def run_init(out_path: str, *, backbone: str, projector_dims: list[int], width: int,
@@ -124,12 +127,12 @@ def run_init(out_path: str, *, backbone: str, projector_dims: list[int], width: 
 def run(init_path: str, images_path: str, split_path: str, out_paths: dict[int, str], *,
         subset: str, seed: int, threads: int = 1, processes: int = 1,
         resume_dir: str | None = None, method_modules: list[str] = (), side: int | None = None,
-        **params) -> None:
+        loader: dict | None = None, **params) -> None:
     """The train stage: train from the untrained model to `epochs`, writing a state file
     (checkpoint + training state) at each epoch of `out_paths`."""
     torch.set_num_threads(threads)
     methods.load_modules(list(method_modules))
-    images, labels, classes = load_training_images(images_path, split_path, subset, side)
+    images, labels, classes = training_set(images_path, split_path, subset, side)
     cfg = TrainConfig(seed=run_seed(seed, subset), classes=classes,
                       checkpoints=tuple(sorted(out_paths)), **params)
     if max(out_paths) != cfg.epochs:
@@ -139,13 +142,13 @@ def run(init_path: str, images_path: str, split_path: str, out_paths: dict[int, 
     log.info("training %s on %d images of set %s, %d epochs, %d process(es)", cfg.method,
              len(images), subset, cfg.epochs, processes)
     train_processes(processes, model, images, cfg, SaveTo(out_paths, states=True), resume_dir,
-                    labels, threads)
+                    labels, threads, loader=LoaderConfig(**(loader or {})))
 
 
 def run_snapshot(init_path: str, state_path: str | None, images_path: str, split_path: str,
                  out_path: str, *, epoch: int, subset: str, seed: int, threads: int = 1,
                  processes: int = 1, method_modules: list[str] = (), side: int | None = None,
-                 **params) -> None:
+                 loader: dict | None = None, **params) -> None:
     """The checkpoint evaluated at `epoch`: taken from the state file saved at that epoch,
     or trained on from the nearest state before it (from the untrained model where there is
     none) with the run's own schedule, which reaches the weights of an uninterrupted run."""
@@ -158,7 +161,7 @@ def run_snapshot(init_path: str, state_path: str | None, images_path: str, split
         if saved["epoch"] > epoch:
             raise ValueError(f"{state_path} is at epoch {saved['epoch']}, after {epoch}")
     methods.load_modules(list(method_modules))
-    images, labels, classes = load_training_images(images_path, split_path, subset, side)
+    images, labels, classes = training_set(images_path, split_path, subset, side)
     cfg = TrainConfig(seed=run_seed(seed, subset), classes=classes, until=epoch, **params)
     start = None
     if state_path is not None:
@@ -168,4 +171,4 @@ def run_snapshot(init_path: str, state_path: str | None, images_path: str, split
     log.info("training %s on %d images of set %s from epoch %d to %d (of %d)", cfg.method,
              len(images), subset, start["epoch"] if start else 0, epoch, cfg.epochs)
     train_processes(processes, model, images, cfg, SaveTo({epoch: out_path}), None, labels,
-                    threads, start)
+                    threads, start, LoaderConfig(**(loader or {})))
