@@ -35,6 +35,12 @@ if os.path.isdir(os.path.join(workflow.basedir, "dejavu")):
     os.environ.update(PYTHONPATH=os.pathsep.join(
         filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])))
 
+# OpenMP threads that wait sleep rather than spin (every job inherits it): with as many
+# jobs as cores, a spinning thread holds a core that another job's thread needs, and torch's
+# many short parallel regions then wait for the scheduler (a two-thread test of 19 s took
+# 125 s beside two busy processes; docs/benchmarks.md). It changes no result.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import dejavu.cluster
 import dejavu.config
 import dejavu.core.epochs

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+
+# Before torch loads OpenMP: threads that wait sleep instead of spinning. The suite runs
+# its long workflow runs beside the other tests, and spinning threads of one process make
+# the other's wait for the scheduler (the Snakefile sets it for every job, see there).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import shutil
+import signal
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -27,13 +35,41 @@ def copy_workflow(dst: Path) -> Path:
     return dst
 
 
-def snakemake(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd,
-                          capture_output=True, text=True)
+def snakemake(cwd: Path, *args: str, check: bool = True, background: bool = False,
+              nice: bool = True) -> subprocess.CompletedProcess:
+    """Run Snakemake in `cwd`. `background`: a head start's run (popen)."""
+    cmd = [sys.executable, "-m", "snakemake", *args]
+    proc = popen(cmd, cwd, subprocess.PIPE, background, nice)
+    try:
+        out, err = proc.communicate()
+    finally:
+        BACKGROUND.discard(proc)
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n"
-                             f"{proc.stderr[-5000:]}")
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{out[-3000:]}\n"
+                             f"{err[-5000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+BACKGROUND: set[subprocess.Popen] = set()  # processes of head starts still running
+
+
+def popen(cmd: list[str], cwd: Path, stdout, background: bool = False,
+          nice: bool = True) -> subprocess.Popen:
+    """Start `cmd`. A background one runs in a process group of its own, tracked in
+    BACKGROUND so that the session's end can kill what is left of it, and, unless the
+    foreground needs it soon (`nice=False`), niced: the tests in the foreground keep the CPU
+    they need and it takes what they leave."""
+    if background and nice:
+        cmd = ["nice", "-n", str(BACKGROUND_NICENESS), *cmd]
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=stdout, text=True,
+                            stderr=subprocess.PIPE if stdout == subprocess.PIPE
+                            else subprocess.STDOUT, start_new_session=background)
+    if background:
+        BACKGROUND.add(proc)
     return proc
+
+
+BACKGROUND_NICENESS = 5  # about a quarter of the CPU against a busy foreground process
 
 
 def planned_jobs(cwd: Path, *args: str) -> dict[str, int]:
@@ -47,6 +83,25 @@ def planned_jobs(cwd: Path, *args: str) -> dict[str, int]:
     return {rule: int(n) for rule, n in jobs.items()}
 
 
+KEYS = ["method", "backbone", "train_size", "seed", "embedding", "k", "crop_mode", "epoch",
+        "control"]
+
+# The tiny config without the stages after the score: runs that test faults and reruns
+# compare their summary with the tiny run's (equal_where_computed)
+SLIM = {"rcdm": {"enabled": False}, "onemodel": {"enabled": False},
+        "sslmem": {"enabled": False}, "probe": {"enabled": False}}
+
+
+def equal_where_computed(summary: pd.DataFrame, reference: pd.DataFrame) -> None:
+    """`summary`, of a run that computed less (fewer stages, embeddings or controls), equals
+    `reference` bit for bit in its rows and in every column it filled."""
+    filled = [c for c in summary.columns if summary[c].notna().any()]
+    assert len(summary) > 0 and "score" in filled
+    same = reference.merge(summary[KEYS], on=KEYS, how="right")
+    pd.testing.assert_frame_equal(summary[filled].reset_index(drop=True),
+                                  same[filled].reset_index(drop=True), check_exact=True)
+
+
 def edit_config(path: Path, **changes: dict) -> None:
     """Update sections of a YAML config file in place."""
     config = yaml.safe_load(path.read_text()) or {}
@@ -56,39 +111,109 @@ def edit_config(path: Path, **changes: dict) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def answering_slurm_controller(request):
-    """Where SLURM's client tools are installed (the SLURM tests install them), the executor
-    plugin runs `scontrol show config` at every Snakemake start, which waits 9 s for a
-    controller that is down. So a session that starts Snakemake keeps the test cluster up
-    from its first test to its last (tests/slurm_cluster.py)."""
+def test_cluster(request):
+    """The single-node SLURM cluster of the tests (tests/slurm_cluster.py), up for the whole
+    session; yields None when it runs, else why not. Installed (apt) when a SLURM test is
+    selected. Where SLURM's client tools are installed, the executor plugin runs
+    `scontrol show config` at every Snakemake start, which waits 9 s for a controller that
+    is down: so any session that starts Snakemake keeps the cluster up."""
     import slurm_cluster
-    starts_snakemake = any(item.get_closest_marker(tier) for item in request.session.items
+    items = request.session.items
+    why = slurm_cluster.install() if any(item.get_closest_marker("slurm")
+                                         for item in items) else None
+    starts_snakemake = any(item.get_closest_marker(tier) for item in items
                            for tier in ("workflow", "slow", "slurm"))
-    if not (starts_snakemake and slurm_cluster.have_slurm() and os.geteuid() == 0):
-        yield
+    if not slurm_cluster.have_slurm() or os.geteuid() != 0:
+        yield why or "SLURM is not installed, or this is not root"
+        return
+    if not starts_snakemake:
+        yield "no test here starts Snakemake"
         return
     slurm_cluster.start()
     try:
-        yield
+        yield None
     finally:
         slurm_cluster.stop()
 
 
+class HeadStart:
+    """A long workflow run that starts with the session, in a background thread, so that the
+    tests of the other tiers run while it computes: `fn(tmp_path_factory)` gives the value of
+    the fixture `fixture`, which waits for it. Started only when a selected test uses that
+    fixture; its Snakemake processes run in the background (`snakemake(..., background=True)`,
+    niced unless the foreground needs the result soon)."""
+
+    def __init__(self, fixture: str, fn, needs_cluster: bool):
+        self.fixture, self.fn, self.needs_cluster = fixture, fn, needs_cluster
+        self.future, self.tmp_path_factory = None, None
+
+    def result(self):
+        """The run's value; a head start not started (DEJAVU_TESTS_SERIAL=1) runs now."""
+        if self.future is None:
+            self.future = Future()
+            self.future.set_result(self.fn(self.tmp_path_factory))
+        return self.future.result()
+
+
+HEAD_STARTS: dict[str, HeadStart] = {}
+
+
+def head_start(fixture: str, needs_cluster: bool = False):
+    """Register the decorated function as the head start whose value `fixture` returns."""
+    def register(fn):
+        HEAD_STARTS[fixture] = HeadStart(fixture, fn, needs_cluster)
+        return fn
+    return register
+
+
+@pytest.fixture(scope="session", autouse=True)
+def head_starts(request, test_cluster, tmp_path_factory):
+    """Start the head starts the selected tests need; at the session's end, kill what is
+    left of them (a session stopped early does not wait for a sweep)."""
+    used = {name for item in request.session.items for name in item.fixturenames}
+    for head in HEAD_STARTS.values():
+        head.tmp_path_factory = tmp_path_factory
+    started = [head for name, head in HEAD_STARTS.items() if name in used
+               and not (head.needs_cluster and test_cluster is not None)]
+    if os.environ.get("DEJAVU_TESTS_SERIAL") == "1":  # each run when first needed, as a plain
+        started = []                                  # fixture (to compare suite times)
+    tmp_path_factory.getbasetemp()  # made once here, not raced for by the threads
+    pool = ThreadPoolExecutor(max_workers=max(1, len(started)))
+    for head in started:
+        head.future = pool.submit(head.fn, tmp_path_factory)
+    try:
+        yield
+    finally:
+        for proc in list(BACKGROUND):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    """The tiny config run once, end to end, in a temporary copy of the workflow."""
+def tiny_run():
+    return HEAD_STARTS["tiny_run"].result()
+
+
+@head_start("tiny_run")
+def run_tiny(tmp_path_factory):
+    """The tiny config run once, end to end, in a temporary copy of the workflow; started
+    with the session (the unit tests run meanwhile), not niced: the workflow tests that
+    read it come next."""
     work = copy_workflow(tmp_path_factory.mktemp("tiny") / "dejavu")
-    proc = snakemake(work, "-c2", "--configfile", "tiny.yaml")
+    proc = snakemake(work, "-c2", "--configfile", "tiny.yaml", background=True, nice=False)
     return work, proc
 
 
 # What a test costs, one marker each (README, "Tests"): `python -m pytest -m unit` is the
 # inner loop; plain `python -m pytest` runs every tier.
-TIERS = {
+TIERS = {  # in the order they run
     "unit": "no Snakemake start and no workflow run (seconds)",
     "workflow": "runs or dry-runs the DAG with Snakemake (a tiny run: a minute or two)",
-    "slow": "the known-answer sweep (about ten minutes)",
     "slurm": "the workflow on a real single-node SLURM cluster (minutes)",
+    "slow": "the known-answer run of the demo (about ten minutes, from the session's start)",
 }
 WORKFLOW_FIXTURES = {"tiny_run"}
 
@@ -112,11 +237,13 @@ def tier_problems(items) -> list[str]:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Refuse a test without its tier marker; run the SLURM tests last: on a machine without
-    SLURM they install it, and once its client tools are installed every Snakemake start
-    asks the controller for its configuration (answering_slurm_controller)."""
+    """Refuse a test without its tier marker; run the tiers in the order unit, workflow,
+    SLURM, slow: the tests that wait for a head start (the SLURM fault runs, the sweep) come
+    after everything that can run while those compute."""
     problems = tier_problems(items)
     if problems:
         raise pytest.UsageError("every test needs one tier marker:\n  " +
                                 "\n  ".join(problems))
-    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
+    order = list(TIERS)
+    items.sort(key=lambda item: min(order.index(m.name) for m in item.iter_markers()
+                                    if m.name in TIERS))

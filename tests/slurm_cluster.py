@@ -5,7 +5,7 @@ Facts this relies on (measured on the reference machine, SLURM 22.05):
 - slurm.conf must be at /etc/slurm/slurm.conf: the job-step executor's inner `srun` does
   not see SLURM_CONF;
 - without an accounting database `sacct` fails, so the profile asks the SLURM executor
-  plugin to poll `squeue`, and MinJobAge keeps finished jobs visible to it for 10 minutes;
+  plugin to poll `squeue`, and MinJobAge keeps finished jobs visible to it for an hour (the whole session);
 - a GPU can be faked for scheduling: gres.conf points at character devices.
 
 `python tests/slurm_cluster.py start|stop` runs it by hand.
@@ -67,7 +67,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 SchedulerType=sched/backfill
 GresTypes=gpu
-MinJobAge=600
+MinJobAge=3600
 ReturnToService=2
 # jobs here are mostly start-up (imports, I/O): let twice as many run as there are cores
 SlurmdParameters=config_overrides

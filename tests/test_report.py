@@ -96,6 +96,26 @@ def test_trend_and_curve_figures_are_written_as_png_and_svg(tmp_path):
         assert "<svg" in (tmp_path / f"{name}.svg").read_text()
 
 
+def test_the_page_draws_trends_along_each_swept_axis_only(tmp_path):
+    """The summary the workflow writes for one size (the demo) and for two (the shipped
+    sweep): the size figures exist only for the second; the first says how to get them."""
+    from dejavu.report import page
+    one_size = tables.with_probe(summary_rows(),
+                                 tables.probe_table(loading.probe_rows(probe_files(tmp_path))))
+    two_sizes = pd.concat([one_size, one_size.assign(train_size=25, score=one_size["score"] / 2)])
+    along_epochs = {"score_vs_epochs", "shares_vs_epochs"}
+    for name, summary, drawn in (("one", one_size, along_epochs),
+                                 ("two", two_sizes, along_epochs | {"score_vs_size",
+                                                                    "shares_vs_size"})):
+        out = tmp_path / name
+        out.mkdir()
+        sections = page.trend_sections(summary, out)
+        assert {path.stem for path in out.glob("*.png")} == drawn
+        assert {path.stem for path in out.glob("*.svg")} == drawn
+        notes = [html for _, html in sections if "split.npc" in html]
+        assert len(notes) == (name == "one")
+
+
 def test_trend_along_size_uses_each_pairs_last_epoch():
     rows = tables.trend_rows(summary_rows(), "train_size")
     assert set(rows["epoch"]) == {20} and "untrained" not in set(rows["control"])

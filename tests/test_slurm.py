@@ -4,6 +4,7 @@ bit, and a cancelled job or a killed Snakemake is survived by rerunning the same
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -12,18 +13,16 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-import slurm_cluster
-from conftest import copy_workflow, edit_config, planned_jobs, snakemake
-from dejavu.cluster import workflow_jobs
+from conftest import (HEAD_STARTS, SLIM, copy_workflow, edit_config, equal_where_computed,
+                      head_start, planned_jobs, popen, snakemake)
+from dejavu.cluster import runs_dir, workflow_jobs
 
 pytestmark = pytest.mark.slurm
 
-# The tiny config with fewer jobs (one embedding, one shard job per store, no untrained
-# control): about 22 SLURM jobs per run.
-SLIM = {"knn": {"embeddings": ["projector"]}, "embed": {"jobs": 1},
-        "controls": {"untrained": False}, "probe": {"enabled": False},
-        "rcdm": {"enabled": False}, "onemodel": {"enabled": False},
-        "sslmem": {"enabled": False}}
+# The tiny config with fewer jobs (no stage after the score, one embedding, one shard job
+# per store, no untrained control): about 22 SLURM jobs per run.
+SLURM_SLIM = {**SLIM, "knn": {"embeddings": ["projector"]}, "embed": {"jobs": 1},
+              "controls": {"untrained": False}}
 # The executor plugin checks job states first this many seconds after a submission or a
 # finished job, then 10 s later each time nothing finished: the profile's 5 s made every
 # level of the DAG (jobs of ~6 s here) wait 20 s; 1 s makes it 12 s.
@@ -31,45 +30,46 @@ PROFILE_RUN = ["--profile", "slurm", "--configfile", "tiny.yaml",
                "--slurm-init-seconds-before-status-checks", "1"]
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    why = slurm_cluster.install()
-    if why:
-        pytest.skip(why)
-    slurm_cluster.start()
-    try:
-        yield
-    finally:
-        slurm_cluster.stop()
+@pytest.fixture
+def cluster(test_cluster):
+    if test_cluster is not None:
+        pytest.skip(test_cluster)
 
 
 def slim_copy(path):
     work = copy_workflow(path)
-    edit_config(work / "tiny.yaml", **SLIM)
+    edit_config(work / "tiny.yaml", **SLURM_SLIM)
     return work
 
 
 def start_run(work, *args, log_name="first"):
     """Snakemake started in the background, its output to a file (no pipe to fill up)."""
     with open(work / f"snakemake-{log_name}.log", "w") as log:
-        return subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=work,
-                                stdout=log, stderr=subprocess.STDOUT)
+        return popen([sys.executable, "-m", "snakemake", *args], work, log, background=True)
 
 
 def output_of(work, log_name="first") -> str:
     return (work / f"snakemake-{log_name}.log").read_text()
 
 
+def jobs_of(work, proc, states: str) -> list[dict]:
+    """SLURM jobs submitted by the Snakemake process `proc` (another run may share `work`):
+    the run IDs that process recorded at start-up name its jobs."""
+    mine = {path.stem for path in runs_dir(str(work)).glob("*.json")
+            if json.loads(path.read_text())["pid"] == proc.pid}
+    return [job for job in workflow_jobs(str(work), states) if job["name"] in mine]
+
+
 def act_when_running(runs: dict, rule: str, timeout: float = 300) -> dict:
     """For each run (name: (work, proc, action)), call `action(job)` on the first SLURM job
-    of `rule` seen running, submitted from its `work`; the jobs acted on, by run. The runs
-    are watched together, so one run's job does not finish while the other is awaited."""
+    of `rule` seen running, submitted by its process `proc`; the jobs acted on, by run. The
+    runs are watched together, so one run's job does not finish while the other is awaited."""
     seen, deadline = {}, time.time() + timeout
     while len(seen) < len(runs) and time.time() < deadline:
         for name, (work, proc, action) in runs.items():
             if name in seen:
                 continue
-            running = [j for j in workflow_jobs(str(work), "RUNNING")
+            running = [j for j in jobs_of(work, proc, "RUNNING")
                        if j["comment"].startswith(f"rule_{rule}_")]
             if running:
                 action(running[0])
@@ -87,17 +87,25 @@ def rules_run(work) -> Counter:
                    for j in workflow_jobs(str(work), "COMPLETED"))
 
 
-@pytest.fixture(scope="module")
-def faulted_runs(cluster, tmp_path_factory):
+@pytest.fixture
+def faulted_runs(cluster, tiny_run):
+    """The fault runs, and the local tiny run they are compared with."""
+    return {**HEAD_STARTS["faulted_runs"].result(),
+            "local": pd.read_csv(tiny_run[0] / "results" / "summary.csv")}
+
+
+@head_start("faulted_runs", needs_cluster=True)
+def run_with_faults(tmp_path_factory):
     """Three copies of the slim tiny workflow at once (SLURM runs mostly wait for the
-    executor's polls, so they overlap well): a local run, the reference; a SLURM run one of
-    whose training jobs is cancelled; a SLURM run whose Snakemake is killed (SIGKILL, no
-    clean-up) while a model trains. Then the same command again in both SLURM copies."""
+    executor's polls, so they overlap well), from the session's start while other tests run:
+    one whose training job is cancelled; one whose Snakemake is killed (SIGKILL, no
+    clean-up) while a model trains; a second live run from the first one's checkout. Then
+    the same command again in the first two. Their results are compared with the tiny run's
+    (local) by the tests; what SLURM lists of them is taken here, before slurmctld forgets
+    finished jobs (MinJobAge)."""
     root = tmp_path_factory.mktemp("runs")
-    local, cancelled, killed = (slim_copy(root / name)
-                                for name in ("local", "cancelled", "killed"))
-    expected = planned_jobs(local, "--configfile", "tiny.yaml")
-    local_run = start_run(local, "-c2", "--configfile", "tiny.yaml")
+    cancelled, killed = (slim_copy(root / name) for name in ("cancelled", "killed"))
+    expected = planned_jobs(cancelled, "--configfile", "tiny.yaml")
     first = {"cancelled": start_run(cancelled, *PROFILE_RUN),
              "killed": start_run(killed, *PROFILE_RUN)}
     # a second, live run from the same checkout into another results folder: the rerun
@@ -117,16 +125,16 @@ def faulted_runs(cluster, tmp_path_factory):
         "killed": (killed, first["killed"], kill)}, "train")
     victim = acted["cancelled"]
     first_rc = first["cancelled"].wait(timeout=900)
-    snakemake(killed, "--unlock", *PROFILE_RUN)  # the lock a killed process leaves
+    snakemake(killed, "--unlock", *PROFILE_RUN, background=True)  # a killed run's lock
     reruns = [(work, start_run(work, *PROFILE_RUN, log_name="rerun"))
               for work in (cancelled, killed)]
     for work, proc in reruns:
         assert proc.wait(timeout=900) == 0, output_of(work, "rerun")[-5000:]
     assert second.wait(timeout=900) == 0, output_of(cancelled, "second")[-5000:]
-    assert local_run.wait(timeout=900) == 0, output_of(local)[-5000:]
-    return {"summary": pd.read_csv(local / "results" / "summary.csv"),
-            "expected": expected, "first_rc": first_rc, "cancelled": cancelled,
-            "victim": victim, "killed": killed, "orphan_left": orphan_left == [True]}
+    return {"expected": expected, "first_rc": first_rc, "cancelled": cancelled,
+            "victim": victim, "killed": killed, "orphan_left": orphan_left == [True],
+            "completed": rules_run(cancelled),
+            "cancelled_jobs": [j["id"] for j in workflow_jobs(str(cancelled), "CANCELLED")]}
 
 
 def test_profile_runs_every_job_on_slurm_and_survives_a_cancelled_job(faulted_runs):
@@ -134,14 +142,12 @@ def test_profile_runs_every_job_on_slurm_and_survives_a_cancelled_job(faulted_ru
     assert runs["first_rc"] != 0, "the cancelled job should fail the first run"
     assert "CANCELLED" in output_of(work)
     assert "rule train" in output_of(work, "rerun")  # the same command again retrains
-    pd.testing.assert_frame_equal(pd.read_csv(work / "results" / "summary.csv"),
-                                  runs["summary"], check_exact=True)
+    equal_where_computed(pd.read_csv(work / "results" / "summary.csv"), runs["local"])
     # every job of the DAG (but the local target rule `all`) completed as a SLURM job, once
     # for this run (first attempt and rerun together) and once for the second run
     expected = {rule: n for rule, n in runs["expected"].items() if rule != "all"}
-    assert rules_run(work) == {rule: 2 * n for rule, n in expected.items()}
-    cancelled = workflow_jobs(str(work), "CANCELLED")
-    assert [j["id"] for j in cancelled] == [runs["victim"]["id"]]  # none of the live run's
+    assert runs["completed"] == {rule: 2 * n for rule, n in expected.items()}
+    assert runs["cancelled_jobs"] == [runs["victim"]["id"]]  # none of the live run's
     logs = list((work / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert len(logs) >= 2 * sum(expected.values())
     assert planned_jobs(work, *PROFILE_RUN) == {}
@@ -151,16 +157,15 @@ def test_two_live_runs_from_one_checkout_both_finish_with_their_own_results(faul
     """The second run shared the checkout with the cancelled run and its rerun, whose start
     cancels a dead run's jobs: it finished, with the results of a run of its own."""
     work = faulted_runs["cancelled"]
-    pd.testing.assert_frame_equal(pd.read_csv(work / "results_second" / "summary.csv"),
-                                  faulted_runs["summary"], check_exact=True)
+    equal_where_computed(pd.read_csv(work / "results_second" / "summary.csv"),
+                         faulted_runs["local"])
     assert planned_jobs(work, *PROFILE_RUN, "--config", "results=results_second") == {}
 
 
 def test_killed_snakemake_is_rerun_to_the_same_results(faulted_runs):
     runs, work = faulted_runs, faulted_runs["killed"]
     assert runs["orphan_left"], "the killed run's training job should outlive it"
-    pd.testing.assert_frame_equal(pd.read_csv(work / "results" / "summary.csv"),
-                                  runs["summary"], check_exact=True)
+    equal_where_computed(pd.read_csv(work / "results" / "summary.csv"), runs["local"])
     assert planned_jobs(work, *PROFILE_RUN) == {}
     assert workflow_jobs(str(work)) == []      # nothing of either run is left running
 
