@@ -103,7 +103,7 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     images, cond, _, _ = colour_data(8)
     np.save(tmp_path / "images.npy", images)
     np.save(tmp_path / "cond.npy", cond)
-    cfg = dataclasses.replace(TINY, steps=400, checkpoint_every=20)
+    cfg = dataclasses.replace(TINY, steps=160, checkpoint_every=20)
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent(f"""
         import numpy as np, torch
