@@ -78,6 +78,12 @@ def write_imagenet_tree(root: str | Path, classes: int = 4, per_class: int = 12,
     return {"train": train, "annotations": ann, "class_list": root / "LOC_synset_mapping.txt"}
 
 
+def png_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def add_bad_inputs(tree: dict, seed: int = 1) -> dict[str, Path]:
     """Plant each bad input in an existing tree (classes 0 and 1 must exist).
 
@@ -106,14 +112,10 @@ def add_bad_inputs(tree: dict, seed: int = 1) -> dict[str, Path]:
                             ok_xml)
     planted["grayscale"] = image(f"{a}_9005", jpeg_bytes(Image.fromarray(good).convert("L")),
                                  ok_xml)
-    sixteen = (good.mean(axis=2) * 257).astype(np.uint16)
-    buf = io.BytesIO()
-    Image.fromarray(sixteen).save(buf, format="PNG")   # a PNG named .JPEG, as ImageNet has
-    planted["high_bit_depth"] = image(f"{a}_9006", buf.getvalue(), ok_xml)
-    buf = io.BytesIO()
-    Image.fromarray(np.dstack([good, np.full(good.shape[:2], 128, np.uint8)]), "RGBA") \
-        .save(buf, format="PNG")
-    planted["alpha"] = image(f"{a}_9007", buf.getvalue(), ok_xml)
+    sixteen = (good.mean(axis=2) * 257).astype(np.uint16)  # PNGs named .JPEG, as ImageNet has
+    planted["high_bit_depth"] = image(f"{a}_9006", png_bytes(Image.fromarray(sixteen)), ok_xml)
+    planted["alpha"] = image(f"{a}_9007", png_bytes(Image.fromarray(
+        np.dstack([good, np.full(good.shape[:2], 128, np.uint8)]), "RGBA")), ok_xml)
     raw = np.full((40, 60, 3), 90, np.uint8)     # raw 60 x 40, shown rotated to 40 x 60
     raw[5:15, 40:55] = [0, 255, 0]
     exif = Image.Exif()

@@ -188,7 +188,7 @@ class Run:
         if method.uses_labels and labels is None:
             raise ValueError(f"{cfg.method} trains on labels, but none were given")
         augment = cfg.augment_config()
-        data = Loader(images, loader, device)
+        source = Loader(images, loader, device)
         targets = None if labels is None else torch.tensor(np.asarray(labels),
                                                            dtype=torch.long, device=device)
         method.to(device, memory_format=method.memory_format).train()
@@ -201,7 +201,7 @@ class Run:
         opt = make_optimizer(cfg.optimizer, method.parameters(), cfg.lr, cfg.weight_decay,
                              cfg.momentum, cfg.lars_eta)
         gen = torch.Generator(device=device).manual_seed(cfg.seed)
-        run = cls(cfg, method, net, opt, gen, data, targets, augment, device, rank, size)
+        run = cls(cfg, method, net, opt, gen, source, targets, augment, device, rank, size)
         run.run_id = fingerprint(model, images, cfg)
         return run
 
