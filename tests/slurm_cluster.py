@@ -5,7 +5,8 @@ Facts this relies on (measured on the reference machine, SLURM 22.05):
 - slurm.conf must be at /etc/slurm/slurm.conf: the job-step executor's inner `srun` does
   not see SLURM_CONF;
 - without an accounting database `sacct` fails, so the profile asks the SLURM executor
-  plugin to poll `squeue`, and MinJobAge keeps finished jobs visible to it for an hour (the whole session);
+  plugin to poll `squeue`, and MinJobAge keeps finished jobs visible to it for an hour (a
+  whole test session);
 - a GPU can be faked for scheduling: gres.conf points at character devices.
 
 `python tests/slurm_cluster.py start|stop` runs it by hand.

@@ -162,8 +162,8 @@ def partial_store(partial: str, keys) -> str:
     """The store under `partial` that every shard job reported writing (their `keys`)."""
     keys = set(keys)
     if len(keys) != 1 or None in keys:
-        raise RuntimeError(f"{partial}: the shard jobs report different stores {sorted(map(str, keys))}; "
-                           f"rerun them")
+        raise RuntimeError(f"{partial}: the shard jobs report different stores "
+                           f"{sorted(map(str, keys))}; rerun them")
     path = os.path.join(partial, keys.pop())
     if not os.path.exists(path):
         raise FileNotFoundError(f"no partial store at {path}; rerun the shard jobs")

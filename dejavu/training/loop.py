@@ -130,10 +130,11 @@ Save = Callable[[int, SSLModel, dict], None]
 def train(model: SSLModel, images: np.ndarray | Images, cfg: TrainConfig, save: Save,
           resume_dir: str | None = None, labels: np.ndarray | None = None,
           start: dict | None = None, loader: LoaderConfig = LoaderConfig()) -> list[float]:
-    """Train `model` on (N, H, W, 3) uint8 images -- an array, or a set read from the store
-    through `loader` -- (and their labels, for methods that use them); call save(epoch, encoder, training_state) at each checkpoint epoch and at
-    `cfg.last` (both hold live tensors: the callback writes or copies them). Returns the
-    mean loss per epoch.
+    """Train `model` on (N, H, W, 3) uint8 images (an array, or a set read from the store
+    through `loader`) and their labels, for methods that use them; call
+    save(epoch, encoder, training_state) at each checkpoint epoch and at `cfg.last` (both
+    hold live tensors: the callback writes or copies them). Returns the mean loss per
+    epoch.
 
     `start`, a training state saved earlier by a run with the same fingerprint (settings,
     data, starting weights), continues that run from its epoch instead of from `model`.
