@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import os
 import shutil
@@ -27,8 +26,6 @@ import zarr
 
 if TYPE_CHECKING:
     import torch
-
-log = logging.getLogger(__name__)
 
 INDEX_COLUMNS = ("id", "label", "boxes", "height", "width")
 
