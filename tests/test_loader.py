@@ -1,6 +1,8 @@
 """Training reads its set from the store: kept on the device when it fits `cache_mb`, else
 streamed a batch at a time by worker threads. Both give the same weights, bit for bit."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,8 @@ import torch
 from dejavu.core.store import write_images
 from dejavu.data.split import SetImages, read_set
 from dejavu.training.loader import Loader, LoaderConfig
-from dejavu.training.train import SaveTo, TrainConfig, init_model, train, train_processes
+from dejavu.training.train import (OutOfTime, SaveTo, TrainConfig, init_model, train,
+                                   train_processes)
 
 pytestmark = pytest.mark.unit
 
@@ -76,15 +79,24 @@ def test_streamed_training_reaches_the_weights_of_training_on_the_device(tmp_pat
 
 def test_streamed_data_parallel_training_equals_it_on_the_device(tmp_path):
     """Two gloo processes, each reading only its slice of every batch from the store, reach
-    the weights of the same two processes holding the set."""
+    the weights of the same two processes holding the set; also when the streamed run
+    stops at a deadline after epoch 1 and a second call continues it."""
     images = SetImages(*stored_set(tmp_path), "A", SIDE)
     cfg = TrainConfig(epochs=2, batch_size=8, warmup_epochs=1, seed=3, device="cpu")
     states = []
     for name, loader in (("held", LoaderConfig()),
                          ("streamed", LoaderConfig(cache_mb=0, workers=1, prefetch=1))):
-        path = str(tmp_path / f"{name}.pt")
-        train_processes(2, init_model("convnet", [16, 8], 4, 0, image_size=SIDE), images, cfg,
-                        SaveTo({2: path}), threads=2, loader=loader)
+        path, resume = str(tmp_path / f"{name}.pt"), str(tmp_path / f"{name}-resume")
+
+        def run(deadline):
+            train_processes(2, init_model("convnet", [16, 8], 4, 0, image_size=SIDE), images,
+                            cfg, SaveTo({2: path}), resume, threads=2, loader=loader,
+                            deadline=deadline)
+        if name == "streamed":
+            with pytest.raises(OutOfTime):
+                run(deadline=0.0)
+            assert not Path(path).exists() and Path(resume, "state.pt").exists()
+        run(deadline=None)
         states.append(torch.load(path, weights_only=True)["state_dict"])
     for name in states[0]:
         assert torch.equal(states[0][name], states[1][name]), name

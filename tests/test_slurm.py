@@ -109,9 +109,11 @@ def run_with_faults(tmp_path_factory):
     first = {"cancelled": start_run(cancelled, *PROFILE_RUN),
              "killed": start_run(killed, *PROFILE_RUN)}
     # a second, live run from the same checkout into another results folder: the rerun
-    # below must not take its jobs for a dead run's
-    second = start_run(cancelled, *PROFILE_RUN, "--config", "results=results_second",
-                       log_name="second")
+    # below must not take its jobs for a dead run's. Its training jobs stop at a time limit
+    # shorter than an epoch and are resubmitted until done (train.max_runtime)
+    (cancelled / "limit.yaml").write_text("train: {max_runtime: 0.0001}\n")
+    second = start_run(cancelled, *PROFILE_RUN, "--configfile", "tiny.yaml", "limit.yaml",
+                       "--config", "results=results_second", log_name="second")
     orphan_left = []
 
     def kill(job):  # SIGKILL: no clean-up, the submitted jobs keep running on SLURM
@@ -134,6 +136,8 @@ def run_with_faults(tmp_path_factory):
     return {"expected": expected, "first_rc": first_rc, "cancelled": cancelled,
             "victim": victim, "killed": killed, "orphan_left": orphan_left == [True],
             "completed": rules_run(cancelled),
+            "second_stopped": Counter(j["comment"].split("_wildcards_")[0]
+                                      for j in jobs_of(cancelled, second, "FAILED")),
             "cancelled_jobs": [j["id"] for j in workflow_jobs(str(cancelled), "CANCELLED")]}
 
 
@@ -155,10 +159,16 @@ def test_profile_runs_every_job_on_slurm_and_survives_a_cancelled_job(faulted_ru
 
 def test_two_live_runs_from_one_checkout_both_finish_with_their_own_results(faulted_runs):
     """The second run shared the checkout with the cancelled run and its rerun, whose start
-    cancels a dead run's jobs: it finished, with the results of a run of its own."""
+    cancels a dead run's jobs: it finished, with the results of a run of its own. Its two
+    training jobs (2 epochs) each stopped once at train.max_runtime and were continued by
+    a resubmitted job: the weights, and so the scores, are the uninterrupted run's."""
     work = faulted_runs["cancelled"]
     equal_where_computed(pd.read_csv(work / "results_second" / "summary.csv"),
                          faulted_runs["local"])
+    assert faulted_runs["second_stopped"] == {"rule_train": 2}
+    logs = list((work / "results_second/synthetic/logs/train").rglob("*.log"))
+    assert len(logs) == 2 and all("the last attempt stopped at its time limit"
+                                  in log.read_text() for log in logs)
     assert planned_jobs(work, *PROFILE_RUN, "--config", "results=results_second") == {}
 
 

@@ -111,6 +111,34 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     assert not (tmp_path / "r").exists()  # cleared after a finished run
 
 
+def test_training_to_a_deadline_stops_at_a_state_and_continues_to_the_same_weights(
+        tmp_path):
+    """A deadline already past: each call trains one epoch, keeps its state and stops; the
+    chain of calls reaches the uninterrupted run's checkpoints (resume_every plays no
+    part: the state is kept at every stop)."""
+    from dejavu.training.train import OutOfTime
+    cfg = TrainConfig(epochs=3, checkpoints=(1,), batch_size=8, warmup_epochs=1, seed=3,
+                      device="cpu", resume_every=100)
+    whole = {}
+    train(small_model(), images(), cfg, lambda e, m, *_: whole.update({e: copy_state(m)}))
+    saved, calls = {}, 0
+    while True:
+        calls += 1
+        try:
+            train(small_model(), images(), cfg,
+                  lambda e, m, *_: saved.update({e: copy_state(m)}),
+                  resume_dir=str(tmp_path / "r"), deadline=0.0)
+            break
+        except OutOfTime as stopped:
+            assert f"after epoch {calls} of 3" in str(stopped)
+    assert calls == 3 and sorted(saved) == [1, 3]
+    for epoch in (1, 3):
+        for name, value in whole[epoch].items():
+            assert torch.equal(value, saved[epoch][name]), (epoch, name)
+    with pytest.raises(ValueError, match="resume directory"):
+        train(small_model(), images(), cfg, _raise, deadline=0.0)
+
+
 def test_resume_state_of_other_settings_is_ignored(tmp_path):
     cfg = TrainConfig(epochs=3, batch_size=8, seed=3, device="cpu", resume_every=1)
     with pytest.raises(Killed):

@@ -184,6 +184,27 @@ def test_changing_a_training_hyperparameter_reruns_training(tiny_run, tmp_path):
     assert "train" in jobs and not {"synth", "split", "crops", "init"} & set(jobs)
 
 
+def test_training_past_max_runtime_continues_itself_to_the_same_weights(tiny_run, tmp_path):
+    """train.max_runtime shorter than an epoch: the job stops after each epoch at a saved
+    state, Snakemake resubmits it, and the state file equals the tiny run's bit for bit.
+    The limit is not a training setting: it reruns nothing by itself."""
+    import torch
+    work = tmp_path / "w"
+    shutil.copytree(tiny_run[0], work)
+    edit_config(work / "tiny.yaml", train={"max_runtime": 0.0001})
+    assert planned_jobs(work, "--configfile", "tiny.yaml") == {}
+    state = "results/synthetic/models/vicreg/convnet/n8/s0/A/states/epoch2.pt"
+    snakemake(work, "-c1", "--configfile", "tiny.yaml", "--forcerun", "train", "--", state)
+    log = (work / "results/synthetic/logs/train/vicreg/convnet/n8/s0/A.log").read_text()
+    # Snakemake starts each attempt's log afresh: the last one says where it came from
+    assert "resuming after epoch 1 (the last attempt stopped at its time limit)" in log, log
+    ours = torch.load(work / state, weights_only=True)
+    theirs = torch.load(tiny_run[0] / state, weights_only=True)
+    for name, value in theirs["state_dict"].items():
+        assert torch.equal(value, ours["state_dict"][name]), name
+    assert ours["training"]["history"] == theirs["training"]["history"]
+
+
 def test_killed_run_reruns_to_identical_results(tiny_run, tmp_path):
     """SIGKILL the whole run while a model trains, rerun: the tiny run's summary, bit for
     bit (without the stages after the score, which the rerun does not touch differently)."""

@@ -127,9 +127,15 @@ class Resume:
 Save = Callable[[int, SSLModel, dict], None]
 
 
+class OutOfTime(Exception):
+    """Training stopped at a saved resume state to end before its time limit; running it
+    again continues from there (`train`'s `deadline`)."""
+
+
 def train(model: SSLModel, images: np.ndarray | Images, cfg: TrainConfig, save: Save,
           resume_dir: str | None = None, labels: np.ndarray | None = None,
-          start: dict | None = None, loader: LoaderConfig = LoaderConfig()) -> list[float]:
+          start: dict | None = None, loader: LoaderConfig = LoaderConfig(),
+          deadline: float | None = None) -> list[float]:
     """Train `model` on (N, H, W, 3) uint8 images (an array, or a set read from the store
     through `loader`) and their labels, for methods that use them; call
     save(epoch, encoder, training_state) at each checkpoint epoch and at `cfg.last` (both
@@ -141,17 +147,27 @@ def train(model: SSLModel, images: np.ndarray | Images, cfg: TrainConfig, save: 
 
     With `resume_dir`, the state is kept there every `cfg.resume_every` epochs and a rerun
     continues from it; on CPU with a fixed seed the result equals an uninterrupted run.
+    With a `deadline` (a `time.time()`), training stops after the first epoch past which
+    another one would end too close to it: it keeps the resume state of that epoch and
+    raises `OutOfTime`; a rerun continues from it as from a killed job's (at least one
+    epoch is trained per call, so a chain of calls always finishes).
+
     Inside a process group (see `train_processes`) each process takes its slice of every
     batch; only rank 0 saves and logs."""
+    if deadline is not None and not resume_dir:
+        raise ValueError("training to a deadline needs a resume directory to continue from")
     run = Run.prepare(model, as_images(images), cfg, labels, loader)
     keep = {e for e in cfg.checkpoints if e < cfg.last} | {cfg.last}
     resume = Resume(resume_dir, run.run_id, writer=run.rank == 0) if resume_dir else None
     first_epoch = run.continue_from(resume, start, keep, save)
     clock = time.perf_counter()
     for epoch in range(first_epoch, cfg.last + 1):
+        started = time.time()
         run.history.append(run.train_epoch(epoch, resume_dir))
         run.log_epoch(epoch, first_epoch, clock)
         run.checkpoint(epoch, keep, save, resume)
+        if epoch < cfg.last and run.out_of_time(deadline, time.time() - started):
+            run.stop(epoch, resume)
     if resume:
         resume.clear()
     return run.history
@@ -294,6 +310,26 @@ class Run:
         if resume and epoch % self.cfg.resume_every == 0 and epoch < self.cfg.last:
             resume.save(self.state(epoch))
 
+    def out_of_time(self, deadline: float | None, epoch_seconds: float) -> bool:
+        """Whether another epoch, with room for saving, would end past `deadline`. Rank 0's
+        clock decides for every process, so all stop after the same epoch."""
+        if deadline is None:
+            return False
+        late = torch.tensor([float(time.time() + 1.5 * epoch_seconds > deadline)],
+                            device=self.device)
+        if self.size > 1:
+            torch.distributed.broadcast(late, src=0)
+        return bool(late.item())
+
+    def stop(self, epoch: int, resume: Resume) -> None:
+        """Keep the state after `epoch` and raise OutOfTime once every process is done."""
+        resume.save({**self.state(epoch), "stopped_for_time": True})
+        if self.size > 1:
+            torch.distributed.barrier()
+        log.info("stopping after epoch %d of %d before the time limit; a rerun continues "
+                 "from here", epoch, self.cfg.last)
+        raise OutOfTime(f"stopped after epoch {epoch} of {self.cfg.last} (time limit)")
+
     def state(self, epoch: int) -> dict:
         return {"method": self.method.state_dict(), "optimizer": self.opt.state_dict(),
                 "generator": self.gen.get_state(), "epoch": epoch, "step": self.step,
@@ -329,5 +365,7 @@ def _restore(state: dict, resume: Resume, run: Run, keep: set[int], save: Save) 
             snapshot = copy.deepcopy(run.method.encoder())
             snapshot.load_state_dict(kept["encoder"])
             save(epoch, snapshot, kept["training"])
-        log.info("resuming after epoch %d", state["epoch"])
+        log.info("resuming after epoch %d%s", state["epoch"],
+                 " (the last attempt stopped at its time limit)"
+                 if state.get("stopped_for_time") else "")
     return run.load(state)

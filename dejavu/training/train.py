@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import sys
+import time
 import zlib
 
 import numpy as np
@@ -26,9 +28,12 @@ from ..core.models import SSLModel, load_checkpoint, pick_device, save_checkpoin
 from ..data.split import SetImages
 from . import distributed, methods
 from .loader import Images, LoaderConfig
-from .loop import Resume, Run, Save, TrainConfig, check, fingerprint, train  # noqa: F401
+from .loop import (OutOfTime, Resume, Run, Save, TrainConfig, check, fingerprint,  # noqa: F401
+                   train)
 
 log = logging.getLogger(__name__)
+
+OUT_OF_TIME_EXIT = 75  # a data-parallel process that stopped at its deadline (EX_TEMPFAIL)
 
 
 def run_seed(seed: int, subset: str) -> int:
@@ -58,23 +63,30 @@ class SaveTo:
 def train_processes(processes: int, model: SSLModel, images: np.ndarray | Images,
                     cfg: TrainConfig, save: Save, resume_dir: str | None = None,
                     labels: np.ndarray | None = None, threads: int | None = None,
-                    start: dict | None = None, loader: LoaderConfig = LoaderConfig()) -> None:
+                    start: dict | None = None, loader: LoaderConfig = LoaderConfig(),
+                    deadline: float | None = None) -> None:
     """`train` in `processes` data-parallel processes on this node (DDP: one per GPU on CUDA,
     gloo processes on CPU); `save` and `images` must be picklable (SaveTo, SetImages: each
-    process opens the store). One process: plain `train`."""
+    process opens the store). One process: plain `train`. Raises OutOfTime as `train`
+    does."""
     if processes == 1:
-        train(model, images, cfg, save, resume_dir, labels, start, loader)
+        train(model, images, cfg, save, resume_dir, labels, start, loader, deadline)
         return
     check(model, len(images), cfg)
     if pick_device(cfg.device).type == "cuda" and torch.cuda.device_count() < processes:
         raise ValueError(f"{processes} training processes need as many GPUs, "
                          f"{torch.cuda.device_count()} are visible")
     threads = threads or torch.get_num_threads()
-    torch.multiprocessing.spawn(
-        _process, nprocs=processes, join=True,
-        args=(processes, distributed.free_port(), max(1, threads // processes), model, images,
-              cfg, save, resume_dir, labels, _log_file(), methods.source_file(cfg.method),
-              start, loader))
+    try:
+        torch.multiprocessing.spawn(
+            _process, nprocs=processes, join=True,
+            args=(processes, distributed.free_port(), max(1, threads // processes), model,
+                  images, cfg, save, resume_dir, labels, _log_file(),
+                  methods.source_file(cfg.method), start, loader, deadline))
+    except torch.multiprocessing.ProcessExitedException as e:
+        if e.exit_code == OUT_OF_TIME_EXIT:
+            raise OutOfTime("the data-parallel processes stopped at the time limit") from None
+        raise
 
 
 def _log_file() -> str | None:
@@ -84,7 +96,7 @@ def _log_file() -> str | None:
 
 
 def _process(rank, size, port, threads, model, images, cfg, save, resume_dir, labels,
-             log_file, method_module, start, loader):
+             log_file, method_module, start, loader, deadline):
     if rank == 0 and log_file:  # the job log is rank 0's
         from ..core.logs import to_file
         to_file(log_file)
@@ -98,7 +110,9 @@ def _process(rank, size, port, threads, model, images, cfg, save, resume_dir, la
     # spawn hands every process the same shared-memory tensors; each needs its own copy
     model = copy.deepcopy(model)
     try:
-        train(model, images, cfg, save, resume_dir, labels, start, loader)
+        train(model, images, cfg, save, resume_dir, labels, start, loader, deadline)
+    except OutOfTime:
+        sys.exit(OUT_OF_TIME_EXIT)  # every process, after rank 0 kept the state
     finally:
         torch.distributed.destroy_process_group()
 
@@ -127,9 +141,11 @@ def run_init(out_path: str, *, backbone: str, projector_dims: list[int], width: 
 def run(init_path: str, images_path: str, split_path: str, out_paths: dict[int, str], *,
         subset: str, seed: int, threads: int = 1, processes: int = 1,
         resume_dir: str | None = None, method_modules: list[str] = (), side: int | None = None,
-        loader: dict | None = None, **params) -> None:
+        loader: dict | None = None, max_runtime: float | None = None, **params) -> None:
     """The train stage: train from the untrained model to `epochs`, writing a state file
-    (checkpoint + training state) at each epoch of `out_paths`."""
+    (checkpoint + training state) at each epoch of `out_paths`. With `max_runtime`
+    (minutes from now), it may stop early at a resume state (OutOfTime): run it again."""
+    deadline = None if max_runtime is None else time.time() + 60 * max_runtime
     torch.set_num_threads(threads)
     methods.load_modules(list(method_modules))
     images, labels, classes = training_set(images_path, split_path, subset, side)
@@ -142,7 +158,7 @@ def run(init_path: str, images_path: str, split_path: str, out_paths: dict[int, 
     log.info("training %s on %d images of set %s, %d epochs, %d process(es)", cfg.method,
              len(images), subset, cfg.epochs, processes)
     train_processes(processes, model, images, cfg, SaveTo(out_paths, states=True), resume_dir,
-                    labels, threads, loader=LoaderConfig(**(loader or {})))
+                    labels, threads, loader=LoaderConfig(**(loader or {})), deadline=deadline)
 
 
 def run_snapshot(init_path: str, state_path: str | None, images_path: str, split_path: str,

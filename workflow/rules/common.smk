@@ -1,6 +1,7 @@
 # Paths, wildcard patterns and target lists shared by the rules. Logic lives in dejavu/.
 
 import itertools
+import math
 
 R = f"{config['results']}/{config['dataset']['name']}"
 RUN = "{method}/{backbone}/n{size}/s{seed}"
@@ -100,6 +101,13 @@ def start_state(wildcards):
 def snapshot_inputs(wildcards):
     start = start_state(wildcards)
     return {"state": STATE.replace("{epoch}", str(start))} if start else {}
+
+
+def train_runtime():
+    """Minutes a training job asks for: train.max_runtime, with ten to start and save (a
+    job that would need longer continues in the next attempt); else a day."""
+    limit = config["train"]["max_runtime"]
+    return 24 * 60 if limit is None else math.ceil(limit) + 10
 
 
 def train_processes():

@@ -65,13 +65,15 @@ rule train:
         resume_dir=lambda wc: f"{R}/models/{MODEL}/resume".format(**wc),
         resume_every=config["train"]["resume_every"],
     threads: 1
+    # a job stopped at train.max_runtime is resubmitted and continues from its saved state
+    retries: config["train"]["continuations"] if config["train"]["max_runtime"] else 0
     log:
         log_path("train", MODEL),
     benchmark:
         bench_path("train", MODEL)
     resources:
         mem_mb=8000,
-        runtime=24 * 60,
+        runtime=train_runtime(),
         gpu=config["train"]["gpus"],
     conda:
         ENV

@@ -1,11 +1,21 @@
+import sys
+
 from dejavu.core import logs
 from dejavu.training import train
 
 # guarded: data-parallel training spawns processes that re-import this file. The loader
-# settings come from the config, not params: they change no weight, so no rerun
+# settings and the time limit come from the config, not params: they change no weight, so
+# changing them reruns nothing
 if __name__ == "__main__":
     logs.to_file(snakemake.log[0])
     params = dict(snakemake.params.items())
     out_paths = dict(zip(params.pop("epochs_saved"), snakemake.output.states))
-    train.run(snakemake.input.init, snakemake.input.images, snakemake.input.split, out_paths,
-              threads=snakemake.threads, loader=snakemake.config["train"]["loader"], **params)
+    settings = snakemake.config["train"]
+    try:
+        train.run(snakemake.input.init, snakemake.input.images, snakemake.input.split,
+                  out_paths, threads=snakemake.threads, loader=settings["loader"],
+                  max_runtime=settings["max_runtime"], **params)
+    except train.OutOfTime as stopped:
+        # a failed attempt to Snakemake, which resubmits it (the rule's retries)
+        train.log.info("%s; the next attempt continues", stopped)
+        sys.exit(train.OUT_OF_TIME_EXIT)
