@@ -90,6 +90,10 @@ KEYS = ["method", "backbone", "train_size", "seed", "embedding", "k", "crop_mode
 # compare their summary with the tiny run's (equal_where_computed)
 SLIM = {"rcdm": {"enabled": False}, "onemodel": {"enabled": False},
         "sslmem": {"enabled": False}, "probe": {"enabled": False}}
+# Fewer jobs per stage: one embedding, one shard job per store, no untrained control. For
+# runs that test something other than the grid (the tiny run covers it)
+LEAN = {"knn": {"embeddings": ["projector"]}, "embed": {"jobs": 1},
+        "controls": {"untrained": False}}
 
 
 def equal_where_computed(summary: pd.DataFrame, reference: pd.DataFrame) -> None:

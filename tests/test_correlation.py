@@ -163,7 +163,7 @@ def test_stage_refuses_a_set_without_crops_and_naive_bayes_without_tags(tiny_cro
 
 NAIVE_BAYES_SCRIPT = """
 import numpy as np
-from dejavu.onemodel.correlation import fit_naive_bayes, naive_bayes_log_scores
+from dejavu.onemodel.naive_bayes import fit_naive_bayes, naive_bayes_log_scores
 rng = np.random.default_rng(0)
 vocab = [f"tag:{i}" for i in range(40)]
 tags = [list(rng.choice(vocab, 8, replace=False)) for _ in range(300)]

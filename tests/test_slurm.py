@@ -13,7 +13,7 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from conftest import (HEAD_STARTS, SLIM, copy_workflow, edit_config, equal_where_computed,
+from conftest import (HEAD_STARTS, LEAN, SLIM, copy_workflow, edit_config, equal_where_computed,
                       head_start, planned_jobs, popen, snakemake)
 from dejavu.cluster import runs_dir, workflow_jobs
 
@@ -21,8 +21,7 @@ pytestmark = pytest.mark.slurm
 
 # The tiny config with fewer jobs (no stage after the score, one embedding, one shard job
 # per store, no untrained control): about 22 SLURM jobs per run.
-SLURM_SLIM = {**SLIM, "knn": {"embeddings": ["projector"]}, "embed": {"jobs": 1},
-              "controls": {"untrained": False}}
+SLURM_SLIM = {**SLIM, **LEAN}
 # The executor plugin checks job states first this many seconds after a submission or a
 # finished job, then 10 s later each time nothing finished: the profile's 5 s made every
 # level of the DAG (jobs of ~6 s here) wait 20 s; 1 s makes it 12 s.

@@ -226,24 +226,53 @@ def test_every_method_resumes_to_the_same_weights(method, options, tmp_path):
         assert torch.equal(value, resumed[3][name]), name
 
 
-@pytest.mark.parametrize("method, options", [
-    ("vicreg", {}), ("byol", {"predictor_hidden": 16}),
-    ("dino", {"prototypes": 16, "local_crops": 1}), ("supervised", {}),
-])
-def test_two_data_parallel_processes_equal_one_with_the_whole_batch(method, options, tmp_path):
-    """DDP over two gloo processes (6 images each) against one process with batch 12.
-    SGD: its update is proportional to the gradient, so float rounding stays rounding (Adam
-    would turn rounding noise in parameters without gradient, like a bias before BatchNorm,
-    into steps of size lr)."""
+DDP_CASES = {"vicreg": {}, "byol": {"predictor_hidden": 16},
+             "dino": {"prototypes": 16, "local_crops": 1}, "supervised": {}}
+
+
+def ddp_config(method):
+    return TrainConfig(method=method, loss=DDP_CASES[method], epochs=2, batch_size=12,
+                       warmup_epochs=1, optimizer="sgd", lr=0.05, classes=4, device="cpu")
+
+
+def _two_processes(rank, size, port, paths):
+    """One of two gloo processes training every DDP case in turn (spawned once for all:
+    a spawn costs seconds of start-up)."""
+    from dejavu.training import distributed
+    torch.set_num_threads(1)
+    distributed.init(rank, size, port, torch.device("cpu"))
+    try:
+        data, labels = labelled()
+        for method, path in paths.items():
+            train(small_model(), data, ddp_config(method), SaveTo({2: path}), labels=labels)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def two_process_runs(tmp_path_factory):
+    from dejavu.training import distributed
+    root = tmp_path_factory.mktemp("ddp")
+    paths = {method: str(root / f"{method}.pt") for method in DDP_CASES}
+    torch.multiprocessing.spawn(_two_processes, nprocs=2, join=True,
+                                args=(2, distributed.free_port(), paths))
+    return paths
+
+
+@pytest.mark.parametrize("method", DDP_CASES)
+def test_two_data_parallel_processes_equal_one_with_the_whole_batch(method, two_process_runs,
+                                                                    tmp_path):
+    """DDP over two gloo processes (6 images each) against one process with batch 12
+    (`train_processes` itself, spawning: tests/test_loader.py and the workflow's own-method
+    test). SGD: its update is proportional to the gradient, so float rounding stays
+    rounding (Adam would turn rounding noise in parameters without gradient, like a bias
+    before BatchNorm, into steps of size lr)."""
     data, labels = labelled()
-    cfg = TrainConfig(method=method, loss=options, epochs=2, batch_size=12, warmup_epochs=1,
-                      optimizer="sgd", lr=0.05, classes=4, device="cpu")
-    paths = {n: {2: str(tmp_path / f"{n}.pt")} for n in ("one", "two")}
-    train_processes(1, small_model(), data, cfg, SaveTo(paths["one"]), labels=labels)
-    train_processes(2, small_model(), data, cfg, SaveTo(paths["two"]), labels=labels,
-                    threads=2)
-    one = torch.load(paths["one"][2], weights_only=True)["state_dict"]
-    two = torch.load(paths["two"][2], weights_only=True)["state_dict"]
+    path = str(tmp_path / "one.pt")
+    train_processes(1, small_model(), data, ddp_config(method), SaveTo({2: path}),
+                    labels=labels)
+    one = torch.load(path, weights_only=True)["state_dict"]
+    two = torch.load(two_process_runs[method], weights_only=True)["state_dict"]
     start = small_model().state_dict()
     moved = max((one[k].double() - start[k].double()).abs().max().item() for k in one)
     apart = max((one[k].double() - two[k].double()).abs().max().item() for k in one)

@@ -4,8 +4,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import (REPO, SLIM, copy_workflow, edit_config, equal_where_computed, planned_jobs,
-                      snakemake)
+from conftest import (LEAN, REPO, SLIM, copy_workflow, edit_config, equal_where_computed,
+                      planned_jobs, snakemake)
 
 pytestmark = pytest.mark.workflow
 
@@ -130,7 +130,7 @@ def test_torch_knn_backend_reruns_only_knn_and_agrees_with_faiss(tiny_run, tmp_p
     edit_config(work / "tiny.yaml", knn={"backend": "torch", "memory_mb": 16})
     assert set(planned_jobs(work, "--configfile", "tiny.yaml")) == {
         "knn", "score", "onemodel", "decoder_sample", "summary", "report", "all"}
-    snakemake(work, "-c2", "--configfile", "tiny.yaml")
+    snakemake(work, "-c2", "--configfile", "tiny.yaml", "--until", "knn")  # what is compared
     for path in (tiny_run[0] / "results/synthetic/knn").rglob("*.parquet"):
         faiss_table = pd.read_parquet(path)
         torch_table = pd.read_parquet(work / path.relative_to(tiny_run[0]))
@@ -167,7 +167,7 @@ def test_adding_an_epoch_to_the_sweep_computes_only_that_epochs_chain(tiny_run, 
     assert jobs["snapshot"] == 2 and jobs["score"] == 2  # (A, B) at epoch 1; 2 embeddings
     models = work / "results" / "synthetic" / "models" / "vicreg" / "convnet" / "n8" / "s0"
     before = {p: p.stat().st_mtime_ns for p in models.rglob("*.pt")}
-    snakemake(work, "-c2", "--configfile", "tiny.yaml")
+    snakemake(work, "-c2", "--configfile", "tiny.yaml", "--until", "summary")  # not the page
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
     summary = pd.read_csv(work / "results" / "summary.csv")
     assert sorted(set(summary["epoch"])) == [0, 1, 2]
@@ -215,7 +215,7 @@ def test_killed_run_reruns_to_identical_results(tiny_run, tmp_path):
     import time
 
     work = copy_workflow(tmp_path / "w")
-    edit_config(work / "tiny.yaml", **SLIM)
+    edit_config(work / "tiny.yaml", **SLIM, **LEAN)
     proc = subprocess.Popen([sys.executable, "-m", "snakemake", "-c2", "--configfile",
                              "tiny.yaml"], cwd=work, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -244,11 +244,11 @@ def test_a_method_of_your_own_is_one_file_and_one_config_entry(tmp_path):
         "method_modules": ["examples/align_uniform.py"], "methods": ["align_uniform"],
         "loss": {"align_uniform": {"uniformity_weight": 0.5}}, "processes": 2},
         # the stages after the score read a method's models like any other's
-        rcdm={"enabled": False}, onemodel={"enabled": False}, sslmem={"enabled": False},
-        probe={"enabled": False})
+        **SLIM, **{k: v for k, v in LEAN.items() if k != "controls"})
     snakemake(work, "-c2", "--configfile", "tiny.yaml")
     summary = pd.read_csv(work / "results" / "summary.csv")
-    assert set(summary["method"]) == {"align_uniform"} and len(summary) == 6
+    assert set(summary["method"]) == {"align_uniform"}
+    assert sorted(summary["control"]) == ["heldout", "none", "untrained"]
     log = next((work / "results" / "synthetic" / "logs" / "train").rglob("*.log")).read_text()
     assert "training align_uniform" in log and "2 process(es)" in log
     assert "epoch 2/2 loss" in log and "img/s" in log and "eta" in log
