@@ -113,3 +113,29 @@ def test_plan_records_rejects():
     assert "min_side" in plan.loc[0, "reason"]
     corner = plan_crops(attacked, "corner", min_side=8)
     assert corner["valid"].all()
+
+
+def test_the_stage_writes_its_crops_a_block_at_a_time_as_one_crop_at_a_time(tmp_path,
+                                                                          monkeypatch):
+    """Blocks of 5 crops (the stage holds one block, not the set), over store rows that are
+    not in order: each crop equals crop_resize of its own stored image and plan rectangle."""
+    from dejavu.core.store import open_images
+    from dejavu.data import crops, split, synth
+    import pandas as pd
+    monkeypatch.setattr(crops, "BLOCK_ROWS", 5)
+    synth.run(str(tmp_path / "images.zarr"), str(tmp_path / "index.parquet"), classes=3,
+              images_per_class=12, image_size=24, correlation=0.5, seed=0)
+    split.run(str(tmp_path / "index.parquet"), str(tmp_path / "split.parquet"),
+              str(tmp_path / "sizes.csv"), npc=3, public_test_per_class=1, seed=0)
+    crops.run(str(tmp_path / "images.zarr"), str(tmp_path / "index.parquet"),
+              str(tmp_path / "split.parquet"), str(tmp_path / "crops.zarr"),
+              str(tmp_path / "crops.parquet"), mode="periphery", side=8, min_side=3)
+    plan = pd.read_parquet(tmp_path / "crops.parquet")
+    made = open_images(tmp_path / "crops.zarr")[:]
+    images, valid = open_images(tmp_path / "images.zarr"), plan[plan["valid"]]
+    assert len(valid) > 2 * 5 and made.shape == (len(valid), 8, 8, 3)
+    assert not valid["row"].is_monotonic_increasing  # blocks read rows out of order
+    assert valid["crop_row"].tolist() == list(range(len(valid)))
+    for (_, row), crop in zip(valid.iterrows(), made):
+        rect = Rect(*(int(row[c]) for c in ("x0", "y0", "x1", "y1")))
+        assert np.array_equal(crop, crop_resize(images[int(row["row"])], rect, 8))

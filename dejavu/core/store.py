@@ -34,10 +34,15 @@ def write_images(path: str | Path, images: np.ndarray, chunk_rows: int = 256) ->
     """Write (N, H, W, 3) uint8 images as one Zarr array, chunked along N."""
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be (N, H, W, 3) uint8, got {images.shape} {images.dtype}")
-    arr = zarr.create_array(store=str(path), shape=images.shape, dtype=np.uint8,
-                            chunks=(min(chunk_rows, max(1, len(images))),) + images.shape[1:],
-                            overwrite=True)
-    arr[:] = images
+    create_images(path, len(images), images.shape[1:3], chunk_rows)[:] = images
+
+
+def create_images(path: str | Path, n: int, size: tuple[int, int],
+                  chunk_rows: int = 256) -> zarr.Array:
+    """An empty (n, H, W, 3) uint8 Zarr array chunked along N, to fill a block at a time
+    (blocks that start on a chunk boundary: each chunk is written once)."""
+    return zarr.create_array(store=str(path), shape=(n, *size, 3), dtype=np.uint8,
+                             chunks=(min(chunk_rows, max(1, n)), *size, 3), overwrite=True)
 
 
 def open_images(path: str | Path) -> zarr.Array:

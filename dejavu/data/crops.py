@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+CHUNK_ROWS = 256    # rows per chunk of a crops store
+BLOCK_ROWS = 1024   # crops made and written at a time (whole chunks): what the job holds
 
 
 class Rect(NamedTuple):
@@ -134,7 +136,7 @@ def run(images_path: str, index_path: str, split_path: str, crops_path: str, tab
         *, mode: str, side: int, min_side: int, criterion: str = "side",
         corner: str = "top-left", corner_frac: float = 0.3,
         min_side_in: str = "original") -> None:
-    from ..core.store import open_images, read_index, write_images
+    from ..core.store import create_images, open_images, read_index
     index = read_index(index_path)
     split = pd.read_parquet(split_path)
     attacked = split[split["attacked"]].reset_index(drop=True)
@@ -144,13 +146,23 @@ def run(images_path: str, index_path: str, split_path: str, crops_path: str, tab
     attacked = attacked.drop(columns=["height", "width"], errors="ignore").join(
         index[columns], on="row")
     plan = plan_crops(attacked, mode, min_side, criterion, corner, corner_frac)
+    valid = plan[plan["valid"]]
+    out = create_images(crops_path, len(valid), (side, side), CHUNK_ROWS)
     images = open_images(images_path)
-    valid = plan.index[plan["valid"]]
-    crops = np.empty((len(valid), side, side, 3), np.uint8)
-    for j, i in enumerate(valid):
-        rect = Rect(*(int(v) for v in plan.loc[i, ["x0", "y0", "x1", "y1"]]))
-        crops[j] = crop_resize(images[int(plan.loc[i, "row"])], rect, side)
+    for start in range(0, len(valid), BLOCK_ROWS):
+        block = valid[start:start + BLOCK_ROWS]
+        out[start:start + len(block)] = crop_block(images, block, side)
     plan["crop_row"] = -1
-    plan.loc[valid, "crop_row"] = np.arange(len(valid))
-    write_images(crops_path, crops)
+    plan.loc[valid.index, "crop_row"] = np.arange(len(valid))
     plan.to_parquet(table_path, index=False)
+
+
+def crop_block(images, plan: pd.DataFrame, side: int) -> np.ndarray:
+    """The crops of a block of plan rows, (n, side, side, 3) uint8: their images are read
+    together (`core.store.read_rows`), each once."""
+    from ..core.store import read_rows
+    rows, which = np.unique(plan["row"].to_numpy(np.int64), return_inverse=True)
+    canvases = read_rows(images, rows)
+    rects = plan[["x0", "y0", "x1", "y1"]].to_numpy(np.int64)
+    return np.stack([crop_resize(canvases[w], Rect(*map(int, r)), side)
+                     for w, r in zip(which, rects)])
