@@ -281,3 +281,31 @@ def test_run_on_a_tiny_store(tmp_path):
     assert table["id"].is_unique and table[["d_target", "d_reference"]].gt(0).all().all()
     assert table["m_norm"].max() - table["m_norm"].min() == pytest.approx(1.0, abs=1e-12)
     json.dumps(sslmem.summarize(table), allow_nan=False)
+
+
+def test_scores_read_from_the_store_a_batch_at_a_time_equal_those_of_sets_held_whole(
+        tmp_path):
+    """`read_scored`'s readers (images read when a batch is sliced; batches of 5 that span
+    two sets; stored canvases that need resizing) give the table of the sets read whole."""
+    from dejavu.core.store import write_images
+    from dejavu.data.split import read_set
+    rng = np.random.default_rng(0)
+    n = 23
+    canvases = rng.integers(0, 256, (n, 20, 20, 3), dtype=np.uint8)
+    write_images(tmp_path / "images.zarr", canvases, chunk_rows=4)
+    split = make_split(["A"] * 8 + ["B"] * 7 + ["heldout"] * 6 + ["public"] * 2)
+    split["height"], split["width"] = np.where(np.arange(n) % 3, 20, 14), 20
+    split.to_parquet(tmp_path / "split.parquet")
+    held = {}
+    for name, rows in sslmem.scored_rows(split).items():
+        whole, chosen = read_set(str(tmp_path / "images.zarr"), str(tmp_path / "split.parquet"),
+                                 name, 16)
+        held[name] = whole[np.searchsorted(chosen["row"].to_numpy(), rows["row"].to_numpy())]
+    streamed = sslmem.read_scored(str(tmp_path / "images.zarr"), str(tmp_path / "split.parquet"),
+                                  16)
+    assert not isinstance(streamed["A"], np.ndarray)
+    models = {"A": tiny_model(0), "B": tiny_model(1)}
+    tables = [sslmem.score_table(split, images, models, view=TRAINING_VIEW, n_views=2,
+                                 batch_size=5) for images in (held, streamed)]
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
+    assert len(tables[0]) == 8 + 7 + 6

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -61,14 +62,13 @@ def represent(model: nn.Module, x: torch.Tensor, embedding: str) -> torch.Tensor
 
 
 @torch.inference_mode()
-def _per_view(models: dict[str, nn.Module], images: np.ndarray, view: ViewAugment,
+def _per_view(models: dict[str, nn.Module], images: Images, view: ViewAugment,
               n_views: int, seed: int, device, batch_size: int,
               embedding: str) -> dict[str, np.ndarray]:
-    """Each model's (n_views, N) distances, all models on the same draws."""
+    """Each model's (n_views, N) distances, all models on the same draws; the images are
+    sliced a batch at a time (an array, or images read from the store when sliced)."""
     if embedding not in EMBEDDINGS:
         raise ValueError(f"unknown embedding {embedding!r}; known: {list(EMBEDDINGS)}")
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
-        raise ValueError(f"images must be (N, S, S, 3) uint8, not {images.shape} {images.dtype}")
     device, n = torch.device(device), len(images)
     out = {name: np.zeros((n_views, n), np.float32) for name in models}
     if n == 0:
@@ -78,7 +78,11 @@ def _per_view(models: dict[str, nn.Module], images: np.ndarray, view: ViewAugmen
     params = draws(n, view, n_views, seed)
     for start in range(0, n, batch_size):
         rows = slice(start, min(start + batch_size, n))
-        x = torch.from_numpy(images[rows]).to(device).permute(0, 3, 1, 2).float() / 255
+        batch = images[rows]
+        if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[3] != 3:
+            raise ValueError(f"images must be (N, S, S, 3) uint8, not {batch.shape} "
+                             f"{batch.dtype}")
+        x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float() / 255
         views = [apply(x, {k: v.to(device) for k, v in take(p, rows).items()}, view)
                  for p in params]
         for name, model in models.items():
@@ -98,7 +102,7 @@ def view_distances(model: nn.Module, images: np.ndarray, view: ViewAugment, n_vi
                      embedding)["f"]
 
 
-def distances(models: dict[str, nn.Module], images: np.ndarray, view: ViewAugment,
+def distances(models: dict[str, nn.Module], images: Images, view: ViewAugment,
               n_views: int, seed: int, device="cpu", batch_size: int = 256,
               embedding: str = "backbone") -> dict[str, np.ndarray]:
     """Each model's (N,) d_f: the mean of `view_distances` over the draws, the draws shared
@@ -135,12 +139,13 @@ def heldout_targets(ids: np.ndarray) -> np.ndarray:
     return targets
 
 
-def score_table(split: pd.DataFrame, images: dict[str, np.ndarray],
+def score_table(split: pd.DataFrame, images: dict[str, Images],
                 models: dict[str, nn.Module], *, view: ViewAugment, n_views: int = 5,
                 seed: int = 0, device="cpu", batch_size: int = 256,
                 embedding: str = "backbone", split_heldout: bool = True) -> pd.DataFrame:
     """One row per scored image (COLUMNS). `images[name]`: (n, S, S, 3) uint8 in the order of
-    `scored_rows(split)[name]`; `models`: {"A": ..., "B": ...}.
+    `scored_rows(split)[name]`, an array or `read_scored`'s readers; `models`: {"A": ...,
+    "B": ...}.
 
     Set A is scored with target A and reference B, set B the other way round; held-out
     images alternate (`heldout_targets`), or with split_heldout=False get one row per
@@ -150,8 +155,8 @@ def score_table(split: pd.DataFrame, images: dict[str, np.ndarray],
         if len(images[name]) != len(rows):
             raise ValueError(f"{len(images[name])} images given for set {name}, which has "
                              f"{len(rows)} scored images")
-    d = distances(models, np.concatenate([images[name] for name in SCORED_SETS]), view,
-                  n_views, seed, device, batch_size, embedding)
+    d = distances(models, Chain([images[name] for name in SCORED_SETS]), view, n_views, seed,
+                  device, batch_size, embedding)
     table = pd.concat(scored.values(), ignore_index=True)[["id", "set", "label"]]
     table["d_A"], table["d_B"] = d["A"], d["B"]
     train = table[table["set"] != "heldout"].assign(target=lambda t: t["set"])
@@ -238,19 +243,58 @@ def summarize(table: pd.DataFrame, partition: pd.DataFrame | None = None,
 
 # ---------------------------------------------------------------- the sslmem stage
 
-def read_scored(images_path: str, split_path: str, side: int) -> dict[str, np.ndarray]:
-    """Per scored set, its images (n, side, side, 3) uint8 in `scored_rows` order, read as
-    training reads them (`data.split.read_set`: own region, shorter side to `side`, centre)."""
-    from ..data.split import read_set
+def read_scored(images_path: str, split_path: str, side: int) -> dict[str, Images]:
+    """Per scored set, its images (n, side, side, 3) uint8 in `scored_rows` order, read from
+    the store as training reads them (`data.split.SetImages`: own region, shorter side to
+    `side`, centre) when a batch is sliced: the stage holds batches, not the sets."""
+    from ..data.split import SetImages
     split = pd.read_parquet(split_path)
     out = {}
     for name, rows in scored_rows(split).items():
         if len(rows) == 0:
             out[name] = np.empty((0, side, side, 3), np.uint8)
             continue
-        images, chosen = read_set(images_path, split_path, name, side)
-        out[name] = images[np.searchsorted(chosen["row"].to_numpy(), rows["row"].to_numpy())]
+        images = SetImages(images_path, split_path, name, side)
+        out[name] = InOrder(images, np.searchsorted(images.rows, rows["row"].to_numpy()))
     return out
+
+
+class Images(Protocol):
+    """(n, S, S, 3) uint8 images, sliced a batch at a time (`images[a:b]`)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, rows: slice) -> np.ndarray: ...
+
+
+class InOrder:
+    """The images of a set at `positions`, in that order, read when sliced."""
+
+    def __init__(self, images, positions: np.ndarray):
+        self.images, self.positions = images, np.asarray(positions, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return self.images.read(self.positions[rows])
+
+
+class Chain:
+    """Image sequences one after another, sliced as one."""
+
+    def __init__(self, parts: list[Images]):
+        self.parts = parts
+        self.starts = np.cumsum([0] + [len(p) for p in parts])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        blocks = [part[max(rows.start - lo, 0):rows.stop - lo]
+                  for part, lo, hi in zip(self.parts, self.starts, self.starts[1:])
+                  if rows.start < hi and rows.stop > lo]
+        return np.concatenate(blocks)
 
 
 def run(checkpoint_a: str, checkpoint_b: str, images_path: str, split_path: str,
