@@ -140,6 +140,24 @@ def test_stage_predicts_every_valid_crop_and_marks_its_training_crops(tiny_crops
     assert (d / f"{classifier}.pt").stat().st_size > 0
 
 
+def test_resnet_trained_on_crops_read_from_the_store_equals_it_trained_on_held_crops(
+        tiny_crops, tmp_path, monkeypatch):
+    """Training crops over HOLD_BYTES stream from the store a batch at a time (StoredRows,
+    rows read out of order): the same weights and predictions, bit for bit."""
+    d, outs = tiny_crops, []
+    for name, hold in (("held", correlation.HOLD_BYTES), ("streamed", 0)):
+        monkeypatch.setattr(correlation, "HOLD_BYTES", hold)
+        outs.append(tmp_path / f"{name}.parquet")
+        correlation.run(str(d / "crops.zarr"), str(d / "crops.parquet"),
+                        str(d / "split.parquet"), str(outs[-1]), classifier="resnet",
+                        trained_on="A", model_path=str(tmp_path / f"{name}.pt"),
+                        resnet={"depth": 10, "width": 4, "epochs": 2, "batch_size": 8})
+    weights = [torch.load(tmp_path / f"{name}.pt", weights_only=True)["state_dict"]
+               for name in ("held", "streamed")]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    pd.testing.assert_frame_equal(pd.read_parquet(outs[0]), pd.read_parquet(outs[1]))
+
+
 def test_naive_bayes_on_the_scene_tag_reads_the_correlated_class(tiny_crops):
     """correlation 0.9: the scene gives the class 9 times in 10 (plus chance), so naive
     Bayes on the scene tag is far above chance on crops it did not train on."""

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
-CHUNK_ROWS = 256    # rows per chunk of a crops store
-BLOCK_ROWS = 1024   # crops made and written at a time (whole chunks): what the job holds
+CHUNK_BYTES = 4 * 2**20  # a crops store's chunk: up to 256 crops, at most about 4 MB
+BLOCK_ROWS = 1024        # crops made and written at a time (whole chunks): what the job holds
 
 
 class Rect(NamedTuple):
@@ -147,10 +147,13 @@ def run(images_path: str, index_path: str, split_path: str, crops_path: str, tab
         index[columns], on="row")
     plan = plan_crops(attacked, mode, min_side, criterion, corner, corner_frac)
     valid = plan[plan["valid"]]
-    out = create_images(crops_path, len(valid), (side, side), CHUNK_ROWS)
+    # small chunks for large crops: the correlation classifier reads them a batch at a time
+    chunk = max(1, min(256, CHUNK_BYTES // (side * side * 3)))
+    out = create_images(crops_path, len(valid), (side, side), chunk)
     images = open_images(images_path)
-    for start in range(0, len(valid), BLOCK_ROWS):
-        block = valid[start:start + BLOCK_ROWS]
+    block_rows = chunk * max(1, BLOCK_ROWS // chunk)
+    for start in range(0, len(valid), block_rows):
+        block = valid[start:start + block_rows]
         out[start:start + len(block)] = crop_block(images, block, side)
     plan["crop_row"] = -1
     plan.loc[valid.index, "crop_row"] = np.arange(len(valid))

@@ -40,6 +40,7 @@ from .naive_bayes import (TagCounts, detail_colour, fit_naive_bayes,  # noqa: F4
 log = logging.getLogger(__name__)
 
 CLASSIFIERS = ("resnet", "naive_bayes")
+HOLD_BYTES = 2**30  # training crops up to this size are held in memory; more stream
 TRAIN_ON = ("other", "other+heldout")
 
 
@@ -140,10 +141,30 @@ def to_batch(crops: np.ndarray, device: torch.device,
     return x.contiguous(memory_format=fmt)
 
 
-def train_resnet(crops: np.ndarray, labels: np.ndarray, classes: int, cfg: ResNetConfig,
-                 device: torch.device) -> ResNetClassifier:
+class StoredRows:
+    """Rows `rows` of a stored image array, read when indexed by positions (any order):
+    training crops too many to hold stream a batch at a time."""
+
+    def __init__(self, store, rows: np.ndarray):
+        self.store, self.rows = store, np.asarray(rows, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, positions) -> np.ndarray:
+        from ..core.store import read_rows
+        rows = self.rows[np.asarray(positions)]
+        order = np.argsort(rows, kind="stable")
+        out = np.empty((len(rows), *self.store.shape[1:]), np.uint8)
+        out[order] = read_rows(self.store, rows[order])
+        return out
+
+
+def train_resnet(crops: np.ndarray | StoredRows, labels: np.ndarray, classes: int,
+                 cfg: ResNetConfig, device: torch.device) -> ResNetClassifier:
     """Cross-entropy training on (crop -> label) with AdamW, linear warm-up and cosine decay.
-    Seeded: the same crops and settings give the same weights on the same device."""
+    Seeded: the same crops and settings give the same weights on the same device, held or
+    read from the store."""
     torch.manual_seed(cfg.seed)
     model = ResNetClassifier(classes, cfg.depth, cfg.width, cfg.small_stem).to(device)
     fmt = memory_format(model)
@@ -246,9 +267,12 @@ def run(crops_path: str, crops_table: str, split_path: str, out_path: str, *, cl
         dev = pick_device(device)
         store = open_images(crops_path)
         rows = crops["crop_row"].to_numpy()
-        # the training crops are held in memory; the rest are predicted block by block
-        model = train_resnet(read_rows(store, rows[train]), labels[train], classes,
-                             ResNetConfig(**(resnet or {})), dev)
+        # training crops up to HOLD_BYTES are held, more are read a batch at a time; all
+        # are predicted block by block
+        held = int(train.sum()) * int(np.prod(store.shape[1:])) <= HOLD_BYTES
+        training = read_rows(store, rows[train]) if held else StoredRows(store, rows[train])
+        model = train_resnet(training, labels[train], classes, ResNetConfig(**(resnet or {})),
+                             dev)
         probs = np.concatenate([resnet_probabilities(model, read_rows(store, rows[i:i + 4096]),
                                                      dev)
                                 for i in range(0, len(rows), 4096)])
