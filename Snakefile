@@ -45,6 +45,7 @@ import dejavu.cluster
 import dejavu.config
 import dejavu.core.epochs
 import dejavu.data.sources
+import dejavu.resources
 
 min_version("9.0")
 

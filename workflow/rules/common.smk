@@ -302,3 +302,121 @@ def first_combination() -> dict:
     return {"crop_mode": config["crop"]["modes"][0],
             "embedding": config["knn"]["embeddings"][0], "k": config["knn"]["k"][0],
             "classifier": config["onemodel"]["classifiers"][0]}
+
+
+# ---------------------------------------------------------------- resources (dejavu/resources.py)
+
+def sized(formula):
+    """A resource computed from a job's inputs by formula(wildcards, input); while an input
+    does not exist yet Snakemake shows it as <TBD> and computes it before the job runs."""
+    def resource(wildcards, input):
+        for path in input:
+            if not os.path.exists(path):
+                raise FileNotFoundError(2, "not made yet", path)
+        return formula(wildcards, input)
+    return resource
+
+
+def model_dims(wildcards) -> tuple[int, int]:
+    """(backbone, projector) embedding sizes of a run's model."""
+    if wildcards.method == EXTERNAL:
+        spec = EXTERNAL_MODELS[wildcards.backbone]
+        arch, head = spec["architecture"], spec["projector"]
+    else:
+        arch, head = wildcards.backbone, config["model"]["projector"]
+    features = dejavu.resources.backbone_size(arch, config["model"]["width"])[1]
+    return features, (head[-1] if head else features)
+
+
+def embedding_dims(wildcards) -> int:
+    backbone, projector = model_dims(wildcards)
+    return backbone if wildcards.embedding == "backbone" else projector
+
+
+def stored_rows(path: str, array: str | None = None) -> int:
+    return dejavu.resources.stored_shape(path, array)[0]
+
+
+def batch_rows(setting) -> int:
+    """A batch size setting as a number of rows (auto: its largest, 1024)."""
+    return 1024 if setting == "auto" else setting
+
+
+def train_memory(wildcards, input) -> int:
+    loader = config["train"]["loader"]
+    return dejavu.resources.train(
+        n_images=dejavu.resources.split_count(input.split, (wildcards.subset,)),
+        side=config["crop"]["side"], processes=train_processes(),
+        batch_size=config["train"]["batch_size"], backbone=wildcards.backbone,
+        width=config["model"]["width"], projector=config["model"]["projector"],
+        cache_mb=loader["cache_mb"], workers=loader["workers"],
+        prefetch=loader["prefetch"])["mem_mb"]
+
+
+def train_threads() -> int:
+    """CPUs of a training job: one per process, and one per loader worker of each process
+    on GPUs (a CPU job's loader threads share its CPUs: the numbers stay the same)."""
+    per_process = 1 + config["train"]["loader"]["workers"] if config["train"]["gpus"] else 1
+    return train_processes() * per_process
+
+
+def crops_memory(wildcards, input) -> int:
+    from dejavu.data.crops import BLOCK_ROWS
+    return dejavu.resources.crops(
+        n_attacked=dejavu.resources.split_count(input.split, ("A", "B", "heldout"), True),
+        canvas=dejavu.resources.stored_shape(input.images)[1], side=config["crop"]["side"],
+        block_rows=BLOCK_ROWS)
+
+
+def embed_memory(wildcards, input) -> int:
+    dtype_bytes = {"float16": 2, "float32": 4}[config["embed"]["dtype"]]
+    return dejavu.resources.embed(
+        batch_size=batch_rows(config["embed"]["batch_size"]),
+        canvas=dejavu.resources.stored_shape(input.images)[1], side=config["crop"]["side"],
+        shard_rows=config["embed"]["shard_rows"], dims=sum(model_dims(wildcards)),
+        dtype_bytes=dtype_bytes)
+
+
+def knn_memory(wildcards, input) -> int:
+    return dejavu.resources.knn(
+        n_public=stored_rows(input.public, wildcards.embedding),
+        n_queries=stored_rows(input.crops, wildcards.embedding),
+        dims=embedding_dims(wildcards), k=int(wildcards.k))
+
+
+def index_memory(wildcards, input) -> int:
+    return dejavu.resources.knn(n_public=stored_rows(input.store, wildcards.embedding),
+                                n_queries=0, dims=embedding_dims(wildcards), k=0)
+
+
+def probe_memory(wildcards, input) -> int:
+    return dejavu.resources.probe(
+        n_train=dejavu.resources.split_count(input.split, (wildcards.subset,)),
+        n_test=dejavu.resources.split_count(input.split, ("public_test",)),
+        dims=model_dims(wildcards)[0 if config["probe"]["embedding"] == "backbone" else 1])
+
+
+def sslmem_memory(wildcards, input) -> int:
+    return dejavu.resources.sslmem(
+        n_scored=dejavu.resources.split_count(input.split, ("A", "B", "heldout"), True),
+        side=config["crop"]["side"], batch_size=batch_rows(config["embed"]["batch_size"]),
+        views=config["sslmem"]["views"])
+
+
+def correlation_memory(wildcards, input) -> int:
+    return dejavu.resources.correlation(
+        n_train=dejavu.resources.split_count(input.split, (wildcards.subset,), True),
+        n_crops=stored_rows(input.crops), side=config["crop"]["side"],
+        classes=config["dataset"].get("classes") or 1000)
+
+
+def decoder_train_memory(wildcards, input) -> int:
+    return dejavu.resources.decoder_train(
+        n_public=stored_rows(input.public, "projector"), resolution=config["rcdm"]["resolution"],
+        cond_dims=sum(model_dims(wildcards)),
+        cond_bytes={"float16": 2, "float32": 4}[config["embed"]["dtype"]])
+
+
+def decoder_sample_memory(wildcards, input) -> int:
+    return dejavu.resources.decoder_sample(n_public=stored_rows(input.public_A, "projector"),
+                                           dims=embedding_dims(wildcards))

@@ -19,7 +19,7 @@ rule crops:
     benchmark:
         bench_path("crops", "n{size}/{crop}")
     resources:
-        mem_mb=4000,
+        mem_mb=sized(crops_memory),
         runtime=30,
     conda:
         ENV

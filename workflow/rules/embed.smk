@@ -21,7 +21,7 @@ rule embed:
     benchmark:
         bench_path("embed", f"{MODEL}/epoch{{epoch}}/{{part}}-{{job}}")
     resources:
-        mem_mb=4000,
+        mem_mb=sized(embed_memory),
         runtime=60,
         gpu=config["embed"]["gpus"],
     conda:

@@ -12,7 +12,7 @@ rule index:
     benchmark:
         bench_path("index", f"{MODEL}/epoch{{epoch}}/{{embedding}}")
     resources:
-        mem_mb=4000,
+        mem_mb=sized(index_memory),  # the flat index holds every public embedding
         runtime=30,
     conda:
         ENV

@@ -20,7 +20,7 @@ rule knn:
     benchmark:
         bench_path("knn", f"{MODEL}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}")
     resources:
-        mem_mb=4000,
+        mem_mb=sized(knn_memory),
         runtime=30,
         gpu=config["knn"]["gpus"],
     conda:

@@ -27,7 +27,7 @@ rule correlation:
     benchmark:
         bench_path("correlation", "n{size}/{crop}/{classifier}-{subset}")
     resources:
-        mem_mb=4000,
+        mem_mb=sized(correlation_memory),
         runtime=config["onemodel"]["runtime"],
         gpu=config["onemodel"]["gpus"],
     conda:

@@ -22,7 +22,7 @@ rule probe:
     benchmark:
         bench_path("probe", f"{MODEL}/epoch{{epoch}}")
     resources:
-        mem_mb=4000,
+        mem_mb=sized(probe_memory),
         runtime=30,
         gpu=config["embed"]["gpus"],
     conda:

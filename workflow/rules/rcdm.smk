@@ -25,7 +25,7 @@ rule decoder_train:
     benchmark:
         bench_path("decoder_train", f"{MODEL}/epoch{{epoch}}")
     resources:
-        mem_mb=config["rcdm"]["mem_mb"],
+        mem_mb=sized(decoder_train_memory),
         runtime=config["rcdm"]["runtime"],
         gpu=config["rcdm"]["gpus"],
     conda:
@@ -66,7 +66,7 @@ rule decoder_sample:
     benchmark:
         bench_path("decoder_sample", f"{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}")
     resources:
-        mem_mb=config["rcdm"]["mem_mb"],
+        mem_mb=sized(decoder_sample_memory),
         runtime=60,
         gpu=config["rcdm"]["gpus"],
     conda:

@@ -24,7 +24,7 @@ rule sslmem:
     benchmark:
         bench_path("sslmem", f"{RUN}/epoch{{epoch}}")
     resources:
-        mem_mb=4000,
+        mem_mb=sized(sslmem_memory),
         runtime=60,
         gpu=config["sslmem"]["gpus"],
     conda:

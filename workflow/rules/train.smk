@@ -64,7 +64,7 @@ rule train:
         epochs_saved=state_epochs(),
         resume_dir=lambda wc: f"{R}/models/{MODEL}/resume".format(**wc),
         resume_every=config["train"]["resume_every"],
-    threads: 1
+    threads: train_threads()
     # a job stopped at train.max_runtime is resubmitted and continues from its saved state
     retries: config["train"]["continuations"] if config["train"]["max_runtime"] else 0
     log:
@@ -72,7 +72,7 @@ rule train:
     benchmark:
         bench_path("train", MODEL)
     resources:
-        mem_mb=8000,
+        mem_mb=sized(train_memory),
         runtime=train_runtime(),
         gpu=config["train"]["gpus"],
     conda:
@@ -99,13 +99,13 @@ rule snapshot:
     params:
         **TRAINING,
         epoch=lambda wc: int(wc.epoch),
-    threads: 1
+    threads: train_threads()
     log:
         log_path("snapshot", f"{MODEL}/epoch{{epoch}}"),
     benchmark:
         bench_path("snapshot", f"{MODEL}/epoch{{epoch}}")
     resources:
-        mem_mb=8000,
+        mem_mb=sized(train_memory),
         # minutes: the share of the train job's day this continuation trains
         runtime=lambda wc: (10 + 24 * 60 * (int(wc.epoch) - start_state(wc))
                             // config["train"]["epochs"]),

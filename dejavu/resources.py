@@ -1,0 +1,145 @@
+"""What a job asks its cluster for, as formulas of the config and of the sizes it reads.
+
+Each memory formula (MB) is a measured base -- a Python process with its libraries, and a
+model where the job holds one -- plus every term that grows with the data, named after what
+it holds. The bases were read off the benchmark files (peak RSS) of the tiny run, the demo
+and the tiny ImageNet run (`python bench/scale.py` prints measured beside declared for every
+job). A few stages hold something that grows with the dataset by design; their term says
+so: the k-NN's flat FAISS index (|X| x d), the probe's embeddings, the decoders' public set.
+
+Pure arithmetic on numbers (no torch): the Snakefile's rules call it with sizes read from
+their inputs' metadata (`workflow/rules/common.smk`).
+"""
+
+from __future__ import annotations
+
+import math
+
+MB = 2**20
+
+# Peak RSS of a job's process before the data: measured 580-1230 MB for jobs that import
+# torch and hold a small model (the decoders, with diffusers, the most), 110-200 MB for
+# pandas/Zarr jobs, 610-750 MB for the report
+TORCH_BASE_MB = 1500
+LIGHT_BASE_MB = 400
+REPORT_BASE_MB = 1200
+
+# Parameters (millions) and feature size of the fixed-size backbones (torchvision / the
+# ViTs of `core.models`); the ConvNet's follow from its width
+BACKBONES = {"resnet18": (11.2, 512), "resnet34": (21.3, 512), "resnet50": (23.5, 2048),
+             "resnet101": (42.5, 2048), "vit_tiny": (5.5, 192), "vit_small": (21.7, 384)}
+STATE_BYTES_PER_PARAM = 16  # weights, gradients and two optimizer moments, float32
+CORRELATION_HOLD_MB = 1024  # onemodel.correlation.HOLD_BYTES (a unit test keeps them equal)
+
+
+def image_mb(n: int, side: int) -> float:
+    """n uint8 images of side x side x 3."""
+    return n * side * side * 3 / MB
+
+
+def backbone_size(backbone: str, width: int) -> tuple[float, int]:
+    """(parameters in millions, feature size) of a backbone."""
+    if backbone == "convnet":  # 4 blocks of 3x3 convolutions, width x 1, 2, 4, 8
+        widths = [3] + [width * 2**i for i in range(4)]
+        params = sum(9 * a * b + 3 * b for a, b in zip(widths, widths[1:]))
+        return params / 1e6, widths[-1]
+    if backbone not in BACKBONES:  # an external architecture: ResNet-50's size
+        return BACKBONES["resnet50"]
+    return BACKBONES[backbone]
+
+
+def model_state_mb(backbone: str, width: int, projector: list[int]) -> float:
+    """Weights, gradients and optimizer state of a backbone and its projector."""
+    params, features = backbone_size(backbone, width)
+    dims = [features, *projector]
+    params = params * 1e6 + sum(a * b + b for a, b in zip(dims, dims[1:]))
+    return STATE_BYTES_PER_PARAM * params / MB
+
+
+def train(*, n_images: int, side: int, processes: int, batch_size: int, backbone: str,
+          width: int, projector: list[int], cache_mb: int, workers: int,
+          prefetch: int) -> dict:
+    """mem_mb and threads of a training job: per process a base and the model's state, and
+    the set as the loader holds it -- the whole set per process when it fits `cache_mb`,
+    else `workers` x `prefetch` batches per process (then each process also gets a CPU per
+    loader worker; a held set needs none)."""
+    held = image_mb(n_images, side) <= cache_mb
+    per_process_batch = math.ceil(batch_size / processes)
+    data = (image_mb(n_images, side) if held
+            else workers * prefetch * image_mb(per_process_batch, side))
+    mem = processes * (TORCH_BASE_MB + model_state_mb(backbone, width, projector) + data)
+    return {"mem_mb": math.ceil(mem),
+            "threads": processes * (1 if held else 1 + workers)}
+
+
+def crops(*, n_attacked: int, canvas: int, side: int, block_rows: int) -> int:
+    """The crop job holds one block of stored canvases and their crops, and the plan table
+    (about 1 KB per attacked image)."""
+    return math.ceil(TORCH_BASE_MB + image_mb(block_rows, canvas) + image_mb(block_rows, side)
+                     + n_attacked * 1024 / MB)
+
+
+def embed(*, batch_size: int, canvas: int, side: int, shard_rows: int, dims: int,
+          dtype_bytes: int) -> int:
+    """An embed job holds two batches (the one embedded, the one read ahead) as stored and
+    as the model sees them (float32), and one shard of embeddings."""
+    batch = 2 * batch_size * (canvas * canvas * 3 + 4 * side * side * 3) / MB
+    return math.ceil(TORCH_BASE_MB + batch + shard_rows * dims * dtype_bytes / MB)
+
+
+def knn(*, n_public: int, n_queries: int, dims: int, k: int) -> int:
+    """The flat FAISS index holds every public embedding as float32 (|X| x d x 4 bytes,
+    grows with X by design); the queries and their k neighbours are held whole too."""
+    return math.ceil(LIGHT_BASE_MB + 4 * dims * (n_public + n_queries) / MB
+                     + 12 * k * n_queries / MB)
+
+
+def probe(*, n_train: int, n_test: int, dims: int) -> int:
+    """The linear probe fits on all training embeddings at once (float32, by design), and
+    holds the test split's."""
+    return math.ceil(TORCH_BASE_MB + 2 * 4 * dims * (n_train + n_test) / MB)
+
+
+def sslmem(*, n_scored: int, side: int, batch_size: int, views: int) -> int:
+    """SSLMem holds one batch and its views, and per image its draws and distances."""
+    return math.ceil(TORCH_BASE_MB + (1 + views) * 4 * image_mb(batch_size, side)
+                     + n_scored * views * 64 / MB)
+
+
+def correlation(*, n_train: int, n_crops: int, side: int, classes: int) -> int:
+    """The ResNet classifier holds its training crops up to CORRELATION_HOLD_MB (more
+    stream), a block of 4096 crops to predict, and every crop's class probabilities."""
+    return math.ceil(TORCH_BASE_MB + min(image_mb(n_train, side), CORRELATION_HOLD_MB)
+                     + image_mb(4096, side) + n_crops * classes * 8 * 2 / MB)
+
+
+def decoder_train(*, n_public: int, resolution: int, cond_dims: int, cond_bytes: int) -> int:
+    """A decoder trains on random batches of the whole public set: it holds the set at the
+    decoder's resolution and its conditioning embeddings (by design: |X| grows them)."""
+    return math.ceil(TORCH_BASE_MB + image_mb(n_public, resolution)
+                     + n_public * cond_dims * cond_bytes / MB)
+
+
+def decoder_sample(*, n_public: int, dims: int) -> int:
+    """The sampler's judges search the public embeddings (float32, held whole)."""
+    return math.ceil(TORCH_BASE_MB + 2 * 4 * dims * n_public / MB)
+
+
+# ---------------------------------------------------------------- sizes read from inputs
+
+def split_count(split_path: str, sets: tuple[str, ...], attacked_only: bool = False) -> int:
+    """Rows of a split table in `sets` (only their attacked images with `attacked_only`)."""
+    import pyarrow.parquet as pq
+    table = pq.read_table(split_path, columns=["set", "attacked"]).to_pandas()
+    chosen = table["set"].isin(sets)
+    if attacked_only:
+        chosen &= table["attacked"]
+    return int(chosen.sum())
+
+
+def stored_shape(store_path: str, array: str | None = None) -> tuple[int, ...]:
+    """The shape of a Zarr array (or of `array` in a group), from its metadata alone."""
+    import json
+    from pathlib import Path
+    meta = Path(store_path, *([array] if array else []), "zarr.json")
+    return tuple(json.loads(meta.read_text())["shape"])

@@ -1,0 +1,66 @@
+"""The resource formulas (dejavu/resources.py): each term is what its stage holds."""
+
+import pytest
+
+from dejavu import resources as res
+
+pytestmark = pytest.mark.unit
+
+MB = 2**20
+
+
+def test_a_set_that_fits_the_cache_is_held_by_every_process_and_one_that_does_not_streams():
+    small = dict(side=32, batch_size=128, backbone="convnet", width=16,
+                 projector=[512, 512, 512], cache_mb=1024, workers=2, prefetch=2)
+    held = res.train(n_images=500, processes=1, **small)
+    state = res.model_state_mb("convnet", 16, [512, 512, 512])
+    assert held["threads"] == 1
+    assert held["mem_mb"] == pytest.approx(res.TORCH_BASE_MB + state + 500 * 32 * 32 * 3 / MB,
+                                           abs=1)
+    two = res.train(n_images=500, processes=2, **small)
+    assert two["mem_mb"] == pytest.approx(2 * held["mem_mb"], abs=2)  # each holds the set
+    # 300K ImageNet images at 224 px (45 GB) stream: 8 processes, 2 workers x 2 batches each
+    big = res.train(n_images=300_000, side=224, processes=8, batch_size=1024,
+                    backbone="resnet101", width=16, projector=[8192] * 3, cache_mb=1024,
+                    workers=2, prefetch=2)
+    per_process = (res.TORCH_BASE_MB + res.model_state_mb("resnet101", 16, [8192] * 3)
+                   + 2 * 2 * 128 * 224 * 224 * 3 / MB)
+    assert big["mem_mb"] == pytest.approx(8 * per_process, abs=8)
+    assert big["threads"] == 8 * 3 and big["mem_mb"] < 40_000  # not the 45 GB set
+
+
+def test_model_state_counts_weights_gradients_and_two_moments():
+    # ResNet-101 (42.5 M) + 2048-8192-8192-8192 projector (~151 M): ~3 GB
+    params = 42.5e6 + (2048 * 8192 + 8192) + 2 * (8192 * 8192 + 8192)
+    assert res.model_state_mb("resnet101", 16, [8192] * 3) == pytest.approx(16 * params / MB)
+    assert res.backbone_size("convnet", 16)[1] == 128  # widths 16, 32, 64, 128
+
+
+def test_terms_that_grow_with_the_data_are_the_stated_ones():
+    grow = 10_000
+    # a k-NN job grows by the float32 public embeddings and queries it holds...
+    assert res.knn(n_public=2 * grow, n_queries=grow, dims=512, k=20) - \
+        res.knn(n_public=grow, n_queries=grow, dims=512, k=20) == \
+        pytest.approx(grow * 512 * 4 / MB, abs=1)
+    # ...the crop job and an embed job by nothing but their blocks and shards
+    assert res.crops(n_attacked=grow, canvas=256, side=224, block_rows=1024) - \
+        res.crops(n_attacked=0, canvas=256, side=224, block_rows=1024) <= 11
+    assert res.correlation(n_train=10**7, n_crops=0, side=224, classes=1000) <= \
+        res.TORCH_BASE_MB + res.CORRELATION_HOLD_MB + 4096 * 224 * 224 * 3 / MB + 1
+
+
+def test_the_correlation_hold_is_the_classifiers_own():
+    from dejavu.onemodel import correlation
+    assert res.CORRELATION_HOLD_MB * MB == correlation.HOLD_BYTES
+
+
+def test_sizes_are_read_from_metadata(tmp_path):
+    import numpy as np
+    import pandas as pd
+    from dejavu.core.store import write_images
+    write_images(tmp_path / "x.zarr", np.zeros((7, 5, 5, 3), np.uint8), chunk_rows=2)
+    assert res.stored_shape(str(tmp_path / "x.zarr")) == (7, 5, 5, 3)
+    pd.DataFrame({"set": ["A", "A", "B", "public"], "attacked": [True, False, True, False]}
+                 ).to_parquet(tmp_path / "split.parquet")
+    assert res.split_count(str(tmp_path / "split.parquet"), ("A",)) == 2
+    assert res.split_count(str(tmp_path / "split.parquet"), ("A", "B"), True) == 2
