@@ -87,11 +87,14 @@ def embed(*, batch_size: int, canvas: int, side: int, shard_rows: int, dims: int
     return math.ceil(TORCH_BASE_MB + batch + shard_rows * dims * dtype_bytes / MB)
 
 
-def knn(*, n_public: int, n_queries: int, dims: int, k: int) -> int:
-    """The flat FAISS index holds every public embedding as float32 (|X| x d x 4 bytes,
-    grows with X by design); the queries and their k neighbours are held whole too."""
-    return math.ceil(LIGHT_BASE_MB + 4 * dims * (n_public + n_queries) / MB
-                     + 12 * k * n_queries / MB)
+def knn(*, n_public: int, n_queries: int, dims: int, k: int, flat_index: bool = True) -> int:
+    """With FAISS, the flat index holds every public embedding as float32 (|X| x d x 4
+    bytes, grows with X by design); the torch backend streams them a shard at a time and
+    holds one block (`knn.memory_mb`, on the device). Both hold the queries and their
+    running k neighbours whole."""
+    public = 4 * dims * n_public / MB if flat_index else 0
+    base = LIGHT_BASE_MB if flat_index else TORCH_BASE_MB
+    return math.ceil(base + public + 4 * dims * n_queries / MB + 12 * k * n_queries / MB)
 
 
 def probe(*, n_train: int, n_test: int, dims: int) -> int:

@@ -5,6 +5,7 @@ bit, and a cancelled job or a killed Snakemake is survived by rerunning the same
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -80,6 +81,17 @@ def act_when_running(runs: dict, rule: str, timeout: float = 300) -> dict:
     return seen
 
 
+def allocations(work, rule: str) -> list[tuple[int, int, str]]:
+    """(nodes, CPUs, memory asked for) of the completed SLURM jobs of `rule` in `work`."""
+    out = subprocess.run(["squeue", "-h", "-t", "COMPLETED", "-o", "%Z|%k|%D|%C|%m"],
+                         capture_output=True, text=True, check=True).stdout
+    return [(int(nodes), int(cpus), memory)
+            for directory, comment, nodes, cpus, memory in
+            (line.split("|") for line in out.splitlines())
+            if os.path.realpath(directory) == os.path.realpath(work)
+            and comment.startswith(f"rule_{rule}_")]
+
+
 def rules_run(work) -> Counter:
     """Rule -> number of SLURM jobs of `work` that completed (MinJobAge keeps them listed)."""
     return Counter(j["comment"].split("_wildcards_")[0].removeprefix("rule_")
@@ -135,6 +147,7 @@ def run_with_faults(tmp_path_factory):
     return {"expected": expected, "first_rc": first_rc, "cancelled": cancelled,
             "victim": victim, "killed": killed, "orphan_left": orphan_left == [True],
             "completed": rules_run(cancelled),
+            "train_allocations": allocations(cancelled, "train"),
             "second_stopped": Counter(j["comment"].split("_wildcards_")[0]
                                       for j in jobs_of(cancelled, second, "FAILED")),
             "cancelled_jobs": [j["id"] for j in workflow_jobs(str(cancelled), "CANCELLED")]}
@@ -154,6 +167,26 @@ def test_profile_runs_every_job_on_slurm_and_survives_a_cancelled_job(faulted_ru
     logs = list((work / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert len(logs) >= 2 * sum(expected.values())
     assert planned_jobs(work, *PROFILE_RUN) == {}
+    # each training job got one node, its CPU and the memory its formula gives
+    memory = train_memory(work, "A")
+    assert runs["train_allocations"] and \
+        set(runs["train_allocations"]) == {(1, 1, f"{memory}M")}, runs["train_allocations"]
+
+
+def train_memory(work, subset) -> int:
+    """dejavu.resources.train for the tiny config (config.yaml under tiny.yaml)."""
+    import yaml
+    from dejavu import resources
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    for section, values in yaml.safe_load((work / "tiny.yaml").read_text()).items():
+        config[section] = {**config.get(section, {}), **values}
+    train, model = config["train"], config["model"]
+    split = str(work / "results/synthetic/split/n8/split.parquet")
+    return resources.train(n_images=resources.split_count(split, (subset,)),
+                           side=config["crop"]["side"], processes=1,
+                           batch_size=train["batch_size"], backbone="convnet",
+                           width=model["width"], projector=model["projector"],
+                           cache_mb=1024, workers=2, prefetch=2)["mem_mb"]
 
 
 def test_two_live_runs_from_one_checkout_both_finish_with_their_own_results(faulted_runs):

@@ -381,7 +381,7 @@ def knn_memory(wildcards, input) -> int:
     return dejavu.resources.knn(
         n_public=stored_rows(input.public, wildcards.embedding),
         n_queries=stored_rows(input.crops, wildcards.embedding),
-        dims=embedding_dims(wildcards), k=int(wildcards.k))
+        dims=embedding_dims(wildcards), k=int(wildcards.k), flat_index=KNN_BACKEND == "faiss")
 
 
 def index_memory(wildcards, input) -> int:

@@ -75,6 +75,7 @@ rule train:
         mem_mb=sized(train_memory),
         runtime=train_runtime(),
         gpu=config["train"]["gpus"],
+        nodes=1,  # its data-parallel processes share one node (and talk over localhost)
     conda:
         ENV
     script:
@@ -110,6 +111,7 @@ rule snapshot:
         runtime=lambda wc: (10 + 24 * 60 * (int(wc.epoch) - start_state(wc))
                             // config["train"]["epochs"]),
         gpu=config["train"]["gpus"],
+        nodes=1,
     conda:
         ENV
     script:

@@ -1,0 +1,134 @@
+"""What `config/imagenet.yaml` asks a cluster for, job by job: count, memory, CPUs, GPUs and
+run time per rule. Job counts, threads, GPUs and run times come from a dry run of the real
+workflow (on a tiny ImageNet-shaped tree standing in for the dataset); memory from
+`dejavu/resources.py` at ImageNet-1k's sizes below (a dry run cannot know them: its
+inputs do not exist yet).
+
+    python bench/project.py            # about 15 s
+
+Sizes assumed (ImageNet-1k's training set): 1,281,167 images, 544,546 of them with boxes;
+A and B take 300 boxed images per class each, the public test split 50 per class, the public
+set X the rest.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from dejavu import resources as res  # noqa: E402
+from dejavu.config import knn_backend  # noqa: E402
+from dejavu.data.crops import BLOCK_ROWS  # noqa: E402
+
+IMAGES, CLASSES = 1_281_167, 1000
+
+
+def config() -> dict:
+    """config.yaml under config/imagenet.yaml, section by section, with the schema's
+    defaults filled in (as the Snakefile does)."""
+    from snakemake.utils import validate
+    merged = yaml.safe_load((REPO / "config.yaml").read_text())
+    for section, values in yaml.safe_load((REPO / "config" / "imagenet.yaml").read_text()).items():
+        merged[section] = ({**merged.get(section, {}), **values}
+                           if isinstance(values, dict) else values)
+    validate(merged, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return merged
+
+
+def memory(c: dict) -> dict[str, int]:
+    """mem_mb per rule at ImageNet-1k's sizes."""
+    npc, side = c["split"]["npc"][-1], c["crop"]["side"]
+    n_set, n_test = npc * CLASSES, c["split"]["public_test_per_class"] * CLASSES
+    n_public = IMAGES - 2 * n_set - n_test
+    canvas, loader = c["dataset"]["image_size"], c["train"]["loader"]
+    backbone, width, head = c["model"]["backbones"][0], c["model"]["width"], c["model"]["projector"]
+    features = res.backbone_size(backbone, width)[1]
+    dims = {"backbone": features, "projector": head[-1]}
+    largest = max(dims.values())
+    batch = 1024 if c["embed"]["batch_size"] == "auto" else c["embed"]["batch_size"]
+    dtype_bytes = {"float16": 2, "float32": 4}[c["embed"]["dtype"]]
+    processes = c["train"]["processes"] or max(1, c["train"]["gpus"])
+    trained = res.train(n_images=n_set, side=side, processes=processes,
+                        batch_size=c["train"]["batch_size"], backbone=backbone, width=width,
+                        projector=head, **loader)["mem_mb"]
+    return {
+        "train": trained, "snapshot": trained,
+        "crops": res.crops(n_attacked=2 * n_set, canvas=canvas, side=side,
+                           block_rows=BLOCK_ROWS),
+        "embed": res.embed(batch_size=batch, canvas=canvas, side=side,
+                           shard_rows=c["embed"]["shard_rows"], dims=sum(dims.values()),
+                           dtype_bytes=dtype_bytes),
+        "index": res.knn(n_public=n_public, n_queries=0, dims=largest, k=0),
+        "knn": res.knn(n_public=n_public, n_queries=2 * n_set, dims=largest,
+                       k=max(c["knn"]["k"]), flat_index=knn_backend(c) == "faiss"),
+        "probe": res.probe(n_train=n_set, n_test=n_test,
+                           dims=dims[c["probe"]["embedding"]]),
+        "sslmem": res.sslmem(n_scored=2 * n_set, side=side, batch_size=batch,
+                             views=c["sslmem"]["views"]),
+        "correlation": res.correlation(n_train=n_set, n_crops=2 * n_set, side=side,
+                                       classes=CLASSES),
+        "decoder_train": res.decoder_train(n_public=n_public,
+                                           resolution=c["rcdm"]["resolution"],
+                                           cond_dims=sum(dims.values()),
+                                           cond_bytes=dtype_bytes),
+        "decoder_sample": res.decoder_sample(n_public=n_public,
+                                             dims=dims[c["rcdm"]["embedding"]]),
+    }
+
+
+def dry_run() -> tuple[dict[str, int], dict[str, dict[str, str]]]:
+    """Jobs per rule, and each rule's threads, GPUs and run time, from `snakemake -n`."""
+    from dejavu.data.testing import write_imagenet_tree
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / "w"
+        work.mkdir()
+        for name in ("Snakefile", "config.yaml", "config", "workflow", "envs", "profiles"):
+            src = REPO / name
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+        tree = write_imagenet_tree(Path(tmp) / "tree", classes=2, per_class=4)
+        (work / "tree.yaml").write_text(yaml.safe_dump({"dataset": {
+            "root": str(tree["train"]), "annotations": str(tree["annotations"])}}))
+        # --cores: a dry run caps threads at this machine's cores, a cluster does not
+        out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1024",
+                              "--configfile",
+                              "config/imagenet.yaml", "tree.yaml"], cwd=work, check=True,
+                             capture_output=True, text=True).stdout
+    table = out.split("Job stats:")[1].split("\n\n")[0].splitlines()[3:]
+    counts = {rule: int(n) for rule, n in (line.split() for line in table if line.strip())
+              if rule not in ("all", "total")}
+    settings = {}
+    for job in re.split(r"^(?=(?:local)?rule \w+:)", out, flags=re.M)[1:]:
+        rule = re.match(r"(?:local)?rule (\w+):", job).group(1)
+        threads = re.search(r"^\s+threads: (\d+)", job, re.M)
+        found = dict(re.findall(r"\b(runtime|gpu)=(\d+)", job))
+        settings.setdefault(rule, {**found, "threads": threads.group(1) if threads else "1"})
+    return counts, settings
+
+
+def main() -> None:
+    c = config()
+    mem = memory(c)
+    counts, settings = dry_run()
+    print(f"config/imagenet.yaml at ImageNet-1k's sizes ({IMAGES:,} images; "
+          f"A and B {c['split']['npc'][-1]} per class)")
+    print(f"{'rule':16s} {'jobs':>6s} {'mem_mb':>8s} {'CPUs':>5s} {'GPUs':>5s} {'runtime':>8s}")
+    for rule in sorted(counts, key=lambda r: -mem.get(r, 0)):
+        s = settings[rule]
+        print(f"{rule:16s} {counts[rule]:6d} {mem.get(rule, 0) or '':>8} "
+              f"{s.get('threads', '1'):>5s} {s.get('gpu', '0'):>5s} "
+              f"{s.get('runtime', '?'):>8s}")
+    print(f"{'total':16s} {sum(counts.values()):6d}   (mem_mb blank: the rule's constant, "
+          f"see workflow/rules)")
+
+
+if __name__ == "__main__":
+    main()
