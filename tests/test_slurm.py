@@ -29,6 +29,11 @@ SLURM_SLIM = {**SLIM, **LEAN}
 PROFILE_RUN = ["--profile", "slurm", "--configfile", "tiny.yaml",
                "--slurm-init-seconds-before-status-checks", "1"]
 
+# The second live run: into another results folder, its training limited to a time shorter
+# than an epoch (limit.yaml, written by the scenario)
+SECOND_RUN = [*PROFILE_RUN, "--configfile", "tiny.yaml", "limit.yaml", "--config",
+              "results=results_second"]
+
 
 @pytest.fixture
 def cluster(test_cluster):
@@ -123,8 +128,7 @@ def run_with_faults(tmp_path_factory):
     # below must not take its jobs for a dead run's. Its training jobs stop at a time limit
     # shorter than an epoch and are resubmitted until done (train.max_runtime)
     (cancelled / "limit.yaml").write_text("train: {max_runtime: 0.0001}\n")
-    second = start_run(cancelled, *PROFILE_RUN, "--configfile", "tiny.yaml", "limit.yaml",
-                       "--config", "results=results_second", log_name="second")
+    second = start_run(cancelled, *SECOND_RUN, log_name="second")
     orphan_left = []
 
     def kill(job):  # SIGKILL: no clean-up, the submitted jobs keep running on SLURM
@@ -201,7 +205,7 @@ def test_two_live_runs_from_one_checkout_both_finish_with_their_own_results(faul
     logs = list((work / "results_second/synthetic/logs/train").rglob("*.log"))
     assert len(logs) == 2 and all("the last attempt stopped at its time limit"
                                   in log.read_text() for log in logs)
-    assert planned_jobs(work, *PROFILE_RUN, "--config", "results=results_second") == {}
+    assert planned_jobs(work, *SECOND_RUN) == {}
 
 
 def test_killed_snakemake_is_rerun_to_the_same_results(faulted_runs):

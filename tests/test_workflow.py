@@ -206,12 +206,13 @@ def test_changing_a_training_hyperparameter_reruns_training(tiny_run, tmp_path):
 def test_training_past_max_runtime_continues_itself_to_the_same_weights(tiny_run, tmp_path):
     """train.max_runtime shorter than an epoch: the job stops after each epoch at a saved
     state, Snakemake resubmits it, and the state file equals the tiny run's bit for bit.
-    The limit is not a training setting: it reruns nothing by itself."""
+    The limit is not a training setting: it reruns no stage (only the page, which prints
+    the config)."""
     import torch
     work = tmp_path / "w"
     shutil.copytree(tiny_run[0], work)
     edit_config(work / "tiny.yaml", train={"max_runtime": 0.0001})
-    assert planned_jobs(work, "--configfile", "tiny.yaml") == {}
+    assert set(planned_jobs(work, "--configfile", "tiny.yaml")) <= {"report", "all"}
     state = "results/synthetic/models/vicreg/convnet/n8/s0/A/states/epoch2.pt"
     snakemake(work, "-c1", "--configfile", "tiny.yaml", "--forcerun", "train", "--", state)
     log = (work / "results/synthetic/logs/train/vicreg/convnet/n8/s0/A.log").read_text()

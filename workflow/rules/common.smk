@@ -110,6 +110,15 @@ def train_runtime():
     return 24 * 60 if limit is None else math.ceil(limit) + 10
 
 
+def train_retries() -> int:
+    """Resubmissions of a training job stopped at train.max_runtime, by the main Snakemake
+    process only: a cluster job's own Snakemake would retry it inside the allocation whose
+    time ran out."""
+    if not config["train"]["max_runtime"] or workflow.remote_exec or workflow.subprocess_exec:
+        return 0
+    return config["train"]["continuations"]
+
+
 def train_processes():
     """Data-parallel processes per training job: train.processes, else one per GPU."""
     return config["train"]["processes"] or max(1, config["train"]["gpus"])

@@ -66,7 +66,7 @@ rule train:
         resume_every=config["train"]["resume_every"],
     threads: train_threads()
     # a job stopped at train.max_runtime is resubmitted and continues from its saved state
-    retries: config["train"]["continuations"] if config["train"]["max_runtime"] else 0
+    retries: train_retries()
     log:
         log_path("train", MODEL),
     benchmark:
