@@ -242,6 +242,7 @@ def _two_processes(rank, size, port, paths):
     torch.set_num_threads(1)
     distributed.init(rank, size, port, torch.device("cpu"))
     try:
+        assert distributed.from_rank0(lambda: rank) == 0  # rank 0's answer, on every rank
         data, labels = labelled()
         for method, path in paths.items():
             train(small_model(), data, ddp_config(method), SaveTo({2: path}), labels=labels)

@@ -25,6 +25,17 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
+def from_rank0(compute):
+    """compute() on rank 0, its result handed to every process (picklable results): work
+    that would give every rank the same answer, done once."""
+    rank, size = world()
+    if size == 1:
+        return compute()
+    result = [compute() if rank == 0 else None]
+    dist.broadcast_object_list(result, src=0)
+    return result[0]
+
+
 def split_sizes(n: int, parts: int) -> list[int]:
     """Sizes of `torch.tensor_split` of n rows into `parts` (the first ones one larger)."""
     return [n // parts + (i < n % parts) for i in range(parts)]

@@ -219,7 +219,8 @@ class Run:
                              cfg.momentum, cfg.lars_eta)
         gen = torch.Generator(device=device).manual_seed(cfg.seed)
         run = cls(cfg, method, net, opt, gen, source, targets, augment, device, rank, size)
-        run.run_id = fingerprint(model, images, cfg)
+        # one pass over the set, by rank 0 (each process has the same model and set)
+        run.run_id = distributed.from_rank0(lambda: fingerprint(model, images, cfg))
         return run
 
     @property
