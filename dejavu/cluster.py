@@ -62,8 +62,10 @@ def register_run(workdir: str, run_id: str, pid: int | None = None) -> Path:
     pid = pid or os.getpid()
     path = runs_dir(workdir) / f"{run_id}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"host": socket.gethostname(), "pid": pid,
-                                "start": process_start(pid)}))
+    tmp = path.with_name(f".{path.name}.{pid}")  # renamed into place: never read half written
+    tmp.write_text(json.dumps({"host": socket.gethostname(), "pid": pid,
+                               "start": process_start(pid)}))
+    os.replace(tmp, path)
     return path
 
 
