@@ -140,6 +140,13 @@ def split_count(split_path: str, sets: tuple[str, ...], attacked_only: bool = Fa
     return int(chosen.sum())
 
 
+def split_classes(split_path: str) -> int:
+    """Classes of a split table (its largest label + 1)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    return int(pc.max(pq.read_table(split_path, columns=["label"])["label"]).as_py()) + 1
+
+
 def stored_shape(store_path: str, array: str | None = None) -> tuple[int, ...]:
     """The shape of a Zarr array (or of `array` in a group), from its metadata alone."""
     import json

@@ -60,7 +60,8 @@ def test_sizes_are_read_from_metadata(tmp_path):
     from dejavu.core.store import write_images
     write_images(tmp_path / "x.zarr", np.zeros((7, 5, 5, 3), np.uint8), chunk_rows=2)
     assert res.stored_shape(str(tmp_path / "x.zarr")) == (7, 5, 5, 3)
-    pd.DataFrame({"set": ["A", "A", "B", "public"], "attacked": [True, False, True, False]}
-                 ).to_parquet(tmp_path / "split.parquet")
+    pd.DataFrame({"set": ["A", "A", "B", "public"], "attacked": [True, False, True, False],
+                  "label": [0, 4, 2, 1]}).to_parquet(tmp_path / "split.parquet")
+    assert res.split_classes(str(tmp_path / "split.parquet")) == 5
     assert res.split_count(str(tmp_path / "split.parquet"), ("A",)) == 2
     assert res.split_count(str(tmp_path / "split.parquet"), ("A", "B"), True) == 2

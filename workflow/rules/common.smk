@@ -416,7 +416,7 @@ def correlation_memory(wildcards, input) -> int:
     return dejavu.resources.correlation(
         n_train=dejavu.resources.split_count(input.split, (wildcards.subset,), True),
         n_crops=stored_rows(input.crops), side=config["crop"]["side"],
-        classes=config["dataset"].get("classes") or 1000)
+        classes=dejavu.resources.split_classes(input.split))
 
 
 def decoder_train_memory(wildcards, input) -> int:
