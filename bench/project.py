@@ -54,8 +54,8 @@ def memory(c: dict) -> dict[str, int]:
     features = res.backbone_size(backbone, width)[1]
     dims = {"backbone": features, "projector": head[-1]}
     largest = max(dims.values())
-    batch = 1024 if c["embed"]["batch_size"] == "auto" else c["embed"]["batch_size"]
-    dtype_bytes = {"float16": 2, "float32": 4}[c["embed"]["dtype"]]
+    batch = res.batch_rows(c["embed"]["batch_size"])
+    dtype_bytes = res.dtype_bytes(c["embed"]["dtype"])
     processes = c["train"]["processes"] or max(1, c["train"]["gpus"])
     trained = res.train(n_images=n_set, side=side, processes=processes,
                         batch_size=c["train"]["batch_size"], backbone=backbone, width=width,

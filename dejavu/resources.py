@@ -32,6 +32,16 @@ STATE_BYTES_PER_PARAM = 16  # weights, gradients and two optimizer moments, floa
 CORRELATION_HOLD_MB = 1024  # onemodel.correlation.HOLD_BYTES (a unit test keeps them equal)
 
 
+def dtype_bytes(dtype: str) -> int:
+    """Bytes per value of an embedding store's dtype (embed.dtype)."""
+    return {"float16": 2, "float32": 4}[dtype]
+
+
+def batch_rows(setting: int | str) -> int:
+    """A batch size setting as rows (auto: its largest, 1024)."""
+    return 1024 if setting == "auto" else int(setting)
+
+
 def image_mb(n: int, side: int) -> float:
     """n uint8 images of side x side x 3."""
     return n * side * side * 3 / MB

@@ -346,11 +346,6 @@ def stored_rows(path: str, array: str | None = None) -> int:
     return dejavu.resources.stored_shape(path, array)[0]
 
 
-def batch_rows(setting) -> int:
-    """A batch size setting as a number of rows (auto: its largest, 1024)."""
-    return 1024 if setting == "auto" else setting
-
-
 def train_memory(wildcards, input) -> int:
     loader = config["train"]["loader"]
     return dejavu.resources.train(
@@ -378,12 +373,11 @@ def crops_memory(wildcards, input) -> int:
 
 
 def embed_memory(wildcards, input) -> int:
-    dtype_bytes = {"float16": 2, "float32": 4}[config["embed"]["dtype"]]
     return dejavu.resources.embed(
-        batch_size=batch_rows(config["embed"]["batch_size"]),
+        batch_size=dejavu.resources.batch_rows(config["embed"]["batch_size"]),
         canvas=dejavu.resources.stored_shape(input.images)[1], side=config["crop"]["side"],
         shard_rows=config["embed"]["shard_rows"], dims=sum(model_dims(wildcards)),
-        dtype_bytes=dtype_bytes)
+        dtype_bytes=dejavu.resources.dtype_bytes(config["embed"]["dtype"]))
 
 
 def knn_memory(wildcards, input) -> int:
@@ -408,7 +402,7 @@ def probe_memory(wildcards, input) -> int:
 def sslmem_memory(wildcards, input) -> int:
     return dejavu.resources.sslmem(
         n_scored=dejavu.resources.split_count(input.split, ("A", "B", "heldout"), True),
-        side=config["crop"]["side"], batch_size=batch_rows(config["embed"]["batch_size"]),
+        side=config["crop"]["side"], batch_size=dejavu.resources.batch_rows(config["embed"]["batch_size"]),
         views=config["sslmem"]["views"])
 
 
@@ -423,7 +417,7 @@ def decoder_train_memory(wildcards, input) -> int:
     return dejavu.resources.decoder_train(
         n_public=stored_rows(input.public, "projector"), resolution=config["rcdm"]["resolution"],
         cond_dims=sum(model_dims(wildcards)),
-        cond_bytes={"float16": 2, "float32": 4}[config["embed"]["dtype"]])
+        cond_bytes=dejavu.resources.dtype_bytes(config["embed"]["dtype"]))
 
 
 def decoder_sample_memory(wildcards, input) -> int:
