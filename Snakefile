@@ -1,6 +1,7 @@
 # dejavu: déjà vu memorization of self-supervised vision models (Meehan et al., NeurIPS 2023).
 #
-# Results path scheme, R = {results}/{dataset.name}; <model> = {method}/{backbone}/n{size}/s{seed}/{subset}
+# Results path scheme, R = {results}/{dataset.name}; <model> = {method}/{backbone}/{variant}/n{size}/s{seed}/{subset}
+# ({variant}: default, or a name from variants:)
 #   R/dataset/images.zarr, index.parquet, rejects.parquet      synth, or ingest_scan + ingest (shard jobs) +
 #                                                              ingest_finalize for imagenet / folder datasets
 #   R/split/n{size}/split.parquet, sizes.csv                   split: sets A, B, heldout, public, public_test
@@ -12,14 +13,14 @@
 #   R/knn/<model>/epoch{epoch}/{crop}-{embedding}-k{k}.parquet knn: neighbours, votes, confidence per crop
 #   R/probe/<model>/epoch{epoch}.json                          probe: linear probe train / test accuracy
 #   R/rcdm/<model>/epoch{epoch}/decoder.pt                     decoder_train: RCDM decoder on the public set
-#   R/rcdm/{method}/{backbone}/n{size}/s{seed}/epoch{epoch}/{crop}-{embedding}-k{k}.samples.zarr, .samples.parquet, .json
+#   R/rcdm/{method}/{backbone}/{variant}/n{size}/s{seed}/epoch{epoch}/{crop}-{embedding}-k{k}.samples.zarr, .samples.parquet, .json
 #                                                              decoder_sample: reconstructions, their judged classes, quality
 #   R/correlation/n{size}/{crop}/{classifier}-{subset}.parquet, .pt   correlation: classifier trained on set {subset}'s crops
-#   R/onemodel/{method}/{backbone}/n{size}/s{seed}/epoch{epoch}/{crop}-{embedding}-k{k}-{classifier}.json
+#   R/onemodel/{method}/{backbone}/{variant}/n{size}/s{seed}/epoch{epoch}/{crop}-{embedding}-k{k}-{classifier}.json
 #                                                              onemodel: one-model test (+ .samples.parquet, .curves.parquet)
-#   R/sslmem/{method}/{backbone}/n{size}/s{seed}/epoch{epoch}.parquet   sslmem: per-image SSLMem
-#   R/models/external/{name}/n{size}/s0/A/epoch{epoch}.pt      import_model: a model trained elsewhere (external:)
-#   R/score/{method}/{backbone}/n{size}/s{seed}/epoch{epoch}/{crop}-{embedding}-k{k}.json   score (+ .curves.parquet)
+#   R/sslmem/{method}/{backbone}/{variant}/n{size}/s{seed}/epoch{epoch}.parquet   sslmem: per-image SSLMem
+#   R/models/external/{name}/default/n{size}/s0/A/epoch{epoch}.pt      import_model: a model trained elsewhere (external:)
+#   R/score/{method}/{backbone}/{variant}/n{size}/s{seed}/epoch{epoch}/{crop}-{embedding}-k{k}.json   score (+ .curves.parquet)
 #   {results}/summary.csv                                      summary (definitions §9)
 #   {results}/report.html, {results}/figures/                  report
 #   R/logs/<rule>/..., R/benchmarks/<rule>/...                 one log and one timing file per job
@@ -73,6 +74,18 @@ rule all:
     input:
         SUMMARY,
         REPORT_HTML,
+
+
+# On a cluster these run in the main Snakemake process, not as jobs of their own: each is a
+# few seconds of light work whatever the dataset (the split table, renaming a finished
+# embedding store, the summary and the page; synth.smk adds the synthetic set), where a
+# cluster job costs a submission, a queue wait and two Snakemake starts (docs/cluster.md).
+localrules:
+    all,
+    split,
+    embed_finalize,
+    summary,
+    report,
 
 
 onstart:

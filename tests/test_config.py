@@ -186,3 +186,50 @@ def test_external_models_are_resolved_once_from_the_schema_and_the_model_section
     wide = models["wide"]
     assert (wide["width"], wide["small_stem"], wide["train_size"], wide["epoch"]) == \
         (64, False, 25, 3)
+
+
+def variant_problems(*entries) -> str:
+    """What parsing the Snakefile would say of config.yaml with `variants: entries`."""
+    config = copy.deepcopy(BASE)
+    config["variants"] = list(entries)
+    try:
+        validate(config, SCHEMA)
+        checks.variants(config, SCHEMA, workdir=str(REPO))
+    except Exception as err:  # noqa: BLE001 -- the message is what is tested
+        return str(err)
+    return ""
+
+
+@pytest.mark.parametrize("entry, key", [
+    ({"name": "x", "train": {"weight_decy": 0.1}},
+     "variants[x].train: Additional properties are not allowed ('weight_decy'"),
+    ({"name": "x", "train": {"lr": -1}}, "variants[x].train.lr: -1 is less than"),
+    ({"name": "x", "train": {"loss": {"vicreg": {"sim_coef": 1}}}},
+     "variants[x].train.loss.vicreg: Additional properties are not allowed ('sim_coef'"),
+    ({"name": "x", "model": {"projector": [64, 1]}},
+     "variants[x]: model.projector: vicreg needs a projector output"),
+    ({"name": "x", "train": {"methods": ["simclr"]}}, "variants[x].train.methods: shared"),
+    ({"name": "x", "train": {"epochs": 10}}, "variants[x].train.epochs: shared"),
+    ({"name": "x", "model": {"backbones": ["resnet18"]}}, "variants[x].model.backbones"),
+    ({"name": "default", "train": {"lr": 0.1}}, "['variants'][0]['name']"),
+    ({"name": "x", "optimizer": "sgd"}, "'optimizer' was unexpected"),
+])
+def test_a_bad_variant_is_named_with_its_key(entry, key):
+    assert key in variant_problems(entry)
+
+
+def test_variants_merge_into_the_config_key_by_key():
+    config = copy.deepcopy(BASE)
+    config["variants"] = [{"name": "soft", "train": {"loss": {"vicreg": {"sim_coeff": 5.0}},
+                                                    "augment": {"scale_min": 0.5}}},
+                          {"name": "wide", "model": {"width": 32}}]
+    validate(config, SCHEMA)
+    configs = checks.variants(config, SCHEMA, workdir=str(REPO))
+    assert list(configs) == ["default", "soft", "wide"]
+    assert configs["default"] is config
+    soft = configs["soft"]["train"]
+    assert soft["loss"]["vicreg"] == {**config["train"]["loss"]["vicreg"], "sim_coeff": 5.0}
+    assert soft["augment"] == {**config["train"]["augment"], "scale_min": 0.5}
+    assert soft["lr"] == config["train"]["lr"] and configs["soft"]["model"] == config["model"]
+    assert configs["wide"]["model"]["width"] == 32 and config["model"]["width"] == 16
+    assert "a second variant" in variant_problems({"name": "w"}, {"name": "w"})

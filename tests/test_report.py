@@ -21,7 +21,7 @@ def summary_rows():
                 for control in controls:
                     score = 0.0 if control != "none" else base * epoch / 10 + 0.01 * seed
                     rows.append(dict(dataset="synthetic", method="vicreg", backbone="convnet",
-                                     epoch=epoch, train_size=50, seed=seed, embedding=embedding,
+                                     variant="default", epoch=epoch, train_size=50, seed=seed, embedding=embedding,
                                      k=20, crop_mode="periphery", control=control, p=0.2,
                                      n_attacked=100, acc_target=0.5 + score, acc_reference=0.5,
                                      score=score, score_ci_low=score - 0.1,
@@ -29,7 +29,7 @@ def summary_rows():
                                      acc_reference_all=0.5, memorized=0.2 + score / 2,
                                      misrepresented=0.1, correlated=0.3,
                                      unassociated=0.4 - score / 2))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows)[tables.SUMMARY_COLUMNS]  # the score table's column order
 
 
 def probe_files(tmp_path):
@@ -39,8 +39,8 @@ def probe_files(tmp_path):
             for epoch in (0, 10, 20):
                 path = tmp_path / f"{seed}{subset}{epoch}.json"
                 path.write_text(json.dumps(dict(
-                    method="vicreg", backbone="convnet", train_size=50, seed=seed,
-                    subset=subset, epoch=epoch, embedding="backbone", train_acc=train_acc,
+                    method="vicreg", backbone="convnet", variant="default", train_size=50,
+                    seed=seed, subset=subset, epoch=epoch, embedding="backbone", train_acc=train_acc,
                     test_acc=0.6, gap=train_acc - 0.6, n_train=500, n_test=100)))
                 paths.append(str(path))
     return paths
@@ -52,7 +52,7 @@ def test_probe_columns_are_the_mean_of_models_a_and_b(tmp_path):
     assert probes["probe_train_acc"].to_numpy() == pytest.approx(0.95)
     assert probes["probe_gap"].to_numpy() == pytest.approx(0.35)
     summary = tables.with_probe(summary_rows(), probes)
-    assert list(summary.columns[-3:]) == tables.PROBE_COLUMNS
+    assert list(summary.columns[-4:]) == tables.PROBE_COLUMNS
     assert summary["probe_gap"].to_numpy() == pytest.approx(0.35)
     empty = tables.with_probe(summary_rows(), tables.probe_table(loading.probe_rows([])))
     assert empty["probe_gap"].isna().all() and len(empty) == len(summary)
@@ -127,7 +127,7 @@ def onemodel_rows(summary):
     for r in summary.itertuples():
         for classifier, gap in (("resnet", 0.15), ("naive_bayes", 0.05)):
             rows.append(dict(dataset=r.dataset, method=r.method, backbone=r.backbone,
-                             train_size=r.train_size, seed=r.seed, embedding=r.embedding,
+                             variant=r.variant, train_size=r.train_size, seed=r.seed, embedding=r.embedding,
                              k=r.k, crop_mode=r.crop_mode, epoch=r.epoch, control=r.control,
                              classifier=classifier, p=0.2, n_attacked=100,
                              acc_target=r.acc_target, acc_classifier=r.acc_target - gap,
@@ -171,10 +171,11 @@ def test_sslmem_figures_join_the_real_tests_rows_of_their_pair_and_epoch():
         "id": ["a", "b"], "set": ["A", "B"], "target": ["A", "B"], "control": "none",
         "correct_target": [True, True], "correct_reference": [False, True],
         "correct_classifier": [False, False], "memorization": [0.5, 0.2],
-        "dataset": "synthetic", "method": "vicreg", "backbone": "convnet", "train_size": 50,
-        "seed": 1, "embedding": "projector", "k": 20, "crop_mode": "periphery", "epoch": 20,
+        "dataset": "synthetic", "method": "vicreg", "backbone": "convnet", "variant": "default",
+        "train_size": 50, "seed": 1, "embedding": "projector", "k": 20, "crop_mode": "periphery", "epoch": 20,
         "classifier": "resnet"})
-    run = {"method": "vicreg", "backbone": "convnet", "train_size": 50, "seed": 1, "epoch": 20}
+    run = {"method": "vicreg", "backbone": "convnet", "variant": "default", "train_size": 50,
+           "seed": 1, "epoch": 20}
     first = {"crop_mode": "periphery", "embedding": "projector", "k": 20,
              "classifier": "resnet"}
     sslmem = tables.sslmem_table([(run, table)], samples, first)
@@ -195,7 +196,8 @@ def one_point_summary() -> pd.DataFrame:
     """One epoch, one size, one seed, one class's worth of rows: the real test only."""
     rows = summary_rows()
     one = rows[(rows["seed"] == 0) & (rows["epoch"] == 20) & (rows["control"] == "none")]
-    return one.assign(probe_gap=np.nan, probe_train_acc=np.nan, probe_test_acc=np.nan)
+    return one.assign(probe_gap=np.nan, probe_train_acc=np.nan, probe_test_acc=np.nan,
+                      knn_test_acc=np.nan)
 
 
 def image(side=8, value=0):

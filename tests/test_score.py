@@ -55,7 +55,7 @@ def test_identical_models_score_zero_and_tight_interval():
     rng = np.random.default_rng(0)
     correct, conf = rng.random(200) < 0.5, rng.normal(size=200)
     half = make_half(correct, conf, correct, conf)
-    summary, curves = evaluate([half, half], 0.2, [0.1, 0.2, 1.0], n_boot=200, seed=0)
+    summary, curves, _ = evaluate([half, half], 0.2, [0.1, 0.2, 1.0], n_boot=200, seed=0)
     assert summary["score"] == 0.0
     assert summary["score_ci_low"] == summary["score_ci_high"] == 0.0
     assert (curves["acc_target"] == curves["acc_reference"]).all()
@@ -67,7 +67,7 @@ def test_curve_bands_hold_the_estimate_and_agree_with_the_score_interval():
     n = 120
     halves = [make_half(rng.random(n) < 0.7, rng.normal(size=n), rng.random(n) < 0.4,
                         rng.normal(size=n)) for _ in range(2)]
-    summary, curves = evaluate(halves, 0.2, [0.1, 0.2, 0.5, 1.0], n_boot=300, seed=2)
+    summary, curves, _ = evaluate(halves, 0.2, [0.1, 0.2, 0.5, 1.0], n_boot=300, seed=2)
     for name in ("acc_target", "acc_reference", "score"):
         assert (curves[f"{name}_low"] <= curves[name] + 1e-12).all()
         assert (curves[name] <= curves[f"{name}_high"] + 1e-12).all()
@@ -96,7 +96,7 @@ def test_bootstrap_interval_covers_estimate_and_matches_a_slow_oracle():
         top_r = d[np.argsort(rank_r[d], kind="stable")[:m]]
         slow.append(half.correct_t[top_t].mean() - half.correct_r[top_r].mean())
     np.testing.assert_allclose(fast, slow)
-    summary, _ = evaluate([half], 0.2, [0.2], n_boot=500, seed=0)
+    summary, _, _ = evaluate([half], 0.2, [0.2], n_boot=500, seed=0)
     assert summary["score_ci_low"] <= summary["score"] <= summary["score_ci_high"]
 
 
@@ -121,7 +121,7 @@ def test_heldout_halves_alternate_and_unsplit_control_is_identically_zero():
     a, b = table(), table()
     halves = heldout_halves(a, b, split=True)
     assert list(halves[0].sample_id) == ids[0::2] and list(halves[1].sample_id) == ids[1::2]
-    unsplit, _ = evaluate(heldout_halves(a, b, split=False), 0.2, [0.2], n_boot=20, seed=0)
+    unsplit, _, _ = evaluate(heldout_halves(a, b, split=False), 0.2, [0.2], n_boot=20, seed=0)
     assert unsplit["score"] == 0.0 and unsplit["memorized"] == unsplit["misrepresented"]
 
 

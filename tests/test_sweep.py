@@ -127,7 +127,7 @@ MIN_MEMORIZED_GAP = 0.08    # memorized crops: target decoder minus reference de
 
 def rcdm_quality(work):
     import json
-    path = (work / "results/synthetic/rcdm/vicreg/convnet/n50/s0/epoch400"
+    path = (work / "results/synthetic/rcdm/vicreg/convnet/default/n50/s0/epoch400"
             / "periphery-projector-k20.json")
     return json.loads(path.read_text())
 

@@ -131,6 +131,53 @@ def test_changing_k_reruns_only_knn_score_report(tiny_run, tmp_path):
     assert set(jobs) == {"knn", "score", "onemodel", "decoder_sample", "summary", "report", "all"}
 
 
+def test_a_variant_is_trained_scored_and_placed_on_the_frontier(tiny_run, tmp_path):
+    """Three lines of YAML add a variant to the finished tiny run: its models are trained
+    (narrower, another VICReg coefficient), evaluated like the default's, which are kept,
+    and it gets its change against default and its place on the frontier; changing its
+    settings retrains only its models."""
+    import yaml
+    from dejavu.core.models import load_checkpoint
+    work = tmp_path / "w"
+    shutil.copytree(tiny_run[0], work)
+    edit_config(work / "tiny.yaml", knn={"embeddings": ["projector"]},
+                controls={"untrained": False},
+                **{k: v for k, v in SLIM.items() if k != "probe"})  # the probe is utility
+    config = yaml.safe_load((work / "tiny.yaml").read_text())
+    config["variants"] = [{"name": "narrow", "model": {"width": 4},
+                           "train": {"loss": {"vicreg": {"sim_coeff": 10.0}}}}]
+    (work / "tiny.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(work, "--configfile", "tiny.yaml")
+    assert jobs["train"] == 2 and jobs["init"] == 2 and "synth" not in jobs  # its pair only
+    snakemake(work, "-c2", "--configfile", "tiny.yaml")
+    summary = pd.read_csv(work / "results" / "summary.csv")
+    reference = pd.read_csv(tiny_run[0] / "results" / "summary.csv")
+    assert set(summary["variant"]) == {"default", "narrow"}
+    # the default's rows are the tiny run's (the frontier is drawn among other runs)
+    equal_where_computed(summary[summary["variant"] == "default"].drop(columns="frontier"),
+                         reference.drop(columns="frontier"))
+    ours = summary[(summary["variant"] == "narrow") & (summary["control"] == "none")]
+    theirs = summary[(summary["variant"] == "default") & (summary["control"] == "none")
+                     & (summary["embedding"] == "projector") & (summary["epoch"] == 2)]
+    assert len(ours) == 1 and len(theirs) == 1
+    ours, theirs = ours.iloc[0], theirs.iloc[0]
+    assert ours["score_change"] == pytest.approx(ours["score"] - theirs["score"])
+    assert ours["score_change_ci_low"] <= ours["score_change_ci_high"]
+    for utility in ("probe_test_acc", "knn_test_acc"):
+        assert ours[f"{utility}_change"] == pytest.approx(ours[utility] - theirs[utility])
+        assert ours[f"{utility}_change_ci_low"] <= ours[f"{utility}_change_ci_high"]
+    assert summary["frontier"].any()
+    narrow = work / "results/synthetic/models/vicreg/convnet/narrow/n8/s0/A/epoch2.pt"
+    assert load_checkpoint(str(narrow))[0].backbone.out_dim == 4 * 8
+    figures = work / "results" / "figures"
+    assert (figures / "frontier.png").stat().st_size > 0
+    assert list(pd.read_csv(figures / "mitigations.csv")["variant"]) == ["narrow"]
+    config["variants"][0]["train"]["lr"] = 0.01
+    (work / "tiny.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(work, "--configfile", "tiny.yaml")
+    assert jobs["train"] == 2 and "init" not in jobs and "crops" not in jobs
+
+
 @pytest.mark.parametrize("change, stages", [
     ({"samples": 3}, {"decoder_sample"}),
     ({"steps": 150}, {"decoder_train", "decoder_sample"}),
@@ -213,9 +260,9 @@ def test_training_past_max_runtime_continues_itself_to_the_same_weights(tiny_run
     shutil.copytree(tiny_run[0], work)
     edit_config(work / "tiny.yaml", train={"max_runtime": 0.0001})
     assert set(planned_jobs(work, "--configfile", "tiny.yaml")) <= {"report", "all"}
-    state = "results/synthetic/models/vicreg/convnet/n8/s0/A/states/epoch2.pt"
+    state = "results/synthetic/models/vicreg/convnet/default/n8/s0/A/states/epoch2.pt"
     snakemake(work, "-c1", "--configfile", "tiny.yaml", "--forcerun", "train", "--", state)
-    log = (work / "results/synthetic/logs/train/vicreg/convnet/n8/s0/A.log").read_text()
+    log = (work / "results/synthetic/logs/train/vicreg/convnet/default/n8/s0/A.log").read_text()
     # Snakemake starts each attempt's log afresh: the last one says where it came from
     assert "resuming after epoch 1 (the last attempt stopped at its time limit)" in log, log
     ours = torch.load(work / state, weights_only=True)
@@ -298,15 +345,15 @@ def test_a_model_trained_elsewhere_gets_the_one_model_test_without_training(tiny
     work = tmp_path / "w"
     shutil.copytree(tiny_run[0], work)
     r = work / "results" / "synthetic"
-    shutil.copy(r / "models/vicreg/convnet/n8/s0/A/epoch2.pt", work / "elsewhere.pt")
+    shutil.copy(r / "models/vicreg/convnet/default/n8/s0/A/epoch2.pt", work / "elsewhere.pt")
     external_config(work)
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")
     assert set(jobs) == {"import_model", "embed", "embed_finalize", "index", "knn", "onemodel",
                          "summary", "report", "all"}
     snakemake(work, "-c2", "--configfile", "tiny.yaml")
     name = "periphery-projector-k5"
-    ours = pd.read_parquet(r / f"knn/external/reload/n8/s0/A/epoch1/{name}.parquet")
-    trained = pd.read_parquet(r / f"knn/vicreg/convnet/n8/s0/A/epoch2/{name}.parquet")
+    ours = pd.read_parquet(r / f"knn/external/reload/default/n8/s0/A/epoch1/{name}.parquet")
+    trained = pd.read_parquet(r / f"knn/vicreg/convnet/default/n8/s0/A/epoch2/{name}.parquet")
     assert [list(n) for n in ours["neighbors"]] == [list(n) for n in trained["neighbors"]]
     assert (ours["confidence"] == trained["confidence"]).all()
     g_b = pd.read_parquet(r / "correlation/n8/periphery/resnet-B.parquet")
@@ -324,13 +371,13 @@ def test_a_model_trained_elsewhere_gets_the_one_model_test_without_training(tiny
 def test_an_external_checkpoint_that_does_not_fit_fails_listing_the_keys(tiny_run, tmp_path):
     work = tmp_path / "w"
     shutil.copytree(tiny_run[0], work)
-    shutil.copy(work / "results/synthetic/models/vicreg/convnet/n8/s0/A/epoch2.pt",
+    shutil.copy(work / "results/synthetic/models/vicreg/convnet/default/n8/s0/A/epoch2.pt",
                 work / "elsewhere.pt")
     external_config(work, projector=[64])  # the file's projector has two layers
-    target = "results/synthetic/models/external/reload/n8/s0/A/epoch1.pt"
+    target = "results/synthetic/models/external/reload/default/n8/s0/A/epoch1.pt"
     proc = snakemake(work, "-c1", "--configfile", "tiny.yaml", "--", target, check=False)
     assert proc.returncode != 0
-    log = (work / "results/synthetic/logs/import_model/external/reload/n8/s0/A/epoch1.log")
+    log = (work / "results/synthetic/logs/import_model/external/reload/default/n8/s0/A/epoch1.log")
     text = log.read_text()
     assert "does not fit" in text and "projector.3.weight" in text, text[-2000:]
     assert not (work / target).exists()
@@ -341,7 +388,7 @@ def test_knn_backends_agree_on_real_embeddings_of_the_tiny_run(tiny_run):
     from dejavu.attack.knn import search, torch_search
     from test_knn import same_neighbours_up_to_ties
     work, _ = tiny_run
-    model = work / "results/synthetic/embed/vicreg/convnet/n8/s0/A/epoch2"
+    model = work / "results/synthetic/embed/vicreg/convnet/default/n8/s0/A/epoch2"
     for which in ("projector", "backbone"):
         public, _ = read_embeddings(str(model / "public.zarr"), which)
         crops, _ = read_embeddings(str(model / "crops-periphery.zarr"), which)

@@ -147,7 +147,8 @@ def make_half(knn_t: pd.DataFrame, knn_r: pd.DataFrame, attacked: str,
 
 
 def evaluate(halves: list[Half], p: float, p_grid: list[float], n_boot: int, seed: int):
-    """Swap-averaged summary with a bootstrap 95 % interval, and the curves with theirs."""
+    """Swap-averaged summary with a bootstrap 95 % interval, the curves with theirs, and
+    the resampled scores at p."""
     summary = swap_average([score_half(h, p) for h in halves])
     summary["n_attacked"] = int(len(np.unique(np.concatenate([h.sample_id for h in halves]))))
     # one set of resamples serves the curves and the score at p (appended to the grid)
@@ -155,7 +156,7 @@ def evaluate(halves: list[Half], p: float, p_grid: list[float], n_boot: int, see
     boot = boot_t[:, -1] - boot_r[:, -1]
     summary["score_ci_low"], summary["score_ci_high"] = (float(v) for v in
                                                          np.quantile(boot, [0.025, 0.975]))
-    return summary, curves(halves, p_grid, boot_t[:, :-1], boot_r[:, :-1])
+    return summary, curves(halves, p_grid, boot_t[:, :-1], boot_r[:, :-1]), boot
 
 
 def heldout_halves(a: pd.DataFrame, b: pd.DataFrame, split: bool) -> list[Half]:
@@ -175,18 +176,24 @@ def heldout_halves(a: pd.DataFrame, b: pd.DataFrame, split: bool) -> list[Half]:
 
 def run(knn_a: str, knn_b: str, out_json: str, out_curves: str, *, epoch: int, p: float,
         p_grid: list[float], n_boot: int, seed: int, combination: dict,
-        split_heldout: bool = True) -> None:
+        split_heldout: bool = True, out_boot: str | None = None) -> None:
     """Score one (model pair, epoch, crop, embedding, k); `combination` holds the summary
-    columns that identify it (method, backbone, ...)."""
+    columns that identify it (method, backbone, ...). `out_boot`: the resampled scores at p
+    (columns control, score). Two runs attacking the same images with the same seed draw
+    the same resamples, so the difference of their resampled scores is a paired bootstrap
+    of the difference of their scores (a mitigation's change, definitions §10)."""
     a, b = pd.read_parquet(knn_a), pd.read_parquet(knn_b)
     tests = {"untrained" if epoch == 0 else "none": [make_half(a, b, "A"), make_half(b, a, "B")]}
     if epoch > 0 and (a["set"] == "heldout").sum() >= 2:
         tests["heldout"] = heldout_halves(a, b, split_heldout)
-    rows, tables = [], []
+    rows, tables, boots = [], [], []
     for control, halves in tests.items():
-        summary, curve_table = evaluate(halves, p, p_grid, n_boot, seed)
+        summary, curve_table, boot = evaluate(halves, p, p_grid, n_boot, seed)
         rows.append({**combination, "epoch": epoch, "control": control, "p": p, **summary})
         tables.append(curve_table.assign(control=control))
+        boots.append(pd.DataFrame({"control": control, "score": boot}))
     with open(out_json, "w") as f:
         json.dump(rows, f, indent=1)
     pd.concat(tables, ignore_index=True).to_parquet(out_curves, index=False)
+    if out_boot is not None:
+        pd.concat(boots, ignore_index=True).to_parquet(out_boot, index=False)

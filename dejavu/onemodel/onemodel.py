@@ -161,7 +161,7 @@ def run(knn_a: str, g_b: str, out_json: str, out_samples: str, out_curves: str, 
     for control in controls:
         parts = halves(a, b, g_on_b, g_on_a, control == "heldout", split_heldout)
         joined = [(aligned(k, g, s, part), s, target, r) for k, g, s, target, r, part in parts]
-        summary, curve_table = evaluate([half_of(*pair) for pair, *_ in joined],
+        summary, curve_table, _ = evaluate([half_of(*pair) for pair, *_ in joined],
                                         p, p_grid, n_boot, seed)
         per_sample = pd.concat([table_of(*pair, s, target, r) for pair, s, target, r in joined],
                                ignore_index=True)

@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..attack.score import SHARES  # noqa: E402
+from .mitigation import pareto  # noqa: E402
 from .tables import RUN_KEYS, trend_rows  # noqa: E402
 
 GROUP_COLOURS = ["#c0392b", "#2980b9", "#7f8c8d", "#d5d8dc"]  # memorized, misrep., corr., un.
@@ -83,9 +84,10 @@ def plot_score_trends(summary: pd.DataFrame, along: str) -> plt.Figure:
     train-test gap along training epochs or train-set size."""
     rows = trend_rows(summary, along)
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.6))
-    for (method, backbone, embedding, other), group in rows.groupby(
-            ["method", "backbone", "embedding", _lines_by(along)], sort=True):
-        tag = f"{method} {backbone} {embedding}" + (f" n{other}" if along == "epoch" else "")
+    for (method, backbone, variant, embedding, other), group in rows.groupby(
+            ["method", "backbone", "variant", "embedding", _lines_by(along)], sort=True):
+        tag = (f"{model_name(method, backbone, variant)} {embedding}"
+               + (f" n{other}" if along == "epoch" else ""))
         real = group[group["control"].isin(["none", "untrained"])]
         _series(left, real, along, "score", tag, low="score_ci_low", high="score_ci_high")
         held = group[group["control"] == "heldout"]
@@ -98,9 +100,9 @@ def plot_score_trends(summary: pd.DataFrame, along: str) -> plt.Figure:
     probe = rows[(rows["embedding"] == first)
                  & rows["control"].isin(["none", "untrained"])].dropna(subset=["probe_gap"])
     probe = probe.drop_duplicates(RUN_KEYS + ["k", "crop_mode"])
-    for (method, backbone, other), group in probe.groupby(
-            ["method", "backbone", _lines_by(along)]):
-        tag = f"{method} {backbone}" + (f" n{other}" if along == "epoch" else "")
+    for (method, backbone, variant, other), group in probe.groupby(
+            ["method", "backbone", "variant", _lines_by(along)]):
+        tag = model_name(method, backbone, variant) + (f" n{other}" if along == "epoch" else "")
         _series(right, group, along, "probe_gap", tag)
     right.axhline(0, color="k", lw=0.6)
     right.set(xlabel=axis_name(along), ylabel="train acc - test acc",
@@ -114,18 +116,24 @@ def plot_share_trends(summary: pd.DataFrame, along: str) -> plt.Figure:
     or train-set size (real test, one panel per method and embedding)."""
     rows = trend_rows(summary, along)
     rows = rows[rows["control"].isin(["none", "untrained"])]
-    groups = list(rows.groupby(["method", "backbone", "embedding"], sort=True))
+    groups = list(rows.groupby(["method", "backbone", "variant", "embedding"], sort=True))
     fig, axes = panels(len(groups), 3.6, 3.3)
-    for ax, ((method, backbone, embedding), group) in zip(axes[0], groups):
+    for ax, ((method, backbone, variant, embedding), group) in zip(axes[0], groups):
         for share, colour in zip(SHARES[:3], GROUP_COLOURS):
             for other, part in group.groupby(_lines_by(along)):
                 style = "o-" if other == group[_lines_by(along)].max() else "s--"
                 tag = share + (f" n{other}" if along == "epoch" else "")
                 _series(ax, part, along, share, tag, colour=colour, style=style)
         ax.set(xlabel=axis_name(along), ylabel="share of attacked images", ylim=(0, 1),
-               title=f"{method} {backbone} {embedding}")
+               title=f"{model_name(method, backbone, variant)} {embedding}")
     _finish(fig, axes[0], along)
     return fig
+
+
+def model_name(method: str, backbone: str, variant: str = "default") -> str:
+    """How a figure names a model pair: its method and backbone, and its variant unless
+    that is the config as written."""
+    return f"{method} {backbone}" + ("" if variant == "default" else f" [{variant}]")
 
 
 def _lines_by(along: str) -> str:
@@ -148,7 +156,8 @@ def axis_name(along: str) -> str:
 
 def plot_partition(summary: pd.DataFrame) -> plt.Figure:
     """Stacked shares of memorized / misrepresented / correlated / unassociated per row."""
-    labels = [f"{r.method} {r.backbone} n{r.train_size} s{r.seed} {r.embedding} {r.crop_mode} "
+    labels = [f"{model_name(r.method, r.backbone, r.variant)} n{r.train_size} s{r.seed} "
+              f"{r.embedding} {r.crop_mode} "
               f"k{r.k} ep{r.epoch} {r.control}" for r in summary.itertuples()]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(summary) + 1.2))
     left = np.zeros(len(summary))
@@ -307,3 +316,31 @@ def figure_png(fig: plt.Figure, path: Path) -> str:
     plt.close(fig)
     path.write_bytes(buf.getvalue())
     return base64.b64encode(buf.getvalue()).decode()
+
+
+def plot_frontier(real: pd.DataFrame) -> plt.Figure:
+    """Déjà vu score at p (with its interval) against utility, one point per evaluated run
+    (method, variant, embedding, epoch, size, seed), the Pareto-optimal ones ringed and
+    joined (the `frontier` column): left the linear probe's test accuracy, right k-NN's."""
+    utilities = [u for u in ("probe_test_acc", "knn_test_acc") if real[u].notna().any()]
+    fig, axes = panels(len(utilities), 4.6, 3.8)
+    for ax, utility in zip(axes[0], utilities):
+        rows = real.dropna(subset=[utility])
+        for (method, variant), group in rows.groupby(["method", "variant"], sort=True):
+            ax.errorbar(group[utility], group["score"],
+                        yerr=[group["score"] - group["score_ci_low"],
+                              group["score_ci_high"] - group["score"]],
+                        fmt="o" if variant == "default" else "s", ms=4, capsize=2, alpha=0.8,
+                        label=f"{method}" + ("" if variant == "default" else f" [{variant}]"))
+        front = rows[pareto(rows[utility], rows["score"])].sort_values(utility)
+        ax.plot(front[utility], front["score"], "k--", lw=0.8)
+        ax.scatter(front[utility], front["score"], s=90, facecolors="none", edgecolors="k",
+                   label="Pareto-optimal")
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set(xlabel={"probe_test_acc": "linear-probe test accuracy",
+                       "knn_test_acc": "k-NN test accuracy"}[utility],
+               ylabel="déjà vu score at p", title="privacy-utility frontier")
+        ax.grid(alpha=0.3)
+        legend(ax, 6)
+    fig.tight_layout()
+    return fig

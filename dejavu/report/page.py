@@ -18,7 +18,7 @@ import yaml
 
 from ..attack.score import SHARES
 from . import figures as fig
-from . import loading, tables
+from . import loading, mitigation, tables
 from .loading import files
 from .summary import onemodel_parts, sslmem_figures
 
@@ -56,7 +56,8 @@ def two_model_sections(inputs: dict, paired: pd.DataFrame, out: Path, p: float,
                   f"out (split.heldout_fraction = {heldout_fraction}), as on ImageNet, where "
                   "box images are scarce (definitions §1).</p>")
     sections = [("Scores", intro + table_html(paired[[
-        "method", "backbone", "train_size", "seed", "epoch", "embedding", "k", "crop_mode",
+        "method", "backbone", "variant", "train_size", "seed", "epoch", "embedding", "k",
+        "crop_mode",
         "control", "n_attacked", "acc_target", "acc_reference", "score", "score_ci_low",
         "score_ci_high", *SHARES, "probe_gap"]]))]
     methods = tables.method_table(paired)
@@ -69,6 +70,7 @@ def two_model_sections(inputs: dict, paired: pd.DataFrame, out: Path, p: float,
     sections.append(("Backbone vs projector (the same models' score from each embedding)",
                      table_html(embeddings)))
     sections += trend_sections(paired, out)
+    sections += frontier_sections(paired, out)
     sections += curve_sections(inputs, out)
     sections.append(("Sample partition at the last epoch",
                      img(fig.figure_png(fig.plot_partition(tables.last_epoch(paired)),
@@ -102,6 +104,33 @@ def trend_sections(paired: pd.DataFrame, out: Path) -> list[Section]:
     return sections
 
 
+def frontier_sections(paired: pd.DataFrame, out: Path) -> list[Section]:
+    """The privacy-utility frontier of every evaluated run, and each variant's change
+    against default (definitions §10); none without a utility (probe off)."""
+    real = paired[paired["control"] == "none"]
+    if real[["probe_test_acc", "knn_test_acc"]].isna().all().all():
+        return []
+    sections = [("Privacy-utility frontier (definitions §10)", FRONTIER_INTRO + img(
+        fig.figure_png(fig.plot_frontier(real), out / "frontier.png")))]
+    changes = real[real["variant"] != "default"].dropna(subset=["score_change"])
+    if not changes.empty:
+        table = tables.last_epoch(changes)[[
+            "method", "backbone", "variant", "train_size", "seed", "epoch", "embedding", "k",
+            "crop_mode", "score", *mitigation.CHANGE_COLUMNS]]
+        table.to_csv(out / "mitigations.csv", index=False)
+        sections.append(("Mitigations: each variant's change against default at the last "
+                         "epoch (paired bootstrap 95% intervals)", table_html(table)))
+    return sections
+
+
+FRONTIER_INTRO = (
+    "<p>Each point is one evaluated run (method, variant, embedding, epoch, size, seed): its "
+    "déjà vu score at p with the bootstrap interval, against the accuracy of a linear probe "
+    "and of k-NN on the public test split. A run is Pareto-optimal (ringed) when no other run "
+    "has both higher accuracy and a lower score: the choices worth considering when "
+    "trading memorization against utility.</p>")
+
+
 def curve_sections(inputs: dict, out: Path) -> list[Section]:
     """Figure 3 per method, backbone, size, embedding, k and crop mode, seeds together."""
     curves = loading.labelled_parts(files(inputs, "scores"), files(inputs, "curves"),
@@ -114,7 +143,8 @@ def curve_sections(inputs: dict, out: Path) -> list[Section]:
         title = ", ".join(f"{k}={v}" for k, v in zip(keys, values))
         png = fig.figure_png(fig.plot_curves(shown, textwrap.fill(
             f"{title}, epoch {last.max()}", 110)),
-            out / ("curves_" + "_".join(str(v) for v in values) + ".png"))
+            out / ("curves_" + "_".join(str(v) for k, v in zip(keys, values)
+                                        if (k, v) != ("variant", "default")) + ".png"))
         sections.append((f"Accuracy vs confidence (Figure 3): {title}", img(png)))
     return sections
 
@@ -137,8 +167,9 @@ def onemodel_sections(onemodel: pd.DataFrame, samples: pd.DataFrame, paired: pd.
     shown = last[(last["crop_mode"] == first["crop_mode"])
                  & (last["embedding"] == first["embedding"]) & (last["k"] == first["k"])]
     for keys, group in shown.groupby(tables.RUN_KEYS, sort=False):
-        name = "memorization_{}_{}_n{}_s{}".format(*keys)
-        title = (f"{run_title(dict(zip(tables.RUN_KEYS, keys)))}, {first['embedding']}, "
+        run = dict(zip(tables.RUN_KEYS, keys))
+        name = f"memorization_{run_name(run)}"
+        title = (f"{run_title(run)}, {first['embedding']}, "
                  f"k={first['k']}")
         sections.append((f"One-model memorization confidence: {title}",
                          img(fig.figure_png(fig.plot_memorization(group, title),
@@ -147,8 +178,8 @@ def onemodel_sections(onemodel: pd.DataFrame, samples: pd.DataFrame, paired: pd.
 
 
 ONEMODEL_SHOWN = (
-    "method", "backbone", "train_size", "seed", "epoch", "embedding", "k", "crop_mode",
-    "control", "classifier", "n_attacked", "acc_target", "acc_classifier", "score",
+    "method", "backbone", "variant", "train_size", "seed", "epoch", "embedding", "k",
+    "crop_mode", "control", "classifier", "n_attacked", "acc_target", "acc_classifier", "score",
     "score_ci_low", "score_ci_high", "acc_target_all", "acc_classifier_all",
     "memorized_one_model", "memorized_two_model", "memorized_overlap", "memorization_mean")
 
@@ -163,7 +194,7 @@ def sslmem_sections(sslmem: pd.DataFrame, files: list[str], out: Path) -> list[S
     for (i, row), path in zip(sslmem.iterrows(), files, strict=True):
         if i not in last:
             continue
-        name = f"sslmem_{row['method']}_{row['backbone']}_n{row['train_size']}_s{row['seed']}"
+        name = f"sslmem_{run_name(row)}"
         title = run_title(row)
         sections.append((f"SSLMem distribution: {title}", img(fig.figure_png(
             fig.plot_sslmem(pd.read_parquet(path), row.to_dict(), title), out / f"{name}.png"))))
@@ -181,7 +212,7 @@ def rcdm_sections(inputs: dict, out: Path) -> list[Section]:
                  "samples show", RCDM_INTRO + table_html(quality))]
     for (_, run), table, samples in zip(quality.iterrows(), files(inputs, "rcdm_tables"),
                                         files(inputs, "rcdm_samples"), strict=True):
-        name = f"{run['method']}_{run['backbone']}_n{run['train_size']}_s{run['seed']}"
+        name = run_name(run)
         title = run_title(run)
         stores = (table, samples, inputs["images"], inputs["index"])
         examples = loading.reconstruction_examples(*stores)
@@ -218,8 +249,14 @@ def data_sections(inputs: dict, sizes: list[int], benchmarks: str) -> list[Secti
 # ---------------------------------------------------------------- the page itself
 
 def run_title(run) -> str:
-    return (f"{run['method']}, {run['backbone']}, {run['train_size']} per class, seed "
-            f"{run['seed']}, epoch {run['epoch']}")
+    return (f"{fig.model_name(run['method'], run['backbone'], run['variant'])}, "
+            f"{run['train_size']} per class, seed {run['seed']}, epoch {run['epoch']}")
+
+
+def run_name(run) -> str:
+    """A model pair in a figure's file name (its variant unless default)."""
+    variant = "" if run["variant"] == "default" else f"_{run['variant']}"
+    return f"{run['method']}_{run['backbone']}{variant}_n{run['train_size']}_s{run['seed']}"
 
 
 def provenance_of(config: dict) -> dict:

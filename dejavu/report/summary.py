@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import loading, tables
+from . import loading, mitigation, tables
 from .loading import files
 
 
@@ -25,11 +25,23 @@ def sslmem_figures(inputs: dict, samples: pd.DataFrame, first: dict,
     return tables.sslmem_table(loaded, samples, first)
 
 
+def mitigation_changes(inputs: dict, summary: pd.DataFrame, n_boot: int,
+                       seed: int) -> pd.DataFrame:
+    """The summary with each variant's change against default (definitions §10) and
+    whether its row is on the privacy-utility frontier."""
+    scores = mitigation.score_changes(summary, mitigation.score_replicates(
+        files(inputs, "scores"), files(inputs, "boots")))
+    utilities = mitigation.utility_changes(mitigation.utility_parts(
+        files(inputs, "probes"), files(inputs, "probe_correct")), n_boot, seed)
+    out = mitigation.with_changes(summary, scores, utilities)
+    return out.assign(frontier=mitigation.frontier(out))
+
+
 def run(inputs: dict, output: str, *, classifier: str | None, first: dict,
-        sslmem_runs: list[dict]) -> None:
+        sslmem_runs: list[dict], n_boot: int = 1000, seed: int = 0) -> None:
     onemodel, samples = onemodel_parts(inputs)
     summary = tables.summary(tables.score_table(loading.json_rows(files(inputs, "scores"))),
                              tables.probe_table(loading.probe_rows(files(inputs, "probes"))),
                              onemodel, classifier,
                              sslmem_figures(inputs, samples, first, sslmem_runs))
-    summary.to_csv(output, index=False)
+    mitigation_changes(inputs, summary, n_boot, seed).to_csv(output, index=False)

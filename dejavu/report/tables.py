@@ -16,11 +16,13 @@ SUMMARY_COLUMNS = [
     "dataset", "method", "backbone", "epoch", "train_size", "seed", "embedding", "k",
     "crop_mode", "control", "p", "n_attacked", "acc_target", "acc_reference", "score",
     "score_ci_low", "score_ci_high", "acc_target_all", "acc_reference_all", *SHARES,
+    "variant",  # the first column after definitions §9's: the training variant (§10)
 ]
-KEYS = ["dataset", "method", "backbone", "train_size", "seed", "embedding", "k", "crop_mode"]
-RUN_KEYS = ["method", "backbone", "train_size", "seed", "epoch"]  # a model pair at an epoch
-PAIR_KEYS = ["method", "backbone", "train_size", "seed"]          # a model pair
-PROBE_COLUMNS = ["probe_train_acc", "probe_test_acc", "probe_gap"]
+KEYS = ["dataset", "method", "backbone", "variant", "train_size", "seed", "embedding", "k",
+        "crop_mode"]
+RUN_KEYS = ["method", "backbone", "variant", "train_size", "seed", "epoch"]  # a pair at an epoch
+PAIR_KEYS = ["method", "backbone", "variant", "train_size", "seed"]          # a model pair
+PROBE_COLUMNS = ["probe_train_acc", "probe_test_acc", "probe_gap", "knn_test_acc"]
 ONEMODEL_COLUMNS = {  # summary column <- one-model row column (first classifier)
     "onemodel_classifier": "classifier", "acc_classifier": "acc_classifier",
     "acc_classifier_all": "acc_classifier_all", "onemodel_score": "score",
@@ -53,9 +55,11 @@ def probe_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Linear-probe accuracies per model pair and epoch, averaged over models A and B."""
     if rows.empty:
         return pd.DataFrame(columns=RUN_KEYS + PROBE_COLUMNS)
-    mean = rows.groupby(RUN_KEYS)[["train_acc", "test_acc", "gap"]].mean().reset_index()
-    return mean.rename(columns={"train_acc": "probe_train_acc", "test_acc": "probe_test_acc",
-                                "gap": "probe_gap"})
+    rows = rows.reindex(columns=[*rows.columns.difference(["knn_test_acc"]), "knn_test_acc"])
+    mean = rows.groupby(RUN_KEYS)[["train_acc", "test_acc", "gap", "knn_test_acc"]].mean()
+    return mean.reset_index().rename(columns={"train_acc": "probe_train_acc",
+                                              "test_acc": "probe_test_acc",
+                                              "gap": "probe_gap"})
 
 
 def with_probe(summary: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
@@ -152,8 +156,8 @@ def method_table(summary: pd.DataFrame) -> pd.DataFrame:
     the partition and the linear probe."""
     real = summary[(summary["control"] == "none")]
     last = last_epoch(real, ["method"])
-    return seed_mean(last, ["method", "backbone", "train_size", "embedding", "k", "crop_mode",
-                            "epoch"],
+    return seed_mean(last, ["method", "backbone", "variant", "train_size", "embedding", "k",
+                            "crop_mode", "epoch"],
                      ["score", "score_ci_low", "score_ci_high", "memorized", "misrepresented",
                       *PROBE_COLUMNS])
 
@@ -161,7 +165,7 @@ def method_table(summary: pd.DataFrame) -> pd.DataFrame:
 def embedding_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Backbone vs projector: the same model pair's score from each embedding."""
     real = summary[summary["control"] == "none"]
-    keys = ["method", "backbone", "train_size", "seed", "epoch", "k", "crop_mode"]
+    keys = ["method", "backbone", "variant", "train_size", "seed", "epoch", "k", "crop_mode"]
     wide = real.assign(embedding="score_" + real["embedding"]).pivot_table(
         index=keys, columns="embedding", values="score").reset_index()
     wide.columns.name = None
@@ -183,7 +187,7 @@ def onemodel_vs_two_model(onemodel: pd.DataFrame, paired: pd.DataFrame) -> pd.Da
     both = onemodel.merge(paired[on + ["acc_reference_all", "score"]], on=on,
                           suffixes=("_onemodel", "_two_model"))
     both = both[both["control"] == "none"]
-    return both[["method", "backbone", "train_size", "seed", "epoch", "embedding",
+    return both[["method", "backbone", "variant", "train_size", "seed", "epoch", "embedding",
                  "classifier", "acc_classifier_all", "acc_reference_all", "score_onemodel",
                  "score_two_model", "memorized_one_model", "memorized_two_model",
                  "memorized_both", "memorized_overlap"]]

@@ -4,7 +4,7 @@ import itertools
 import math
 
 R = f"{config['results']}/{config['dataset']['name']}"
-RUN = "{method}/{backbone}/n{size}/s{seed}"
+RUN = "{method}/{backbone}/{variant}/n{size}/s{seed}"
 MODEL = f"{RUN}/{{subset}}"
 DATASET_IMAGES = f"{R}/dataset/images.zarr"
 DATASET_INDEX = f"{R}/dataset/index.parquet"
@@ -22,6 +22,7 @@ KNN = f"{R}/knn/{MODEL}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.parquet"
 PROBE = f"{R}/probe/{MODEL}/epoch{{epoch}}.json"
 SCORE = f"{R}/score/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.json"
 SCORE_CURVES = f"{R}/score/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.curves.parquet"
+SCORE_BOOT = f"{R}/score/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.boot.parquet"
 DECODER = f"{R}/rcdm/{MODEL}/epoch{{epoch}}/decoder.pt"
 RCDM = f"{R}/rcdm/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}"
 RCDM_SAMPLES = f"{RCDM}.samples.zarr"
@@ -35,6 +36,11 @@ TRAINED = rf"(?!{EXTERNAL}/)[a-z][a-z0-9_]*"  # a method the workflow trains
 SUMMARY = f"{config['results']}/summary.csv"
 REPORT_HTML = f"{config['results']}/report.html"
 ENV = "../../envs/dejavu.yaml"
+DEFAULT = dejavu.config.DEFAULT_VARIANT
+# Every variant's config by name (variants:), the config as written first as `default`
+VARIANTS = dejavu.config.variants(config, os.path.join(workflow.basedir, SCHEMA))
+# the methods each variant trains (an entry's methods, else every one)
+VARIANT_METHODS = {name: variant["train"]["methods"] for name, variant in VARIANTS.items()}
 KNN_BACKEND = dejavu.config.knn_backend(config)  # auto resolved: torch on CUDA, else faiss
 # Job priorities: the longest chain first. Training holds up everything; the decoders wait
 # for a checkpoint and its public embeddings, then train for minutes; the correlation
@@ -78,13 +84,25 @@ def bench_path(rule, pattern=""):
     return f"{R}/benchmarks/{rule}/{pattern or 'all'}.tsv"
 
 
-def train_epochs():
-    """Epochs saved by training (the configured checkpoints and the last)."""
+def trained(key: str):
+    """A rule setting: train.`key` of the job's variant."""
+    return lambda wc: VARIANTS[wc.variant]["train"][key]
+
+
+def modelled(key: str):
+    """A rule setting: model.`key` of the job's variant."""
+    return lambda wc: VARIANTS[wc.variant]["model"][key]
+
+
+def train_epochs(variant: str = DEFAULT):
+    """Epochs evaluated of a variant's training (its checkpoints and the last)."""
     epochs = config["train"]["epochs"]
-    late = [e for e in config["train"]["checkpoints"] if e > epochs]
+    checkpoints = VARIANTS[variant]["train"]["checkpoints"]
+    late = [e for e in checkpoints if e > epochs]
     if late:
-        raise ValueError(f"config key train.checkpoints: epochs {late} exceed train.epochs ({epochs})")
-    return sorted(set(config["train"]["checkpoints"]) | {epochs})
+        where = "train" if variant == DEFAULT else f"variants[{variant}].train"
+        raise ValueError(f"config key {where}.checkpoints: epochs {late} exceed train.epochs ({epochs})")
+    return sorted(set(checkpoints) | {epochs})
 
 
 def state_epochs():
@@ -129,9 +147,9 @@ def method_module(wildcards):
     return dejavu.training.methods.source_file(wildcards.method) or []
 
 
-def eval_epochs():
-    """Epochs that are scored; epoch 0 is the untrained control."""
-    return ([0] if config["controls"]["untrained"] else []) + train_epochs()
+def eval_epochs(variant: str = DEFAULT):
+    """Epochs of a variant that are scored; epoch 0 is the untrained control."""
+    return ([0] if config["controls"]["untrained"] else []) + train_epochs(variant)
 
 
 def embed_source(wildcards):
@@ -150,17 +168,24 @@ def knn_index(wildcards):
     return {"index": INDEX} if KNN_BACKEND == "faiss" else {}
 
 
-def run_grid(**more) -> dict:
-    """The trained model pairs (method x backbone x size x seed), with `more` wildcard
-    lists, for expand()."""
-    return dict(method=config["train"]["methods"], backbone=config["model"]["backbones"],
+def run_grid(of: str = DEFAULT, **more) -> dict:
+    """The trained model pairs of variant `of` (method x backbone x size x seed; a variant
+    may be trained for some methods only), with `more` wildcard lists, for expand()."""
+    return dict(method=VARIANT_METHODS[of], backbone=config["model"]["backbones"],
                 size=config["split"]["npc"], seed=config["train"]["seeds"], **more)
 
 
-def attack_grid(epochs: list[int], **more) -> dict:
-    """run_grid at `epochs` over every attack: crop mode, embedding and k."""
-    return run_grid(epoch=epochs, crop=config["crop"]["modes"],
-                    embedding=config["knn"]["embeddings"], k=config["knn"]["k"], **more)
+def attack_grid(**more) -> dict:
+    """Every attack: crop mode, embedding and k, with `more`."""
+    return dict(crop=config["crop"]["modes"], embedding=config["knn"]["embeddings"],
+                k=config["knn"]["k"], **more)
+
+
+def variant_targets(pattern: str, epochs, **more) -> list[str]:
+    """`pattern` over every variant's run_grid and `more`, at the variant's `epochs(variant)`."""
+    return [path for variant in VARIANTS
+            for path in expand(pattern, epoch=epochs(variant),
+                               **run_grid(variant, variant=[variant], **more))]
 
 
 def siblings(paths: list[str], suffix: str) -> list[str]:
@@ -171,8 +196,8 @@ def siblings(paths: list[str], suffix: str) -> list[str]:
 def run_of(wildcards, **more) -> dict:
     """The model pair and epoch a job's result belongs to, and `more`, for its metadata."""
     return {"method": wildcards.method, "backbone": wildcards.backbone,
-            "train_size": int(wildcards.size), "seed": int(wildcards.seed),
-            "epoch": int(wildcards.epoch), **more}
+            "variant": wildcards.variant, "train_size": int(wildcards.size),
+            "seed": int(wildcards.seed), "epoch": int(wildcards.epoch), **more}
 
 
 # the score rule's settings, which the one-model test applies the same way
@@ -184,19 +209,20 @@ SCORING = {"p": config["score"]["p"], "p_grid": config["score"]["p_grid"],
 def combination(wildcards) -> dict:
     """What a score or one-model row says it measured: its run and attack wildcards."""
     return {"dataset": config["dataset"]["name"], "method": wildcards.method,
-            "backbone": wildcards.backbone, "train_size": int(wildcards.size),
+            "backbone": wildcards.backbone, "variant": wildcards.variant,
+            "train_size": int(wildcards.size),
             "seed": int(wildcards.seed), "embedding": wildcards.embedding,
             "k": int(wildcards.k), "crop_mode": wildcards.crop}
 
 
 def score_targets():
-    return expand(SCORE, **attack_grid(eval_epochs()))
+    return variant_targets(SCORE, eval_epochs, **attack_grid())
 
 
 def probe_targets():
     if not config["probe"]["enabled"]:
         return []
-    return expand(PROBE, **run_grid(subset=["A", "B"], epoch=eval_epochs()))
+    return variant_targets(PROBE, eval_epochs, subset=["A", "B"])
 
 
 def pair(pattern):
@@ -206,20 +232,21 @@ def pair(pattern):
 
 def rcdm_targets():
     """The report's RCDM inputs: samples of every method and backbone (rcdm.runs: first --
-    at the first size and seed; all -- every one) at the last epoch, with the first crop
-    mode and k, neighbours in rcdm.embedding."""
+    at the first size and seed, variant default; all -- every one) at the last epoch, with
+    the first crop mode and k, neighbours in rcdm.embedding."""
     rc = config["rcdm"]
     if not rc["enabled"]:
         return {}
     first = rc["runs"] == "first"
     sizes, seeds = config["split"]["npc"], config["train"]["seeds"]
-    combos = dict(run_grid(), size=sizes[:1] if first else sizes,
-                  seed=seeds[:1] if first else seeds, epoch=train_epochs()[-1],
-                  crop=config["crop"]["modes"][0], embedding=rc["embedding"],
-                  k=config["knn"]["k"][0])
-    return {"rcdm_quality": expand(RCDM_QUALITY, **combos),
-            "rcdm_tables": expand(RCDM_TABLE, **combos),
-            "rcdm_samples": expand(RCDM_SAMPLES, **combos)}
+    combos = [dict(run_grid(variant, variant=[variant]), size=sizes[:1] if first else sizes,
+                   seed=seeds[:1] if first else seeds, epoch=train_epochs(variant)[-1],
+                   crop=config["crop"]["modes"][0], embedding=rc["embedding"],
+                   k=config["knn"]["k"][0])
+              for variant in ([DEFAULT] if first else VARIANTS)]
+    return {key: [path for combo in combos for path in expand(pattern, **combo)]
+            for key, pattern in (("rcdm_quality", RCDM_QUALITY), ("rcdm_tables", RCDM_TABLE),
+                                 ("rcdm_samples", RCDM_SAMPLES))}
 
 
 def example_inputs():
@@ -231,6 +258,7 @@ def example_inputs():
         backbone=config["model"]["backbones"][0],
         size=config["split"]["npc"][0],
         seed=config["train"]["seeds"][0],
+        variant=DEFAULT,
         epoch=train_epochs()[-1],
         crop=config["crop"]["modes"][0],
         embedding=config["knn"]["embeddings"][0],
@@ -254,7 +282,8 @@ def external_targets(pattern: str, **wildcards) -> list[str]:
     """`pattern` for every external model (method external, backbone = its name, subset A,
     its train_size and epoch, seed 0), over the other wildcards' lists."""
     return [path for name, model in EXTERNAL_MODELS.items()
-            for path in expand(pattern, method=EXTERNAL, backbone=name, subset="A", seed=0,
+            for path in expand(pattern, method=EXTERNAL, backbone=name, variant=DEFAULT,
+                               subset="A", seed=0,
                                size=model["train_size"], epoch=model["epoch"], **wildcards)]
 
 
@@ -262,8 +291,8 @@ def onemodel_targets() -> list[str]:
     om = config["onemodel"]
     if not om["enabled"]:
         return []
-    trained = expand(f"{ONEMODEL}.json",
-                     **attack_grid(eval_epochs(), classifier=om["classifiers"]))
+    trained = variant_targets(f"{ONEMODEL}.json", eval_epochs,
+                              **attack_grid(classifier=om["classifiers"]))
     grid = dict(crop=config["crop"]["modes"], embedding=config["knn"]["embeddings"],
                 k=config["knn"]["k"], classifier=om["classifiers"])
     return trained + external_targets(f"{ONEMODEL}.json", **grid)
@@ -294,15 +323,18 @@ def sslmem_runs() -> list[dict]:
     """The model pairs and epochs SSLMem scores, as the report labels them."""
     if not config["sslmem"]["enabled"]:
         return []
-    grid = run_grid(epoch=train_epochs())
-    return [{"method": m, "backbone": b, "train_size": int(n), "seed": int(s), "epoch": int(e)}
-            for m, b, n, s, e in itertools.product(*grid.values())]
+    return [{"method": m, "backbone": b, "variant": variant, "train_size": int(n),
+             "seed": int(s), "epoch": int(e)}
+            for variant in VARIANTS
+            for m, b, n, s, e in itertools.product(
+                *run_grid(variant, epoch=train_epochs(variant)).values())]
 
 
 def sslmem_targets() -> list[str]:
     """SSLMem's outputs, in sslmem_runs' order."""
-    return [SSLMEM.format(method=r["method"], backbone=r["backbone"], size=r["train_size"],
-                          seed=r["seed"], epoch=r["epoch"]) for r in sslmem_runs()]
+    return [SSLMEM.format(method=r["method"], backbone=r["backbone"], variant=r["variant"],
+                          size=r["train_size"], seed=r["seed"], epoch=r["epoch"])
+            for r in sslmem_runs()]
 
 
 def first_combination() -> dict:
@@ -330,10 +362,11 @@ def model_dims(wildcards) -> tuple[int, int]:
     """(backbone, projector) embedding sizes of a run's model."""
     if wildcards.method == EXTERNAL:
         spec = EXTERNAL_MODELS[wildcards.backbone]
-        arch, head = spec["architecture"], spec["projector"]
+        arch, head, width = spec["architecture"], spec["projector"], spec["width"]
     else:
-        arch, head = wildcards.backbone, config["model"]["projector"]
-    features = dejavu.resources.backbone_size(arch, config["model"]["width"])[1]
+        model = VARIANTS[wildcards.variant]["model"]
+        arch, head, width = wildcards.backbone, model["projector"], model["width"]
+    features = dejavu.resources.backbone_size(arch, width)[1]
     return features, (head[-1] if head else features)
 
 
@@ -348,11 +381,12 @@ def stored_rows(path: str, array: str | None = None) -> int:
 
 def train_memory(wildcards, input) -> int:
     loader = config["train"]["loader"]
+    train, model = VARIANTS[wildcards.variant]["train"], VARIANTS[wildcards.variant]["model"]
     return dejavu.resources.train(
         n_images=dejavu.resources.split_count(input.split, (wildcards.subset,)),
         side=config["crop"]["side"], processes=train_processes(),
-        batch_size=config["train"]["batch_size"], backbone=wildcards.backbone,
-        width=config["model"]["width"], projector=config["model"]["projector"],
+        batch_size=train["batch_size"], backbone=wildcards.backbone,
+        width=model["width"], projector=model["projector"],
         cache_mb=loader["cache_mb"], workers=loader["workers"],
         prefetch=loader["prefetch"])["mem_mb"]
 

@@ -1,13 +1,16 @@
 rule probe:
     """Linear probe on frozen embeddings of the model's own training set, tested on the
     public test split (definitions §4): the train-test gap beside the déjà vu score. The job embeds
-    both sets itself (nothing else reads those embeddings)."""
+    both sets itself (nothing else reads those embeddings), and also scores the public test
+    images by their k nearest public images (utility, definitions §10)."""
     input:
         checkpoint=CHECKPOINT,
         images=DATASET_IMAGES,
         split=SPLIT,
+        public=EMBED_STORE.replace("{part}", "public"),
     output:
         json=PROBE,
+        correct=PROBE.removesuffix(".json") + ".correct.parquet",
     params:
         embedding=config["probe"]["embedding"],
         weight_decay=config["probe"]["weight_decay"],
@@ -17,6 +20,8 @@ rule probe:
         batch_size=config["embed"]["batch_size"],
         device=device_for(config["embed"]["gpus"]),
         meta=lambda wc: run_of(wc, subset=wc.subset),
+        k=config["knn"]["k"][0],
+        metric=config["knn"]["metric"],
     log:
         log_path("probe", f"{MODEL}/epoch{{epoch}}"),
     benchmark:

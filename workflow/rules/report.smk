@@ -5,7 +5,9 @@
 rule summary:
     input:
         scores=score_targets(),
+        boots=siblings(score_targets(), ".boot.parquet"),
         probes=probe_targets(),
+        probe_correct=siblings(probe_targets(), ".correct.parquet"),
         onemodel=onemodel_targets(),
         onemodel_samples=siblings(onemodel_targets(), ".samples.parquet"),
         sslmem=sslmem_targets(),
@@ -15,6 +17,8 @@ rule summary:
         classifier=config["onemodel"]["classifiers"][0] if config["onemodel"]["enabled"] else None,
         first=first_combination(),
         sslmem_runs=sslmem_runs(),
+        n_boot=config["score"]["bootstrap"],
+        seed=config["score"]["seed"],
     log:
         log_path("summary"),
     benchmark:

@@ -5,6 +5,7 @@ rule score:
     output:
         json=SCORE,
         curves=SCORE_CURVES,
+        boot=SCORE_BOOT,
     params:
         epoch=lambda wc: int(wc.epoch),
         **SCORING,

@@ -13,7 +13,7 @@ rule sslmem:
         seed=config["sslmem"]["seed"],
         embedding=config["sslmem"]["embedding"],
         augment=lambda wc: dict(sorted({**dejavu.training.methods.info(wc.method).augment,
-                                        **config["train"]["augment"]}.items())),
+                                        **VARIANTS[wc.variant]["train"]["augment"]}.items())),
         side=config["crop"]["side"],
         batch_size=config["embed"]["batch_size"],
         split_heldout=config["score"]["split_heldout"],

@@ -1,0 +1,119 @@
+"""The mitigation example (config/mitigation.yaml) at several data/model seeds: what each
+variant of VICReg's training changes in déjà vu score and in utility against the default,
+and where the six methods sit, at the last epoch, projector embedding, p = score.p.
+
+Each seed is a scratch copy of the workflow run with `dataset.seed`, `split.seed` and
+`train.seeds` set to it (as bench/known_answer.py does), then the summaries are read:
+
+    python bench/mitigation.py                       # seeds 0 1 2: hours on 2 cores
+    python bench/mitigation.py --seeds 0 --keep runs/mitigation
+    python bench/mitigation.py --epochs 100          # a shorter recipe: NOT the docs' figures
+
+A variant's change per seed comes with its paired bootstrap interval (definitions §10);
+across seeds the table gives the mean and the seeds whose interval lies wholly below zero
+(a reduction) or above it. It fails when a run lacks a variant's or a method's rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW = ("Snakefile", "config.yaml", "config", "workflow", "envs", "profiles")
+UTILITIES = ("probe_test_acc", "knn_test_acc")
+
+
+def run(seed: int, cores: int, work: Path, epochs: int | None) -> pd.DataFrame:
+    for name in WORKFLOW:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    overlay = {"dataset": {"seed": seed}, "split": {"seed": seed}, "train": {"seeds": [seed]}}
+    if epochs:
+        overlay["train"].update(epochs=epochs, checkpoints=[])
+    (work / "seed.yaml").write_text(yaml.safe_dump(overlay))
+    subprocess.run([sys.executable, "-m", "snakemake", f"-c{cores}", "--configfile",
+                    "config/mitigation.yaml", "seed.yaml"], cwd=work, check=True,
+                   capture_output=True)
+    return pd.read_csv(work / "results" / "summary.csv").assign(data_seed=seed)
+
+
+def last_real(summary: pd.DataFrame) -> pd.DataFrame:
+    real = summary[(summary["control"] == "none") & (summary["embedding"] == "projector")]
+    return real[real["epoch"] == real.groupby(["data_seed", "method", "variant"])["epoch"]
+                .transform("max")]
+
+
+def variant_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per variant: mean change over seeds and the seeds whose interval excludes zero."""
+    out = []
+    for variant, part in rows[rows["variant"] != "default"].groupby("variant"):
+        row = {"variant": variant, "seeds": len(part)}
+        for name in ("score", *UTILITIES):
+            change = part[f"{name}_change"]
+            row[f"{name}_change"] = change.mean()
+            row[f"{name}_below0"] = int((part[f"{name}_change_ci_high"] < 0).sum())
+            row[f"{name}_above0"] = int((part[f"{name}_change_ci_low"] > 0).sum())
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def method_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per method at the default: score, its spread over seeds, utility, frontier count."""
+    default = rows[rows["variant"] == "default"]
+    grouped = default.groupby("method")
+    return pd.DataFrame({"score": grouped["score"].mean(), "score_sd": grouped["score"].std(),
+                         "probe_test_acc": grouped["probe_test_acc"].mean(),
+                         "knn_test_acc": grouped["knn_test_acc"].mean(),
+                         "on_frontier": grouped["frontier"].sum(),
+                         "seeds": grouped.size()}).reset_index()
+
+
+def missing(rows: pd.DataFrame, config: dict) -> list[str]:
+    """Variant/method rows the config asks for that a seed's summary lacks."""
+    wanted = [("default", m) for m in config["train"]["methods"]]
+    wanted += [(v["name"], m) for v in config["variants"] for m in v["methods"]]
+    return [f"seed {seed}: {variant} {method}" for seed, part in rows.groupby("data_seed")
+            for variant, method in wanted
+            if part[(part["variant"] == variant) & (part["method"] == method)].empty]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--epochs", type=int, help="override train.epochs (a quicker check)")
+    parser.add_argument("--keep", type=Path, help="run here and keep it (default: temp dirs)")
+    args = parser.parse_args()
+    summaries = []
+    for seed in args.seeds:
+        if args.keep:
+            work = args.keep / f"seed{seed}"
+            work.mkdir(parents=True, exist_ok=True)
+            summaries.append(run(seed, args.cores, work, args.epochs))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                summaries.append(run(seed, args.cores, Path(tmp), args.epochs))
+    rows = last_real(pd.concat(summaries, ignore_index=True))
+    config = yaml.safe_load((REPO / "config" / "mitigation.yaml").read_text())
+    print(f"seeds {args.seeds}, epoch {int(rows['epoch'].max())}, p = {rows['p'].iloc[0]}, "
+          f"projector embedding")
+    print("\nVICReg variants against default (mean change over seeds; seeds whose 95% "
+          "interval lies below / above zero):")
+    print(variant_table(rows).to_string(index=False, float_format=lambda v: f"{v:+.3f}"))
+    print("\nMethods at the default:")
+    print(method_table(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    gaps = missing(rows, config)
+    if gaps:
+        sys.exit("rows missing from the summaries: " + ", ".join(gaps))
+
+
+if __name__ == "__main__":
+    main()
