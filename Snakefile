@@ -77,11 +77,12 @@ rule all:
 
 
 # On a cluster these run in the main Snakemake process, not as jobs of their own: each is a
-# few seconds of light work whatever the dataset (the split table, renaming a finished
-# embedding store, the summary and the page; synth.smk adds the synthetic set), where a
+# few seconds of light work whatever the dataset (the synthetic set, the split table,
+# renaming a finished embedding store, the summary and the page), where a
 # cluster job costs a submission, a queue wait and two Snakemake starts (docs/cluster.md).
 localrules:
     all,
+    synth,
     split,
     embed_finalize,
     summary,

@@ -1,8 +1,3 @@
-# a few seconds for the demo's 7,000 images: in the main process on a cluster (Snakefile)
-localrules:
-    synth,
-
-
 rule synth:
     output:
         images=directory(DATASET_IMAGES),
