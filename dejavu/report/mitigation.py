@@ -73,7 +73,9 @@ def score_changes(summary: pd.DataFrame, replicates: pd.DataFrame) -> pd.DataFra
     for row in pairs.itertuples(index=False):
         row = row._asdict()
         key = tuple(row[k] for k in KEYS + ["epoch", "control"])
-        ours, theirs = boots.get(key), boots.get((*key[:3], DEFAULT, *key[4:]))
+        ours = boots.get(key)
+        theirs = boots.get(tuple(row[k] if k != "variant" else DEFAULT
+                                 for k in KEYS + ["epoch", "control"]))
         low = high = np.nan
         if ours is not None and theirs is not None and len(ours) == len(theirs):
             low, high = interval(ours - theirs)

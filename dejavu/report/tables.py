@@ -55,7 +55,8 @@ def probe_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Linear-probe accuracies per model pair and epoch, averaged over models A and B."""
     if rows.empty:
         return pd.DataFrame(columns=RUN_KEYS + PROBE_COLUMNS)
-    rows = rows.reindex(columns=[*rows.columns.difference(["knn_test_acc"]), "knn_test_acc"])
+    if "knn_test_acc" not in rows:  # probes of runs without a public store
+        rows = rows.assign(knn_test_acc=np.nan)
     mean = rows.groupby(RUN_KEYS)[["train_acc", "test_acc", "gap", "knn_test_acc"]].mean()
     return mean.reset_index().rename(columns={"train_acc": "probe_train_acc",
                                               "test_acc": "probe_test_acc",

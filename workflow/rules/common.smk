@@ -85,12 +85,12 @@ def bench_path(rule, pattern=""):
 
 
 def trained(key: str):
-    """A rule setting: train.`key` of the job's variant."""
+    """A setting of a job: train.`key` of its variant."""
     return lambda wc: VARIANTS[wc.variant]["train"][key]
 
 
 def modelled(key: str):
-    """A rule setting: model.`key` of the job's variant."""
+    """A setting of a job: model.`key` of its variant."""
     return lambda wc: VARIANTS[wc.variant]["model"][key]
 
 
