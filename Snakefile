@@ -24,7 +24,7 @@
 #   {results}/summary.csv                                      summary (definitions §9)
 #   {results}/report.html, {results}/figures/                  report
 #   R/logs/<rule>/..., R/benchmarks/<rule>/...                 one log and one timing file per job
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 import os
 import sys
@@ -58,7 +58,7 @@ report: "workflow/report/workflow.rst"
 
 
 SCHEMA = "workflow/schemas/config.schema.yaml"
-validate(config, SCHEMA)
+dejavu.config.validate(config, os.path.join(workflow.basedir, SCHEMA))  # + its defaults
 dejavu.config.check(config)  # what the schema cannot say (methods, batch, projector, ...)
 
 

@@ -35,7 +35,7 @@ IMAGES, CLASSES = 1_281_167, 1000
 def config() -> dict:
     """config.yaml under config/imagenet.yaml, section by section, with the schema's
     defaults filled in (as the Snakefile does)."""
-    from snakemake.utils import validate
+    from dejavu.config import validate
     merged = yaml.safe_load((REPO / "config.yaml").read_text())
     for section, values in yaml.safe_load((REPO / "config" / "imagenet.yaml").read_text()).items():
         merged[section] = ({**merged.get(section, {}), **values}

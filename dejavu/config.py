@@ -3,6 +3,7 @@ is parsed, so a bad setting fails before any job starts, naming its key."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from .training import methods
@@ -54,14 +55,58 @@ def check(config: dict, workdir: str = ".") -> None:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 
 
+@lru_cache(maxsize=None)
+def schema_of(path: str) -> dict:
+    """The parsed schema, read once per process (the Snakefile asks for it three times on
+    every parse) with libyaml's loader where PyYAML has it: ten times the pure-Python one."""
+    import yaml
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(Path(path).read_text(), Loader=loader)
+
+
+def _defaulting_validator(schema_path: str):
+    """A JSON-schema validator that fills in each missing key's schema default as it walks
+    the config (a copy of the default: the cached schema is never shared with a config)."""
+    import copy
+
+    import jsonschema
+    base = jsonschema.Draft202012Validator
+    check_properties = base.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if validator.is_type(instance, "object"):
+            for key, sub in props.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": properties})(schema_of(schema_path))
+
+
+def _at(error) -> str:
+    """Where a schema error is, as a config key (`knn.k.0`), and what it says."""
+    where = ".".join(map(str, error.absolute_path))
+    return f"{where or '(top level)'}: {error.message}"
+
+
+def validate(config: dict, schema_path: str) -> None:
+    """Check `config` against the JSON schema, filling in its defaults in place; raise
+    ConfigError listing every violation by key. (Snakemake's `validate` does the same but
+    reads the 40 kB schema with the pure-Python YAML parser on every parse of the
+    Snakefile, twice per SLURM job.)"""
+    errors = sorted(_defaulting_validator(schema_path).iter_errors(config),
+                    key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(map(_at, errors)))
+
+
 NAME = r"[a-z][a-z0-9_]*"  # a method, backbone or external model name
 
 
 def wildcard_constraints(schema_path: str) -> dict[str, str]:
     """The wildcards' patterns. Named choices (crop mode, embedding, classifier) are the
     schema's enums, so a new one is added in the schema alone."""
-    import yaml
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = schema_of(schema_path)
 
     def choices(*path: str) -> str:
         node = schema
@@ -103,9 +148,7 @@ def variants(config: dict, schema_path: str, workdir: str = ".") -> dict[str, di
     overlay merged into the train and model sections, then checked like a config of its own
     (the schema and `check`). Raises ConfigError naming the variant and the key."""
     import jsonschema
-    import yaml
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = jsonschema.Draft202012Validator(schema_of(schema_path))
     configs, problems = {DEFAULT_VARIANT: config}, []
     for entry in config.get("variants", []):
         name = entry["name"]
@@ -128,10 +171,10 @@ def variants(config: dict, schema_path: str, workdir: str = ".") -> dict[str, di
                                 for section in VARIANT_AXES}}
         # the methods it trains (every one unless it names some)
         variant["train"]["methods"] = entry.get("methods") or config["train"]["methods"]
-        errors = sorted(validator.iter_errors(variant), key=lambda e: list(e.absolute_path))
+        errors = sorted(validator.iter_errors(variant),
+                        key=lambda e: list(map(str, e.absolute_path)))
         if errors:
-            problems += [f"{where}.{'.'.join(map(str, e.absolute_path))}: {e.message}"
-                         for e in errors]
+            problems += [f"{where}.{_at(e)}" for e in errors]
             continue
         try:
             check(variant, workdir)
@@ -152,9 +195,7 @@ def external_models(config: dict, schema_path: str) -> dict[str, dict]:
     """The external models by name, every setting resolved once: the schema's defaults for
     what an entry leaves out, then model.width, small_stem and patch_size and the first
     split.npc where the entry says null."""
-    import yaml
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    item = schema["properties"]["external"]["items"]["properties"]
+    item = schema_of(schema_path)["properties"]["external"]["items"]["properties"]
     defaults = {key: spec["default"] for key, spec in item.items() if "default" in spec}
     models = {}
     for entry in config["external"]:

@@ -106,9 +106,8 @@ def test_checking_a_config_does_not_import_torch():
     import subprocess
     import sys
     code = ("import sys, yaml, dejavu.config, dejavu.cluster, dejavu.core.epochs, dejavu.data.sources\n"
-            "from snakemake.utils import validate\n"
             "config = yaml.safe_load(open('config.yaml'))\n"
-            "validate(config, 'workflow/schemas/config.schema.yaml')\n"
+            "dejavu.config.validate(config, 'workflow/schemas/config.schema.yaml')\n"
             "dejavu.config.check(config)\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
     from conftest import REPO

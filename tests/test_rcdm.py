@@ -192,8 +192,7 @@ def test_attacked_examples_groups_the_targets_top_p(tmp_path):
 def test_config_names_bad_rcdm_keys():
     import yaml
     cfg = yaml.safe_load(open(os.path.join(os.path.dirname(__file__), "..", "config.yaml")))
-    from snakemake.utils import validate
-    validate(cfg, os.path.join(os.path.dirname(__file__), "..", "workflow", "schemas",
+    config_check.validate(cfg, os.path.join(os.path.dirname(__file__), "..", "workflow", "schemas",
                                "config.schema.yaml"))
     cfg["knn"]["embeddings"] = ["backbone"]
     cfg["rcdm"].update(resolution=18, channel_mult=[1, 2, 2], warmup_steps=10**6)

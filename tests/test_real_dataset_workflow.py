@@ -39,7 +39,7 @@ def test_paper_scale_config_dry_run(tree, tmp_path):
     assert jobs["embed"] == 2 * 2 * 2 * 16 and jobs["knn"] == 2 * 2 * 2
     assert jobs["snapshot"] == 2 and jobs["probe"] == 2 * 2
     out = snakemake(work, "-n", "-p", *on_tree(work, tree, "config/imagenet.yaml")).stdout
-    assert "resnet101/n300/s0/A/epoch1000.pt" in out and "k100" in out
+    assert "resnet101/default/n300/s0/A/epoch1000.pt" in out and "k100" in out
 
 
 def test_strict_mode_stops_at_the_first_bad_input(tree, tmp_path):

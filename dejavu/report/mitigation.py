@@ -146,10 +146,12 @@ def pareto(utility: pd.Series, score: pd.Series) -> np.ndarray:
 
 def frontier(summary: pd.DataFrame, utility: str = "probe_test_acc") -> pd.Series:
     """Whether each real-test row is Pareto-optimal (`pareto`) among the runs of its attack
-    (same dataset, crop mode, k, p) by `utility` and score. False for controls and for rows
-    without the utility."""
-    optimal = pd.Series(False, index=summary.index)
+    (same dataset, crop mode, k, p) by `utility` and score; missing (NA) for controls and
+    for rows without the utility, which are on no frontier (a run without the probe has
+    none, so its summary matches a run with it wherever both are filled)."""
     real = summary[(summary["control"] == "none") & summary[utility].notna()]
+    optimal = pd.Series(pd.NA, index=summary.index, dtype="boolean")
+    optimal[real.index] = False
     for _, group in real.groupby(FRONTIER_GROUP):
         optimal[group.index[pareto(group[utility], group["score"])]] = True
     return optimal

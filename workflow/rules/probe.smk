@@ -2,7 +2,7 @@ rule probe:
     """Linear probe on frozen embeddings of the model's own training set, tested on the
     public test split (definitions §4): the train-test gap beside the déjà vu score. The job embeds
     both sets itself (nothing else reads those embeddings), and also scores the public test
-    images by their k nearest public images (utility, definitions §10)."""
+    images by their `probe.knn_k` nearest public images (utility, definitions §10)."""
     input:
         checkpoint=CHECKPOINT,
         images=DATASET_IMAGES,
@@ -20,7 +20,7 @@ rule probe:
         batch_size=config["embed"]["batch_size"],
         device=device_for(config["embed"]["gpus"]),
         meta=lambda wc: run_of(wc, subset=wc.subset),
-        k=config["knn"]["k"][0],
+        k=config["probe"]["knn_k"],
         metric=config["knn"]["metric"],
     log:
         log_path("probe", f"{MODEL}/epoch{{epoch}}"),
