@@ -45,6 +45,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import dejavu.cluster
 import dejavu.config
 import dejavu.core.epochs
+import dejavu.core.layers
 import dejavu.data.sources
 import dejavu.resources
 

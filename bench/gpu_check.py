@@ -99,7 +99,7 @@ def embed_precision(device: str) -> list[dict]:
     out = {}
     for name, dev in (("cpu", "cpu"), ("device", device)):
         blocks = list(embed_batches(model, images, rows, 16, 128, torch.device(dev)))
-        out[name] = np.concatenate([z for _, z in blocks])
+        out[name] = np.concatenate([b["projector"] for b in blocks])
     public, queries = slice(0, 500), slice(500, 600)
     same = np.mean([set(a) == set(b) for a, b in zip(
         search(out["cpu"][public], out["cpu"][queries], 5)[1],

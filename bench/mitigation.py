@@ -1,6 +1,7 @@
 """The mitigation example (config/mitigation.yaml) at several data/model seeds: what each
 variant of VICReg's training changes in déjà vu score and in utility against the default,
-and where the six methods sit, at the last epoch, projector embedding, p = score.p.
+and where the six methods sit, at the last epoch, projector embedding, p = score.p; and
+the score and LayerMem along depth (definitions §11).
 
 Each seed is a scratch copy of the workflow run with `dataset.seed`, `split.seed` and
 `train.seeds` set to it (as bench/known_answer.py does), then the summaries are read:
@@ -46,9 +47,20 @@ def run(seed: int, cores: int, work: Path, epochs: int | None) -> pd.DataFrame:
 
 
 def last_real(summary: pd.DataFrame) -> pd.DataFrame:
-    real = summary[(summary["control"] == "none") & (summary["embedding"] == "projector")]
+    """The real test's rows at each run's last epoch, every embedding."""
+    real = summary[summary["control"] == "none"]
     return real[real["epoch"] == real.groupby(["data_seed", "method", "variant"])["epoch"]
                 .transform("max")]
+
+
+def depth_table(rows: pd.DataFrame, value: str = "score") -> pd.DataFrame:
+    """Per method and variant, the mean of `value` over seeds at each embedding, the
+    columns in depth order (input to output; definitions §11)."""
+    sys.path.insert(0, str(REPO))
+    from dejavu.core.layers import depth
+    table = rows.pivot_table(index=["method", "variant"], columns="embedding", values=value,
+                             aggfunc="mean")
+    return table[sorted(table.columns, key=depth)].reset_index()
 
 
 def variant_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -101,7 +113,8 @@ def main() -> None:
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 summaries.append(run(seed, args.cores, Path(tmp), args.epochs))
-    rows = last_real(pd.concat(summaries, ignore_index=True))
+    every = last_real(pd.concat(summaries, ignore_index=True))
+    rows = every[every["embedding"] == "projector"]
     config = yaml.safe_load((REPO / "config" / "mitigation.yaml").read_text())
     print(f"seeds {args.seeds}, epoch {int(rows['epoch'].max())}, p = {rows['p'].iloc[0]}, "
           f"projector embedding")
@@ -110,6 +123,12 @@ def main() -> None:
     print(variant_table(rows).to_string(index=False, float_format=lambda v: f"{v:+.3f}"))
     print("\nMethods at the default:")
     print(method_table(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print("\nDéjà vu score along depth (mean over seeds), input to output:")
+    print(depth_table(every).to_string(index=False, float_format=lambda v: f"{v:+.3f}"))
+    if every["layermem_train"].notna().any():
+        print("\nLayerMem along depth: mean m of training minus held-out images:")
+        gap = every.assign(gap=every["layermem_train"] - every["layermem_heldout"])
+        print(depth_table(gap, "gap").to_string(index=False, float_format=lambda v: f"{v:+.4f}"))
     gaps = missing(rows, config)
     if gaps:
         sys.exit("rows missing from the summaries: " + ", ".join(gaps))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from .core import layers
 from .training import methods
 from .training.augment_settings import AugmentConfig
 
@@ -48,6 +49,13 @@ def check(config: dict, workdir: str = ".") -> None:
         problems.append(f"train.batch_size: {train['batch_size']} is smaller than the number "
                         f"of data-parallel processes")
     problems += _dataset_problems(config["dataset"], workdir)
+    problems += _store_problems(config, workdir)
+    problems += layers.problems(config["knn"]["embeddings"], model["backbones"],
+                                model["projector"])
+    for entry in config.get("external", []):  # models trained elsewhere have their layers too
+        problems += layers.problems(config["knn"]["embeddings"], [entry["architecture"]],
+                                    entry.get("projector") or [],
+                                    f"knn.embeddings (external model {entry['name']})")
     problems += _rcdm_problems(config)
     problems += _onemodel_problems(config, workdir)
     problems += _external_problems(config, workdir)
@@ -115,10 +123,11 @@ def wildcard_constraints(schema_path: str) -> dict[str, str]:
         return "|".join(node["items"]["enum"])
 
     crop = choices("crop", "modes")
+    embedding = schema["properties"]["knn"]["properties"]["embeddings"]["items"]["pattern"]
     return {"method": NAME, "backbone": NAME, "variant": NAME, "size": r"\d+", "seed": r"\d+",
             "subset": "A|B",
             "epoch": r"\d+", "job": r"\d+", "k": r"\d+", "crop": crop,
-            "part": f"public|crops-({crop})", "embedding": choices("knn", "embeddings"),
+            "part": f"public|crops-({crop})", "embedding": "(?:" + embedding.strip("^$")[1:],
             "classifier": choices("onemodel", "classifiers")}
 
 
@@ -280,6 +289,52 @@ def _external_problems(config: dict, workdir: str) -> list[str]:
             problems.append(f"{key}.train_size: {size} is not one of split.npc "
                             f"{config['split']['npc']}")
     return problems
+
+
+# The dataset settings a store's content follows from, by dataset kind (how ingest jobs
+# split the work, their chunking and strict mode change no image or row)
+STORE_SETTINGS = {
+    "synthetic": ("name", "classes", "images_per_class", "image_size", "correlation",
+                  "details", "detail_size", "seed"),
+    "real": ("name", "root", "annotations", "class_list", "list", "boxes", "resize", "exif",
+             "boxes_outside", "image_size"),
+}
+STORE_SOURCE = "source.json"  # in the store folder: the settings it was made from
+
+
+def dataset_store(config: dict) -> str:
+    """The folder of the dataset store: `dataset.store`, or <results>/<name>/dataset."""
+    d = config["dataset"]
+    return d.get("store") or f"{config['results']}/{d['name']}/dataset"
+
+
+def dataset_settings(config: dict, workdir: str = ".") -> dict:
+    """What the dataset store is made from (paths absolute): written beside the store and
+    compared by every later config that points `dataset.store` at it."""
+    d = config["dataset"]
+    keys = STORE_SETTINGS["synthetic" if d["name"] == "synthetic" else "real"]
+    settings = {key: d.get(key) for key in keys}
+    for key in ("root", "annotations", "class_list", "list", "boxes"):
+        if settings.get(key):
+            settings[key] = str((Path(workdir) / settings[key]).resolve())
+    return settings
+
+
+def _store_problems(config: dict, workdir: str) -> list[str]:
+    """A dataset store made from other settings is never reused (nor overwritten: another
+    config's runs read it)."""
+    import json
+    made_from = Path(workdir) / dataset_store(config) / STORE_SOURCE
+    if not made_from.is_file():
+        return []
+    there, here = json.loads(made_from.read_text()), dataset_settings(config, workdir)
+    differ = [f"dataset.{key}: {there.get(key)!r} there, {here.get(key)!r} here"
+              for key in sorted(set(there) | set(here)) if there.get(key) != here.get(key)]
+    if not differ:
+        return []
+    return [f"dataset.store: {dataset_store(config)} holds a dataset made from other "
+            f"settings ({'; '.join(differ)}); point dataset.store at another folder, or "
+            f"delete that one to remake it"]
 
 
 def _dataset_problems(dataset: dict, workdir: str) -> list[str]:

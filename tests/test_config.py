@@ -68,6 +68,17 @@ def test_bad_setting_is_named(changes, key):
     assert key in problems(**changes)
 
 
+@pytest.mark.parametrize("embeddings, key", [
+    (["layer2"], "knn.embeddings.0: 'layer2' does not match"),
+    (["block4"], "knn.embeddings: block4 - convnet has 4 stages, the last of which is "
+                 "`backbone`: block1 to block3"),
+    (["hidden3"], "knn.embeddings: hidden3 - the projector"),
+])
+def test_an_embedding_the_models_do_not_have_is_named(embeddings, key):
+    assert key in problems(knn={"embeddings": embeddings})
+    assert problems(knn={"embeddings": ["block3", "hidden1", "projector"]}) == ""
+
+
 def test_naive_bayes_on_real_data_needs_a_tags_file(tmp_path):
     real = {"name": "folder", "root": str(tmp_path)}
     assert "onemodel.classifiers: naive_bayes needs crop tags" in problems(dataset=real)
@@ -163,11 +174,15 @@ def test_every_dataclass_default_is_the_schemas():
 
 
 def test_wildcard_constraints_come_from_the_schemas_enums():
-    """A new crop mode, embedding or classifier is added in the schema alone."""
+    """A new crop mode, embedding or classifier is added in the schema alone (embeddings:
+    its pattern)."""
+    import re
     from dejavu.config import wildcard_constraints
     constraints = wildcard_constraints(SCHEMA)
     assert constraints["crop"] == "periphery|corner"
-    assert constraints["embedding"] == "projector|backbone"
+    embedding = re.compile(constraints["embedding"])
+    assert all(embedding.fullmatch(e) for e in ("projector", "backbone", "block3", "hidden12"))
+    assert not any(embedding.fullmatch(e) for e in ("block0", "layer1", "projector-k5"))
     assert constraints["classifier"] == "resnet|naive_bayes"
     assert constraints["part"] == "public|crops-(periphery|corner)"
 
@@ -232,3 +247,21 @@ def test_variants_merge_into_the_config_key_by_key():
     assert soft["lr"] == config["train"]["lr"] and configs["soft"]["model"] == config["model"]
     assert configs["wide"]["model"]["width"] == 32 and config["model"]["width"] == 16
     assert "a second variant" in variant_problems({"name": "w"}, {"name": "w"})
+
+
+def test_a_shared_dataset_store_made_from_other_settings_is_refused(tmp_path):
+    import json
+    config = copy.deepcopy(BASE)
+    checks.validate(config, SCHEMA)
+    config["dataset"]["store"] = str(tmp_path / "data")
+    assert checks._store_problems(config, str(REPO)) == []  # nothing there yet
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / checks.STORE_SOURCE).write_text(
+        json.dumps(checks.dataset_settings(config, str(REPO))))
+    assert checks._store_problems(config, str(REPO)) == []  # the same settings: reused
+    config["dataset"]["ingest"]["jobs"] = 7  # how the work is split changes no image
+    assert checks._store_problems(config, str(REPO)) == []
+    config["dataset"]["seed"] = 3
+    said = " ".join(checks._store_problems(config, str(REPO)))
+    assert f"dataset.store: {tmp_path / 'data'} holds a dataset made from other" in said
+    assert "dataset.seed: 0 there, 3 here" in said

@@ -50,11 +50,11 @@ def shard(src, job, **kw):
               str(src / "out.zarr"), str(src / f"m{job}.json"), job=job, **{**SHARD_ARGS, **kw})
 
 
-def reference(src):
+def reference(src, names=("backbone", "projector")):
     model, _ = load_checkpoint(str(src / "model.pt"))
     blocks = list(embed_batches(model, open_images(src / "images.zarr"), np.arange(50), 16, 64,
-                                torch.device("cpu")))
-    return np.concatenate([b for b, _ in blocks]), np.concatenate([z for _, z in blocks])
+                                torch.device("cpu"), names=names))
+    return tuple(np.concatenate([b[name] for b in blocks]) for name in names)
 
 
 def test_concurrent_shard_jobs_equal_one_process(source):
@@ -145,3 +145,28 @@ def test_embedding_streams_one_shard_at_a_time(source, monkeypatch):
     shard(source, 0, jobs=1)
     spans = sorted(set(writes))
     assert spans == [(s, min(s + 8, 50)) for s in range(0, 50, 8)]
+
+
+def test_a_store_with_intermediate_layers_holds_each_as_computed_in_one_pass(source):
+    """knn.embeddings with layers along depth: the store holds them beside the outputs (each
+    shard job and the finalize check every array); the outputs are as without them."""
+    inner = ["hidden1", "block2"]
+    for j in range(3):
+        shard(source, j, inner=inner)
+    [partial] = (source / "out.zarr.partial").iterdir()
+    assert (partial / "block2" / "c" / "0" / "0").exists()
+    (partial / "block2" / "c" / "0" / "0").unlink()
+    with pytest.raises(RuntimeError, match="missing shards.*block2/c/0"):
+        finalize([str(source / f"m{j}.json") for j in range(3)], str(source / "out.zarr"))
+    shard(source, 0, inner=inner)
+    finalize([str(source / f"m{j}.json") for j in range(3)], str(source / "out.zarr"))
+    store = str(source / "out.zarr")
+    assert zarr.open_group(store, mode="r").attrs["arrays"] == ["backbone", "projector",
+                                                                 "block2", "hidden1"]
+    names = ("backbone", "projector", "block2", "hidden1")
+    for name, expected in zip(names, reference(source, names)):
+        np.testing.assert_allclose(read_embeddings(store, name)[0], expected, rtol=1e-5,
+                                   atol=1e-6)
+    assert read_embeddings(store, "block2")[0].shape[1] == 8  # width 4, second block
+    with pytest.raises(KeyError, match=r"holds the embeddings .*'block2'.*, not 'block3'"):
+        read_embeddings(store, "block3")

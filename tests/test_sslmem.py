@@ -92,14 +92,39 @@ def test_distances_are_between_normalised_representations():
 
 def test_distances_share_draws_and_average_them():
     a, b, images = tiny_model(0), tiny_model(1), random_images(5)
-    d = sslmem.distances({"A": a, "B": b}, images, TRAINING_VIEW, 3, seed=0)
+    d = sslmem.distances({"A": a, "B": b}, images, TRAINING_VIEW, 3, seed=0)["backbone"]
     np.testing.assert_allclose(d["B"], sslmem.view_distances(b, images, TRAINING_VIEW, 3, 0)
                                .mean(0), rtol=1e-6)
     assert d["A"].shape == (5,)
-    projector = sslmem.distances({"A": a}, images, TRAINING_VIEW, 3, 0, embedding="projector")
+    projector = sslmem.distances({"A": a}, images, TRAINING_VIEW, 3, 0,
+                                 embeddings=["projector"])["projector"]
     assert not np.allclose(projector["A"], d["A"])
     with pytest.raises(ValueError, match="embedding"):
-        sslmem.distances({"A": a}, images, TRAINING_VIEW, 3, 0, embedding="head")
+        sslmem.distances({"A": a}, images, TRAINING_VIEW, 3, 0, embeddings=["head"])
+
+
+def test_layermem_is_sslmem_at_each_layer_from_one_pass():
+    """Distances at a backbone stage are those between its normalised pooled outputs of an
+    image and of its view (by hand); computing several embeddings at once changes none."""
+    from dejavu.training.augment import apply
+    model, images = tiny_model(), random_images(6)
+    names = ["block2", "backbone", "hidden1", "projector"]
+    together = sslmem.distances({"A": model}, images, TRAINING_VIEW, 2, seed=3,
+                                embeddings=names)
+    for name in names:
+        alone = sslmem.view_distances(model, images, TRAINING_VIEW, 2, 3, embedding=name)
+        np.testing.assert_array_equal(together[name]["A"], alone.mean(0))
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    params = sslmem.draws(len(images), TRAINING_VIEW, 2, 3)[1]
+    with torch.no_grad():
+        model.eval()
+        stage = model.backbone.features[:2]
+        pooled = [torch.nn.functional.normalize(stage(model.normalize_input(v)).mean(dim=(2, 3)),
+                                                dim=1)
+                  for v in (x, apply(x, params, TRAINING_VIEW))]
+    np.testing.assert_allclose(
+        sslmem.view_distances(model, images, TRAINING_VIEW, 2, 3, embedding="block2")[1],
+        (pooled[0] - pooled[1]).norm(dim=1).numpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -273,8 +298,13 @@ def test_run_on_a_tiny_store(tmp_path):
     out = str(tmp_path / "sslmem.parquet")
     sslmem.run(str(tmp_path / "A.pt"), str(tmp_path / "B.pt"), images, split_path, out,
                side=16, n_views=2, augment={"blur_prob": [0.0, 0.0]}, device="cpu",
-               batch_size=5)
+               batch_size=5, along_depth=["projector", "block1", "backbone"],
+               out_layers=str(tmp_path / "layers.parquet"))
     table = pd.read_parquet(out)
+    by_layer = pd.read_parquet(tmp_path / "layers.parquet").set_index("embedding")
+    assert list(by_layer.index) == ["block1", "backbone", "projector"]  # input to output
+    assert by_layer.loc["backbone", "mean_m_train"] == pytest.approx(
+        sslmem.summarize(table)["mean_m_train"], rel=1e-12)  # sslmem.embedding: backbone
     assert list(table.columns) == sslmem.COLUMNS
     expected = pd.read_parquet(split_path).query("attacked").groupby("set").size()
     assert table.groupby("set").size().to_dict() == expected[["A", "B", "heldout"]].to_dict()

@@ -43,12 +43,9 @@ def run_the_demo(tmp_path_factory):
     """The demo and its epoch-100 checkpoint, from the session's start, niced, while the
     other tiers' tests run (tests/conftest.py, HeadStart)."""
     work = copy_workflow(tmp_path_factory.mktemp("sweep") / "dejavu")
-    # the linear probe asserts nothing here (the tiny run tests it) and changes no number;
-    # one embedding job per store, not two, changes none either (tests/test_embed.py) and
-    # saves a torch start per store
+    # the linear probe asserts nothing here (the tiny run tests it) and changes no number
     (work / "epoch100.yaml").write_text("train: {checkpoints: [100]}\n"
-                                        "probe: {enabled: false}\n"
-                                        "embed: {jobs: 1}\n")
+                                        "probe: {enabled: false}\n")
     # niced: unniced with a third job slot, it slowed every tier and the SLURM runs
     # (measured: the whole suite longer, not shorter)
     snakemake(work, "-c2", "--configfile", "epoch100.yaml", background=True)

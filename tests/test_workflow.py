@@ -121,6 +121,26 @@ def test_tiny_run_is_complete_and_up_to_date(tiny_run):
     assert planned_jobs(work, "--configfile", "tiny.yaml") == {}
 
 
+def test_a_second_config_reuses_the_dataset_store_it_points_at(tiny_run, tmp_path):
+    """Another results folder, the tiny run's dataset store (dataset.store): nothing is
+    generated again; the same store with other dataset settings is refused before any job."""
+    import yaml
+    work = tmp_path / "w"
+    shutil.copytree(tiny_run[0], work)
+    config = yaml.safe_load((work / "tiny.yaml").read_text())
+    config["results"] = "elsewhere"
+    config["dataset"]["store"] = "results/synthetic/dataset"
+    (work / "other.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(work, "--configfile", "other.yaml")
+    assert "synth" not in jobs and jobs["split"] == 1 and jobs["train"] == 2, jobs
+    edit_config(work / "other.yaml", dataset={"seed": 5})
+    proc = snakemake(work, "-n", "--configfile", "other.yaml", check=False)
+    assert proc.returncode != 0
+    assert "dataset.store: results/synthetic/dataset holds a dataset made from other" in \
+        proc.stdout + proc.stderr
+    assert "dataset.seed: 0 there, 5 here" in proc.stdout + proc.stderr
+
+
 def test_changing_k_reruns_only_knn_score_report(tiny_run, tmp_path):
     work = tmp_path / "w"
     shutil.copytree(tiny_run[0], work)
@@ -135,14 +155,15 @@ def test_a_variant_is_trained_scored_and_placed_on_the_frontier(tiny_run, tmp_pa
     """Three lines of YAML add a variant to the finished tiny run: its models are trained
     (narrower, another VICReg coefficient), evaluated like the default's, which are kept,
     and it gets its change against default and its place on the frontier; changing its
-    settings retrains only its models."""
+    settings retrains only its models. A backbone stage is attacked beside the projector:
+    the score and LayerMem along depth, in summary.csv and the report."""
     import yaml
     from dejavu.core.models import load_checkpoint
     work = tmp_path / "w"
     shutil.copytree(tiny_run[0], work)
-    edit_config(work / "tiny.yaml", knn={"embeddings": ["projector"]},
-                controls={"untrained": False},
-                **{k: v for k, v in SLIM.items() if k != "probe"})  # the probe is utility
+    edit_config(work / "tiny.yaml", knn={"embeddings": ["projector", "block2"]},
+                controls={"untrained": False},  # the probe is utility; SSLMem, LayerMem
+                **{k: v for k, v in SLIM.items() if k not in ("probe", "sslmem")})
     config = yaml.safe_load((work / "tiny.yaml").read_text())
     config["variants"] = [{"name": "narrow", "model": {"width": 4},
                            "train": {"loss": {"vicreg": {"sim_coeff": 10.0}}}}]
@@ -154,9 +175,13 @@ def test_a_variant_is_trained_scored_and_placed_on_the_frontier(tiny_run, tmp_pa
     reference = pd.read_csv(tiny_run[0] / "results" / "summary.csv")
     assert set(summary["variant"]) == {"default", "narrow"}
     # the default's rows are the tiny run's (the frontier is drawn among other runs)
-    equal_where_computed(summary[summary["variant"] == "default"].drop(columns="frontier"),
+    projector = summary[summary["embedding"] == "projector"]
+    equal_where_computed(projector[projector["variant"] == "default"].drop(columns="frontier"),
                          reference.drop(columns="frontier"))
-    ours = summary[(summary["variant"] == "narrow") & (summary["control"] == "none")]
+    real = summary[summary["control"] == "none"]
+    assert len(real[real["embedding"] == "block2"]) == 2  # each variant's pair, along depth
+    assert real[["score", "layermem_train", "layermem_heldout"]].notna().all().all()
+    ours = projector[(projector["variant"] == "narrow") & (projector["control"] == "none")]
     theirs = summary[(summary["variant"] == "default") & (summary["control"] == "none")
                      & (summary["embedding"] == "projector") & (summary["epoch"] == 2)]
     assert len(ours) == 1 and len(theirs) == 1
@@ -171,7 +196,10 @@ def test_a_variant_is_trained_scored_and_placed_on_the_frontier(tiny_run, tmp_pa
     assert load_checkpoint(str(narrow))[0].backbone.out_dim == 4 * 8
     figures = work / "results" / "figures"
     assert (figures / "frontier.png").stat().st_size > 0
-    assert list(pd.read_csv(figures / "mitigations.csv")["variant"]) == ["narrow"]
+    assert (figures / "depth.png").stat().st_size > 0
+    changes = pd.read_csv(figures / "mitigations.csv")
+    assert sorted(zip(changes["variant"], changes["embedding"])) == [("narrow", "block2"),
+                                                                     ("narrow", "projector")]
     config["variants"][0]["train"]["lr"] = 0.01
     (work / "tiny.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")

@@ -1,4 +1,5 @@
-"""Backbone and projector embeddings, written by several shard jobs into one Zarr store.
+"""Backbone and projector embeddings (and any intermediate layers asked for, definitions
+§11), written by several shard jobs into one Zarr store.
 
 A *part* is what gets embedded: `public` (full public images from the dataset store) or
 `crops-<mode>` (the attacked images' crops); the linear probe embeds the training set and
@@ -26,8 +27,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..core import layers
 from ..core.models import load_checkpoint, memory_format, pick_device
-from .embeddings import ARRAYS, open_partial
+from .embeddings import open_partial
 from ..core.store import (file_digest, open_images, read_rows, shard_range, square,
                           store_key)
 
@@ -77,8 +79,10 @@ def auto_batch_size(model, side: int, device: torch.device, start: int = 1024) -
 
 
 def embed_batches(model, images, rows: np.ndarray, side: int, batch_size: int,
-                  device: torch.device, sizes: tuple[np.ndarray, np.ndarray] | None = None):
-    """Yield (backbone, projector) float32 numpy blocks for `images[rows]` in order.
+                  device: torch.device, sizes: tuple[np.ndarray, np.ndarray] | None = None,
+                  names=layers.OUTPUTS):
+    """Yield {embedding: float32 numpy block} for `images[rows]` in order: the backbone and
+    projector outputs, and the intermediate layers among `names` (dejavu.core.layers).
 
     images: a stored image array; rows sorted. sizes: (heights, widths) of each row's image
     region when it is not the whole canvas (ingested with `fit`). Batches are read ahead on
@@ -105,8 +109,16 @@ def embed_batches(model, images, rows: np.ndarray, side: int, batch_size: int,
         x = x.contiguous(memory_format=fmt)
         with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16,
                                                      enabled=use_bf16):
-            h, z = model(x)
-        yield h.float().cpu().numpy(), z.float().cpu().numpy()
+            out = model.embed(x, names)
+        yield {name: e.float().cpu().numpy() for name, e in out.items()}
+
+
+def layer_dims(model, names, side: int) -> dict[str, int]:
+    """The width of each embedding in `names`, from one blank image."""
+    model.eval()
+    with torch.inference_mode():
+        out = model.embed(torch.zeros(1, 3, side, side), names)
+    return {name: out[name].shape[1] for name in names}
 
 
 IMAGE_PARTS = ("public", "public_test", "train")
@@ -140,20 +152,25 @@ def transform_description(side: int) -> str:
 def run_shard(checkpoint: str, images_path: str, table_path: str, out_path: str,
               marker_path: str, *, part: str, job: int, jobs: int, side: int,
               shard_rows: int, chunk_rows: int, batch_size: int | str = "auto",
-              dtype: str = "float16", device: str = "auto", threads: int = 1) -> None:
+              dtype: str = "float16", device: str = "auto", threads: int = 1,
+              inner: list[str] = ()) -> None:
     """Embed job `job` of `jobs`: its whole shards, written one shard at a time, so memory
-    holds one shard of embeddings whatever the part's size."""
+    holds one shard of embeddings whatever the part's size. `inner`: the intermediate
+    layers the store holds beside the two outputs."""
     torch.set_num_threads(threads)
     if shard_rows % chunk_rows:
         raise ValueError(f"shard_rows ({shard_rows}) must be a multiple of chunk_rows "
                          f"({chunk_rows})")
     images, rows, sizes = embed_source(part, images_path, table_path)
     model, ckpt = load_checkpoint(checkpoint)
-    dims = {"backbone": model.backbone.out_dim, "projector": model.projector_dim}
+    arrays = [*layers.OUTPUTS, *layers.inner(inner)]
+    dims = layer_dims(model, arrays, side)
     attrs = {"part": part, "checkpoint_sha256": file_digest(checkpoint),
              "epoch": int(ckpt.get("epoch", -1)), "arch": model.arch, "n_rows": len(rows),
              "jobs": jobs, "shard_rows": shard_rows, "side": side, "dtype": dtype,
              "transform": transform_description(side)}
+    if len(arrays) > len(layers.OUTPUTS):  # stores of the two outputs keep their old key
+        attrs["arrays"] = arrays
     group = open_partial(out_path + ".partial", len(rows), dims, shard_rows, chunk_rows,
                          dtype, attrs)
     dev = pick_device(device)
@@ -161,19 +178,20 @@ def run_shard(checkpoint: str, images_path: str, table_path: str, out_path: str,
         batch_size = auto_batch_size(model.to(dev).eval(), side, dev)
     start, stop = shard_range(job, jobs, len(rows), shard_rows)
     sizes = None if sizes is None else tuple(s[start:stop] for s in sizes)
-    batches = embed_batches(model, images, rows[start:stop], side, batch_size, dev, sizes)
+    batches = embed_batches(model, images, rows[start:stop], side, batch_size, dev, sizes,
+                            arrays)
     shard = {name: np.empty((shard_rows, dim), np.float32) for name, dim in dims.items()}
     at, filled = start, 0  # first row of the shard being filled, rows filled so far
-    for h, z in batches:
-        used = 0
-        while used < len(h):
+    for block in batches:
+        used, rows_in = 0, len(block["backbone"])
+        while used < rows_in:
             size = min(shard_rows, stop - at)
-            n = min(len(h) - used, size - filled)
-            shard["backbone"][filled:filled + n] = h[used:used + n]
-            shard["projector"][filled:filled + n] = z[used:used + n]
+            n = min(rows_in - used, size - filled)
+            for name in arrays:
+                shard[name][filled:filled + n] = block[name][used:used + n]
             filled, used = filled + n, used + n
             if filled == size:  # one whole shard per array, then the buffer is reused
-                for name in ARRAYS:
+                for name in arrays:
                     group[name][at:at + size] = shard[name][:size]
                 group["source_row"][at:at + size] = rows[at:at + size]
                 log.info("%s job %d/%d: rows [%d, %d) of %d written (batch %d)", part, job,

@@ -16,7 +16,7 @@ import zarr
 
 from ..core.store import file_digest, finish_partial, open_or_create, partial_store
 
-ARRAYS = ("backbone", "projector")
+ARRAYS = ("backbone", "projector")  # in every store; `arrays` in its attributes: all it holds
 
 
 def open_partial(partial: str, n_rows: int, dims: dict[str, int], shard_rows: int,
@@ -34,11 +34,12 @@ def open_partial(partial: str, n_rows: int, dims: dict[str, int], shard_rows: in
     return open_or_create(partial, attrs, create)
 
 
-def missing_shards(group_path: str, n_rows: int, shard_rows: int) -> list[str]:
+def missing_shards(group_path: str, n_rows: int, shard_rows: int,
+                   arrays=ARRAYS) -> list[str]:
     """Shard files absent from the store (zarr 3 default keys `c/<i>/<j>`)."""
     n_shards = math.ceil(n_rows / shard_rows)
     missing = []
-    for name in (*ARRAYS, "source_row"):
+    for name in (*arrays, "source_row"):
         suffix = ("0",) if name != "source_row" else ()
         for s in range(n_shards):
             if not Path(group_path, name, "c", str(s), *suffix).exists():
@@ -73,7 +74,8 @@ def finalize(markers: list[str], out_path: str, checkpoint: str | None = None) -
                            f"got {[r['job'] for r in reports]}")
     stale = [r["job"] for r in reports if r["checkpoint_sha256"] != attrs["checkpoint_sha256"]]
     covered = sum(r["stop"] - r["start"] for r in reports)
-    missing = missing_shards(store, attrs["n_rows"], attrs["shard_rows"])
+    missing = missing_shards(store, attrs["n_rows"], attrs["shard_rows"],
+                             attrs.get("arrays", ARRAYS))
     if stale or covered != attrs["n_rows"] or missing:
         raise RuntimeError(f"{store} is incomplete: stale jobs {stale}, rows covered "
                            f"{covered}/{attrs['n_rows']}, missing shards {missing[:10]}")
@@ -88,7 +90,7 @@ def read_source_rows(store_path: str) -> np.ndarray:
 def iter_embeddings(store_path: str, which: str):
     """(offset, float32 block) per shard of a finalized store: the database streamed."""
     group = zarr.open_group(store_path, mode="r")
-    array, step = group[which], int(group.attrs["shard_rows"])
+    array, step = held(group, store_path, which), int(group.attrs["shard_rows"])
     for start in range(0, array.shape[0], step):
         yield start, np.asarray(array[start:start + step], dtype=np.float32)
 
@@ -96,4 +98,14 @@ def iter_embeddings(store_path: str, which: str):
 def read_embeddings(store_path: str, which: str) -> tuple[np.ndarray, np.ndarray]:
     """(embeddings (N, D) float32, source rows (N,)) from a finalized store."""
     group = zarr.open_group(store_path, mode="r")
-    return np.asarray(group[which][:], dtype=np.float32), np.asarray(group["source_row"][:])
+    return (np.asarray(held(group, store_path, which)[:], dtype=np.float32),
+            np.asarray(group["source_row"][:]))
+
+
+def held(group: zarr.Group, store_path: str, which: str) -> zarr.Array:
+    """The store's array of embedding `which`, or an error saying which it holds."""
+    arrays = group.attrs.get("arrays", list(ARRAYS))
+    if which not in arrays:
+        raise KeyError(f"{store_path} holds the embeddings {arrays}, not {which!r}; it was "
+                       f"made for other knn.embeddings (delete it to remake it)")
+    return group[which]

@@ -68,9 +68,8 @@ def embed_set(model, images_path: str, split_path: str, label: pd.Series, name: 
     """(embeddings (N, D) float32, labels (N,)) of the split set `name` (`train`: `subset`),
     and with `rows` their dataset rows; `label`: class by dataset row."""
     images, set_rows, sizes = embed_source(name, images_path, split_path, subset)
-    blocks = [h if embedding == "backbone" else z
-              for h, z in embed_batches(model, images, set_rows, side, batch_size, device,
-                                        sizes)]
+    blocks = [out[embedding] for out in embed_batches(model, images, set_rows, side,
+                                                      batch_size, device, sizes)]
     out = np.concatenate(blocks), label.loc[set_rows].to_numpy()
     return (*out, np.asarray(set_rows)) if rows else out
 

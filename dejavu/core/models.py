@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import gpus, layers
+
 # Inputs are scaled to [0, 1] and then centred with these; fixed so a checkpoint needs no
 # dataset statistics to be used.
 INPUT_MEAN, INPUT_STD = 0.5, 0.25
@@ -261,6 +263,54 @@ class SSLModel(nn.Module):
         h = self.backbone(self.normalize_input(x))
         return h, self.projector(h)
 
+    def layer_modules(self, names) -> dict[str, nn.Module]:
+        """The module whose output is each intermediate embedding of `names`
+        (dejavu.core.layers): a backbone stage, or a hidden layer's ReLU in the projector."""
+        stages, wanted = None, layers.inner(names)
+        if any(layers.parse(n)[0] == "block" for n in wanted):
+            b = self.backbone
+            if isinstance(b, ConvNet):
+                stages = list(b.features)
+            elif isinstance(b, ResNet):
+                stages = [b.net.layer1, b.net.layer2, b.net.layer3, b.net.layer4]
+            elif isinstance(b, ViT):
+                stages = list(b.blocks.layers)
+            else:
+                raise ValueError(f"per-stage embeddings need a built-in backbone, not "
+                                 f"{self.arch['backbone']}")
+        relus = [m for m in self.projector.modules() if isinstance(m, nn.ReLU)]
+        out = {}
+        for name in wanted:
+            kind, i = layers.parse(name)
+            found = stages if kind == "block" else relus
+            if i > len(found) - (kind == "block"):
+                raise ValueError(f"embedding {name}: the model has no such layer "
+                                 f"({self.arch['backbone']}, projector "
+                                 f"{self.arch['projector_dims']})")
+            out[name] = found[i - 1]
+        return out
+
+    def embed(self, x: torch.Tensor, names=layers.OUTPUTS) -> dict[str, torch.Tensor]:
+        """The embeddings `names` of x (the two outputs always among them): intermediate
+        ones taken by forward hooks as the model runs, pooled over space (a stage's feature
+        map) or the class token (a Transformer block's tokens)."""
+        taken: dict[str, torch.Tensor] = {}
+
+        def take(name):
+            def hook(module, inputs, output):
+                taken[name] = (output[:, 0] if output.dim() == 3 else
+                               output.mean(dim=(2, 3)) if output.dim() == 4 else output.clone())
+            return hook
+
+        handles = [module.register_forward_hook(take(name))
+                   for name, module in self.layer_modules(names).items()]
+        try:
+            h, z = self(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return {"backbone": h, "projector": z, **taken}
+
 
 # oneDNN's AVX2 kernel for a strided 1x1 convolution computes wrong weight gradients, or
 # writes past its workspace (double free, SIGSEGV), when the tensors are channels-last and the
@@ -298,13 +348,17 @@ def load_checkpoint(path: str, map_location="cpu") -> tuple[SSLModel, dict]:
     return model, ckpt
 
 
-def pick_device(device: str = "auto") -> torch.device:
+def pick_device(device: str = "auto", count: int = 1) -> torch.device:
     """"auto": CUDA when usable, else the CPU. "cuda" or "cuda:N" (what a job given GPUs
     asks for): that device, or an error saying why CUDA is not usable -- a GPU that was
-    asked for never turns into a silent CPU run."""
+    asked for never turns into a silent CPU run. Plain "cuda" first claims `count` GPUs of
+    this machine that no other live job holds (`gpus.claim`; not under SLURM, which
+    binds devices itself), so concurrent local jobs get distinct devices."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     chosen = torch.device(device)
+    if chosen.type == "cuda" and chosen.index is None:
+        gpus.claim(count)
     if chosen.type == "cuda":
         problem = cuda_problem(chosen.index or 0)
         if problem:

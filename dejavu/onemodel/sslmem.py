@@ -30,12 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core import layers
 from ..training.augment import AugmentConfig, ViewAugment, apply, sample, take
 from ..attack.score import SHARES, top_count
 
 log = logging.getLogger(__name__)
 
-EMBEDDINGS = ("backbone", "projector")
 SCORED_SETS = ("A", "B", "heldout")
 COLUMNS = ["id", "set", "label", "target", "d_target", "d_reference", "m", "m_norm"]
 
@@ -55,22 +55,29 @@ def draws(n: int, view: ViewAugment, n_views: int, seed: int) -> list[dict[str, 
             for j in range(n_views)]
 
 
-def represent(model: nn.Module, x: torch.Tensor, embedding: str) -> torch.Tensor:
-    """(N, D) L2-normalised backbone or projector output of x (N, 3, H, W) in [0, 1]."""
-    h, z = model(x)
-    return F.normalize((h if embedding == "backbone" else z).float(), dim=1)
+def represent(model: nn.Module, x: torch.Tensor, embeddings) -> dict[str, torch.Tensor]:
+    """Each of `embeddings` of x (N, 3, H, W) in [0, 1], (N, D) L2-normalised: the model's
+    outputs or its intermediate layers (dejavu.core.layers), from one forward pass. For the
+    outputs alone any module returning (backbone, projector) will do."""
+    if set(embeddings) <= set(layers.OUTPUTS):
+        out = dict(zip(layers.OUTPUTS, model(x)))
+    else:
+        out = model.embed(x, embeddings)
+    return {name: F.normalize(out[name].float(), dim=1) for name in embeddings}
 
 
 @torch.inference_mode()
 def _per_view(models: dict[str, nn.Module], images: Images, view: ViewAugment,
               n_views: int, seed: int, device, batch_size: int,
-              embedding: str) -> dict[str, np.ndarray]:
-    """Each model's (n_views, N) distances, all models on the same draws; the images are
-    sliced a batch at a time (an array, or images read from the store when sliced)."""
-    if embedding not in EMBEDDINGS:
-        raise ValueError(f"unknown embedding {embedding!r}; known: {list(EMBEDDINGS)}")
+              embeddings) -> dict[str, dict[str, np.ndarray]]:
+    """Per embedding, each model's (n_views, N) distances, all models and embeddings on the
+    same draws; the images are sliced a batch at a time (an array, or images read from the
+    store when sliced)."""
+    for embedding in embeddings:
+        layers.parse(embedding)  # a known name, or ValueError
     device, n = torch.device(device), len(images)
-    out = {name: np.zeros((n_views, n), np.float32) for name in models}
+    out = {e: {name: np.zeros((n_views, n), np.float32) for name in models}
+           for e in embeddings}
     if n == 0:
         return out
     for model in models.values():
@@ -86,10 +93,11 @@ def _per_view(models: dict[str, nn.Module], images: Images, view: ViewAugment,
         views = [apply(x, {k: v.to(device) for k, v in take(p, rows).items()}, view)
                  for p in params]
         for name, model in models.items():
-            original = represent(model, x, embedding)
+            original = represent(model, x, embeddings)
             for j, v in enumerate(views):
-                d = (original - represent(model, v, embedding)).norm(dim=1)
-                out[name][j, rows] = d.cpu().numpy()
+                seen = represent(model, v, embeddings)
+                for e in embeddings:
+                    out[e][name][j, rows] = (original[e] - seen[e]).norm(dim=1).cpu().numpy()
     return out
 
 
@@ -99,16 +107,18 @@ def view_distances(model: nn.Module, images: np.ndarray, view: ViewAugment, n_vi
     """(n_views, N) ‖f̂(x) − f̂(aug_j(x))‖₂ of (N, S, S, 3) uint8 images, in float32; the
     model is moved to `device` and put in eval mode."""
     return _per_view({"f": model}, images, view, n_views, seed, device, batch_size,
-                     embedding)["f"]
+                     [embedding])[embedding]["f"]
 
 
 def distances(models: dict[str, nn.Module], images: Images, view: ViewAugment,
               n_views: int, seed: int, device="cpu", batch_size: int = 256,
-              embedding: str = "backbone") -> dict[str, np.ndarray]:
-    """Each model's (N,) d_f: the mean of `view_distances` over the draws, the draws shared
-    by all models."""
-    per_view = _per_view(models, images, view, n_views, seed, device, batch_size, embedding)
-    return {name: d.mean(0) for name, d in per_view.items()}
+              embeddings=("backbone",)) -> dict[str, dict[str, np.ndarray]]:
+    """Per embedding, each model's (N,) d_f: the mean of `view_distances` over the draws,
+    the draws shared by all models and embeddings."""
+    per_view = _per_view(models, images, view, n_views, seed, device, batch_size,
+                         embeddings)
+    return {e: {name: d.mean(0) for name, d in by_model.items()}
+            for e, by_model in per_view.items()}
 
 
 # ---------------------------------------------------------------- m(x) and its table
@@ -143,21 +153,38 @@ def score_table(split: pd.DataFrame, images: dict[str, Images],
                 models: dict[str, nn.Module], *, view: ViewAugment, n_views: int = 5,
                 seed: int = 0, device="cpu", batch_size: int = 256,
                 embedding: str = "backbone", split_heldout: bool = True) -> pd.DataFrame:
+    """`score_tables` of one embedding."""
+    return score_tables(split, images, models, view=view, n_views=n_views, seed=seed,
+                        device=device, batch_size=batch_size, embeddings=[embedding],
+                        split_heldout=split_heldout)[embedding]
+
+
+def score_tables(split: pd.DataFrame, images: dict[str, Images],
+                 models: dict[str, nn.Module], *, view: ViewAugment, n_views: int = 5,
+                 seed: int = 0, device="cpu", batch_size: int = 256,
+                 embeddings=("backbone",), split_heldout: bool = True) -> dict[str, pd.DataFrame]:
     """One row per scored image (COLUMNS). `images[name]`: (n, S, S, 3) uint8 in the order of
     `scored_rows(split)[name]`, an array or `read_scored`'s readers; `models`: {"A": ...,
     "B": ...}.
 
     Set A is scored with target A and reference B, set B the other way round; held-out
     images alternate (`heldout_targets`), or with split_heldout=False get one row per
-    direction. m_norm is normalised over the whole table."""
+    direction. m_norm is normalised over the whole table. One table per embedding of
+    `embeddings` (along depth: LayerMem, definitions §11), all from the same passes."""
     scored = scored_rows(split)
     for name, rows in scored.items():
         if len(images[name]) != len(rows):
             raise ValueError(f"{len(images[name])} images given for set {name}, which has "
                              f"{len(rows)} scored images")
-    d = distances(models, Chain([images[name] for name in SCORED_SETS]), view, n_views, seed,
-                  device, batch_size, embedding)
-    table = pd.concat(scored.values(), ignore_index=True)[["id", "set", "label"]]
+    by_embedding = distances(models, Chain([images[name] for name in SCORED_SETS]), view,
+                             n_views, seed, device, batch_size, embeddings)
+    base = pd.concat(scored.values(), ignore_index=True)[["id", "set", "label"]]
+    return {e: _table(base, d, split_heldout) for e, d in by_embedding.items()}
+
+
+def _table(base: pd.DataFrame, d: dict[str, np.ndarray], split_heldout: bool) -> pd.DataFrame:
+    """The score table of one embedding from both models' distances."""
+    table = base.copy()
     table["d_A"], table["d_B"] = d["A"], d["B"]
     train = table[table["set"] != "heldout"].assign(target=lambda t: t["set"])
     heldout = table[table["set"] == "heldout"]
@@ -300,10 +327,13 @@ class Chain:
 def run(checkpoint_a: str, checkpoint_b: str, images_path: str, split_path: str,
         out_path: str, *, side: int, n_views: int = 5, seed: int = 0,
         embedding: str = "backbone", augment: dict | None = None, device: str = "auto",
-        batch_size: int = 256, split_heldout: bool = True, threads: int = 1) -> None:
+        batch_size: int = 256, split_heldout: bool = True, threads: int = 1,
+        along_depth=(), out_layers: str | None = None) -> None:
     """The sslmem stage: score models A and B on the attacked images of A and B and on the
     held-out set, with the first view of the training augmentation (`augment`: the config's
-    overrides of AugmentConfig), and write the `score_table` to parquet."""
+    overrides of AugmentConfig), and write the `score_table` of `embedding` to parquet.
+    With `out_layers`: the `summarize` of every embedding of `along_depth` too, one row
+    each (LayerMem, definitions §11), from the same passes."""
     from ..core.models import load_checkpoint, pick_device
     torch.set_num_threads(threads)
     models = {"A": load_checkpoint(checkpoint_a)[0], "B": load_checkpoint(checkpoint_b)[0]}
@@ -311,11 +341,16 @@ def run(checkpoint_a: str, checkpoint_b: str, images_path: str, split_path: str,
     images = read_scored(images_path, split_path, side)
     log.info("SSLMem on %s images, %d draws, %s embedding", {k: len(v) for k, v in
                                                              images.items()}, n_views, embedding)
-    table = score_table(pd.read_parquet(split_path), images, models, view=view,
-                        n_views=n_views, seed=seed, device=pick_device(device),
-                        batch_size=batch_size, embedding=embedding,
-                        split_heldout=split_heldout)
+    embeddings = sorted({embedding, *along_depth}, key=layers.depth)
+    tables = score_tables(pd.read_parquet(split_path), images, models, view=view,
+                          n_views=n_views, seed=seed, device=pick_device(device),
+                          batch_size=batch_size, embeddings=embeddings,
+                          split_heldout=split_heldout)
+    table = tables[embedding]
     table.to_parquet(out_path, index=False)
+    if out_layers is not None:
+        pd.DataFrame([{"embedding": e, **summarize(t)} for e, t in tables.items()
+                      if e in along_depth]).to_parquet(out_layers, index=False)
     summary = summarize(table)
     log.info("mean m: training %s, held-out %s; AUC training vs held-out %s",
              *(_fmt(summary[k]) for k in ("mean_m_train", "mean_m_heldout",

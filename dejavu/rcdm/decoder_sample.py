@@ -60,7 +60,7 @@ def embed_images(model, images: np.ndarray, side: int, device: torch.device,
     from ..attack.embed import embed_batches
     blocks = list(embed_batches(model, images, np.arange(len(images)), side, batch_size,
                                 device))
-    return tuple(np.concatenate([b[i] for b in blocks]) for i in (0, 1))
+    return tuple(np.concatenate([b[name] for b in blocks]) for name in ("backbone", "projector"))
 
 
 class Judge:

@@ -344,3 +344,47 @@ def plot_frontier(real: pd.DataFrame) -> plt.Figure:
         legend(ax, 6)
     fig.tight_layout()
     return fig
+
+
+def plot_depth(rows: pd.DataFrame) -> plt.Figure:
+    """Déjà vu along depth (definitions §11): per model pair (method, backbone, variant,
+    size, seed), the score at p with its interval at each embedding in depth order, the
+    held-out control dashed; right, where SSLMem ran, LayerMem (mean m of the training
+    images, solid, and of the held-out ones, dashed) at the same embeddings. `rows`: one
+    crop mode, k and epoch per pair."""
+    from ..core.layers import depth
+    order = sorted(rows["embedding"].unique(), key=depth)
+    at = {name: i for i, name in enumerate(order)}
+    with_layermem = "layermem_train" in rows and rows["layermem_train"].notna().any()
+    fig, axes = panels(1 + with_layermem, 4.8, 3.6)
+    left = axes[0][0]
+    pairs = rows.groupby(["method", "backbone", "variant", "train_size", "seed"], sort=True)
+    for (method, backbone, variant, size, seed), group in pairs:
+        tag = model_name(method, backbone, variant) + (
+            f" n{size} s{seed}" if pairs.ngroups > 1 else "")
+        real = group[group["control"] == "none"].sort_values("embedding", key=lambda e: e.map(at))
+        x = real["embedding"].map(at)
+        left.errorbar(x, real["score"], yerr=[real["score"] - real["score_ci_low"],
+                                              real["score_ci_high"] - real["score"]],
+                      fmt="o-", ms=4, capsize=2, label=tag)
+        colour = left.lines[-1].get_color()
+        held = group[group["control"] == "heldout"].sort_values(
+            "embedding", key=lambda e: e.map(at))
+        if len(held):
+            left.plot(held["embedding"].map(at), held["score"], "x:", color=colour,
+                      label=f"{tag} held-out")
+        if with_layermem:
+            right = axes[0][1]
+            right.plot(x, real["layermem_train"], "o-", color=colour, label=f"{tag} training")
+            right.plot(x, real["layermem_heldout"], "x:", color=colour, label=f"{tag} held-out")
+    left.axhline(0, color="k", lw=0.6)
+    left.set(ylabel="déjà vu score at p", title="déjà vu score along depth")
+    if with_layermem:
+        axes[0][1].set(ylabel="mean SSLMem m", title="LayerMem along depth")
+    for ax in axes[0]:
+        ax.set_xticks(range(len(order)), order, rotation=30, fontsize=7)
+        ax.set(xlabel="embedding (input to output)")
+        ax.grid(alpha=0.3)
+        legend(ax, 6)
+    fig.tight_layout()
+    return fig

@@ -48,6 +48,12 @@ def sslmem_tables(files: list[str], runs: list[dict]) -> list[tuple[dict, pd.Dat
     return [(run, pd.read_parquet(path)) for run, path in zip(runs, files, strict=True)]
 
 
+def layermem_rows(files: list[str], runs: list[dict]) -> pd.DataFrame:
+    """Every run's LayerMem rows (embedding, SSLMem figures), labelled with the run."""
+    parts = [pd.read_parquet(path).assign(**run) for run, path in zip(runs, files, strict=True)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def crop_rejects(crop_tables: list[str]) -> pd.DataFrame:
     """Attacked images without a valid crop, with the reason, per crop table."""
     parts = []

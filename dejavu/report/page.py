@@ -69,6 +69,7 @@ def two_model_sections(inputs: dict, paired: pd.DataFrame, out: Path, p: float,
     embeddings.to_csv(out / "backbone_vs_projector.csv", index=False)
     sections.append(("Backbone vs projector (the same models' score from each embedding)",
                      table_html(embeddings)))
+    sections += depth_sections(paired, out)
     sections += trend_sections(paired, out)
     sections += frontier_sections(paired, out)
     sections += curve_sections(inputs, out)
@@ -82,6 +83,21 @@ def two_model_sections(inputs: dict, paired: pd.DataFrame, out: Path, p: float,
                      img(fig.figure_png(fig.plot_examples(**panel), out / "examples.png"))
                      if panel["crops"] else "<p>No memorized crop.</p>"))
     return sections
+
+
+def depth_sections(paired: pd.DataFrame, out: Path) -> list[Section]:
+    """The score (and LayerMem) along depth, where more than one embedding was attacked:
+    each pair at its last epoch, the first crop mode and k."""
+    if paired["embedding"].nunique() < 2:
+        return []
+    rows = tables.last_epoch(paired)
+    rows = rows[(rows["crop_mode"] == rows["crop_mode"].iloc[0]) & (rows["k"] == rows["k"].iloc[0])]
+    return [("Along depth: where memorization appears (definitions §11)",
+             "<p>The déjà vu score at p of the same model pair from each embedding, input to "
+             "output (<code>block&lt;i&gt;</code>: backbone stage i pooled; "
+             "<code>hidden&lt;i&gt;</code>: projector hidden layer i), with the held-out "
+             "control, and SSLMem computed at each embedding (LayerMem).</p>"
+             + img(fig.figure_png(fig.plot_depth(rows), out / "depth.png")))]
 
 
 def trend_sections(paired: pd.DataFrame, out: Path) -> list[Section]:

@@ -43,5 +43,6 @@ def run(inputs: dict, output: str, *, classifier: str | None, first: dict,
     summary = tables.summary(tables.score_table(loading.json_rows(files(inputs, "scores"))),
                              tables.probe_table(loading.probe_rows(files(inputs, "probes"))),
                              onemodel, classifier,
-                             sslmem_figures(inputs, samples, first, sslmem_runs))
+                             sslmem_figures(inputs, samples, first, sslmem_runs),
+                             loading.layermem_rows(files(inputs, "sslmem_layers"), sslmem_runs))
     mitigation_changes(inputs, summary, n_boot, seed).to_csv(output, index=False)

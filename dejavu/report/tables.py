@@ -128,10 +128,26 @@ def with_sslmem(summary: pd.DataFrame, sslmem: pd.DataFrame) -> pd.DataFrame:
     return summary.merge(figures, on=RUN_KEYS + ["control"], how="left")
 
 
+# LayerMem (definitions §11): SSLMem of the row's own embedding
+LAYERMEM_COLUMNS = {"layermem_train": "mean_m_train", "layermem_heldout": "mean_m_heldout",
+                    "layermem_auc": "auc_train_heldout"}
+
+
+def with_layermem(summary: pd.DataFrame, layermem: pd.DataFrame) -> pd.DataFrame:
+    """The summary with SSLMem of each real-test row's embedding (LayerMem)."""
+    if layermem.empty:
+        return summary.reindex(columns=[*summary.columns, *LAYERMEM_COLUMNS])
+    figures = layermem[RUN_KEYS + ["embedding", *LAYERMEM_COLUMNS.values()]].rename(
+        columns={v: k for k, v in LAYERMEM_COLUMNS.items()}).assign(control="none")
+    return summary.merge(figures, on=RUN_KEYS + ["embedding", "control"], how="left")
+
+
 def summary(scores: pd.DataFrame, probes: pd.DataFrame, onemodel: pd.DataFrame,
-            classifier: str | None, sslmem: pd.DataFrame) -> pd.DataFrame:
-    """summary.csv: the score rows with the probe, one-model and SSLMem columns."""
-    return with_sslmem(with_onemodel(with_probe(scores, probes), onemodel, classifier), sslmem)
+            classifier: str | None, sslmem: pd.DataFrame,
+            layermem: pd.DataFrame | None = None) -> pd.DataFrame:
+    """summary.csv: the score rows with the probe, one-model, SSLMem and LayerMem columns."""
+    out = with_sslmem(with_onemodel(with_probe(scores, probes), onemodel, classifier), sslmem)
+    return with_layermem(out, pd.DataFrame() if layermem is None else layermem)
 
 
 # ---------------------------------------------------------------- what the page shows

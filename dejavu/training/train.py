@@ -73,7 +73,8 @@ def train_processes(processes: int, model: SSLModel, images: np.ndarray | Images
         train(model, images, cfg, save, resume_dir, labels, start, loader, deadline)
         return
     check(model, len(images), cfg)
-    if pick_device(cfg.device).type == "cuda" and torch.cuda.device_count() < processes:
+    if pick_device(cfg.device, processes).type == "cuda" and \
+            torch.cuda.device_count() < processes:
         raise ValueError(f"{processes} training processes need as many GPUs, "
                          f"{torch.cuda.device_count()} are visible")
     threads = threads or torch.get_num_threads()

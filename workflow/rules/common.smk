@@ -6,11 +6,14 @@ import math
 R = f"{config['results']}/{config['dataset']['name']}"
 RUN = "{method}/{backbone}/{variant}/n{size}/s{seed}"
 MODEL = f"{RUN}/{{subset}}"
-DATASET_IMAGES = f"{R}/dataset/images.zarr"
-DATASET_INDEX = f"{R}/dataset/index.parquet"
-DATASET_REJECTS = f"{R}/dataset/rejects.parquet"
-DATASET_MANIFEST = f"{R}/dataset/manifest.parquet"
-DATASET_CLASSES = f"{R}/dataset/classes.csv"
+# The dataset store: under results/ unless dataset.store puts it where configs share it
+DATASET = dejavu.config.dataset_store(config)
+DATASET_IMAGES = f"{DATASET}/images.zarr"
+DATASET_INDEX = f"{DATASET}/index.parquet"
+DATASET_REJECTS = f"{DATASET}/rejects.parquet"
+DATASET_MANIFEST = f"{DATASET}/manifest.parquet"
+DATASET_CLASSES = f"{DATASET}/classes.csv"
+DATASET_SOURCE = f"{DATASET}/{dejavu.config.STORE_SOURCE}"  # the settings it was made from
 SPLIT = f"{R}/split/n{{size}}/split.parquet"
 CROPS_STORE = f"{R}/crops/n{{size}}/{{crop}}.zarr"
 CROPS_TABLE = f"{R}/crops/n{{size}}/{{crop}}.parquet"
@@ -31,6 +34,10 @@ RCDM_QUALITY = f"{RCDM}.json"
 CORRELATION = f"{R}/correlation/n{{size}}/{{crop}}/{{classifier}}-{{subset}}"
 ONEMODEL = f"{R}/onemodel/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}-{{classifier}}"
 SSLMEM = f"{R}/sslmem/{RUN}/epoch{{epoch}}.parquet"
+SSLMEM_LAYERS = f"{R}/sslmem/{RUN}/epoch{{epoch}}.layers.parquet"  # LayerMem per embedding
+# What every embedding store holds: the model's two outputs, and the intermediate layers
+# knn.embeddings asks for (definitions §11)
+EMBED_ARRAYS = [*dejavu.core.layers.OUTPUTS, *dejavu.core.layers.inner(config["knn"]["embeddings"])]
 EXTERNAL = "external"  # the method name of models trained elsewhere
 TRAINED = rf"(?!{EXTERNAL}/)[a-z][a-z0-9_]*"  # a method the workflow trains
 SUMMARY = f"{config['results']}/summary.csv"
@@ -370,13 +377,26 @@ def model_dims(wildcards) -> tuple[int, int]:
     return features, (head[-1] if head else features)
 
 
-def embedding_dims(wildcards) -> int:
-    backbone, projector = model_dims(wildcards)
-    return backbone if wildcards.embedding == "backbone" else projector
+def embedding_dims(wildcards, embedding: str | None = None) -> int:
+    """The size of the run's embedding (an output or a layer; `wildcards.embedding`)."""
+    if wildcards.method == EXTERNAL:
+        spec = EXTERNAL_MODELS[wildcards.backbone]
+        arch, head, width = spec["architecture"], spec["projector"], spec["width"]
+    else:
+        model = VARIANTS[wildcards.variant]["model"]
+        arch, head, width = wildcards.backbone, model["projector"], model["width"]
+    return dejavu.core.layers.width(embedding or wildcards.embedding, arch, width, head,
+                                    model_dims(wildcards)[0])
 
 
 def stored_rows(path: str, array: str | None = None) -> int:
     return dejavu.resources.stored_shape(path, array)[0]
+
+
+def embedded_rows(store: str) -> int:
+    """Rows of an embedding store, whichever embeddings it holds (a store about to be
+    remade for other knn.embeddings may lack the one a job will read)."""
+    return stored_rows(store, "source_row")
 
 
 def train_memory(wildcards, input) -> int:
@@ -410,19 +430,20 @@ def embed_memory(wildcards, input) -> int:
     return dejavu.resources.embed(
         batch_size=dejavu.resources.batch_rows(config["embed"]["batch_size"]),
         canvas=dejavu.resources.stored_shape(input.images)[1], side=config["crop"]["side"],
-        shard_rows=config["embed"]["shard_rows"], dims=sum(model_dims(wildcards)),
+        shard_rows=config["embed"]["shard_rows"],
+        dims=sum(embedding_dims(wildcards, e) for e in EMBED_ARRAYS),
         dtype_bytes=dejavu.resources.dtype_bytes(config["embed"]["dtype"]))
 
 
 def knn_memory(wildcards, input) -> int:
     return dejavu.resources.knn(
-        n_public=stored_rows(input.public, wildcards.embedding),
-        n_queries=stored_rows(input.crops, wildcards.embedding),
+        n_public=embedded_rows(input.public),
+        n_queries=embedded_rows(input.crops),
         dims=embedding_dims(wildcards), k=int(wildcards.k), flat_index=KNN_BACKEND == "faiss")
 
 
 def index_memory(wildcards, input) -> int:
-    return dejavu.resources.knn(n_public=stored_rows(input.store, wildcards.embedding),
+    return dejavu.resources.knn(n_public=embedded_rows(input.store),
                                 n_queries=0, dims=embedding_dims(wildcards), k=0)
 
 
@@ -449,11 +470,11 @@ def correlation_memory(wildcards, input) -> int:
 
 def decoder_train_memory(wildcards, input) -> int:
     return dejavu.resources.decoder_train(
-        n_public=stored_rows(input.public, "projector"), resolution=config["rcdm"]["resolution"],
+        n_public=embedded_rows(input.public), resolution=config["rcdm"]["resolution"],
         cond_dims=sum(model_dims(wildcards)),
         cond_bytes=dejavu.resources.dtype_bytes(config["embed"]["dtype"]))
 
 
 def decoder_sample_memory(wildcards, input) -> int:
-    return dejavu.resources.decoder_sample(n_public=stored_rows(input.public_A, "projector"),
+    return dejavu.resources.decoder_sample(n_public=embedded_rows(input.public_A),
                                            dims=embedding_dims(wildcards))

@@ -16,6 +16,7 @@ rule embed:
         batch_size=config["embed"]["batch_size"],
         dtype=config["embed"]["dtype"],
         device=device_for(config["embed"]["gpus"]),
+        inner=EMBED_ARRAYS[2:],  # the intermediate layers knn.embeddings asks for
     log:
         log_path("embed", f"{MODEL}/epoch{{epoch}}/{{part}}-{{job}}"),
     benchmark:

@@ -7,7 +7,7 @@ rule ingest_scan:
     output:
         manifest=DATASET_MANIFEST,
         classes=DATASET_CLASSES,
-        rejects=f"{R}/dataset/scan_rejects.parquet",
+        rejects=f"{DATASET}/scan_rejects.parquet",
     params:
         dataset=dataset_source(),
     log:
@@ -27,8 +27,8 @@ rule ingest:
     input:
         manifest=DATASET_MANIFEST,
     output:
-        meta=temp(f"{R}/dataset/ingest/{{job}}.parquet"),
-        rejects=temp(f"{R}/dataset/ingest/{{job}}.rejects.parquet"),
+        meta=temp(f"{DATASET}/ingest/{{job}}.parquet"),
+        rejects=temp(f"{DATASET}/ingest/{{job}}.rejects.parquet"),
     params:
         images=DATASET_IMAGES,
         job=lambda wc: int(wc.job),
@@ -57,13 +57,16 @@ rule ingest:
 rule ingest_finalize:
     input:
         manifest=DATASET_MANIFEST,
-        scan_rejects=f"{R}/dataset/scan_rejects.parquet",
-        metas=expand(f"{R}/dataset/ingest/{{job}}.parquet", job=range(INGEST["jobs"])),
-        job_rejects=expand(f"{R}/dataset/ingest/{{job}}.rejects.parquet", job=range(INGEST["jobs"])),
+        scan_rejects=f"{DATASET}/scan_rejects.parquet",
+        metas=expand(f"{DATASET}/ingest/{{job}}.parquet", job=range(INGEST["jobs"])),
+        job_rejects=expand(f"{DATASET}/ingest/{{job}}.rejects.parquet", job=range(INGEST["jobs"])),
     output:
         images=directory(DATASET_IMAGES),
         index=DATASET_INDEX,
         rejects=DATASET_REJECTS,
+        source=DATASET_SOURCE,
+    params:
+        settings=dejavu.config.dataset_settings(config),
     log:
         log_path("ingest_finalize"),
     benchmark:

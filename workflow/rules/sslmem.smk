@@ -8,10 +8,12 @@ rule sslmem:
         split=SPLIT,
     output:
         table=SSLMEM,
+        layers=SSLMEM_LAYERS,
     params:
         n_views=config["sslmem"]["views"],
         seed=config["sslmem"]["seed"],
         embedding=config["sslmem"]["embedding"],
+        along_depth=config["knn"]["embeddings"],  # LayerMem beside the score along depth
         augment=lambda wc: dict(sorted({**dejavu.training.methods.info(wc.method).augment,
                                         **VARIANTS[wc.variant]["train"]["augment"]}.items())),
         side=config["crop"]["side"],

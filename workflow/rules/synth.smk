@@ -3,6 +3,7 @@ rule synth:
         images=directory(DATASET_IMAGES),
         index=DATASET_INDEX,
         rejects=DATASET_REJECTS,
+        source=DATASET_SOURCE,
     params:
         classes=config["dataset"]["classes"],
         images_per_class=config["dataset"]["images_per_class"],
@@ -11,6 +12,7 @@ rule synth:
         details=config["dataset"]["details"],
         detail_size=config["dataset"]["detail_size"],
         seed=config["dataset"]["seed"],
+        settings=dejavu.config.dataset_settings(config),
     log:
         log_path("synth"),
     benchmark:
