@@ -59,7 +59,8 @@ def memory(c: dict) -> dict[str, int]:
     processes = c["train"]["processes"] or max(1, c["train"]["gpus"])
     trained = res.train(n_images=n_set, side=side, processes=processes,
                         batch_size=c["train"]["batch_size"], backbone=backbone, width=width,
-                        projector=head, **loader)["mem_mb"]
+                        projector=head, on_cpu=c["train"]["gpus"] == 0,
+                        small_stem=c["model"]["small_stem"], **loader)["mem_mb"]
     return {
         "train": trained, "snapshot": trained,
         "crops": res.crops(n_attacked=2 * n_set, canvas=canvas, side=side,

@@ -49,7 +49,7 @@ def overlay(npc: int) -> dict:
         "train": {"epochs": 2, "warmup_epochs": 1, "loader": {"cache_mb": 8}},
         "knn": {"k": [10]},
         "score": {"bootstrap": 50},
-        "rcdm": {"steps": 20, "sample_steps": 5, "samples": 1, "examples": 2,
+        "rcdm": {"steps": 20, "warmup_steps": 5, "sample_steps": 5, "samples": 1, "examples": 2,
                  "self_images": 10},
         "onemodel": {"resnet": {"depth": 10, "width": 4, "epochs": 2, "batch_size": 64}},
         "sslmem": {"views": 2},
@@ -62,8 +62,10 @@ def run(npc: int, work: Path) -> None:
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
     (work / "scale.yaml").write_text(yaml.safe_dump(overlay(npc)))
-    subprocess.run([sys.executable, "-m", "snakemake", "-c2", "--configfile", "scale.yaml"],
-                   cwd=work, check=True, capture_output=True)
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-c2", "--configfile",
+                           "scale.yaml"], cwd=work, capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"the workflow failed in {work}:\n{proc.stderr[-3000:]}")
 
 
 def data_read(rule: str, split: pd.DataFrame) -> float:

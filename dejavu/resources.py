@@ -66,17 +66,45 @@ def model_state_mb(backbone: str, width: int, projector: list[int]) -> float:
     return STATE_BYTES_PER_PARAM * params / MB
 
 
+# Floats a training image keeps for the backward pass per input pixel (float32, forward
+# activations and the backward's transients together), which a job training on the CPU
+# holds in host memory. ConvNet: a convolution and a normalisation output per block, of
+# width * 2^i channels on 1/4^i of the pixels, doubled for the backward: 7.5 * width
+# (measured: the 64 px, width-16, batch-128 training of `python bench/scale.py` peaked 0.3
+# GB above its declared memory without this term). ResNets and ViTs: estimates from their
+# usual training memory at 224 px (about 35, 55, 110, 160, 35, 70 MB per image), not
+# measured here; a small stem keeps 16 times the pixels through the network.
+ACTIVATION_FLOATS_PER_PIXEL = {"resnet18": 175, "resnet34": 275, "resnet50": 550,
+                               "resnet101": 800, "vit_tiny": 175, "vit_small": 350}
+VIEWS = 2  # images per training example (multi-crop's small views add little)
+
+
+def activations_mb(backbone: str, width: int, side: int, images: int,
+                   small_stem: bool = False) -> float:
+    """What `images` training images at `side` px keep for the backward pass, in MB."""
+    if backbone == "convnet":
+        per_pixel = 7.5 * width
+    else:
+        per_pixel = ACTIVATION_FLOATS_PER_PIXEL.get(backbone, 550)  # external: ResNet-50's
+        if small_stem and backbone.startswith("resnet"):
+            per_pixel *= 16
+    return images * side * side * per_pixel * 4 / MB
+
+
 def train(*, n_images: int, side: int, processes: int, batch_size: int, backbone: str,
           width: int, projector: list[int], cache_mb: int, workers: int,
-          prefetch: int) -> dict:
+          prefetch: int, on_cpu: bool = False, small_stem: bool = False) -> dict:
     """mem_mb and threads of a training job: per process a base and the model's state, and
     the set as the loader holds it -- the whole set per process when it fits `cache_mb`,
     else `workers` x `prefetch` batches per process (then each process also gets a CPU per
-    loader worker; a held set needs none)."""
+    loader worker; a held set needs none); `on_cpu`, the batch's activations too (on a GPU
+    they live in its memory)."""
     held = image_mb(n_images, side) <= cache_mb
     per_process_batch = math.ceil(batch_size / processes)
     data = (image_mb(n_images, side) if held
             else workers * prefetch * image_mb(per_process_batch, side))
+    if on_cpu:
+        data += activations_mb(backbone, width, side, VIEWS * per_process_batch, small_stem)
     mem = processes * (TORCH_BASE_MB + model_state_mb(backbone, width, projector) + data)
     return {"mem_mb": math.ceil(mem),
             "threads": processes * (1 if held else 1 + workers)}

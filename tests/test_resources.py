@@ -29,6 +29,19 @@ def test_a_set_that_fits_the_cache_is_held_by_every_process_and_one_that_does_no
     assert big["threads"] == 8 * 3 and big["mem_mb"] < 40_000  # not the 45 GB set
 
 
+def test_training_on_the_cpu_holds_its_batch_activations_and_on_a_gpu_not_in_host_memory():
+    args = dict(n_images=100_000, side=64, processes=1, batch_size=128, backbone="convnet",
+                width=16, projector=[512, 512, 512], cache_mb=8, workers=2, prefetch=2)
+    gpu, cpu = res.train(**args)["mem_mb"], res.train(**args, on_cpu=True)["mem_mb"]
+    # two views of 128 images, 64 x 64 px, 7.5 x 16 floats per pixel: 503 MB
+    assert cpu - gpu == pytest.approx(2 * 128 * 64 * 64 * 120 * 4 / MB, abs=1)
+    # bench/scale.py measured this job (N = 400 per class) at a 1869 MB peak
+    assert cpu > 1869 > gpu
+    # a ResNet with a small stem keeps 16 times the pixels through the network
+    assert res.activations_mb("resnet18", 64, 32, 10, small_stem=True) == \
+        pytest.approx(16 * res.activations_mb("resnet18", 64, 32, 10))
+
+
 def test_model_state_counts_weights_gradients_and_two_moments():
     # ResNet-101 (42.5 M) + 2048-8192-8192-8192 projector (~151 M): ~3 GB
     params = 42.5e6 + (2048 * 8192 + 8192) + 2 * (8192 * 8192 + 8192)

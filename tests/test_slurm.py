@@ -192,7 +192,8 @@ def train_memory(work, subset) -> int:
                            side=config["crop"]["side"], processes=1,
                            batch_size=train["batch_size"], backbone="convnet",
                            width=model["width"], projector=model["projector"],
-                           cache_mb=1024, workers=2, prefetch=2)["mem_mb"]
+                           cache_mb=1024, workers=2, prefetch=2, on_cpu=True,
+                           small_stem=model["small_stem"])["mem_mb"]
 
 
 def test_two_live_runs_from_one_checkout_both_finish_with_their_own_results(faulted_runs):

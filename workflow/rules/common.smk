@@ -408,7 +408,8 @@ def train_memory(wildcards, input) -> int:
         batch_size=train["batch_size"], backbone=wildcards.backbone,
         width=model["width"], projector=model["projector"],
         cache_mb=loader["cache_mb"], workers=loader["workers"],
-        prefetch=loader["prefetch"])["mem_mb"]
+        prefetch=loader["prefetch"], on_cpu=config["train"]["gpus"] == 0,
+        small_stem=model["small_stem"])["mem_mb"]
 
 
 def train_threads() -> int:
