@@ -365,28 +365,25 @@ def sized(formula):
     return resource
 
 
-def model_dims(wildcards) -> tuple[int, int]:
-    """(backbone, projector) embedding sizes of a run's model."""
+def model_arch(wildcards) -> tuple[str, list[int], int]:
+    """(architecture, projector sizes, width) of a run's model."""
     if wildcards.method == EXTERNAL:
         spec = EXTERNAL_MODELS[wildcards.backbone]
-        arch, head, width = spec["architecture"], spec["projector"], spec["width"]
-    else:
-        model = VARIANTS[wildcards.variant]["model"]
-        arch, head, width = wildcards.backbone, model["projector"], model["width"]
-    features = dejavu.resources.backbone_size(arch, width)[1]
-    return features, (head[-1] if head else features)
+        return spec["architecture"], spec["projector"] or [], spec["width"]
+    model = VARIANTS[wildcards.variant]["model"]
+    return wildcards.backbone, model["projector"], model["width"]
+
+
+def model_dims(wildcards) -> tuple[int, int]:
+    """(backbone, projector) embedding sizes of a run's model."""
+    return embedding_dims(wildcards, "backbone"), embedding_dims(wildcards, "projector")
 
 
 def embedding_dims(wildcards, embedding: str | None = None) -> int:
     """The size of the run's embedding (an output or a layer; `wildcards.embedding`)."""
-    if wildcards.method == EXTERNAL:
-        spec = EXTERNAL_MODELS[wildcards.backbone]
-        arch, head, width = spec["architecture"], spec["projector"], spec["width"]
-    else:
-        model = VARIANTS[wildcards.variant]["model"]
-        arch, head, width = wildcards.backbone, model["projector"], model["width"]
+    arch, head, width = model_arch(wildcards)
     return dejavu.core.layers.width(embedding or wildcards.embedding, arch, width, head,
-                                    model_dims(wildcards)[0])
+                                    dejavu.resources.backbone_size(arch, width)[1])
 
 
 def stored_rows(path: str, array: str | None = None) -> int:
