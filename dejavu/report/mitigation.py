@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .loading import labelled_parts
 from .tables import KEYS, RUN_KEYS
 
 DEFAULT = "default"
@@ -33,13 +34,10 @@ BOOT_CHUNK = 64  # resamples drawn at once (the numbers do not depend on it)
 def score_replicates(score_files: list[str], boot_files: list[str]) -> pd.DataFrame:
     """Resampled scores at p, labelled with their row's keys, epoch and control, in
     replicate order."""
-    parts = []
-    for rows_path, boot_path in zip(score_files, boot_files, strict=True):
-        meta = json.loads(Path(rows_path).read_text())[0]
-        boot = pd.read_parquet(boot_path)
-        boot["replicate"] = boot.groupby("control").cumcount()
-        parts.append(boot.assign(**{k: meta[k] for k in KEYS + ["epoch"]}))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    boot = labelled_parts(score_files, boot_files, KEYS + ["epoch"])
+    if boot.empty:
+        return boot
+    return boot.assign(replicate=boot.groupby(KEYS + ["epoch", "control"]).cumcount())
 
 
 def utility_parts(probe_files: list[str], correct_files: list[str]) -> pd.DataFrame:

@@ -337,9 +337,9 @@ def sslmem_runs() -> list[dict]:
                 *run_grid(variant, epoch=train_epochs(variant)).values())]
 
 
-def sslmem_targets() -> list[str]:
-    """SSLMem's outputs, in sslmem_runs' order."""
-    return [SSLMEM.format(method=r["method"], backbone=r["backbone"], variant=r["variant"],
+def sslmem_targets(pattern: str = SSLMEM) -> list[str]:
+    """SSLMem's outputs (`pattern`: its table, or SSLMEM_LAYERS), in sslmem_runs' order."""
+    return [pattern.format(method=r["method"], backbone=r["backbone"], variant=r["variant"],
                           size=r["train_size"], seed=r["seed"], epoch=r["epoch"])
             for r in sslmem_runs()]
 

@@ -11,8 +11,7 @@ rule summary:
         onemodel=onemodel_targets(),
         onemodel_samples=siblings(onemodel_targets(), ".samples.parquet"),
         sslmem=sslmem_targets(),
-        sslmem_layers=[path.removesuffix(".parquet") + ".layers.parquet"
-                       for path in sslmem_targets()],
+        sslmem_layers=sslmem_targets(SSLMEM_LAYERS),
     output:
         SUMMARY,
     params:
