@@ -1,8 +1,8 @@
 """What `config/imagenet.yaml` asks a cluster for, job by job: count, memory, CPUs, GPUs and
-run time per rule. Job counts, threads, GPUs and run times come from a dry run of the real
-workflow (on a tiny ImageNet-shaped tree standing in for the dataset); memory from
-`dejavu/resources.py` at ImageNet-1k's sizes below (a dry run cannot know them: its
-inputs do not exist yet).
+run time per rule. Job counts, threads, GPUs and constant run times come from a dry run of the real
+workflow (on a tiny ImageNet-shaped tree standing in for the dataset); memory and the
+run times that are formulas of the data from `dejavu/resources.py` at ImageNet-1k's sizes
+below (a dry run cannot know them: its inputs do not exist yet).
 
     python bench/project.py            # about 15 s
 
@@ -86,6 +86,54 @@ def memory(c: dict) -> dict[str, int]:
     }
 
 
+def runtimes(c: dict) -> dict[str, int]:
+    """Run time (minutes) per rule at ImageNet-1k's sizes, where it is a formula of them
+    (`dejavu/resources.py`, "run time"; the slowest job of each rule)."""
+    npc, side = c["split"]["npc"][-1], c["crop"]["side"]
+    n_set, n_test = npc * CLASSES, c["split"]["public_test_per_class"] * CLASSES
+    n_public = IMAGES - 2 * n_set - n_test
+    model, rcdm, net = c["model"], c["rcdm"], c["onemodel"]["resnet"]
+    backbone, head = model["backbones"][0], model["projector"]
+    forward = res.forward_macs(backbone, model["width"], side, head,
+                               small_stem=model["small_stem"], patch_size=model["patch_size"])
+    features = res.backbone_size(backbone, model["width"])[1]
+    largest = max(features, head[-1])
+    processes = c["train"]["processes"] or max(1, c["train"]["gpus"])
+    unet = res.unet_macs(rcdm["resolution"], [rcdm["width"] * m for m in rcdm["channel_mult"]],
+                         rcdm["layers_per_block"])
+    gpus = {key: c[key]["gpus"] for key in ("train", "embed", "knn", "sslmem", "rcdm",
+                                             "onemodel")}
+    limit = c["train"]["max_runtime"]
+    trained = (res.train_minutes(epochs=c["train"]["epochs"], n_images=n_set, forward=forward,
+                                 gpus=gpus["train"], processes=processes)
+               if limit is None else int(limit) + 10)
+    return {
+        "train": trained,
+        "snapshot": res.train_minutes(epochs=c["train"]["state_every"], n_images=n_set,
+                                      forward=forward, gpus=gpus["train"],
+                                      processes=processes),
+        "embed": res.embed_minutes(rows=-(-n_public // c["embed"]["jobs"]), forward=forward,
+                                   gpus=gpus["embed"]),
+        "knn": res.knn_minutes(n_public=n_public, n_queries=2 * n_set, dims=largest,
+                               gpus=gpus["knn"] if knn_backend(c) == "torch" else 0),
+        "probe": res.probe_minutes(n_train=n_set, n_test=n_test, n_public=n_public,
+                                   forward=forward, dims=features, classes=CLASSES,
+                                   steps=c["probe"]["steps"], gpus=gpus["embed"]),
+        "sslmem": res.sslmem_minutes(n_scored=2 * n_set, views=c["sslmem"]["views"],
+                                     forward=forward, gpus=gpus["sslmem"]),
+        "correlation": res.correlation_minutes(
+            n_train=n_set, n_crops=2 * n_set, epochs=net["epochs"], gpus=gpus["onemodel"],
+            forward=res.resnet_macs(f"resnet{net['depth']}", side, net["small_stem"],
+                                    net["width"])),
+        "decoder_train": res.decoder_train_minutes(steps=rcdm["steps"],
+                                                   batch_size=rcdm["batch_size"],
+                                                   forward=unet, gpus=gpus["rcdm"]),
+        "decoder_sample": res.decoder_sample_minutes(
+            images=4 * rcdm["examples"] + rcdm["self_images"], samples=rcdm["samples"],
+            sample_steps=rcdm["sample_steps"], forward=unet, gpus=gpus["rcdm"]),
+    }
+
+
 def dry_run() -> tuple[dict[str, int], dict[str, dict[str, str]]]:
     """Jobs per rule, and each rule's threads, GPUs and run time, from `snakemake -n`."""
     from dejavu.data.testing import write_imagenet_tree
@@ -117,7 +165,7 @@ def dry_run() -> tuple[dict[str, int], dict[str, dict[str, str]]]:
 
 def main() -> None:
     c = config()
-    mem = memory(c)
+    mem, minutes = memory(c), runtimes(c)
     counts, settings = dry_run()
     print(f"config/imagenet.yaml at ImageNet-1k's sizes ({IMAGES:,} images; "
           f"A and B {c['split']['npc'][-1]} per class)")
@@ -126,7 +174,7 @@ def main() -> None:
         s = settings[rule]
         print(f"{rule:16s} {counts[rule]:6d} {mem.get(rule, 0) or '':>8} "
               f"{s.get('threads', '1'):>5s} {s.get('gpu', '0'):>5s} "
-              f"{s.get('runtime', '?'):>8s}")
+              f"{minutes.get(rule, s.get('runtime', '?')):>8}")
     print(f"{'total':16s} {sum(counts.values()):6d}   (mem_mb blank: the rule's constant, "
           f"see workflow/rules)")
 

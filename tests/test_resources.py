@@ -78,3 +78,85 @@ def test_sizes_are_read_from_metadata(tmp_path):
     assert res.split_classes(str(tmp_path / "split.parquet")) == 5
     assert res.split_count(str(tmp_path / "split.parquet"), ("A",)) == 2
     assert res.split_count(str(tmp_path / "split.parquet"), ("A", "B"), True) == 2
+
+
+def counted_macs(model, *inputs) -> float:
+    """Multiply-adds of the convolutions, linear layers and attention of one forward pass,
+    counted from the shapes each layer saw (attention computes its projections itself, so
+    they are counted with it: 4 d^2 per token, and 2 d per pair of tokens)."""
+    import torch
+    total = []
+
+    def count(module, args, out):
+        if isinstance(module, torch.nn.Conv2d):
+            per_output = module.in_channels // module.groups * module.kernel_size[0] * \
+                module.kernel_size[1]
+            total.append(out.numel() * per_output)
+        elif isinstance(module, torch.nn.MultiheadAttention):
+            tokens, d = args[0].shape[-2], module.embed_dim
+            total.append(args[0].numel() // d * (4 * d * d + 2 * tokens * d))
+        elif isinstance(module, torch.nn.Linear):
+            total.append(out.numel() * module.in_features)
+    kinds = (torch.nn.Conv2d, torch.nn.Linear, torch.nn.MultiheadAttention)
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, kinds)]
+    with torch.no_grad():
+        model.eval()(*inputs)
+    for hook in hooks:
+        hook.remove()
+    return float(sum(total))
+
+
+@pytest.mark.parametrize("backbone, side, small_stem, tolerance", [
+    ("convnet", 32, True, 1e-9), ("resnet18", 224, False, 0.02), ("resnet50", 224, False, 0.02),
+    ("resnet18", 32, True, 0.15), ("vit_tiny", 32, True, 0.25)])
+def test_forward_work_is_what_the_model_computes(backbone, side, small_stem, tolerance):
+    """The run-time formulas' MACs per image against a count over the real model's layers
+    (a small stem: 16 times the standard ResNet's pixels; ViTs: one MAC per parameter and
+    token)."""
+    import torch
+    from dejavu.core.models import SSLModel
+    model = SSLModel(backbone, [64, 32], width=8, small_stem=small_stem, image_size=side)
+    counted = counted_macs(model, torch.zeros(2, 3, side, side)) / 2
+    planned = res.forward_macs(backbone, 8, side, [64, 32], small_stem=small_stem,
+                               patch_size=model.arch["patch_size"])
+    assert planned == pytest.approx(counted, rel=tolerance)
+
+
+def test_decoder_work_is_about_what_its_unet_computes():
+    import torch
+    from dejavu.rcdm.decoder import Decoder, DecoderConfig
+    for layers in (1, 2):
+        cfg = DecoderConfig(resolution=16, width=32, channel_mult=(1, 2, 3),
+                            layers_per_block=layers)
+        counted = counted_macs(Decoder(10, cfg), torch.zeros(1, 3, 16, 16),
+                               torch.zeros(1, dtype=torch.long), torch.zeros(1, 10))
+        assert res.unet_macs(16, [32, 64, 96], layers) == pytest.approx(counted, rel=0.1)
+
+
+def test_run_time_is_the_start_and_the_work_at_the_planned_rate():
+    rate = res.CPU_MACS_PER_S
+    work = 3600 * rate  # an hour at the planned rate: three with the safety factor
+    assert res.minutes(work) == res.START_MINUTES + res.SAFETY * 60
+    assert res.minutes(2 * work) == res.START_MINUTES + 2 * res.SAFETY * 60
+    assert res.minutes(work, threads=2) == res.START_MINUTES + res.SAFETY * 30
+    assert res.minutes(work, gpus=1) == res.MIN_MINUTES  # a GPU: seconds of work
+    assert res.minutes(0) == res.MIN_MINUTES
+    # training: epochs x images x two views x forward and backward
+    forward = res.forward_macs("convnet", 16, 32, [512, 512, 512])
+    assert res.train_minutes(epochs=400, n_images=500, forward=forward, gpus=0,
+                             processes=1) == res.minutes(400 * 500 * 2 * 3 * forward)
+    # twice the data, (about) twice the time
+    small = res.knn_minutes(n_public=10**6, n_queries=10**5, dims=2048, gpus=0)
+    large = res.knn_minutes(n_public=2 * 10**6, n_queries=10**5, dims=2048, gpus=0)
+    assert large - res.START_MINUTES == pytest.approx(2 * (small - res.START_MINUTES), abs=1)
+
+
+@pytest.mark.parametrize("depth, width, side, small_stem", [(10, 16, 32, True),
+                                                            (18, 64, 224, False)])
+def test_correlation_classifier_work_is_what_it_computes(depth, width, side, small_stem):
+    import torch
+    from dejavu.onemodel.correlation import ResNetClassifier
+    model = ResNetClassifier(10, depth=depth, width=width, small_stem=small_stem)
+    counted = counted_macs(model, torch.zeros(1, 3, side, side))
+    assert res.resnet_macs(f"resnet{depth}", side, small_stem, width) == pytest.approx(
+        counted, rel=0.15 if small_stem else 0.02)

@@ -93,22 +93,24 @@ def test_tiny_run_writes_summary_and_report(tiny_run):
         assert (figures / f"{name}.svg").read_text().lstrip().startswith("<?xml"), name
 
 
-def test_every_job_of_the_tiny_run_stayed_within_the_memory_it_declared(tiny_run):
-    """mem_mb (dejavu/resources.py, computed from the job's inputs when it was about to run)
-    against the job's peak RSS (its benchmark file), for every job that has both."""
+def test_every_job_of_the_tiny_run_stayed_within_the_memory_and_time_it_declared(tiny_run):
+    """mem_mb and runtime (dejavu/resources.py, computed from the job's inputs when it was
+    about to run) against the job's peak RSS and wall time (its benchmark file), for every
+    job that has both."""
     import re
     work, _ = tiny_run
     # the run's own log (later dry runs of the tests that read this run log nothing)
     log = max((path.read_text() for path in (work / ".snakemake" / "log").glob("*.log")),
               key=lambda text: text.count("benchmark: "))
-    declared = dict(re.findall(r"benchmark: (\S+)\n(?:.*\n)*?\s+resources: .*?mem_mb=(\d+)",
-                               log))
-    assert len(declared) > 50 and "<TBD>" not in "".join(declared.values())
+    declared = re.findall(r"benchmark: (\S+)\n(?:.*\n)*?\s+resources: (.*)", log)
+    assert len(declared) > 50 and "<TBD>" not in "".join(r for _, r in declared)
     over = {}
-    for path, mem_mb in declared.items():
-        peak = pd.read_csv(work / path, sep="\t")["max_rss"].iloc[0]
-        if peak >= int(mem_mb):
-            over[path] = (peak, mem_mb)
+    for path, resources in declared:
+        asked = dict(re.findall(r"\b(mem_mb|runtime)=(\d+)", resources))
+        measured = pd.read_csv(work / path, sep="\t").iloc[0]
+        if (measured["max_rss"] >= int(asked["mem_mb"])
+                or measured["s"] >= 60 * int(asked["runtime"])):
+            over[path] = (measured["max_rss"], measured["s"], asked)
     assert not over, over
 
 

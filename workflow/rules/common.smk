@@ -128,11 +128,13 @@ def snapshot_inputs(wildcards):
     return {"state": STATE.replace("{epoch}", str(start))} if start else {}
 
 
-def train_runtime():
+def train_runtime(wildcards, input):
     """Minutes a training job asks for: train.max_runtime, with ten to start and save (a
-    job that would need longer continues in the next attempt); else a day."""
+    job that would need longer continues in the next attempt); else its formula."""
     limit = config["train"]["max_runtime"]
-    return 24 * 60 if limit is None else math.ceil(limit) + 10
+    if limit is not None:
+        return math.ceil(limit) + 10
+    return training_minutes(wildcards, input, VARIANTS[wildcards.variant]["train"]["epochs"])
 
 
 def train_retries() -> int:
@@ -394,6 +396,104 @@ def embedded_rows(store: str) -> int:
     """Rows of an embedding store, whichever embeddings it holds (a store about to be
     remade for other knn.embeddings may lack the one a job will read)."""
     return stored_rows(store, "source_row")
+
+
+def model_forward(wildcards) -> float:
+    """Forward multiply-adds of one crop.side image through a run's model."""
+    arch, head, width = model_arch(wildcards)
+    model = (config["model"] if wildcards.method == EXTERNAL
+             else VARIANTS[wildcards.variant]["model"])
+    return dejavu.resources.forward_macs(arch, width, config["crop"]["side"], head,
+                                         small_stem=model["small_stem"],
+                                         patch_size=model["patch_size"])
+
+
+def planned(formula, override=None):
+    """A job's run time in minutes: `override` where the config sets one, else
+    formula(wildcards, input) of its sizes (dejavu.resources, "run time")."""
+    return sized(formula) if override is None else override
+
+
+def training_minutes(wildcards, input, epochs: int) -> int:
+    return dejavu.resources.train_minutes(
+        epochs=epochs, n_images=dejavu.resources.split_count(input.split, (wildcards.subset,)),
+        forward=model_forward(wildcards), gpus=config["train"]["gpus"],
+        processes=train_processes())
+
+
+def snapshot_runtime(wildcards, input) -> int:
+    """The epochs a snapshot continues from its state (none when it copies one)."""
+    return training_minutes(wildcards, input, int(wildcards.epoch) - start_state(wildcards))
+
+
+def embed_runtime(wildcards, input) -> int:
+    rows = (dejavu.resources.split_count(input.table, ("public",))
+            if wildcards.part == "public" else stored_rows(input.images))
+    return dejavu.resources.embed_minutes(rows=math.ceil(rows / config["embed"]["jobs"]),
+                                          forward=model_forward(wildcards),
+                                          gpus=config["embed"]["gpus"])
+
+
+def knn_runtime(wildcards, input) -> int:
+    return dejavu.resources.knn_minutes(
+        n_public=embedded_rows(input.public), n_queries=embedded_rows(input.crops),
+        dims=embedding_dims(wildcards),
+        gpus=config["knn"]["gpus"] if KNN_BACKEND == "torch" else 0)
+
+
+def probe_runtime(wildcards, input) -> int:
+    count = dejavu.resources.split_count
+    return dejavu.resources.probe_minutes(
+        n_train=count(input.split, (wildcards.subset,)),
+        n_test=count(input.split, ("public_test",)),
+        n_public=embedded_rows(input.public), forward=model_forward(wildcards),
+        dims=model_dims(wildcards)[0 if config["probe"]["embedding"] == "backbone" else 1],
+        classes=dejavu.resources.split_classes(input.split), steps=config["probe"]["steps"],
+        gpus=config["embed"]["gpus"])
+
+
+def sslmem_runtime(wildcards, input) -> int:
+    return dejavu.resources.sslmem_minutes(
+        n_scored=dejavu.resources.split_count(input.split, ("A", "B", "heldout"), True),
+        views=config["sslmem"]["views"], forward=model_forward(wildcards),
+        gpus=config["sslmem"]["gpus"])
+
+
+def correlation_runtime(wildcards, input) -> int:
+    """The ResNet classifier's training and predictions (naive Bayes counts tags: the
+    least a job asks for)."""
+    if wildcards.classifier != "resnet":
+        return dejavu.resources.MIN_MINUTES
+    net = config["onemodel"]["resnet"]
+    forward = dejavu.resources.resnet_macs(f"resnet{net['depth']}", config["crop"]["side"],
+                                           net["small_stem"], net["width"])
+    return dejavu.resources.correlation_minutes(
+        n_train=dejavu.resources.split_count(input.split, (wildcards.subset,), True),
+        n_crops=stored_rows(input.crops), forward=forward, epochs=net["epochs"],
+        gpus=config["onemodel"]["gpus"])
+
+
+def decoder_forward() -> float:
+    rcdm = config["rcdm"]
+    return dejavu.resources.unet_macs(rcdm["resolution"],
+                                      [rcdm["width"] * m for m in rcdm["channel_mult"]],
+                                      rcdm["layers_per_block"])
+
+
+def decoder_train_runtime(wildcards, input) -> int:
+    rcdm = config["rcdm"]
+    return dejavu.resources.decoder_train_minutes(
+        steps=rcdm["steps"], batch_size=rcdm["batch_size"], forward=decoder_forward(),
+        gpus=rcdm["gpus"])
+
+
+def decoder_sample_runtime(wildcards, input) -> int:
+    """Attacked images of both groups and halves, and the public test images decoded
+    from their own embedding."""
+    rcdm = config["rcdm"]
+    return dejavu.resources.decoder_sample_minutes(
+        images=2 * 2 * rcdm["examples"] + rcdm["self_images"], samples=rcdm["samples"],
+        sample_steps=rcdm["sample_steps"], forward=decoder_forward(), gpus=rcdm["gpus"])
 
 
 def train_memory(wildcards, input) -> int:

@@ -23,7 +23,7 @@ rule embed:
         bench_path("embed", f"{MODEL}/epoch{{epoch}}/{{part}}-{{job}}")
     resources:
         mem_mb=sized(embed_memory),
-        runtime=60,
+        runtime=sized(embed_runtime),
         gpu=config["embed"]["gpus"],
     conda:
         ENV

@@ -21,7 +21,7 @@ rule knn:
         bench_path("knn", f"{MODEL}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}")
     resources:
         mem_mb=sized(knn_memory),
-        runtime=30,
+        runtime=sized(knn_runtime),
         gpu=config["knn"]["gpus"],
     conda:
         ENV

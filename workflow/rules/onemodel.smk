@@ -28,7 +28,7 @@ rule correlation:
         bench_path("correlation", "n{size}/{crop}/{classifier}-{subset}")
     resources:
         mem_mb=sized(correlation_memory),
-        runtime=config["onemodel"]["runtime"],
+        runtime=planned(correlation_runtime, config["onemodel"]["runtime"]),
         gpu=config["onemodel"]["gpus"],
     conda:
         ENV

@@ -28,7 +28,7 @@ rule probe:
         bench_path("probe", f"{MODEL}/epoch{{epoch}}")
     resources:
         mem_mb=sized(probe_memory),
-        runtime=30,
+        runtime=sized(probe_runtime),
         gpu=config["embed"]["gpus"],
     conda:
         ENV

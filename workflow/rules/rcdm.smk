@@ -26,7 +26,7 @@ rule decoder_train:
         bench_path("decoder_train", f"{MODEL}/epoch{{epoch}}")
     resources:
         mem_mb=sized(decoder_train_memory),
-        runtime=config["rcdm"]["runtime"],
+        runtime=planned(decoder_train_runtime, config["rcdm"]["runtime"]),
         gpu=config["rcdm"]["gpus"],
     conda:
         ENV
@@ -67,7 +67,7 @@ rule decoder_sample:
         bench_path("decoder_sample", f"{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}")
     resources:
         mem_mb=sized(decoder_sample_memory),
-        runtime=60,
+        runtime=sized(decoder_sample_runtime),
         gpu=config["rcdm"]["gpus"],
     conda:
         ENV

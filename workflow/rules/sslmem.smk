@@ -27,7 +27,7 @@ rule sslmem:
         bench_path("sslmem", f"{RUN}/epoch{{epoch}}")
     resources:
         mem_mb=sized(sslmem_memory),
-        runtime=60,
+        runtime=sized(sslmem_runtime),
         gpu=config["sslmem"]["gpus"],
     conda:
         ENV

@@ -73,7 +73,7 @@ rule train:
         bench_path("train", MODEL)
     resources:
         mem_mb=sized(train_memory),
-        runtime=train_runtime(),
+        runtime=sized(train_runtime),
         gpu=config["train"]["gpus"],
         nodes=1,  # its data-parallel processes share one node (and talk over localhost)
     conda:
@@ -107,9 +107,7 @@ rule snapshot:
         bench_path("snapshot", f"{MODEL}/epoch{{epoch}}")
     resources:
         mem_mb=sized(train_memory),
-        # minutes: the share of the train job's day this continuation trains
-        runtime=lambda wc: (10 + 24 * 60 * (int(wc.epoch) - start_state(wc))
-                            // config["train"]["epochs"]),
+        runtime=sized(snapshot_runtime),
         gpu=config["train"]["gpus"],
         nodes=1,
     conda:
