@@ -1,7 +1,9 @@
-"""The training loader's data path: images/s that streamed batches come off the store
-(decompress 256 px canvases, take each image's region, shorter side to 224 px, centre
-square), with 1 and 2 worker threads, in one process. Projects how many CPU cores keep a GPU
-fed.
+"""The training loader's data path: images/s that streamed batches come off the store, with
+1 and 2 worker threads, in one process, two ways: decompressing only (the stored 256 px
+canvases, what a worker does when the device resizes: `training.loader` on any device whose
+set is stored at another size) and decompressing, taking each image's region, shorter side
+to 224 px and centre square on the CPU (`SetImages.read`, what the workers did before).
+Projects how many CPU cores keep a GPU fed.
 
     python bench/loader_throughput.py [--images 1024] [--batch 128]
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +26,6 @@ import torch
 
 from dejavu.core.store import write_images
 from dejavu.data.split import SetImages
-from dejavu.training.loader import Loader, LoaderConfig
 
 CANVAS, SIDE = 256, 224
 
@@ -36,11 +38,13 @@ def canvases(n: int, seed: int = 0) -> np.ndarray:
     return fine.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def rate(images: SetImages, workers: int, batch: int, order: torch.Tensor) -> float:
-    loader = Loader(images, LoaderConfig(cache_mb=0, workers=workers, prefetch=2),
-                    torch.device("cpu"))
+def rate(read, workers: int, batch: int, order: torch.Tensor) -> float:
+    """Images/s of `read` over the batches of `order`, on `workers` threads."""
+    parts = [part.numpy() for part in order.split(batch)]
     start = time.perf_counter()
-    seen = sum(len(b) for b in loader.batches(list(order.split(batch))))
+    with ThreadPoolExecutor(workers) as pool:
+        seen = sum(len(out[0] if isinstance(out, tuple) else out)
+                   for out in pool.map(read, parts))
     return seen / (time.perf_counter() - start)
 
 
@@ -58,13 +62,16 @@ def main() -> None:
         images = SetImages(str(Path(tmp) / "images.zarr"), str(Path(tmp) / "split.parquet"),
                            "A", SIDE)
         order = torch.randperm(args.images, generator=torch.Generator().manual_seed(0))
-        rate(images, 1, args.batch, order[:args.batch])  # warm-up
-        one, two = (rate(images, w, args.batch, order) for w in (1, 2))
-    print(f"{args.images} canvases of {CANVAS} px -> {SIDE} px, batches of {args.batch}: "
-          f"1 worker {one:.0f} images/s, 2 workers {two:.0f} images/s "
-          f"(x{two / one:.2f})")
-    print(f"cores to feed 9,000 images/s (a ResNet-101 bf16 forward on an H100): "
-          f"about {9000 / one:.0f} at one worker's rate")
+        rates = {}
+        for name, read in (("decompress only", images.read_stored),
+                           ("decompress + resize on the CPU", images.read)):
+            rate(read, 1, args.batch, order[:args.batch])  # warm-up
+            rates[name] = [rate(read, w, args.batch, order) for w in (1, 2)]
+    print(f"{args.images} canvases of {CANVAS} px -> {SIDE} px, batches of {args.batch}:")
+    for name, (one, two) in rates.items():
+        print(f"  {name:32s} 1 worker {one:6.0f} images/s, 2 workers {two:6.0f} images/s "
+              f"(x{two / one:.2f}); cores to feed 9,000 images/s (a ResNet-101 bf16 "
+              f"forward on an H100): about {9000 / one:.0f}")
 
 
 if __name__ == "__main__":

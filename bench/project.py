@@ -60,7 +60,8 @@ def memory(c: dict) -> dict[str, int]:
     trained = res.train(n_images=n_set, side=side, processes=processes,
                         batch_size=c["train"]["batch_size"], backbone=backbone, width=width,
                         projector=head, on_cpu=c["train"]["gpus"] == 0,
-                        small_stem=c["model"]["small_stem"], **loader)["mem_mb"]
+                        small_stem=c["model"]["small_stem"], canvas=canvas,
+                        **loader)["mem_mb"]
     return {
         "train": trained, "snapshot": trained,
         "crops": res.crops(n_attacked=2 * n_set, canvas=canvas, side=side,

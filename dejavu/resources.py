@@ -93,16 +93,17 @@ def activations_mb(backbone: str, width: int, side: int, images: int,
 
 def train(*, n_images: int, side: int, processes: int, batch_size: int, backbone: str,
           width: int, projector: list[int], cache_mb: int, workers: int,
-          prefetch: int, on_cpu: bool = False, small_stem: bool = False) -> dict:
+          prefetch: int, on_cpu: bool = False, small_stem: bool = False,
+          canvas: int | None = None) -> dict:
     """mem_mb and threads of a training job: per process a base and the model's state, and
     the set as the loader holds it -- the whole set per process when it fits `cache_mb`,
-    else `workers` x `prefetch` batches per process (then each process also gets a CPU per
-    loader worker; a held set needs none); `on_cpu`, the batch's activations too (on a GPU
-    they live in its memory)."""
+    else `workers` x `prefetch` batches per process, as stored (`canvas` px: the device
+    resizes them; then each process also gets a CPU per loader worker; a held set needs
+    none); `on_cpu`, the batch's activations too (on a GPU they live in its memory)."""
     held = image_mb(n_images, side) <= cache_mb
     per_process_batch = math.ceil(batch_size / processes)
     data = (image_mb(n_images, side) if held
-            else workers * prefetch * image_mb(per_process_batch, side))
+            else workers * prefetch * image_mb(per_process_batch, max(side, canvas or side)))
     if on_cpu:
         data += activations_mb(backbone, width, side, VIEWS * per_process_batch, small_stem)
     mem = processes * (TORCH_BASE_MB + model_state_mb(backbone, width, projector) + data)

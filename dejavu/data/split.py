@@ -211,6 +211,19 @@ class SetImages:
         back[order] = out
         return back
 
+    def read_stored(self, positions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The stored canvases at `positions`, in the order given, with each one's region
+        (heights, widths): what `read` resizes, left for the device to resize
+        (`core.store.square`, as `training.loader` does)."""
+        from ..core.store import read_rows
+        positions = np.asarray(positions, dtype=np.int64)
+        order = np.argsort(positions, kind="stable")
+        at = positions[order]  # sorted: the store is read in row order
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        return (read_rows(self.store, self.rows[at])[back], self.heights[positions],
+                self.widths[positions])
+
     def blocks(self, size: int = BLOCK):
         """The whole set in row order, `size` images at a time."""
         for i in range(0, len(self), size):

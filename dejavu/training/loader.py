@@ -3,7 +3,10 @@
 A training set small enough for `cache_mb` is read once and kept on the device (the demo's
 500 images of 32 px: 1.5 MB); a larger one streams: while the model takes one step, worker
 threads read and resize the next batches from the store (`data.split.SetImages`), so what
-the job holds is its model and a few batches, not the set. Which images make each batch is
+the job holds is its model and a few batches, not the set. Sets stored at another size
+than the model's input (ImageNet's canvases) leave resizing to the device: the workers only
+decompress, and each batch goes to the device as stored and is resized there (on a GPU,
+where a CPU core decompresses far faster than it resizes). Which images make each batch is
 drawn by the training loop's seeded generator before any is read, and reading draws no
 random number, so both ways give the same batches, bit for bit, and a resumed run continues
 exactly. Under data parallelism each process reads only its own slice of every batch.
@@ -85,6 +88,27 @@ class Loader:
     def to_device(self, block: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(block).permute(0, 3, 1, 2).contiguous().to(self.device)
 
+    @property
+    def resizes_on_device(self) -> bool:
+        return (hasattr(self.images, "read_stored")
+                and not getattr(self.images, "stored_as_is", True))
+
+    def read(self, positions: np.ndarray):
+        """On a worker thread: a batch as stored (resized on the device) or as trained on."""
+        return (self.images.read_stored(positions) if self.resizes_on_device
+                else self.images.read(positions))
+
+    def on_device(self, read) -> torch.Tensor:
+        """A worker's batch as (n, 3, side, side) uint8 on the device: stored canvases are
+        cut to their regions and resized there, as `SetImages.read` does on the CPU (the
+        same operations: on a CPU the same bytes)."""
+        if not self.resizes_on_device:
+            return self.to_device(read)
+        from ..core.store import square
+        block, heights, widths = read
+        x = square(torch.from_numpy(block).to(self.device), heights, widths, self.images.side)
+        return (x * 255).round().to(torch.uint8).contiguous()
+
     def batches(self, parts: list[torch.Tensor]) -> Iterator[torch.Tensor]:
         """The images at each index tensor of `parts`, in order."""
         if self.resident is not None:
@@ -97,11 +121,11 @@ class Loader:
             def read_next() -> None:
                 part = next(todo, None)
                 if part is not None:
-                    ahead.append(pool.submit(self.images.read, part.cpu().numpy()))
+                    ahead.append(pool.submit(self.read, part.cpu().numpy()))
 
             for _ in range(max(1, self.cfg.workers * self.cfg.prefetch)):
                 read_next()
             while ahead:
                 block = ahead.popleft().result()
                 read_next()
-                yield self.to_device(block)
+                yield self.on_device(block)

@@ -506,7 +506,8 @@ def train_memory(wildcards, input) -> int:
         width=model["width"], projector=model["projector"],
         cache_mb=loader["cache_mb"], workers=loader["workers"],
         prefetch=loader["prefetch"], on_cpu=config["train"]["gpus"] == 0,
-        small_stem=model["small_stem"])["mem_mb"]
+        small_stem=model["small_stem"],
+        canvas=dejavu.resources.stored_shape(input.images)[1])["mem_mb"]
 
 
 def train_threads() -> int:
