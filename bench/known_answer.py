@@ -4,6 +4,11 @@ workflow, and the rows docs/benchmarks.md tabulates (last epoch, p = score.p).
 
     python bench/known_answer.py --seed 0            # about 12 minutes on 2 cores
     python bench/known_answer.py --seed 1 --keep runs/seed1
+    python bench/known_answer.py --seed 2 --overlay tests/known_answer.yaml
+
+`--overlay` layers a config file over the demo (tests/known_answer.yaml is the test suite's
+known-answer run: the demo's training, cheaper decoders and correlation classifier, and
+epoch 100 kept too); then the rows of every stage the test asserts on are printed as well.
 
 Seed 0 is the shipped demo, so its row is also what `snakemake --cores 2` writes. Numbers
 are bit-for-bit reproducible on the same machine kind with the same thread counts; on a CPU
@@ -14,6 +19,7 @@ scores move within the seed-to-seed noise (about ±0.05).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -27,31 +33,72 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = ("Snakefile", "config.yaml", "config", "workflow", "envs", "profiles")
 
 
-def run(seed: int, cores: int, work: Path) -> pd.DataFrame:
+def run(seed: int, cores: int, work: Path, overlay: Path | None = None) -> pd.DataFrame:
     for name in WORKFLOW:
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
-    overlay = {"dataset": {"seed": seed}, "split": {"seed": seed}, "train": {"seeds": [seed]}}
-    (work / "seed.yaml").write_text(yaml.safe_dump(overlay))
+    configs = []
+    if overlay:
+        shutil.copy(overlay, work / "overlay.yaml")
+        configs.append("overlay.yaml")
+    seeds = {"dataset": {"seed": seed}, "split": {"seed": seed}, "train": {"seeds": [seed]}}
+    (work / "seed.yaml").write_text(yaml.safe_dump(seeds))
     subprocess.run([sys.executable, "-m", "snakemake", f"-c{cores}", "--configfile",
-                    "seed.yaml"], cwd=work, check=True, capture_output=True)
+                    *configs, "seed.yaml"], cwd=work, check=True, capture_output=True)
     return pd.read_csv(work / "results" / "summary.csv")
 
 
 def table(summary: pd.DataFrame) -> pd.DataFrame:
-    """One row per embedding: the real score with its interval, the controls, the partition."""
+    """One row per method and embedding: the real score with its interval, the controls,
+    the partition, and the utility (linear probe and k-NN test accuracy) where computed."""
     last = summary["epoch"].max()
     rows = []
-    for embedding, part in summary.groupby("embedding"):
+    for (method, embedding), part in summary.groupby(["method", "embedding"]):
         at = part[part["epoch"].isin([0, last])].set_index("control")
         real = at.loc["none"]
-        rows.append({"embedding": embedding, "score": real["score"],
+        rows.append({"method": method, "embedding": embedding, "score": real["score"],
                      "ci": f"[{real['score_ci_low']:.3f}, {real['score_ci_high']:.3f}]",
                      "heldout": at.loc["heldout", "score"] if "heldout" in at.index else None,
                      "untrained": at.loc["untrained", "score"]
                      if "untrained" in at.index else None,
-                     "memorized": real["memorized"], "misrepresented": real["misrepresented"]})
-    return pd.DataFrame(rows)
+                     "memorized": real["memorized"], "misrepresented": real["misrepresented"],
+                     **{name: real.get(name) for name in ("probe_test_acc", "knn_test_acc")}})
+    return pd.DataFrame(rows).dropna(axis=1, how="all")
+
+
+def stage_answers(summary: pd.DataFrame, work: Path) -> dict:
+    """What tests/test_sweep.py asserts besides `table`: the projector score at each epoch,
+    the one-model test and SSLMem at the last epoch, and the RCDM decoders' quality (of a
+    run of one method)."""
+    real = summary[(summary["control"] == "none") & (summary["embedding"] == "projector")]
+    last = real[real["epoch"] == real["epoch"].max()].iloc[0]
+    heldout = summary[(summary["control"] == "heldout") & (summary["embedding"] == "projector")
+                      & (summary["epoch"] == last["epoch"])].iloc[0]
+    answers = {f"score at epoch {e}": s for e, s in real.set_index("epoch")["score"].items()}
+    columns = {  # where the run computed them
+        "one-model score": lambda: last["onemodel_score"],
+        "one-model held-out": lambda: heldout["onemodel_score"],
+        "classifier - reference k-NN accuracy":
+            lambda: last["acc_classifier_all"] - last["acc_reference_all"],
+        "SSLMem train - held-out": lambda: last["sslmem_train"] - last["sslmem_heldout"],
+        "SSLMem AUC": lambda: last["sslmem_auc"],
+        "linear probe test accuracy": lambda: last["probe_test_acc"],
+        "k-NN test accuracy": lambda: last["knn_test_acc"]}
+    for name, value in columns.items():
+        try:
+            if pd.notna(value()):
+                answers[name] = value()
+        except KeyError:
+            pass
+    for path in sorted((work / "results").glob("*/rcdm/*/*/*/*/*/epoch*/*.json")):
+        quality = json.loads(path.read_text())
+        for decoder, own in quality["self"].items():
+            for key in ("top1_retrieval", "mean_rank", "class_recovery"):
+                answers[f"RCDM {decoder} self {key}"] = own[key]
+        memorized = quality["attack"]["memorized"]
+        answers["RCDM memorized: target - reference"] = (memorized["target"]
+                                                         - memorized["reference"])
+    return answers
 
 
 def main() -> None:
@@ -59,15 +106,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="run here and keep it (default: a temp dir)")
+    parser.add_argument("--overlay", type=Path, help="a config file layered over the demo")
     args = parser.parse_args()
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        summary = run(args.seed, args.cores, args.keep)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            summary = run(args.seed, args.cores, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        summary = run(args.seed, args.cores, work, args.overlay and args.overlay.resolve())
+        one_method = summary["method"].nunique() == 1
+        answers = stage_answers(summary, work) if args.overlay and one_method else {}
     print(f"seed {args.seed}, epoch {summary['epoch'].max()}, p = {summary['p'].iloc[0]}")
     print(table(summary).to_string(index=False, float_format=lambda v: f"{v:+.3f}"))
+    for name, value in answers.items():
+        print(f"{name}: {value:.4f}")
 
 
 if __name__ == "__main__":
