@@ -130,7 +130,7 @@ def runtimes(c: dict) -> dict[str, int]:
                                                    batch_size=rcdm["batch_size"],
                                                    forward=unet, gpus=gpus["rcdm"]),
         "decoder_sample": res.decoder_sample_minutes(
-            images=4 * rcdm["examples"] + rcdm["self_images"], samples=rcdm["samples"],
+            examples=rcdm["examples"], self_images=rcdm["self_images"], samples=rcdm["samples"],
             sample_steps=rcdm["sample_steps"], forward=unet, gpus=gpus["rcdm"]),
     }
 

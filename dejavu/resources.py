@@ -268,9 +268,11 @@ def decoder_train_minutes(*, steps: int, batch_size: int, forward: float, gpus: 
     return minutes(steps * batch_size * PASSES * forward, gpus)
 
 
-def decoder_sample_minutes(*, images: int, samples: int, sample_steps: int, forward: float,
-                           gpus: int) -> int:
-    """Both decoders draw `samples` of every decoded image, `sample_steps` each."""
+def decoder_sample_minutes(*, examples: int, self_images: int, samples: int,
+                           sample_steps: int, forward: float, gpus: int) -> int:
+    """Both decoders draw `samples` of every decoded image, `sample_steps` each: `examples`
+    attacked images per group (memorized, correlated) and half, and `self_images`."""
+    images = 2 * 2 * examples + self_images
     return minutes(2 * images * samples * sample_steps * forward, gpus)
 
 

@@ -488,11 +488,9 @@ def decoder_train_runtime(wildcards, input) -> int:
 
 
 def decoder_sample_runtime(wildcards, input) -> int:
-    """Attacked images of both groups and halves, and the public test images decoded
-    from their own embedding."""
     rcdm = config["rcdm"]
     return dejavu.resources.decoder_sample_minutes(
-        images=2 * 2 * rcdm["examples"] + rcdm["self_images"], samples=rcdm["samples"],
+        examples=rcdm["examples"], self_images=rcdm["self_images"], samples=rcdm["samples"],
         sample_steps=rcdm["sample_steps"], forward=decoder_forward(), gpus=rcdm["gpus"])
 
 
