@@ -452,9 +452,14 @@ def probe_runtime(wildcards, input) -> int:
         gpus=config["embed"]["gpus"])
 
 
+def scored_images(input) -> int:
+    """The attacked images SSLMem scores (sets A, B and the held-out set)."""
+    return dejavu.resources.split_count(input.split, ("A", "B", "heldout"), True)
+
+
 def sslmem_runtime(wildcards, input) -> int:
     return dejavu.resources.sslmem_minutes(
-        n_scored=dejavu.resources.split_count(input.split, ("A", "B", "heldout"), True),
+        n_scored=scored_images(input),
         views=config["sslmem"]["views"], forward=model_forward(wildcards),
         gpus=config["sslmem"]["gpus"])
 
@@ -553,7 +558,7 @@ def probe_memory(wildcards, input) -> int:
 
 def sslmem_memory(wildcards, input) -> int:
     return dejavu.resources.sslmem(
-        n_scored=dejavu.resources.split_count(input.split, ("A", "B", "heldout"), True),
+        n_scored=scored_images(input),
         side=config["crop"]["side"], batch_size=dejavu.resources.batch_rows(config["embed"]["batch_size"]),
         views=config["sslmem"]["views"])
 
