@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
+from dejavu.core.resume import OutOfTime
 from dejavu.core.store import write_images
 from dejavu.data.split import SetImages, read_set
 from dejavu.training.loader import Loader, LoaderConfig
-from dejavu.training.train import (OutOfTime, SaveTo, TrainConfig, init_model, train,
+from dejavu.training.train import (SaveTo, TrainConfig, init_model, train,
                                    train_processes)
 
 pytestmark = pytest.mark.unit

@@ -137,6 +137,33 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_training_to_a_deadline_stops_at_a_state_and_continues_to_the_same_decoder(
+        tmp_path):
+    """A deadline already past: each call trains one logged interval (one step of 20 here),
+    keeps its state and stops; the chain of calls ends with the weights and the loss
+    history of an uninterrupted run."""
+    from dejavu.core.resume import OutOfTime
+    images, cond, _, _ = colour_data(8)
+    cfg = dataclasses.replace(TINY, steps=20, checkpoint_every=100)
+    torch.set_num_threads(1)
+    calls = 0
+    while True:
+        calls += 1
+        try:
+            resumed, resumed_history = rcdm.train_decoder(images, cond, cfg, str(tmp_path),
+                                                          deadline=0.0)
+            break
+        except OutOfTime as stopped:
+            assert f"after decoder step {calls} of 20" in str(stopped)
+    assert calls == 20 and not (tmp_path / "decoder-state.pt").exists()
+    whole, history = rcdm.train_decoder(images, cond, cfg)
+    assert resumed_history == history and len(history) == 20
+    a, b = _weights(resumed), _weights(whole)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="resume directory"):
+        rcdm.train_decoder(images, cond, cfg, deadline=0.0)
+
+
 def test_state_of_other_settings_is_ignored(tmp_path):
     images, cond, _, _ = colour_data(4)
     short = dataclasses.replace(TINY, steps=30, checkpoint_every=10)

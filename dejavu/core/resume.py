@@ -4,17 +4,35 @@ A state is one file, written atomically (a kill never leaves half of one) and ta
 the run it belongs to: a fingerprint of the settings, data and starting weights. A state of
 another run is ignored, so a job rerun with changed settings starts afresh. SSL training
 (`training.train`) and the RCDM decoders (`rcdm.decoder`) keep theirs this way.
+
+A job given a deadline (a cluster's time limit) stops at a kept state before it and raises
+OutOfTime; its script exits with OUT_OF_TIME_EXIT, Snakemake resubmits it (the rule's
+retries) and the next attempt continues to the result of one uninterrupted run.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import torch
 
 log = logging.getLogger(__name__)
+
+OUT_OF_TIME_EXIT = 75  # a job (or data-parallel process) that stopped at its deadline: EX_TEMPFAIL
+
+
+class OutOfTime(Exception):
+    """Work stopped at a kept resume state to end before its time limit; running it again
+    continues from there."""
+
+
+def late(deadline: float | None, interval_seconds: float) -> bool:
+    """Whether another interval of work like the last one, with room for saving, would end
+    past `deadline` (a time.time(); None: no limit)."""
+    return deadline is not None and time.time() + 1.5 * interval_seconds > deadline
 
 
 class ResumeState:

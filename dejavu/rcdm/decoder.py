@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..core.models import memory_format, pick_device
-from ..core.resume import ResumeState
+from ..core.resume import OutOfTime, ResumeState, late
 from ..training.optim import lr_at
 
 log = logging.getLogger(__name__)
@@ -134,21 +134,28 @@ def column_stats(x: np.ndarray, block: int = 65536) -> tuple[np.ndarray, np.ndar
 
 
 def train_decoder(images: np.ndarray, cond: np.ndarray, cfg: DecoderConfig,
-                  resume_dir: str | None = None) -> tuple[Decoder, list[float]]:
+                  resume_dir: str | None = None,
+                  deadline: float | None = None) -> tuple[Decoder, list[float]]:
     """Train a decoder on (N, r, r, 3) uint8 images and their (N, D) embeddings; return the
     EMA decoder and the mean loss of every logged interval.
 
     With `resume_dir`, a state (weights, EMA, optimizer, generator, step) is kept there
-    every `cfg.checkpoint_every` steps and a rerun continues from it."""
+    every `cfg.checkpoint_every` steps and a rerun continues from it. With a `deadline` (a
+    `time.time()`), training stops at the end of the first logged interval after which
+    another would pass it, keeps its state there and raises OutOfTime; a rerun continues
+    to the decoder of one uninterrupted run (every attempt trains one interval at least)."""
     if images.shape[1:3] != (cfg.resolution, cfg.resolution):
         raise ValueError(f"images are {images.shape[1]}x{images.shape[2]}, the decoder draws "
                          f"{cfg.resolution}x{cfg.resolution}")
+    if deadline is not None and not resume_dir:
+        raise ValueError("training to a deadline needs a resume directory to continue from")
     fit = DecoderFit.prepare(images, cond, cfg)
     resume = (ResumeState(Path(resume_dir, "decoder-state.pt"), run_id(images, cond, cfg))
               if resume_dir else None)
     step, history = fit.resume_from(resume)
     log_every = max(1, min(100, cfg.steps // 20))
     losses, clock, first = [], time.perf_counter(), step
+    interval = time.time()
     while step < cfg.steps:
         losses.append(fit.train_step(step))
         step += 1
@@ -158,6 +165,14 @@ def train_decoder(images: np.ndarray, cond: np.ndarray, cfg: DecoderConfig,
             rate = (step - first) / (time.perf_counter() - clock)
             log.info("decoder step %d/%d loss %.4f  %.0f img/s  eta %.0f s", step, cfg.steps,
                      history[-1], rate * cfg.batch_size, (cfg.steps - step) / rate)
+            # stopped only here, where the loss history is whole
+            if step < cfg.steps and late(deadline, time.time() - interval):
+                resume.save(fit.state(step, history))
+                log.info("stopping after step %d of %d before the time limit; a rerun "
+                         "continues from here", step, cfg.steps)
+                raise OutOfTime(f"stopped after decoder step {step} of {cfg.steps} "
+                                f"(time limit)")
+            interval = time.time()
         if resume and step % cfg.checkpoint_every == 0 and step < cfg.steps:
             resume.save(fit.state(step, history))
     if resume:

@@ -4,6 +4,7 @@ stored embeddings."""
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import torch
@@ -27,8 +28,11 @@ def conditioning(store_path: str) -> tuple[np.ndarray, np.ndarray]:
 
 def run_train(checkpoint: str, public_store: str, images_path: str, split_path: str,
               out_path: str, *, resume_dir: str | None = None, threads: int = 1,
-              **options) -> None:
-    """Train the decoder of one SSL model on the public set and its stored embeddings."""
+              max_runtime: float | None = None, **options) -> None:
+    """Train the decoder of one SSL model on the public set and its stored embeddings. With
+    `max_runtime` (minutes from now), it may stop early at a resume state (OutOfTime): run it
+    again."""
+    deadline = None if max_runtime is None else time.time() + 60 * max_runtime
     from ..attack.embeddings import check_store
     from ..core.store import file_digest
     torch.set_num_threads(threads)
@@ -39,6 +43,6 @@ def run_train(checkpoint: str, public_store: str, images_path: str, split_path: 
     log.info("training a %dx%d decoder on %d public images, conditioning of %d dims, "
              "%d steps of %d", cfg.resolution, cfg.resolution, len(images), cond.shape[1],
              cfg.steps, cfg.batch_size)
-    decoder, history = train_decoder(images, cond, cfg, resume_dir)
+    decoder, history = train_decoder(images, cond, cfg, resume_dir, deadline)
     save_decoder(out_path, decoder.cpu(), cfg, history=history, n_images=len(images),
                  checkpoint_sha256=file_digest(checkpoint))

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..core.models import SSLModel, pick_device, save_checkpoint
-from ..core.resume import ResumeState
+from ..core.resume import OutOfTime, ResumeState, late
 from . import distributed, methods
 from .augment import AugmentConfig
 from .loader import Images, Loader, LoaderConfig, as_images
@@ -125,11 +125,6 @@ class Resume:
 
 
 Save = Callable[[int, SSLModel, dict], None]
-
-
-class OutOfTime(Exception):
-    """Training stopped at a saved resume state to end before its time limit; running it
-    again continues from there (`train`'s `deadline`)."""
 
 
 def train(model: SSLModel, images: np.ndarray | Images, cfg: TrainConfig, save: Save,
@@ -316,11 +311,10 @@ class Run:
         clock decides for every process, so all stop after the same epoch."""
         if deadline is None:
             return False
-        late = torch.tensor([float(time.time() + 1.5 * epoch_seconds > deadline)],
-                            device=self.device)
+        stop = torch.tensor([float(late(deadline, epoch_seconds))], device=self.device)
         if self.size > 1:
-            torch.distributed.broadcast(late, src=0)
-        return bool(late.item())
+            torch.distributed.broadcast(stop, src=0)
+        return bool(stop.item())
 
     def stop(self, epoch: int, resume: Resume) -> None:
         """Keep the state after `epoch` and raise OutOfTime once every process is done."""

@@ -25,15 +25,13 @@ import pandas as pd
 import torch
 
 from ..core.models import SSLModel, load_checkpoint, pick_device, save_checkpoint
+from ..core.resume import OUT_OF_TIME_EXIT, OutOfTime
 from ..data.split import SetImages
 from . import distributed, methods
 from .loader import Images, LoaderConfig
-from .loop import (OutOfTime, Resume, Run, Save, TrainConfig, check, fingerprint,  # noqa: F401
-                   train)
+from .loop import Resume, Run, Save, TrainConfig, check, fingerprint, train  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-OUT_OF_TIME_EXIT = 75  # a data-parallel process that stopped at its deadline (EX_TEMPFAIL)
 
 
 def run_seed(seed: int, subset: str) -> int:

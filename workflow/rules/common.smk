@@ -129,21 +129,25 @@ def snapshot_inputs(wildcards):
 
 
 def train_runtime(wildcards, input):
-    """Minutes a training job asks for: train.max_runtime, with ten to start and save (a
-    job that would need longer continues in the next attempt); else its formula."""
-    limit = config["train"]["max_runtime"]
-    if limit is not None:
-        return math.ceil(limit) + 10
-    return training_minutes(wildcards, input, VARIANTS[wildcards.variant]["train"]["epochs"])
+    """Minutes a training job asks for: train.max_runtime with ten to start and save (a
+    job that would need longer continues in the next attempt), else its formula."""
+    return (limited_runtime("train")
+            or training_minutes(wildcards, input, VARIANTS[wildcards.variant]["train"]["epochs"]))
 
 
-def train_retries() -> int:
-    """Resubmissions of a training job stopped at train.max_runtime, by the main Snakemake
+def limited_runtime(section: str) -> int | None:
+    """`section`.max_runtime + 10 minutes to start and save; None where it is not set."""
+    limit = config[section]["max_runtime"]
+    return None if limit is None else math.ceil(limit) + 10
+
+
+def continuations(section: str) -> int:
+    """Resubmissions of a job stopped at `section`.max_runtime, by the main Snakemake
     process only: a cluster job's own Snakemake would retry it inside the allocation whose
     time ran out."""
-    if not config["train"]["max_runtime"] or workflow.remote_exec or workflow.subprocess_exec:
+    if not config[section]["max_runtime"] or workflow.remote_exec or workflow.subprocess_exec:
         return 0
-    return config["train"]["continuations"]
+    return config[section]["continuations"]
 
 
 def train_processes():
@@ -486,7 +490,12 @@ def decoder_forward() -> float:
 
 
 def decoder_train_runtime(wildcards, input) -> int:
+    """rcdm.max_runtime + 10 where set (the job continues itself), else rcdm.runtime, else
+    the formula."""
     rcdm = config["rcdm"]
+    fixed = limited_runtime("rcdm") or rcdm["runtime"]
+    if fixed:
+        return fixed
     return dejavu.resources.decoder_train_minutes(
         steps=rcdm["steps"], batch_size=rcdm["batch_size"], forward=decoder_forward(),
         gpus=rcdm["gpus"])

@@ -20,13 +20,15 @@ rule decoder_train:
         **RCDM_OPTIONS,
         device=device_for(config["rcdm"]["gpus"]),
         resume_dir=lambda wc: f"{R}/rcdm/{MODEL}/epoch{{epoch}}/resume".format(**wc),
+    # a job stopped at rcdm.max_runtime is resubmitted and continues from its saved state
+    retries: continuations("rcdm")
     log:
         log_path("decoder_train", f"{MODEL}/epoch{{epoch}}"),
     benchmark:
         bench_path("decoder_train", f"{MODEL}/epoch{{epoch}}")
     resources:
         mem_mb=sized(decoder_train_memory),
-        runtime=planned(decoder_train_runtime, config["rcdm"]["runtime"]),
+        runtime=decoder_train_runtime,
         gpu=config["rcdm"]["gpus"],
     conda:
         ENV

@@ -66,7 +66,7 @@ rule train:
         resume_every=trained("resume_every"),
     threads: train_threads()
     # a job stopped at train.max_runtime is resubmitted and continues from its saved state
-    retries: train_retries()
+    retries: continuations("train")
     log:
         log_path("train", MODEL),
     benchmark:

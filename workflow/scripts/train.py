@@ -1,6 +1,7 @@
 import sys
 
 from dejavu.core import logs
+from dejavu.core.resume import OUT_OF_TIME_EXIT, OutOfTime
 from dejavu.training import train
 
 # guarded: data-parallel training spawns processes that re-import this file. The loader
@@ -15,7 +16,7 @@ if __name__ == "__main__":
         train.run(snakemake.input.init, snakemake.input.images, snakemake.input.split,
                   out_paths, threads=snakemake.threads, loader=settings["loader"],
                   max_runtime=settings["max_runtime"], **params)
-    except train.OutOfTime as stopped:
+    except OutOfTime as stopped:
         # a failed attempt to Snakemake, which resubmits it (the rule's retries)
         train.log.info("%s; the next attempt continues", stopped)
-        sys.exit(train.OUT_OF_TIME_EXIT)
+        sys.exit(OUT_OF_TIME_EXIT)
