@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import signal
 import subprocess
@@ -138,7 +139,7 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
 
 
 def test_training_to_a_deadline_stops_at_a_state_and_continues_to_the_same_decoder(
-        tmp_path):
+        tmp_path, caplog):
     """A deadline already past: each call trains one logged interval (one step of 20 here),
     keeps its state and stops; the chain of calls ends with the weights and the loss
     history of an uninterrupted run."""
@@ -146,6 +147,7 @@ def test_training_to_a_deadline_stops_at_a_state_and_continues_to_the_same_decod
     images, cond, _, _ = colour_data(8)
     cfg = dataclasses.replace(TINY, steps=20, checkpoint_every=100)
     torch.set_num_threads(1)
+    caplog.set_level(logging.INFO, logger="dejavu.rcdm.decoder")
     calls = 0
     while True:
         calls += 1
@@ -156,6 +158,7 @@ def test_training_to_a_deadline_stops_at_a_state_and_continues_to_the_same_decod
         except OutOfTime as stopped:
             assert f"after decoder step {calls} of 20" in str(stopped)
     assert calls == 20 and not (tmp_path / "decoder-state.pt").exists()
+    assert "step 19 (the last attempt stopped at its time limit)" in caplog.text
     whole, history = rcdm.train_decoder(images, cond, cfg)
     assert resumed_history == history and len(history) == 20
     a, b = _weights(resumed), _weights(whole)

@@ -167,7 +167,7 @@ def train_decoder(images: np.ndarray, cond: np.ndarray, cfg: DecoderConfig,
                      history[-1], rate * cfg.batch_size, (cfg.steps - step) / rate)
             # stopped only here, where the loss history is whole
             if step < cfg.steps and late(deadline, time.time() - interval):
-                resume.save(fit.state(step, history))
+                resume.save({**fit.state(step, history), "stopped_for_time": True})
                 log.info("stopping after step %d of %d before the time limit; a rerun "
                          "continues from here", step, cfg.steps)
                 raise OutOfTime(f"stopped after decoder step {step} of {cfg.steps} "
@@ -224,7 +224,9 @@ class DecoderFit:
         self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["optimizer"])
         self.gen.set_state(state["generator"].cpu())
-        log.info("resuming decoder training after step %d", state["step"])
+        log.info("resuming decoder training after step %d%s", state["step"],
+                 " (the last attempt stopped at its time limit)"
+                 if state.get("stopped_for_time") else "")
         return state["step"], list(state["history"])
 
     def train_step(self, step: int) -> float:
