@@ -99,7 +99,9 @@ def train(*, n_images: int, side: int, processes: int, batch_size: int, backbone
     the set as the loader holds it -- the whole set per process when it fits `cache_mb`,
     else `workers` x `prefetch` batches per process, as stored (`canvas` px: the device
     resizes them; then each process also gets a CPU per loader worker; a held set needs
-    none); `on_cpu`, the batch's activations too (on a GPU they live in its memory)."""
+    none); `on_cpu`, the batch's activations too (on a GPU they live in its memory). A
+    worker reading scattered rows also holds one decompressed chunk of the store
+    (`core.store.read_rows`; 3 MB for ImageNet's 16 rows of 256 px), inside the base."""
     held = image_mb(n_images, side) <= cache_mb
     per_process_batch = math.ceil(batch_size / processes)
     data = (image_mb(n_images, side) if held

@@ -68,7 +68,10 @@ def read_index(path: str | Path) -> pd.DataFrame:
 
 def read_rows(images, rows) -> np.ndarray:
     """images[rows] for sorted rows. A dense run is read as one slice and picked from (Zarr
-    slices are about 8x faster than an orthogonal selection of the same rows)."""
+    slices are about 8x faster than an orthogonal selection of the same rows); scattered rows
+    a chunk at a time, so that beyond the rows themselves one decompressed chunk is held,
+    never every chunk they touch at once (an orthogonal selection's way: for 128 random rows
+    of a store in 7 MB chunks, about 190 MB)."""
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) == 0:
         return images[0:0]
@@ -76,7 +79,13 @@ def read_rows(images, rows) -> np.ndarray:
     if hi - lo <= 2 * len(rows):
         block = images[lo:hi]
         return block if hi - lo == len(rows) else block[rows - lo]
-    return images.get_orthogonal_selection((rows,))
+    out = np.empty((len(rows), *images.shape[1:]), images.dtype)
+    chunk = rows // images.chunks[0]
+    starts = np.flatnonzero(np.diff(chunk, prepend=-1))
+    for start, end in zip(starts, [*starts[1:], len(rows)]):
+        first, last = int(rows[start]), int(rows[end - 1]) + 1
+        out[start:end] = images[first:last][rows[start:end] - first]
+    return out
 
 
 def resize_square(images: torch.Tensor, side: int) -> torch.Tensor:
