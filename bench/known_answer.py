@@ -7,8 +7,14 @@ workflow, and the rows docs/benchmarks.md tabulates (last epoch, p = score.p).
     python bench/known_answer.py --seed 2 --overlay tests/known_answer.yaml
 
 `--overlay` layers a config file over the demo (tests/known_answer.yaml is the test suite's
-known-answer run: the demo's training, cheaper decoders and correlation classifier, and
+known-answer run: the demo's training and decoders, a cheaper correlation classifier, and
 epoch 100 kept too); then the rows of every stage the test asserts on are printed as well.
+The other four SSL methods, with their findings checked (exit 1 if one breaks):
+
+    python bench/known_answer.py --seed N --overlay bench/methods.yaml --check
+
+A `--keep` folder run again is reused (only what is missing is computed), so the same
+command re-prints a finished run.
 
 Seed 0 is the shipped demo, so its row is also what `snakemake --cores 2` writes. Numbers
 are bit-for-bit reproducible on the same machine kind with the same thread counts; on a CPU
@@ -36,7 +42,10 @@ WORKFLOW = ("Snakefile", "config.yaml", "config", "workflow", "envs", "profiles"
 def run(seed: int, cores: int, work: Path, overlay: Path | None = None) -> pd.DataFrame:
     for name in WORKFLOW:
         src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+        if src.is_dir():  # a kept run is reused: what it computed is not redone
+            shutil.copytree(src, work / name, dirs_exist_ok=True)
+        else:
+            shutil.copy(src, work / name)
     configs = []
     if overlay:
         shutil.copy(overlay, work / "overlay.yaml")
@@ -101,12 +110,37 @@ def stage_answers(summary: pd.DataFrame, work: Path) -> dict:
     return answers
 
 
+# What every self-supervised method shows on the benchmark (`--check`; measured at seeds 0,
+# 1, 2 for the four of bench/methods.yaml, docs/mitigations.md): the projector's score has
+# its interval above zero, and the controls stay near zero. The supervised baseline is
+# checked by its own overlay's rows (label memorization on its classifier's input).
+MAX_CONTROL = 0.10  # |score| of the held-out and untrained controls, as tests/test_sweep.py
+
+
+def findings(rows: pd.DataFrame) -> list[str]:
+    """What breaks the findings above, one line each (empty: they hold)."""
+    broken = []
+    for _, row in rows[(rows["embedding"] == "projector")
+                       & (rows["method"] != "supervised")].iterrows():
+        low = float(row["ci"].strip("[]").split(",")[0])
+        if low <= 0:
+            broken.append(f"{row['method']}: projector score {row['score']:+.3f}, its "
+                          f"interval {row['ci']} reaches zero")
+        for control in ("heldout", "untrained"):
+            if control in row and pd.notna(row[control]) and abs(row[control]) > MAX_CONTROL:
+                broken.append(f"{row['method']}: {control} control {row[control]:+.3f} "
+                              f"beyond ±{MAX_CONTROL}")
+    return broken
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="run here and keep it (default: a temp dir)")
     parser.add_argument("--overlay", type=Path, help="a config file layered over the demo")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 unless every SSL method's findings hold (see `findings`)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
@@ -115,9 +149,14 @@ def main() -> None:
         one_method = summary["method"].nunique() == 1
         answers = stage_answers(summary, work) if args.overlay and one_method else {}
     print(f"seed {args.seed}, epoch {summary['epoch'].max()}, p = {summary['p'].iloc[0]}")
-    print(table(summary).to_string(index=False, float_format=lambda v: f"{v:+.3f}"))
+    rows = table(summary)
+    print(rows.to_string(index=False, float_format=lambda v: f"{v:+.3f}"))
     for name, value in answers.items():
         print(f"{name}: {value:.4f}")
+    if args.check:
+        broken = findings(rows)
+        print("findings: " + ("hold" if not broken else "BROKEN\n  " + "\n  ".join(broken)))
+        sys.exit(1 if broken else 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,49 @@
+"""bench/known_answer.py's table and its `--check` findings on a summary written by hand:
+a method whose projector interval clears zero with quiet controls holds; one whose interval
+reaches zero, or whose control strays, is named; the supervised baseline and the backbone
+rows are not held to them."""
+
+import importlib.util
+
+import pandas as pd
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def known_answer():
+    spec = importlib.util.spec_from_file_location("known_answer",
+                                                  REPO / "bench" / "known_answer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def summary_rows(method, embedding, score, low, heldout, untrained=0.0):
+    base = {"method": method, "embedding": embedding, "memorized": 0.1,
+            "misrepresented": 0.05, "probe_test_acc": 0.9, "knn_test_acc": 0.9}
+    return [{**base, "control": "none", "epoch": 400, "score": score, "score_ci_low": low,
+             "score_ci_high": score + 0.1},
+            {**base, "control": "heldout", "epoch": 400, "score": heldout,
+             "score_ci_low": heldout - 0.1, "score_ci_high": heldout + 0.1},
+            {**base, "control": "untrained", "epoch": 0, "score": untrained,
+             "score_ci_low": untrained - 0.1, "score_ci_high": untrained + 0.1}]
+
+
+def test_findings_name_each_method_that_breaks_them(known_answer):
+    summary = pd.DataFrame(
+        summary_rows("simclr", "projector", 0.165, 0.095, 0.08)
+        + summary_rows("simclr", "backbone", 0.005, -0.065, -0.3)      # not held to them
+        + summary_rows("byol", "projector", 0.125, -0.01, 0.0)         # interval reaches 0
+        + summary_rows("dino", "projector", 0.12, 0.05, 0.0, untrained=-0.15)
+        + summary_rows("supervised", "projector", 0.5, -0.2, 0.5))     # its own overlay's
+    rows = known_answer.table(summary)
+    assert len(rows) == 5 and set(rows.columns) >= {"score", "ci", "heldout", "untrained"}
+    assert known_answer.findings(rows) == [
+        "byol: projector score +0.125, its interval [-0.010, 0.225] reaches zero",
+        "dino: untrained control -0.150 beyond ±0.1"]
+    ok = summary[summary["method"] == "simclr"]
+    assert known_answer.findings(known_answer.table(ok)) == []
