@@ -1,7 +1,7 @@
 """bench/known_answer.py's table and its `--check` findings on a summary written by hand:
-a method whose projector interval clears zero with quiet controls holds; one whose interval
-reaches zero, or whose control strays, is named; the supervised baseline and the backbone
-rows are not held to them."""
+a method whose projector score is above zero and its held-out control, with quiet controls,
+holds; one whose score is not, or whose control strays, is named; the supervised baseline
+and the backbone rows are not held to them."""
 
 import importlib.util
 
@@ -37,13 +37,15 @@ def test_findings_name_each_method_that_breaks_them(known_answer):
     summary = pd.DataFrame(
         summary_rows("simclr", "projector", 0.165, 0.095, 0.08)
         + summary_rows("simclr", "backbone", 0.005, -0.065, -0.3)      # not held to them
-        + summary_rows("byol", "projector", 0.125, -0.01, 0.0)         # interval reaches 0
+        + summary_rows("byol", "projector", 0.04, -0.04, 0.06)         # below held-out
+        + summary_rows("barlow_twins", "projector", 0.04, -0.04, -0.015)  # its interval
+                                                                        # reaches 0: reported
         + summary_rows("dino", "projector", 0.12, 0.05, 0.0, untrained=-0.15)
         + summary_rows("supervised", "projector", 0.5, -0.2, 0.5))     # its own overlay's
     rows = known_answer.table(summary)
-    assert len(rows) == 5 and set(rows.columns) >= {"score", "ci", "heldout", "untrained"}
+    assert len(rows) == 6 and set(rows.columns) >= {"score", "ci", "heldout", "untrained"}
     assert known_answer.findings(rows) == [
-        "byol: projector score +0.125, its interval [-0.010, 0.225] reaches zero",
+        "byol: projector score +0.040 not above zero and its held-out control (+0.060)",
         "dino: untrained control -0.150 beyond ±0.1"]
     ok = summary[summary["method"] == "simclr"]
     assert known_answer.findings(known_answer.table(ok)) == []
