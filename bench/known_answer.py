@@ -123,7 +123,7 @@ def findings(rows: pd.DataFrame) -> list[str]:
     broken = []
     for _, row in rows[(rows["embedding"] == "projector")
                        & (rows["method"] != "supervised")].iterrows():
-        heldout = row.get("heldout")
+        heldout = row.get("heldout", float("nan"))
         if row["score"] <= 0 or (pd.notna(heldout) and row["score"] <= heldout):
             broken.append(f"{row['method']}: projector score {row['score']:+.3f} not above "
                           f"zero and its held-out control ({heldout:+.3f})")

@@ -13,7 +13,6 @@ set X the rest.
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 import subprocess
@@ -88,13 +87,6 @@ def memory(c: dict) -> dict[str, int]:
     }
 
 
-def limited(c: dict, section: str) -> int | None:
-    """What a job that continues itself past `section`.max_runtime asks for (the workflow's
-    `limited_runtime`); None where no limit is set."""
-    limit = c[section]["max_runtime"]
-    return None if limit is None else math.ceil(limit) + 10
-
-
 def runtimes(c: dict) -> dict[str, int]:
     """Run time (minutes) per rule at ImageNet-1k's sizes, where it is a formula of them
     (`dejavu/resources.py`, "run time"; the slowest job of each rule)."""
@@ -113,7 +105,7 @@ def runtimes(c: dict) -> dict[str, int]:
     gpus = {key: c[key]["gpus"] for key in ("train", "embed", "knn", "sslmem", "rcdm",
                                              "onemodel")}
     return {
-        "train": limited(c, "train") or res.train_minutes(
+        "train": res.limited_minutes(c["train"]["max_runtime"]) or res.train_minutes(
             epochs=c["train"]["epochs"], n_images=n_set, forward=forward, gpus=gpus["train"],
             processes=processes),
         "snapshot": res.train_minutes(epochs=c["train"]["state_every"], n_images=n_set,
@@ -132,9 +124,10 @@ def runtimes(c: dict) -> dict[str, int]:
             n_train=n_set, n_crops=2 * n_set, epochs=net["epochs"], gpus=gpus["onemodel"],
             forward=res.resnet_macs(f"resnet{net['depth']}", side, net["small_stem"],
                                     net["width"])),
-        "decoder_train": limited(c, "rcdm") or rcdm["runtime"] or res.decoder_train_minutes(
-            steps=rcdm["steps"], batch_size=rcdm["batch_size"], forward=unet,
-            gpus=gpus["rcdm"]),
+        "decoder_train": (res.limited_minutes(rcdm["max_runtime"]) or rcdm["runtime"]
+                          or res.decoder_train_minutes(steps=rcdm["steps"],
+                                                       batch_size=rcdm["batch_size"],
+                                                       forward=unet, gpus=gpus["rcdm"])),
         "decoder_sample": res.decoder_sample_minutes(
             examples=rcdm["examples"], self_images=rcdm["self_images"], samples=rcdm["samples"],
             sample_steps=rcdm["sample_steps"], forward=unet, gpus=gpus["rcdm"]),

@@ -266,6 +266,13 @@ def correlation_minutes(*, n_train: int, n_crops: int, forward: float, epochs: i
     return minutes(epochs * n_train * PASSES * forward + n_crops * forward, gpus)
 
 
+def limited_minutes(max_runtime: float | None) -> int | None:
+    """What a job that continues itself past `max_runtime` minutes (train.max_runtime,
+    rcdm.max_runtime) asks for: the limit and ten minutes to start and save; None without
+    one."""
+    return None if max_runtime is None else math.ceil(max_runtime) + 10
+
+
 def decoder_train_minutes(*, steps: int, batch_size: int, forward: float, gpus: int) -> int:
     return minutes(steps * batch_size * PASSES * forward, gpus)
 

@@ -160,3 +160,9 @@ def test_correlation_classifier_work_is_what_it_computes(depth, width, side, sma
     counted = counted_macs(model, torch.zeros(1, 3, side, side))
     assert res.resnet_macs(f"resnet{depth}", side, small_stem, width) == pytest.approx(
         counted, rel=0.15 if small_stem else 0.02)
+
+
+def test_a_job_that_continues_itself_asks_for_its_limit_and_ten_minutes():
+    assert res.limited_minutes(None) is None
+    assert res.limited_minutes(720) == 730
+    assert res.limited_minutes(0.0001) == 11   # a part of a minute counts as one

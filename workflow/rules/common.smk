@@ -137,8 +137,7 @@ def train_runtime(wildcards, input):
 
 def limited_runtime(section: str) -> int | None:
     """`section`.max_runtime + 10 minutes to start and save; None where it is not set."""
-    limit = config[section]["max_runtime"]
-    return None if limit is None else math.ceil(limit) + 10
+    return dejavu.resources.limited_minutes(config[section]["max_runtime"])
 
 
 def continuations(section: str) -> int:
