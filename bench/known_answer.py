@@ -111,7 +111,7 @@ def stage_answers(summary: pd.DataFrame, work: Path) -> dict:
 
 
 # What every self-supervised method showed on the benchmark (`--check`; the four of
-# bench/methods.yaml measured at seeds 0 and 1, docs/mitigations.md): a projector score above
+# bench/methods.yaml measured at seeds 0, 1, 2, docs/mitigations.md): a projector score above
 # zero and above its held-out control, and controls near zero. Whether its interval clears
 # zero is reported, not checked: DINO's did not at seed 1 (+0.040, [-0.040, 0.115]). The
 # supervised baseline is read by its own overlay's rows (label memorization).
