@@ -29,6 +29,11 @@ class OutOfTime(Exception):
     continues from there."""
 
 
+def deadline_after(minutes: float | None) -> float | None:
+    """The time.time() `minutes` from now (a job's max_runtime); None without a limit."""
+    return None if minutes is None else time.time() + 60 * minutes
+
+
 def late(deadline: float | None, interval_seconds: float) -> bool:
     """Whether another interval of work like the last one, with room for saving, would end
     past `deadline` (a time.time(); None: no limit)."""

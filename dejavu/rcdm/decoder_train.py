@@ -4,11 +4,11 @@ stored embeddings."""
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 import torch
 
+from ..core.resume import deadline_after
 from ..data.split import read_set
 from .decoder import options_config, save_decoder, train_decoder
 
@@ -32,7 +32,7 @@ def run_train(checkpoint: str, public_store: str, images_path: str, split_path: 
     """Train the decoder of one SSL model on the public set and its stored embeddings. With
     `max_runtime` (minutes from now), it may stop early at a resume state (OutOfTime): run it
     again."""
-    deadline = None if max_runtime is None else time.time() + 60 * max_runtime
+    deadline = deadline_after(max_runtime)
     from ..attack.embeddings import check_store
     from ..core.store import file_digest
     torch.set_num_threads(threads)

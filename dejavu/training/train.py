@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import logging
 import sys
-import time
 import zlib
 
 import numpy as np
@@ -25,7 +24,7 @@ import pandas as pd
 import torch
 
 from ..core.models import SSLModel, load_checkpoint, pick_device, save_checkpoint
-from ..core.resume import OUT_OF_TIME_EXIT, OutOfTime
+from ..core.resume import OUT_OF_TIME_EXIT, OutOfTime, deadline_after
 from ..data.split import SetImages
 from . import distributed, methods
 from .loader import Images, LoaderConfig
@@ -144,7 +143,7 @@ def run(init_path: str, images_path: str, split_path: str, out_paths: dict[int, 
     """The train stage: train from the untrained model to `epochs`, writing a state file
     (checkpoint + training state) at each epoch of `out_paths`. With `max_runtime`
     (minutes from now), it may stop early at a resume state (OutOfTime): run it again."""
-    deadline = None if max_runtime is None else time.time() + 60 * max_runtime
+    deadline = deadline_after(max_runtime)
     torch.set_num_threads(threads)
     methods.load_modules(list(method_modules))
     images, labels, classes = training_set(images_path, split_path, subset, side)
