@@ -10,6 +10,9 @@ Each seed is a scratch copy of the workflow run with `dataset.seed`, `split.seed
     python bench/mitigation.py --seeds 0 --keep runs/mitigation
     python bench/mitigation.py --epochs 100          # a shorter recipe: NOT the docs' figures
 
+A `--keep` folder run again is reused (only what is missing is computed), so the seeds can
+be run one at a time and read together: `--seeds 0 1 2 --keep runs/mitigation` afterwards.
+
 A variant's change per seed comes with its paired bootstrap interval (definitions §10);
 across seeds the table gives the mean and the seeds whose interval lies wholly below zero
 (a reduction) or above it. It fails when a run lacks a variant's or a method's rows.
@@ -35,7 +38,10 @@ UTILITIES = ("probe_test_acc", "knn_test_acc")
 def run(seed: int, cores: int, work: Path, epochs: int | None) -> pd.DataFrame:
     for name in WORKFLOW:
         src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+        if src.is_dir():
+            shutil.copytree(src, work / name, dirs_exist_ok=True)
+        else:
+            shutil.copy(src, work / name)
     overlay = {"dataset": {"seed": seed}, "split": {"seed": seed}, "train": {"seeds": [seed]}}
     if epochs:
         overlay["train"].update(epochs=epochs, checkpoints=[])
