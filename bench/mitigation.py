@@ -46,9 +46,13 @@ def run(seed: int, cores: int, work: Path, epochs: int | None) -> pd.DataFrame:
     if epochs:
         overlay["train"].update(epochs=epochs, checkpoints=[])
     (work / "seed.yaml").write_text(yaml.safe_dump(overlay))
-    subprocess.run([sys.executable, "-m", "snakemake", f"-c{cores}", "--configfile",
-                    "config/mitigation.yaml", "seed.yaml"], cwd=work, check=True,
-                   capture_output=True)
+    command = [sys.executable, "-m", "snakemake", f"-c{cores}", "--rerun-incomplete",
+               "--configfile", "config/mitigation.yaml", "seed.yaml"]
+    with open(work / "snakemake.log", "w") as log:  # a failed run's log stays with --keep
+        done = subprocess.run(command, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+    if done.returncode:
+        sys.exit(f"seed {seed}: Snakemake failed; its output:\n"
+                 + (work / "snakemake.log").read_text()[-5000:])
     return pd.read_csv(work / "results" / "summary.csv").assign(data_seed=seed)
 
 
