@@ -37,6 +37,19 @@ def test_the_demo_config_is_valid():
     assert problems() == ""
 
 
+@pytest.mark.parametrize("overlay", ["config/sweep.yaml", "config/mitigation.yaml",
+                                     "bench/methods.yaml", "bench/supervised.yaml",
+                                     "tests/known_answer.yaml"])
+def test_every_shipped_overlay_is_valid_with_its_variants(overlay):
+    """The overlays the docs and benches run are checked as the Snakefile would check them,
+    variants included (they are otherwise only met by hours-long runs)."""
+    config = checks.merged(BASE, yaml.safe_load((REPO / overlay).read_text()))
+    checks.validate(config, SCHEMA)
+    checks.check(config, workdir=str(REPO))
+    names = [entry["name"] for entry in config.get("variants", [])]
+    assert list(checks.variants(config, SCHEMA, str(REPO))) == ["default", *names]
+
+
 @pytest.mark.parametrize("changes, key", [
     ({"train": {"epoch": 10}}, "'epoch' was unexpected"),            # unknown key
     ({"knn": {"k": [-3]}}, "knn.k.0: -3 is less than the minimum of 1"),                          # negative k
