@@ -1,0 +1,83 @@
+"""bench/mitigation.py's tables on summaries written by hand: a variant's mean change over
+seeds and the seeds whose interval lies wholly below or above zero, each method's default
+row, depth in model order, and the rows a seed lacks named."""
+
+import importlib.util
+
+import pandas as pd
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("mitigation", REPO / "bench" / "mitigation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def row(seed, method, variant, score, change=None, low=None, high=None, embedding="projector",
+        control="none", epoch=400, probe=0.9, frontier=False):
+    out = {"data_seed": seed, "method": method, "variant": variant, "embedding": embedding,
+           "control": control, "epoch": epoch, "score": score, "p": 0.2,
+           "probe_test_acc": probe, "knn_test_acc": probe - 0.05, "frontier": frontier}
+    for name in ("score", "probe_test_acc", "knn_test_acc"):
+        out[f"{name}_change"] = change
+        out[f"{name}_change_ci_low"] = low
+        out[f"{name}_change_ci_high"] = high
+    return out
+
+
+def test_a_variant_counts_the_seeds_whose_interval_excludes_zero(bench):
+    rows = pd.DataFrame([
+        row(0, "vicreg", "default", 0.25, frontier=True),
+        row(1, "vicreg", "default", 0.21),
+        row(0, "vicreg", "wd", 0.15, -0.10, -0.16, -0.04),   # below zero
+        row(1, "vicreg", "wd", 0.16, -0.05, -0.12, 0.02),    # reaches zero
+        row(0, "vicreg", "wide", 0.30, 0.05, 0.01, 0.09),    # above zero
+        row(1, "vicreg", "wide", 0.20, -0.01, -0.07, 0.05),
+    ])
+    table = bench.variant_table(rows).set_index("variant")
+    assert table.loc["wd", "score_change"] == pytest.approx(-0.075)
+    assert (table.loc["wd", "score_below0"], table.loc["wd", "score_above0"]) == (1, 0)
+    assert (table.loc["wide", "score_below0"], table.loc["wide", "score_above0"]) == (0, 1)
+    assert table.loc["wd", "seeds"] == 2 and "default" not in table.index
+    methods = bench.method_table(rows).set_index("method")
+    assert methods.loc["vicreg", "score"] == pytest.approx(0.23)   # the default's only
+    assert methods.loc["vicreg", "on_frontier"] == 1 and methods.loc["vicreg", "seeds"] == 2
+
+
+def test_only_the_last_epoch_of_the_real_test_is_read(bench):
+    summary = pd.DataFrame([
+        row(0, "vicreg", "default", 0.1, epoch=100), row(0, "vicreg", "default", 0.25),
+        row(0, "vicreg", "default", 0.01, control="heldout"),
+        row(0, "byol", "default", 0.12, epoch=100),   # its last epoch is 100
+    ])
+    kept = bench.last_real(summary)
+    assert sorted(zip(kept["method"], kept["epoch"], kept["score"])) == [
+        ("byol", 100, 0.12), ("vicreg", 400, 0.25)]
+
+
+def test_depth_runs_from_the_input_to_the_projector(bench):
+    rows = pd.DataFrame([row(s, "vicreg", "default", score, embedding=name)
+                         for s in (0, 1)
+                         for name, score in [("projector", 0.2 + s / 10), ("block2", 0.0),
+                                             ("hidden1", 0.1), ("backbone", 0.05),
+                                             ("block1", -0.01)]])
+    table = bench.depth_table(rows)
+    assert list(table.columns) == ["method", "variant", "block1", "block2", "backbone",
+                                   "hidden1", "projector"]
+    assert table.loc[0, "projector"] == pytest.approx(0.25)
+
+
+def test_rows_a_seed_lacks_are_named(bench):
+    config = {"train": {"methods": ["vicreg", "byol"]},
+              "variants": [{"name": "wd", "methods": ["vicreg"]}]}
+    rows = pd.DataFrame([row(0, "vicreg", "default", 0.2), row(0, "byol", "default", 0.1),
+                         row(0, "vicreg", "wd", 0.1, -0.1, -0.2, 0.0),
+                         row(1, "vicreg", "default", 0.2), row(1, "byol", "default", 0.1)])
+    assert bench.missing(rows, config) == ["seed 1: wd vicreg"]
