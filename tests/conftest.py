@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 # Before torch loads OpenMP: threads that wait sleep instead of spinning. The suite runs
@@ -22,6 +23,14 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "config", "workflow", "envs", "slurm",
                   "profiles")
+
+
+def bench_script(name: str):
+    """bench/<name>.py imported as a module (the benches are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def copy_workflow(dst: Path) -> Path:

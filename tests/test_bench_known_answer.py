@@ -3,23 +3,17 @@ a method whose projector score is above zero and its held-out control, with quie
 holds; one whose score is not, or whose control strays, is named; the supervised baseline
 and the backbone rows are not held to them."""
 
-import importlib.util
-
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import bench_script
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(scope="module")
 def known_answer():
-    spec = importlib.util.spec_from_file_location("known_answer",
-                                                  REPO / "bench" / "known_answer.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("known_answer")
 
 
 def summary_rows(method, embedding, score, low, heldout, untrained=0.0):

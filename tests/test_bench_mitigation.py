@@ -2,22 +2,17 @@
 seeds and the seeds whose interval lies wholly below or above zero, each method's default
 row, depth in model order, and the rows a seed lacks named."""
 
-import importlib.util
-
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import bench_script
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("mitigation", REPO / "bench" / "mitigation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("mitigation")
 
 
 def row(seed, method, variant, score, change=None, low=None, high=None, embedding="projector",

@@ -1,22 +1,17 @@
 """bench/gpu_check.py's logic, run with the CPU on both sides: every check passes, a
 broken path shows as FAIL without hiding the others, and a machine without a GPU exits 0."""
 
-import importlib.util
-
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import bench_script
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "bench" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("gpu_check")
 
 
 def test_every_check_passes_with_the_cpu_on_both_sides(gpu_check, tmp_path):
