@@ -78,14 +78,18 @@ rule all:
 
 
 # On a cluster these run in the main Snakemake process, not as jobs of their own: each is a
-# few seconds of light work whatever the dataset (the synthetic set, the split table,
-# renaming a finished embedding store, the summary and the page), where a
-# cluster job costs a submission, a queue wait and two Snakemake starts (docs/cluster.md).
+# few seconds of light work whatever the dataset (the synthetic set, the split table, an
+# untrained model, renaming a finished embedding store, a score or one-model table from
+# neighbour lists, the summary and the page; 2 GB or less at paper scale), where a cluster
+# job costs a submission, a queue wait and two Snakemake starts (docs/cluster.md).
 localrules:
     all,
     synth,
     split,
+    init,
     embed_finalize,
+    score,
+    onemodel,
     summary,
     report,
 

@@ -165,7 +165,7 @@ def test_profile_runs_every_job_on_slurm_and_survives_a_cancelled_job(faulted_ru
     equal_where_computed(pd.read_csv(work / "results" / "summary.csv"), runs["local"])
     # every job of the DAG but the Snakefile's local rules completed as a SLURM job, once
     # for this run (first attempt and rerun together) and once for the second run
-    local = {"all", "synth", "split", "embed_finalize", "summary", "report"}
+    local = {"all", "synth", "split", "init", "embed_finalize", "score", "summary", "report"}
     assert local < set(runs["expected"])
     expected = {rule: n for rule, n in runs["expected"].items() if rule not in local}
     assert runs["completed"] == {rule: 2 * n for rule, n in expected.items()}
