@@ -27,33 +27,21 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
-import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW = ("Snakefile", "config.yaml", "config", "workflow", "envs", "profiles")
+from scratch import copy_workflow, seeded, snakemake
 
 
 def run(seed: int, cores: int, work: Path, overlay: Path | None = None) -> pd.DataFrame:
-    for name in WORKFLOW:
-        src = REPO / name
-        if src.is_dir():  # a kept run is reused: what it computed is not redone
-            shutil.copytree(src, work / name, dirs_exist_ok=True)
-        else:
-            shutil.copy(src, work / name)
+    copy_workflow(work)
     configs = []
     if overlay:
         shutil.copy(overlay, work / "overlay.yaml")
         configs.append("overlay.yaml")
-    seeds = {"dataset": {"seed": seed}, "split": {"seed": seed}, "train": {"seeds": [seed]}}
-    (work / "seed.yaml").write_text(yaml.safe_dump(seeds))
-    subprocess.run([sys.executable, "-m", "snakemake", f"-c{cores}", "--configfile",
-                    *configs, "seed.yaml"], cwd=work, check=True, capture_output=True)
+    snakemake(work, f"-c{cores}", "--configfile", *configs, seeded(work, seed))
     return pd.read_csv(work / "results" / "summary.csv")
 
 

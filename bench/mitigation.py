@@ -21,38 +21,22 @@ across seeds the table gives the mean and the seeds whose interval lies wholly b
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 import yaml
+from scratch import REPO, copy_workflow, seeded, snakemake
 
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW = ("Snakefile", "config.yaml", "config", "workflow", "envs", "profiles")
 UTILITIES = ("probe_test_acc", "knn_test_acc")
 
 
 def run(seed: int, cores: int, work: Path, epochs: int | None) -> pd.DataFrame:
-    for name in WORKFLOW:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, work / name, dirs_exist_ok=True)
-        else:
-            shutil.copy(src, work / name)
-    overlay = {"dataset": {"seed": seed}, "split": {"seed": seed}, "train": {"seeds": [seed]}}
-    if epochs:
-        overlay["train"].update(epochs=epochs, checkpoints=[])
-    (work / "seed.yaml").write_text(yaml.safe_dump(overlay))
-    command = [sys.executable, "-m", "snakemake", f"-c{cores}", "--rerun-incomplete",
-               "--configfile", "config/mitigation.yaml", "seed.yaml"]
-    with open(work / "snakemake.log", "w") as log:  # a failed run's log stays with --keep
-        done = subprocess.run(command, cwd=work, stdout=log, stderr=subprocess.STDOUT)
-    if done.returncode:
-        sys.exit(f"seed {seed}: Snakemake failed; its output:\n"
-                 + (work / "snakemake.log").read_text()[-5000:])
+    copy_workflow(work)
+    seed_file = seeded(work, seed, **({"epochs": epochs, "checkpoints": []} if epochs else {}))
+    snakemake(work, f"-c{cores}", "--rerun-incomplete", "--configfile",
+              "config/mitigation.yaml", seed_file)
     return pd.read_csv(work / "results" / "summary.csv").assign(data_seed=seed)
 
 

@@ -14,15 +14,14 @@ set X the rest.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import yaml
+from scratch import REPO, copy_workflow
 
-REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dejavu import resources as res  # noqa: E402
@@ -138,11 +137,7 @@ def dry_run() -> tuple[dict[str, int], dict[str, dict[str, str]]]:
     """Jobs per rule, and each rule's threads, GPUs and run time, from `snakemake -n`."""
     from dejavu.data.testing import write_imagenet_tree
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp) / "w"
-        work.mkdir()
-        for name in ("Snakefile", "config.yaml", "config", "workflow", "envs", "profiles"):
-            src = REPO / name
-            (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+        work = copy_workflow(Path(tmp) / "w")
         tree = write_imagenet_tree(Path(tmp) / "tree", classes=2, per_class=4)
         (work / "tree.yaml").write_text(yaml.safe_dump({"dataset": {
             "root": str(tree["train"]), "annotations": str(tree["annotations"])}}))

@@ -19,17 +19,13 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW = ("Snakefile", "config.yaml", "config", "workflow", "envs", "profiles")
+from scratch import copy_workflow, snakemake
 MB = 2**20
 CANVAS, SIDE, CLASSES = 96, 64, 10
 NAMED = {  # what grows by design (dejavu/resources.py)
@@ -58,14 +54,9 @@ def overlay(npc: int) -> dict:
 
 
 def run(npc: int, work: Path) -> None:
-    for name in WORKFLOW:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    copy_workflow(work)
     (work / "scale.yaml").write_text(yaml.safe_dump(overlay(npc)))
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-c2", "--configfile",
-                           "scale.yaml"], cwd=work, capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(f"the workflow failed in {work}:\n{proc.stderr[-3000:]}")
+    snakemake(work, "-c2", "--configfile", "scale.yaml")
 
 
 def data_read(rule: str, split: pd.DataFrame) -> float:

@@ -26,7 +26,10 @@ WORKFLOW_FILES = ("Snakefile", "config.yaml", "config", "workflow", "envs", "slu
 
 
 def bench_script(name: str):
-    """bench/<name>.py imported as a module (the benches are scripts, not a package)."""
+    """bench/<name>.py imported as a module (the benches are scripts, not a package; their
+    sibling modules are found as when one is run)."""
+    if str(REPO / "bench") not in sys.path:
+        sys.path.insert(0, str(REPO / "bench"))
     spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
