@@ -74,11 +74,12 @@ def variant_table(rows: pd.DataFrame) -> pd.DataFrame:
 def method_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Per method at the default: score, its spread over seeds, utility, frontier count."""
     default = rows[rows["variant"] == "default"]
+    default = default.assign(frontier=default["frontier"].eq(True))  # read back: True/False/NaN
     grouped = default.groupby("method")
     return pd.DataFrame({"score": grouped["score"].mean(), "score_sd": grouped["score"].std(),
                          "probe_test_acc": grouped["probe_test_acc"].mean(),
                          "knn_test_acc": grouped["knn_test_acc"].mean(),
-                         "on_frontier": grouped["frontier"].sum(),
+                         "on_frontier": grouped["frontier"].sum().astype(int),
                          "seeds": grouped.size()}).reset_index()
 
 

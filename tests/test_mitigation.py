@@ -81,3 +81,16 @@ def test_frontier_marks_the_runs_no_other_beats_on_both():
                            + [{**RUN, "variant": "v0", "control": "heldout",
                                "probe_test_acc": 0.9, "score": 0.0}])
     assert mitigation.frontier(summary).tolist() == [True, True, True, False, False, pd.NA]
+
+
+def test_a_frontier_compares_runs_at_one_embedding():
+    """The probe accuracy is the model's: the default's inner layer, scoring lower at the
+    same accuracy, does not push its own projector off the projector's frontier; at the
+    layer, the variant that scores lower there is the one on it."""
+    rows = [("default", "projector", 0.90, 0.25), ("default", "block2", 0.90, 0.02),
+            ("narrow", "projector", 0.80, 0.24), ("narrow", "block2", 0.80, 0.01)]
+    summary = pd.DataFrame([{**RUN, "variant": v, "embedding": e, "probe_test_acc": u,
+                             "score": s} for v, e, u, s in rows])
+    assert mitigation.frontier(summary).tolist() == [True, True, True, True]
+    summary.loc[2, "score"] = 0.30   # narrow's projector now loses on both counts
+    assert mitigation.frontier(summary).tolist() == [True, True, False, True]

@@ -229,6 +229,10 @@ def edge_case_figures():
         "trends, no rows": lambda: figures.plot_share_trends(nothing, "epoch"),
         "score trend, no rows": lambda: figures.plot_score_trends(nothing, "epoch"),
         "partition, one row": lambda: figures.plot_partition(summary),
+        "frontier, one run": lambda: figures.plot_frontier(
+            summary.assign(probe_test_acc=0.9, knn_test_acc=np.nan)),
+        "frontier, inner layers only": lambda: figures.plot_frontier(
+            summary.assign(embedding="block2", probe_test_acc=0.9, knn_test_acc=0.8)),
         "curves, one point": lambda: figures.plot_curves(curve, "t"),
         "curves, none": lambda: figures.plot_curves(curve.iloc[:0], "t"),
         "examples, k = 1": lambda: figures.plot_examples(**example),

@@ -320,28 +320,39 @@ def figure_png(fig: plt.Figure, path: Path) -> str:
 
 def plot_frontier(real: pd.DataFrame) -> plt.Figure:
     """Déjà vu score at p (with its interval) against utility, one point per evaluated run
-    (method, variant, embedding, epoch, size, seed), the Pareto-optimal ones ringed and
-    joined (the `frontier` column): left the linear probe's test accuracy, right k-NN's."""
+    (method, variant, epoch, size, seed), the Pareto-optimal ones ringed and joined (the
+    `frontier` column's rule): left the linear probe's test accuracy, right k-NN's. One row
+    of panels per output embedding (backbone, projector; the inner layers where neither was
+    attacked): a frontier compares runs at one embedding (definitions §10)."""
+    from ..core.layers import OUTPUTS, depth
     utilities = [u for u in ("probe_test_acc", "knn_test_acc") if real[u].notna().any()]
-    fig, axes = panels(len(utilities), 4.6, 3.8)
-    for ax, utility in zip(axes[0], utilities):
-        rows = real.dropna(subset=[utility])
-        for (method, variant), group in rows.groupby(["method", "variant"], sort=True):
-            ax.errorbar(group[utility], group["score"],
-                        yerr=[group["score"] - group["score_ci_low"],
-                              group["score_ci_high"] - group["score"]],
-                        fmt="o" if variant == "default" else "s", ms=4, capsize=2, alpha=0.8,
-                        label=f"{method}" + ("" if variant == "default" else f" [{variant}]"))
-        front = rows[pareto(rows[utility], rows["score"])].sort_values(utility)
-        ax.plot(front[utility], front["score"], "k--", lw=0.8)
-        ax.scatter(front[utility], front["score"], s=90, facecolors="none", edgecolors="k",
-                   label="Pareto-optimal")
-        ax.axhline(0, color="k", lw=0.6)
-        ax.set(xlabel={"probe_test_acc": "linear-probe test accuracy",
-                       "knn_test_acc": "k-NN test accuracy"}[utility],
-               ylabel="déjà vu score at p", title="privacy-utility frontier")
-        ax.grid(alpha=0.3)
-        legend(ax, 6)
+    names = sorted(real["embedding"].unique(), key=depth)
+    shown = [n for n in names if n in OUTPUTS] or names
+    columns, rows_of_panels = max(len(utilities), 1), max(len(shown), 1)
+    fig, axes = plt.subplots(rows_of_panels, columns, squeeze=False,
+                             figsize=(4.6 * columns, 3.8 * rows_of_panels))
+    for panels_row, name in zip(axes, shown):
+        at = real[real["embedding"] == name]
+        for ax, utility in zip(panels_row, utilities):
+            rows = at.dropna(subset=[utility])
+            for (method, variant), group in rows.groupby(["method", "variant"], sort=True):
+                ax.errorbar(group[utility], group["score"],
+                            yerr=[group["score"] - group["score_ci_low"],
+                                  group["score_ci_high"] - group["score"]],
+                            fmt="o" if variant == "default" else "s", ms=4, capsize=2,
+                            alpha=0.8, label=f"{method}"
+                            + ("" if variant == "default" else f" [{variant}]"))
+            front = rows[pareto(rows[utility], rows["score"])].sort_values(utility)
+            ax.plot(front[utility], front["score"], "k--", lw=0.8)
+            ax.scatter(front[utility], front["score"], s=90, facecolors="none",
+                       edgecolors="k", label="Pareto-optimal")
+            ax.axhline(0, color="k", lw=0.6)
+            ax.set(xlabel={"probe_test_acc": "linear-probe test accuracy",
+                           "knn_test_acc": "k-NN test accuracy"}[utility],
+                   ylabel=f"déjà vu score at p ({name})",
+                   title=f"privacy-utility frontier: {name}")
+            ax.grid(alpha=0.3)
+            legend(ax, 6)
     fig.tight_layout()
     return fig
 

@@ -27,7 +27,10 @@ DEFAULT = "default"
 UTILITIES = {"probe_test_acc": "probe_correct", "knn_test_acc": "knn_correct"}
 CHANGE_COLUMNS = [f"{name}_change{end}" for name in ("score", *UTILITIES)
                   for end in ("", "_ci_low", "_ci_high")]
-FRONTIER_GROUP = ["dataset", "crop_mode", "k", "p"]  # runs on one frontier: one attack
+# Runs on one frontier: one attack, one embedding. The utilities are a model's (its probe
+# and k-NN read one embedding), the score is the embedding's, so across embeddings a
+# model's inner layer, scoring lower at the same accuracy, would always beat its output
+FRONTIER_GROUP = ["dataset", "crop_mode", "k", "p", "embedding"]
 BOOT_CHUNK = 64  # resamples drawn at once (the numbers do not depend on it)
 
 
@@ -144,7 +147,8 @@ def pareto(utility: pd.Series, score: pd.Series) -> np.ndarray:
 
 def frontier(summary: pd.DataFrame, utility: str = "probe_test_acc") -> pd.Series:
     """Whether each real-test row is Pareto-optimal (`pareto`) among the runs of its attack
-    (same dataset, crop mode, k, p) by `utility` and score; missing (NA) for controls and
+    and embedding (same dataset, crop mode, k, p, embedding) by `utility` and score;
+    missing (NA) for controls and
     for rows without the utility, which are on no frontier (a run without the probe has
     none, so its summary matches a run with it wherever both are filled)."""
     real = summary[(summary["control"] == "none") & summary[utility].notna()]

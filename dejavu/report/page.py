@@ -140,11 +140,12 @@ def frontier_sections(paired: pd.DataFrame, out: Path) -> list[Section]:
 
 
 FRONTIER_INTRO = (
-    "<p>Each point is one evaluated run (method, variant, embedding, epoch, size, seed): its "
-    "déjà vu score at p with the bootstrap interval, against the accuracy of a linear probe "
-    "and of k-NN on the public test split. A run is Pareto-optimal (ringed) when no other run "
-    "has both higher accuracy and a lower score: the choices worth considering when "
-    "trading memorization against utility.</p>")
+    "<p>Each point is one evaluated run (method, variant, epoch, size, seed): its déjà vu "
+    "score at p with the bootstrap interval, against the accuracy of a linear probe and of "
+    "k-NN on the public test split, one row of panels per embedding attacked (the accuracy "
+    "is the model's, the score the embedding's). A run is Pareto-optimal (ringed) when no "
+    "other run at that embedding has both higher accuracy and a lower score: the choices "
+    "worth considering when trading memorization against utility.</p>")
 
 
 def curve_sections(inputs: dict, out: Path) -> list[Section]:
