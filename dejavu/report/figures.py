@@ -332,29 +332,32 @@ def plot_frontier(real: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(rows_of_panels, columns, squeeze=False,
                              figsize=(4.6 * columns, 3.8 * rows_of_panels))
     for panels_row, name in zip(axes, shown):
-        at = real[real["embedding"] == name]
         for ax, utility in zip(panels_row, utilities):
-            rows = at.dropna(subset=[utility])
-            for (method, variant), group in rows.groupby(["method", "variant"], sort=True):
-                ax.errorbar(group[utility], group["score"],
-                            yerr=[group["score"] - group["score_ci_low"],
-                                  group["score_ci_high"] - group["score"]],
-                            fmt="o" if variant == "default" else "s", ms=4, capsize=2,
-                            alpha=0.8, label=f"{method}"
-                            + ("" if variant == "default" else f" [{variant}]"))
-            front = rows[pareto(rows[utility], rows["score"])].sort_values(utility)
-            ax.plot(front[utility], front["score"], "k--", lw=0.8)
-            ax.scatter(front[utility], front["score"], s=90, facecolors="none",
-                       edgecolors="k", label="Pareto-optimal")
-            ax.axhline(0, color="k", lw=0.6)
-            ax.set(xlabel={"probe_test_acc": "linear-probe test accuracy",
-                           "knn_test_acc": "k-NN test accuracy"}[utility],
-                   ylabel=f"déjà vu score at p ({name})",
-                   title=f"privacy-utility frontier: {name}")
-            ax.grid(alpha=0.3)
-            legend(ax, 6)
+            frontier_panel(ax, real[real["embedding"] == name].dropna(subset=[utility]),
+                           utility, name)
     fig.tight_layout()
     return fig
+
+
+def frontier_panel(ax, rows: pd.DataFrame, utility: str, embedding: str) -> None:
+    """One panel of the frontier: the runs at one embedding, score against `utility`."""
+    for (method, variant), group in rows.groupby(["method", "variant"], sort=True):
+        ax.errorbar(group[utility], group["score"],
+                    yerr=[group["score"] - group["score_ci_low"],
+                          group["score_ci_high"] - group["score"]],
+                    fmt="o" if variant == "default" else "s", ms=4, capsize=2, alpha=0.8,
+                    label=f"{method}" + ("" if variant == "default" else f" [{variant}]"))
+    front = rows[pareto(rows[utility], rows["score"])].sort_values(utility)
+    ax.plot(front[utility], front["score"], "k--", lw=0.8)
+    ax.scatter(front[utility], front["score"], s=90, facecolors="none", edgecolors="k",
+               label="Pareto-optimal")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set(xlabel={"probe_test_acc": "linear-probe test accuracy",
+                   "knn_test_acc": "k-NN test accuracy"}[utility],
+           ylabel=f"déjà vu score at p ({embedding})",
+           title=f"privacy-utility frontier: {embedding}")
+    ax.grid(alpha=0.3)
+    legend(ax, 6)
 
 
 def plot_depth(rows: pd.DataFrame) -> plt.Figure:
