@@ -15,7 +15,8 @@ be run one at a time and read together: `--seeds 0 1 2 --keep runs/mitigation` a
 
 A variant's change per seed comes with its paired bootstrap interval (definitions §10);
 across seeds the table gives the mean and the seeds whose interval lies wholly below zero
-(a reduction) or above it. It fails when a run lacks a variant's or a method's rows.
+(a reduction) or above it. It fails when a run lacks a variant's or a method's rows; with
+`--check`, also when a finding of the docs does not hold at a seed (`findings`).
 """
 
 from __future__ import annotations
@@ -92,12 +93,49 @@ def missing(rows: pd.DataFrame, config: dict) -> list[str]:
             if part[(part["variant"] == variant) & (part["method"] == method)].empty]
 
 
+# What held at every seed of the docs' run (docs/mitigations.md), asserted by --check at each
+# seed run: (variant, measure) whose change against default is below zero
+LOWERS = [("crops_large", "score"), ("invariance_low", "score"), ("narrow", "probe_test_acc")]
+RISING = ("backbone", "hidden1", "hidden2", "projector")  # LayerMem's gap grows along these
+
+
+def findings(every: pd.DataFrame) -> list[str]:
+    """The findings that break, at any seed: each of LOWERS below zero (projector
+    embedding); VICReg's default projector scoring above each of its backbone's stages;
+    LayerMem's training-minus-held-out gap rising along RISING for every method and
+    variant. `every`: last_real's rows, every embedding."""
+    broken = []
+    projector = every[every["embedding"] == "projector"]
+    for variant, measure in LOWERS:
+        for _, row in projector[projector["variant"] == variant].iterrows():
+            if not row[f"{measure}_change"] < 0:
+                broken.append(f"seed {row['data_seed']}: {variant} changes {measure} by "
+                              f"{row[f'{measure}_change']:+.3f}, not below zero")
+    for seed, part in every.groupby("data_seed"):
+        score = part[(part["method"] == "vicreg") & (part["variant"] == "default")] \
+            .set_index("embedding")["score"]
+        stages = [name for name in score.index if name.startswith("block") or name == "backbone"]
+        if stages and not score["projector"] > score[stages].max():
+            broken.append(f"seed {seed}: VICReg's projector {score['projector']:+.3f} not above "
+                          f"its backbone's stages (up to {score[stages].max():+.3f})")
+        gap = part.assign(gap=part["layermem_train"] - part["layermem_heldout"])
+        for (method, variant), run_rows in gap.groupby(["method", "variant"]):
+            along = run_rows.set_index("embedding")["gap"].reindex(list(RISING))
+            if along.notna().all() and not along.is_monotonic_increasing:
+                broken.append(f"seed {seed}: {method} [{variant}] LayerMem gap along "
+                              f"{'/'.join(RISING)} is not rising: "
+                              + " ".join(f"{v:+.4f}" for v in along))
+    return broken
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--epochs", type=int, help="override train.epochs (a quicker check)")
     parser.add_argument("--keep", type=Path, help="run here and keep it (default: temp dirs)")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 unless the docs' findings hold at every seed run")
     args = parser.parse_args()
     summaries = []
     for seed in args.seeds:
@@ -127,6 +165,10 @@ def main() -> None:
     gaps = missing(rows, config)
     if gaps:
         sys.exit("rows missing from the summaries: " + ", ".join(gaps))
+    if args.check:
+        broken = findings(every)
+        print("\nfindings: " + ("hold" if not broken else "BROKEN\n  " + "\n  ".join(broken)))
+        sys.exit(1 if broken else 0)
 
 
 if __name__ == "__main__":

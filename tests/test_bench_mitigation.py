@@ -76,3 +76,39 @@ def test_rows_a_seed_lacks_are_named(bench):
                          row(0, "vicreg", "wd", 0.1, -0.1, -0.2, 0.0),
                          row(1, "vicreg", "default", 0.2), row(1, "byol", "default", 0.1)])
     assert bench.missing(rows, config) == ["seed 1: wd vicreg"]
+
+
+def seed_rows(seed, broken=None):
+    """One seed's last-epoch rows where every finding holds; `broken` overrides values:
+    (variant, embedding, column) -> value."""
+    changes = {"crops_large": -0.1, "invariance_low": -0.1, "narrow": -0.01}
+    rows = []
+    for method, variant in [("vicreg", "default"), ("vicreg", "crops_large"),
+                            ("vicreg", "invariance_low"), ("vicreg", "narrow"),
+                            ("byol", "default")]:
+        change = changes.get(variant)
+        for depth, name in enumerate(["block1", "backbone", "hidden1", "hidden2", "projector"]):
+            out = row(seed, method, variant, 0.25 if name == "projector" else 0.02,
+                      change, embedding=name)
+            out["layermem_train"], out["layermem_heldout"] = 0.1 * depth + 0.05, 0.05
+            if variant == "narrow":
+                out["probe_test_acc_change"] = -0.1
+            rows.append(out)
+    frame = pd.DataFrame(rows)
+    for (variant, embedding, column), value in (broken or {}).items():
+        frame.loc[(frame["variant"] == variant) & (frame["embedding"] == embedding),
+                  column] = value
+    return frame
+
+
+def test_findings_name_the_seed_and_the_claim_that_breaks(bench):
+    assert bench.findings(pd.concat([seed_rows(0), seed_rows(1)])) == []
+    broken = pd.concat([seed_rows(0), seed_rows(1, {
+        ("crops_large", "projector", "score_change"): 0.02,
+        ("default", "block1", "score"): 0.3,            # vicreg's (and byol's) stage
+        ("narrow", "hidden2", "layermem_train"): 0.0})])
+    assert bench.findings(broken) == [
+        "seed 1: crops_large changes score by +0.020, not below zero",
+        "seed 1: VICReg's projector +0.250 not above its backbone's stages (up to +0.300)",
+        "seed 1: vicreg [narrow] LayerMem gap along backbone/hidden1/hidden2/projector is "
+        "not rising: +0.1000 +0.2000 -0.0500 +0.4000"]
