@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dejavu.report import figures, loading, tables
+from dejavu.report import figures, layer_figures, loading, tables
 
 pytestmark = pytest.mark.unit
 
@@ -229,9 +229,11 @@ def edge_case_figures():
         "trends, no rows": lambda: figures.plot_share_trends(nothing, "epoch"),
         "score trend, no rows": lambda: figures.plot_score_trends(nothing, "epoch"),
         "partition, one row": lambda: figures.plot_partition(summary),
-        "frontier, one run": lambda: figures.plot_frontier(
+        "frontier, one run": lambda: layer_figures.plot_frontier(
             summary.assign(probe_test_acc=0.9, knn_test_acc=np.nan)),
-        "frontier, inner layers only": lambda: figures.plot_frontier(
+        "depth, one embedding": lambda: layer_figures.plot_depth(
+            summary.assign(variant="default")),
+        "frontier, inner layers only": lambda: layer_figures.plot_frontier(
             summary.assign(embedding="block2", probe_test_acc=0.9, knn_test_acc=0.8)),
         "curves, one point": lambda: figures.plot_curves(curve, "t"),
         "curves, none": lambda: figures.plot_curves(curve.iloc[:0], "t"),

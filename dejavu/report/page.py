@@ -18,6 +18,7 @@ import yaml
 
 from ..attack.score import SHARES
 from . import figures as fig
+from . import layer_figures
 from . import loading, mitigation, tables
 from .loading import files
 from .summary import onemodel_parts, sslmem_figures
@@ -97,7 +98,7 @@ def depth_sections(paired: pd.DataFrame, out: Path) -> list[Section]:
              "output (<code>block&lt;i&gt;</code>: backbone stage i pooled; "
              "<code>hidden&lt;i&gt;</code>: projector hidden layer i), with the held-out "
              "control, and SSLMem computed at each embedding (LayerMem).</p>"
-             + img(fig.figure_png(fig.plot_depth(rows), out / "depth.png")))]
+             + img(fig.figure_png(layer_figures.plot_depth(rows), out / "depth.png")))]
 
 
 def trend_sections(paired: pd.DataFrame, out: Path) -> list[Section]:
@@ -127,7 +128,7 @@ def frontier_sections(paired: pd.DataFrame, out: Path) -> list[Section]:
     if real[["probe_test_acc", "knn_test_acc"]].isna().all().all():
         return []
     sections = [("Privacy-utility frontier (definitions §10)", FRONTIER_INTRO + img(
-        fig.figure_png(fig.plot_frontier(real), out / "frontier.png")))]
+        fig.figure_png(layer_figures.plot_frontier(real), out / "frontier.png")))]
     changes = real[real["variant"] != "default"].dropna(subset=["score_change"])
     if not changes.empty:
         table = tables.last_epoch(changes)[[
