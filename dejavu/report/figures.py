@@ -52,8 +52,13 @@ def plot_curves(curves: pd.DataFrame, title: str) -> plt.Figure:
 
 
 def legend(ax, fontsize: int) -> None:
-    """The panel's legend, where it has labelled lines."""
-    if ax.get_legend_handles_labels()[0]:
+    """The panel's legend, where it has labelled lines: inside it, or below it where there
+    are more than eight (they would hide the data; the saved figure grows to hold them)."""
+    handles = ax.get_legend_handles_labels()[0]
+    if len(handles) > 8:  # out of the layout: the panels keep their size
+        ax.legend(fontsize=fontsize, loc="upper center", bbox_to_anchor=(0.5, -0.35),
+                  ncol=2).set_in_layout(False)
+    elif handles:
         ax.legend(fontsize=fontsize)
 
 
@@ -310,8 +315,10 @@ def figure_png(fig: plt.Figure, path: Path) -> str:
     """Save the figure as `path` (PNG) and beside it as SVG; return the PNG base64-encoded
     for the HTML page."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    fig.savefig(path.with_suffix(".svg"), format="svg", bbox_inches="tight")
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()]  # also those below
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", bbox_extra_artists=legends)
+    fig.savefig(path.with_suffix(".svg"), format="svg", bbox_inches="tight",
+                bbox_extra_artists=legends)
     plt.close(fig)
     path.write_bytes(buf.getvalue())
     return base64.b64encode(buf.getvalue()).decode()

@@ -29,6 +29,8 @@ def plot_frontier(real: pd.DataFrame) -> plt.Figure:
         for ax, utility in zip(panels_row, utilities):
             frontier_panel(ax, real[real["embedding"] == name].dropna(subset=[utility]),
                            utility, name)
+            if name == shown[-1]:  # the same runs in every row: one legend, at the bottom
+                legend(ax, 6)
     fig.tight_layout()
     return fig
 
@@ -51,7 +53,6 @@ def frontier_panel(ax, rows: pd.DataFrame, utility: str, embedding: str) -> None
            ylabel=f"déjà vu score at p ({embedding})",
            title=f"privacy-utility frontier: {embedding}")
     ax.grid(alpha=0.3)
-    legend(ax, 6)
 
 
 def plot_depth(rows: pd.DataFrame) -> plt.Figure:
