@@ -5,11 +5,10 @@ and déjà vu and LayerMem along depth. Tables in, figures out, for any valid co
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from ..core.layers import OUTPUTS, depth
-from .figures import legend, model_name, panels
+from .figures import legend, model_name, panels, plt  # pyplot on the Agg backend figures sets
 from .mitigation import pareto
 
 
