@@ -30,6 +30,10 @@ import pandas as pd
 import yaml
 from scratch import REPO, copy_workflow, seeded, snakemake
 
+sys.path.insert(0, str(REPO))  # the checkout's package, installed or not
+
+from dejavu.core.layers import depth, parse  # noqa: E402
+
 UTILITIES = ("probe_test_acc", "knn_test_acc")
 
 
@@ -51,8 +55,6 @@ def last_real(summary: pd.DataFrame) -> pd.DataFrame:
 def depth_table(rows: pd.DataFrame, value: str = "score") -> pd.DataFrame:
     """Per method and variant, the mean of `value` over seeds at each embedding, the
     columns in depth order (input to output; definitions §11)."""
-    sys.path.insert(0, str(REPO))
-    from dejavu.core.layers import depth
     table = rows.pivot_table(index=["method", "variant"], columns="embedding", values=value,
                              aggfunc="mean")
     return table[sorted(table.columns, key=depth)].reset_index()
@@ -114,7 +116,7 @@ def findings(every: pd.DataFrame) -> list[str]:
     for seed, part in every.groupby("data_seed"):
         score = part[(part["method"] == "vicreg") & (part["variant"] == "default")] \
             .set_index("embedding")["score"]
-        stages = [name for name in score.index if name.startswith("block") or name == "backbone"]
+        stages = [name for name in score.index if parse(name)[0] in ("block", "backbone")]
         if stages and not score["projector"] > score[stages].max():
             broken.append(f"seed {seed}: VICReg's projector {score['projector']:+.3f} not above "
                           f"its backbone's stages (up to {score[stages].max():+.3f})")
