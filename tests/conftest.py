@@ -13,6 +13,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -116,6 +118,22 @@ def equal_where_computed(summary: pd.DataFrame, reference: pd.DataFrame) -> None
     same = reference.merge(summary[KEYS], on=KEYS, how="right")
     pd.testing.assert_frame_equal(summary[filled].reset_index(drop=True),
                                   same[filled].reset_index(drop=True), check_exact=True)
+
+
+def same_training_states(work: Path, reference: Path, results: str = "results") -> int:
+    """Every training state file of `work` (models and their weights, optimizer and loss
+    history) equals the same file of the run in `reference`, bit for bit; how many."""
+    import torch
+    states = sorted((work / results).glob("*/models/**/states/*.pt"))
+    for path in states:
+        ours = torch.load(path, weights_only=True)
+        theirs = torch.load(reference / "results" / path.relative_to(work / results),
+                            weights_only=True)
+        assert ours["state_dict"].keys() == theirs["state_dict"].keys(), path
+        for name, value in theirs["state_dict"].items():
+            assert torch.equal(value, ours["state_dict"][name]), (path, name)
+        assert ours["training"]["history"] == theirs["training"]["history"], path
+    return len(states)
 
 
 def edit_config(path: Path, **changes: dict) -> None:
@@ -237,6 +255,64 @@ WORKFLOW_FIXTURES = {"tiny_run"}
 def pytest_configure(config):
     for name, what in TIERS.items():
         config.addinivalue_line("markers", f"{name}: {what}")
+    LOAD.start()
+
+
+class MachineLoad:
+    """How busy this machine's CPUs were while the session ran (Linux /proc/stat, every
+    process: the SLURM jobs too), printed at the end by tenths of the session: a suite
+    that is not CPU-bound throughout has idle time to find (issue 17)."""
+
+    def __init__(self, every: float = 10.0):
+        self.every, self.samples = every, []
+
+    @staticmethod
+    def read() -> tuple[float, int, int] | None:
+        try:
+            ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0]
+                     .split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = ticks[3] + ticks[4]
+        return time.time(), sum(ticks) - idle, sum(ticks)
+
+    def start(self) -> None:
+        if self.read() is None:
+            return
+        self.samples.append(self.read())
+
+        def sample():
+            while True:
+                time.sleep(self.every)
+                self.samples.append(self.read())
+        threading.Thread(target=sample, daemon=True).start()
+
+    def summary(self) -> str | None:
+        samples = self.samples + [self.read()] if self.samples else []
+        if len(samples) < 3:
+            return None
+
+        def at(t: float) -> tuple[float, int, int]:  # the last sample taken by time t
+            return max((x for x in samples if x[0] <= t), key=lambda x: x[0])
+
+        def busy(start: tuple, end: tuple) -> str:
+            return f"{100 * (end[1] - start[1]) / (end[2] - start[2]):.0f}" \
+                if end[2] > start[2] else "-"
+        t0, t1 = samples[0][0], samples[-1][0]
+        edges = [at(t0 + (t1 - t0) * i / 10) for i in range(10)] + [samples[-1]]
+        tenths = [busy(a, b) for a, b in zip(edges, edges[1:])]
+        return (f"machine CPU over the session: {busy(samples[0], samples[-1])} % busy of "
+                f"{os.cpu_count()} cores for {t1 - t0:.0f} s; by tenths of the session: "
+                + " ".join(tenths) + " %")
+
+
+LOAD = MachineLoad()
+
+
+def pytest_terminal_summary(terminalreporter):
+    line = LOAD.summary()
+    if line:
+        terminalreporter.write_line(line)
 
 
 def tier_problems(items) -> list[str]:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from conftest import (LEAN, REPO, SLIM, copy_workflow, edit_config, equal_where_computed,
-                      planned_jobs, snakemake)
+                      planned_jobs, same_training_states, snakemake)
 
 pytestmark = pytest.mark.workflow
 
@@ -163,13 +163,13 @@ def test_a_variant_is_trained_scored_and_placed_on_the_frontier(tiny_run, tmp_pa
     """Three lines of YAML add a variant to the finished tiny run: its models are trained
     (narrower, another VICReg coefficient), evaluated like the default's, which are kept,
     and it gets its change against default and its place on the frontier; changing its
-    settings retrains only its models. A backbone stage is attacked beside the projector:
-    its rows in summary.csv and the report's depth figure (LayerMem: the tiny run's test)."""
+    settings retrains only its models. (A backbone stage attacked beside the projector: the
+    next test; attacking one here would re-embed the default's models too.)"""
     import yaml
     from dejavu.core.models import load_checkpoint
     work = tmp_path / "w"
     shutil.copytree(tiny_run[0], work)
-    edit_config(work / "tiny.yaml", knn={"embeddings": ["projector", "block2"]},
+    edit_config(work / "tiny.yaml", knn={"embeddings": ["projector"]},
                 controls={"untrained": False},
                 **{k: v for k, v in SLIM.items() if k != "probe"})  # the probe is utility
     config = yaml.safe_load((work / "tiny.yaml").read_text())
@@ -186,9 +186,7 @@ def test_a_variant_is_trained_scored_and_placed_on_the_frontier(tiny_run, tmp_pa
     projector = summary[summary["embedding"] == "projector"]
     equal_where_computed(projector[projector["variant"] == "default"].drop(columns="frontier"),
                          reference.drop(columns="frontier"))
-    real = summary[summary["control"] == "none"]
-    assert len(real[real["embedding"] == "block2"]) == 2  # each variant's pair, along depth
-    assert real["score"].notna().all()
+    assert summary.loc[summary["control"] == "none", "score"].notna().all()
     ours = projector[(projector["variant"] == "narrow") & (projector["control"] == "none")]
     theirs = summary[(summary["variant"] == "default") & (summary["control"] == "none")
                      & (summary["embedding"] == "projector") & (summary["epoch"] == 2)]
@@ -204,10 +202,8 @@ def test_a_variant_is_trained_scored_and_placed_on_the_frontier(tiny_run, tmp_pa
     assert load_checkpoint(str(narrow))[0].backbone.out_dim == 4 * 8
     figures = work / "results" / "figures"
     assert (figures / "frontier.png").stat().st_size > 0
-    assert (figures / "depth.png").stat().st_size > 0
     changes = pd.read_csv(figures / "mitigations.csv")
-    assert sorted(zip(changes["variant"], changes["embedding"])) == [("narrow", "block2"),
-                                                                     ("narrow", "projector")]
+    assert list(zip(changes["variant"], changes["embedding"])) == [("narrow", "projector")]
     config["variants"][0]["train"]["lr"] = 0.01
     (work / "tiny.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")
@@ -293,7 +289,6 @@ def test_training_past_max_runtime_continues_itself_to_the_same_weights(tiny_run
     state, Snakemake resubmits it, and the state file equals the tiny run's bit for bit.
     The limit is not a training setting: it reruns no stage (only the page, which prints
     the config)."""
-    import torch
     work = tmp_path / "w"
     shutil.copytree(tiny_run[0], work)
     edit_config(work / "tiny.yaml", train={"max_runtime": 0.0001})
@@ -303,11 +298,7 @@ def test_training_past_max_runtime_continues_itself_to_the_same_weights(tiny_run
     log = (work / "results/synthetic/logs/train/vicreg/convnet/default/n8/s0/A.log").read_text()
     # Snakemake starts each attempt's log afresh: the last one says where it came from
     assert "resuming after epoch 1 (the last attempt stopped at its time limit)" in log, log
-    ours = torch.load(work / state, weights_only=True)
-    theirs = torch.load(tiny_run[0] / state, weights_only=True)
-    for name, value in theirs["state_dict"].items():
-        assert torch.equal(value, ours["state_dict"][name]), name
-    assert ours["training"]["history"] == theirs["training"]["history"]
+    assert same_training_states(work, tiny_run[0]) == 2  # the rerun A, and B untouched
 
 
 def test_killed_run_reruns_to_identical_results(tiny_run, tmp_path):
@@ -341,19 +332,25 @@ def test_killed_run_reruns_to_identical_results(tiny_run, tmp_path):
 
 def test_a_method_of_your_own_is_one_file_and_one_config_entry(tmp_path):
     """docs/methods.md's worked example: examples/align_uniform.py registered from the config,
-    trained data-parallel in two processes, scored like the built-in methods; editing the
-    file retrains it."""
+    trained data-parallel in two processes, scored like the built-in methods, also at a
+    backbone stage (its rows in summary.csv, the report's depth figure; LayerMem: the tiny
+    run's test); editing the file retrains it."""
     work = copy_workflow(tmp_path / "w")
     shutil.copytree(REPO / "examples", work / "examples")
     edit_config(work / "tiny.yaml", train={
         "method_modules": ["examples/align_uniform.py"], "methods": ["align_uniform"],
         "loss": {"align_uniform": {"uniformity_weight": 0.5}}, "processes": 2},
         # the stages after the score read a method's models like any other's
-        **SLIM, **{k: v for k, v in LEAN.items() if k != "controls"})
+        **SLIM, **{k: v for k, v in LEAN.items() if k not in ("controls", "knn")},
+        knn={"embeddings": ["projector", "block2"]})
     snakemake(work, "-c2", "--configfile", "tiny.yaml")
     summary = pd.read_csv(work / "results" / "summary.csv")
     assert set(summary["method"]) == {"align_uniform"}
-    assert sorted(summary["control"]) == ["heldout", "none", "untrained"]
+    for embedding in ("projector", "block2"):
+        rows = summary[summary["embedding"] == embedding]
+        assert sorted(rows["control"]) == ["heldout", "none", "untrained"], embedding
+        assert rows["score"].notna().all(), embedding
+    assert (work / "results" / "figures" / "depth.png").stat().st_size > 0
     log = next((work / "results" / "synthetic" / "logs" / "train").rglob("*.log")).read_text()
     assert "training align_uniform" in log and "2 process(es)" in log
     assert "epoch 2/2 loss" in log and "img/s" in log and "eta" in log
