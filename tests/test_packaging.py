@@ -115,9 +115,12 @@ def test_stages_that_need_no_torch_do_not_import_it():
     torch_free = ["config", "cluster", "core.epochs", "core.store", "data.sources",
                   "data.ingest", "data.split", "data.synth", "data.crops", "training.methods",
                   "training.augment_settings", "attack.embeddings", "attack.index",
-                  "attack.knn", "attack.score", "onemodel.onemodel", "report.page",
-                  "report.summary"]
+                  "attack.knn", "attack.score", "onemodel.onemodel",
+                  "onemodel.sslmem_summary", "report.page", "report.summary"]
+    # and what the report imports while it runs (its SSLMem table: seconds of every report)
     code = ("import sys\n" + "".join(f"import dejavu.{m}\n" for m in torch_free)
+            + "import pandas as pd\nfrom dejavu.report import tables\n"
+            + "tables.sslmem_table([], pd.DataFrame(), {})\n"
             + "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]

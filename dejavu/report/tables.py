@@ -104,7 +104,7 @@ def sslmem_table(tables: list[tuple[dict, pd.DataFrame]], samples: pd.DataFrame,
     """SSLMem figures per model pair and epoch, against the two-model partition of the
     first crop mode, embedding, k and classifier (`first`: crop_mode, embedding, k,
     classifier) where the one-model test ran."""
-    from ..onemodel.sslmem import summarize
+    from ..onemodel.sslmem_summary import summarize
     rows = []
     for run, table in tables:
         partition = None
