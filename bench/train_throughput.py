@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--recipe", choices=["method", "demo"], default="method")
-    parser.add_argument("--methods", nargs="*", default=sorted(methods.METHODS))
+    parser.add_argument("--methods", nargs="*", default=methods.names())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = pick_device("auto")
