@@ -163,8 +163,8 @@ def test_a_variant_is_trained_scored_and_placed_on_the_frontier(tiny_run, tmp_pa
     """Three lines of YAML add a variant to the finished tiny run: its models are trained
     (narrower, another VICReg coefficient), evaluated like the default's, which are kept,
     and it gets its change against default and its place on the frontier; changing its
-    settings retrains only its models. (A backbone stage attacked beside the projector: the
-    next test; attacking one here would re-embed the default's models too.)"""
+    settings retrains only its models. (A backbone stage attacked beside the projector:
+    the own-method test; attacking one here would re-embed the default's models too.)"""
     import yaml
     from dejavu.core.models import load_checkpoint
     work = tmp_path / "w"
@@ -341,8 +341,7 @@ def test_a_method_of_your_own_is_one_file_and_one_config_entry(tmp_path):
         "method_modules": ["examples/align_uniform.py"], "methods": ["align_uniform"],
         "loss": {"align_uniform": {"uniformity_weight": 0.5}}, "processes": 2},
         # the stages after the score read a method's models like any other's
-        **SLIM, **{k: v for k, v in LEAN.items() if k not in ("controls", "knn")},
-        knn={"embeddings": ["projector", "block2"]})
+        **SLIM, embed=LEAN["embed"], knn={"embeddings": ["projector", "block2"]})
     snakemake(work, "-c2", "--configfile", "tiny.yaml")
     summary = pd.read_csv(work / "results" / "summary.csv")
     assert set(summary["method"]) == {"align_uniform"}
