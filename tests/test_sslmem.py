@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dejavu.onemodel import sslmem
+from dejavu.onemodel import sslmem, sslmem_summary
 from dejavu.training.augment import AugmentConfig, ViewAugment
 from dejavu.core.models import SSLModel
 from dejavu.attack.score import heldout_halves
@@ -238,8 +238,8 @@ def test_auc_counts_pairs_with_ties_half():
     for _ in range(5):
         pos, neg = rng.integers(0, 6, 17).astype(float), rng.integers(0, 6, 11).astype(float)
         pairs = [(p > q) + 0.5 * (p == q) for p, q in product(pos, neg)]
-        assert sslmem.auc(pos, neg) == pytest.approx(np.mean(pairs), abs=1e-12)
-    assert sslmem.auc([1.0, 2.0], [0.0]) == 1.0 and sslmem.auc([], [1.0]) is None
+        assert sslmem_summary.auc(pos, neg) == pytest.approx(np.mean(pairs), abs=1e-12)
+    assert sslmem_summary.auc([1.0, 2.0], [0.0]) == 1.0 and sslmem_summary.auc([], [1.0]) is None
 
 
 def test_summarize_known_answer():
@@ -251,7 +251,7 @@ def test_summarize_known_answer():
               "memorized", "memorized", "correlated", "unassociated", "unassociated"]
     partition = pd.DataFrame({"id": table["id"][:10][::-1], "set": table["set"][:10][::-1],
                               "group": groups[::-1]})
-    out = sslmem.summarize(table, partition)
+    out = sslmem_summary.summarize(table, partition)
     assert out["n_train"] == 10 and out["n_heldout"] == 2 and out["n_partitioned"] == 10
     assert out["mean_m_train"] == pytest.approx(2.6)
     assert out["mean_m_heldout"] == pytest.approx(0.0)
@@ -269,19 +269,19 @@ def test_summarize_known_answer():
     assert out["share_memorized_all"] == pytest.approx(0.3)
     json.dumps(out, allow_nan=False)
     # top 30 %: m = 9, 8, 4, of which 9 and 4 are memorized
-    assert sslmem.summarize(table, partition, top=0.3)["share_memorized_top30"] == \
+    assert sslmem_summary.summarize(table, partition, top=0.3)["share_memorized_top30"] == \
         pytest.approx(2 / 3)
 
 
 def test_summarize_without_heldout_or_partition_is_json():
     table = pd.DataFrame({"id": ["a", "b"], "set": ["A", "B"], "m": [1.0, 1.0]})
-    out = sslmem.summarize(table, pd.DataFrame({"id": ["a", "b"], "set": ["A", "B"],
+    out = sslmem_summary.summarize(table, pd.DataFrame({"id": ["a", "b"], "set": ["A", "B"],
                                                 "group": ["correlated"] * 2}))
     assert out["mean_m_heldout"] is None and out["auc_train_heldout"] is None
     assert out["corr_m_memorized"] is None and out["share_memorized_all"] == 0.0
     json.dumps(out, allow_nan=False)
     with pytest.raises(ValueError, match="groups"):
-        sslmem.summarize(table, pd.DataFrame({"id": ["a"], "set": ["A"], "group": ["lost"]}))
+        sslmem_summary.summarize(table, pd.DataFrame({"id": ["a"], "set": ["A"], "group": ["lost"]}))
 
 
 def test_run_on_a_tiny_store(tmp_path):
@@ -304,13 +304,13 @@ def test_run_on_a_tiny_store(tmp_path):
     by_layer = pd.read_parquet(tmp_path / "layers.parquet").set_index("embedding")
     assert list(by_layer.index) == ["block1", "backbone", "projector"]  # input to output
     assert by_layer.loc["backbone", "mean_m_train"] == pytest.approx(
-        sslmem.summarize(table)["mean_m_train"], rel=1e-12)  # sslmem.embedding: backbone
+        sslmem_summary.summarize(table)["mean_m_train"], rel=1e-12)  # sslmem.embedding: backbone
     assert list(table.columns) == sslmem.COLUMNS
     expected = pd.read_parquet(split_path).query("attacked").groupby("set").size()
     assert table.groupby("set").size().to_dict() == expected[["A", "B", "heldout"]].to_dict()
     assert table["id"].is_unique and table[["d_target", "d_reference"]].gt(0).all().all()
     assert table["m_norm"].max() - table["m_norm"].min() == pytest.approx(1.0, abs=1e-12)
-    json.dumps(sslmem.summarize(table), allow_nan=False)
+    json.dumps(sslmem_summary.summarize(table), allow_nan=False)
 
 
 def test_scores_read_from_the_store_a_batch_at_a_time_equal_those_of_sets_held_whole(

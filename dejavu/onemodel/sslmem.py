@@ -32,7 +32,7 @@ from torch import nn
 
 from ..core import layers
 from ..training.augment import AugmentConfig, ViewAugment, apply, sample, take
-from .sslmem_summary import auc, summarize  # noqa: F401 (the stage's numbers)
+from .sslmem_summary import summarize
 
 log = logging.getLogger(__name__)
 

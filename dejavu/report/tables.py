@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..attack.score import SHARES
+from ..onemodel.sslmem_summary import summarize
 
 SUMMARY_COLUMNS = [
     "dataset", "method", "backbone", "epoch", "train_size", "seed", "embedding", "k",
@@ -104,7 +105,6 @@ def sslmem_table(tables: list[tuple[dict, pd.DataFrame]], samples: pd.DataFrame,
     """SSLMem figures per model pair and epoch, against the two-model partition of the
     first crop mode, embedding, k and classifier (`first`: crop_mode, embedding, k,
     classifier) where the one-model test ran."""
-    from ..onemodel.sslmem_summary import summarize
     rows = []
     for run, table in tables:
         partition = None
