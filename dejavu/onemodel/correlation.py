@@ -33,7 +33,7 @@ from torch import nn
 from ..training.augment import ViewAugment, apply, sample
 from ..attack.knn import confidence as knn_confidence
 from ..core.models import INPUT_MEAN, INPUT_STD, memory_format, pick_device
-from ..training.optim import lr_at
+from ..training.optim import AdamW, lr_at
 from .naive_bayes import (TagCounts, detail_colour, fit_naive_bayes,  # noqa: F401
                           naive_bayes_log_scores, read_tags, synthetic_tags, tags_of)
 
@@ -169,7 +169,7 @@ def train_resnet(crops: np.ndarray | StoredRows, labels: np.ndarray, classes: in
     model = ResNetClassifier(classes, cfg.depth, cfg.width, cfg.small_stem).to(device)
     fmt = memory_format(model)
     model = model.to(memory_format=fmt)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     order_gen = torch.Generator().manual_seed(cfg.seed)
     aug_gen = torch.Generator(device).manual_seed(cfg.seed)
     y_all = torch.from_numpy(labels.astype(np.int64))

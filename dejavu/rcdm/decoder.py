@@ -17,7 +17,7 @@ from torch import nn
 
 from ..core.models import memory_format, pick_device
 from ..core.resume import OutOfTime, ResumeState, late
-from ..training.optim import lr_at
+from ..training.optim import AdamW, Optimizer, lr_at
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class DecoderFit:
     cfg: DecoderConfig
     model: Decoder
     ema: nn.Module
-    opt: torch.optim.Optimizer
+    opt: Optimizer
     gen: torch.Generator      # batches, flips, noise and timesteps
     alphas: torch.Tensor      # the DDPM schedule's cumulative products, on the device
     data: torch.Tensor        # (N, 3, r, r) uint8
@@ -207,7 +207,7 @@ class DecoderFit:
         fmt = memory_format(model)
         model.to(device, memory_format=fmt).train()
         ema = _ema_copy(model)
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         ddpm, _ = schedulers(cfg)
         alphas = ddpm.alphas_cumprod.to(device)
         data = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)

@@ -31,7 +31,7 @@ from ..core.resume import OutOfTime, ResumeState, late
 from . import distributed, methods
 from .augment import AugmentConfig
 from .loader import Images, Loader, LoaderConfig, as_images
-from .optim import lr_at, make_optimizer
+from .optim import Optimizer, lr_at, make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class Run:
     cfg: TrainConfig
     method: methods.Method
     net: torch.nn.Module        # the method, or its DDP wrapper
-    opt: torch.optim.Optimizer
+    opt: Optimizer
     gen: torch.Generator        # every random draw of the run: batches and augmentations
     loader: Loader              # the training images, batch by batch, on the device
     targets: torch.Tensor | None

@@ -1,6 +1,14 @@
 """Optimizers and the one learning-rate schedule of every training loop (SSL training, the
 correlation classifiers, the RCDM decoders).
 
+AdamW and SGD are torch's own update rules, written here rather than taken from
+`torch.optim`: torch's optimizers import `torch._dynamo` the first time they are used (their
+methods are wrapped so that the compiler skips them), 2.3 CPU-s per process on the 2-core
+reference machine, more than all the work of most of the workflow's small jobs. Each update
+is written with torch's foreach operations in the order torch applies them: on a GPU these
+are the grouped kernels torch itself uses there, and on a CPU they run one operation per
+tensor, which gives torch's results bit for bit (tests/test_optim.py checks both).
+
 LARS (You, Gitman, Ginsburg, *Large Batch Training of Convolutional Networks*, 2017) as the
 SSL papers use it: SGD with momentum whose update of each weight matrix is rescaled by the
 trust ratio eta * ||w|| / ||g + wd w||; biases and normalisation parameters (1-D) get
@@ -14,42 +22,145 @@ import math
 import torch
 
 
-class LARS(torch.optim.Optimizer):
-    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                 eta: float = 0.001):
-        super().__init__(params, {"lr": lr, "momentum": momentum,
-                                  "weight_decay": weight_decay, "eta": eta})
+class Optimizer:
+    """One group of parameters and their state, as the training loops use an optimizer:
+    they set `param_groups[0]["lr"]` before each `step()`. `state_dict()` has torch's layout
+    (per-parameter state by position, then the group's settings), so states saved by
+    torch's AdamW and SGD load here too."""
+
+    def __init__(self, params, **settings):
+        self.param_groups = [{"params": list(params), **settings}]
+        self.state: dict[torch.nn.Parameter, dict] = {}
+
+    def with_grads(self) -> tuple[dict, list[torch.Tensor], list[torch.Tensor]]:
+        """The group and those of its parameters that have a gradient, with their grads."""
+        group = self.param_groups[0]
+        params = [p for p in group["params"] if p.grad is not None]
+        return group, params, [p.grad for p in params]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.param_groups[0]["params"]:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
+    def state_dict(self) -> dict:
+        group = self.param_groups[0]
+        index = {p: i for i, p in enumerate(group["params"])}
+        settings = {k: v for k, v in group.items() if k != "params"}
+        return {"state": {index[p]: dict(s) for p, s in self.state.items()},
+                "param_groups": [{**settings, "params": list(range(len(group["params"])))}]}
+
+    def load_state_dict(self, state: dict) -> None:
+        (saved,) = state["param_groups"]
+        group = self.param_groups[0]
+        if len(saved["params"]) != len(group["params"]):
+            raise ValueError(f"the saved optimizer state holds {len(saved['params'])} "
+                             f"parameters, this model {len(group['params'])}")
+        group.update({k: v for k, v in saved.items() if k != "params"})
+        self.state = {}
+        for i, s in state["state"].items():
+            p = group["params"][int(i)]
+            self.state[p] = {k: v if k == "step" else v.to(p.device, p.dtype)
+                             for k, v in s.items()}
+
+
+class AdamW(Optimizer):
+    """Adam with decoupled weight decay (Loshchilov and Hutter, ICLR 2019), torch's AdamW
+    with its defaults (betas 0.9 / 0.999, eps 1e-8, no amsgrad)."""
+
+    def __init__(self, params, lr: float, weight_decay: float = 0.01,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
     @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                if p.ndim > 1:  # weight matrices and kernels only
-                    g = g.add(p, alpha=group["weight_decay"])
-                    w_norm, g_norm = torch.linalg.norm(p), torch.linalg.norm(g)
-                    trust = torch.where((w_norm > 0) & (g_norm > 0),
-                                        group["eta"] * w_norm / g_norm, torch.ones_like(w_norm))
-                    g = g * trust
-                state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(p)
-                buf = state["momentum_buffer"]
-                buf.mul_(group["momentum"]).add_(g)
-                p.add_(buf, alpha=-group["lr"])
+    def step(self) -> None:
+        group, params, grads = self.with_grads()
+        if not params:
+            return
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        for p in params:
+            if p not in self.state:  # the step count lives on the CPU, as torch keeps it
+                self.state[p] = {"step": torch.tensor(0.0),
+                                 "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                                 "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
+        states = [self.state[p] for p in params]
+        avgs, squares = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
+        torch._foreach_add_([s["step"] for s in states], 1)
+        if group["weight_decay"] != 0:
+            torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
+        torch._foreach_lerp_(avgs, grads, 1 - beta1)
+        torch._foreach_mul_(squares, beta2)
+        torch._foreach_addcmul_(squares, grads, grads, 1 - beta2)
+        steps = [s["step"].item() for s in states]
+        step_sizes = [-(lr / (1 - beta1 ** t)) for t in steps]
+        denominators = torch._foreach_sqrt(squares)
+        torch._foreach_div_(denominators, [(1 - beta2 ** t) ** 0.5 for t in steps])
+        torch._foreach_add_(denominators, eps)
+        torch._foreach_addcdiv_(params, avgs, denominators, step_sizes)
+
+
+class SGD(Optimizer):
+    """SGD with momentum and weight decay added to the gradient (torch's SGD, no dampening
+    or Nesterov)."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        group, params, grads = self.with_grads()
+        if not params:
+            return
+        if group["weight_decay"] != 0:
+            grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+        if group["momentum"] != 0:
+            grads = [self.momentum_buffer(p, g, group["momentum"]) for p, g in zip(params, grads)]
+        torch._foreach_add_(params, grads, alpha=-group["lr"])
+
+    def momentum_buffer(self, p: torch.Tensor, grad: torch.Tensor, momentum: float) -> torch.Tensor:
+        """The parameter's momentum buffer, updated with `grad` (its first gradient, first)."""
+        state = self.state.setdefault(p, {})
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = grad.clone().detach()
+        else:
+            state["momentum_buffer"].mul_(momentum).add_(grad)
+        return state["momentum_buffer"]
+
+
+class LARS(Optimizer):
+    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
+                 eta: float = 0.001):
+        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        group, params, grads = self.with_grads()
+        for p, g in zip(params, grads):
+            if p.ndim > 1:  # weight matrices and kernels only
+                g = g.add(p, alpha=group["weight_decay"])
+                w_norm, g_norm = torch.linalg.norm(p), torch.linalg.norm(g)
+                trust = torch.where((w_norm > 0) & (g_norm > 0),
+                                    group["eta"] * w_norm / g_norm, torch.ones_like(w_norm))
+                g = g * trust
+            state = self.state.setdefault(p, {})
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(p)
+            buf = state["momentum_buffer"]
+            buf.mul_(group["momentum"]).add_(g)
+            p.add_(buf, alpha=-group["lr"])
 
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float, momentum: float = 0.9,
-                   eta: float = 0.001) -> torch.optim.Optimizer:
+                   eta: float = 0.001) -> Optimizer:
     params = [p for p in params if p.requires_grad]
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "lars":
         return LARS(params, lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; known: adamw, lars, sgd")
 
 
