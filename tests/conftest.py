@@ -9,6 +9,10 @@ import os
 # its long workflow runs beside the other tests, and spinning threads of one process make
 # the other's wait for the scheduler (the Snakefile sets it for every job, see there).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# A worker of the parallel unit tier (pytest_xdist_auto_num_workers below): one thread of
+# torch per worker, as many workers as cores (two threads each made them wait on each other).
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 import shutil
 import signal
 import subprocess
@@ -250,6 +254,18 @@ TIERS = {  # in the order they run
     "slow": "the known-answer run of the demo (about ten minutes, from the session's start)",
 }
 WORKFLOW_FIXTURES = {"tiny_run"}
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """Worker processes for pyproject's `-n auto`. The unit tier alone (`-m unit`) runs in
+    one per core, up to four, a test file to a worker (`--dist loadfile`: a file's session
+    fixtures, such as the memory-format canary's, are computed once): its tests are short
+    and one process kept two cores only 64 % busy. Any other selection runs in this process,
+    as before: the long workflow runs start once, with the session (`HeadStart`), and the
+    tiers' other tests run beside them."""
+    if config.option.markexpr != "unit":
+        return 0
+    return min(4, len(os.sched_getaffinity(0)))
 
 
 def pytest_configure(config):
