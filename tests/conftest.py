@@ -10,7 +10,7 @@ import os
 # the other's wait for the scheduler (the Snakefile sets it for every job, see there).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # A worker of the parallel unit tier (pytest_xdist_auto_num_workers below): one thread of
-# torch per worker, as many workers as cores (two threads each made them wait on each other).
+# torch per worker and as many workers as cores, so the workers' threads do not contend.
 if "PYTEST_XDIST_WORKER" in os.environ:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 import shutil

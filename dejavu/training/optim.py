@@ -82,9 +82,8 @@ class AdamW(Optimizer):
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         for p in params:
             if p not in self.state:  # the step count lives on the CPU, as torch keeps it
-                self.state[p] = {"step": torch.tensor(0.0),
-                                 "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
-                                 "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
+                self.state[p] = {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(p),
+                                 "exp_avg_sq": torch.zeros_like(p)}
         states = [self.state[p] for p in params]
         avgs, squares = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
         torch._foreach_add_([s["step"] for s in states], 1)
@@ -116,7 +115,8 @@ class SGD(Optimizer):
         if group["weight_decay"] != 0:
             grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
         if group["momentum"] != 0:
-            grads = [self.momentum_buffer(p, g, group["momentum"]) for p, g in zip(params, grads)]
+            grads = [self.momentum_buffer(p, g, group["momentum"])
+                     for p, g in zip(params, grads)]
         torch._foreach_add_(params, grads, alpha=-group["lr"])
 
     def momentum_buffer(self, p: torch.Tensor, grad: torch.Tensor, momentum: float) -> torch.Tensor:
