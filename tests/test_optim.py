@@ -43,7 +43,7 @@ def trained(net, opt, batches, lrs=None) -> list[torch.Tensor]:
     for i, x in enumerate(batches):
         for group in opt.param_groups:
             group["lr"] = lrs[i] if lrs else group["lr"]
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         net["fc"](net["conv"](x).mean((2, 3))).square().mean().backward()
         opt.step()
     return [p.detach().clone() for p in net.parameters()]

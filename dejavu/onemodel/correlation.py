@@ -193,7 +193,7 @@ def train_resnet(crops: np.ndarray | StoredRows, labels: np.ndarray, classes: in
             with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(x)
                 loss = nn.functional.cross_entropy(logits.float(), y)
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             loss.backward()
             opt.step()
             step += 1

@@ -250,7 +250,7 @@ class DecoderFit:
         loss = (pred.float() - noise).pow(2).mean()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"decoder loss is {loss.item()} at step {step}")
-        self.opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad()
         loss.backward()
         self.opt.step()
         _ema_update(self.ema, self.model, ema_decay(step, cfg.ema))

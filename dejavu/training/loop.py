@@ -281,7 +281,7 @@ class Run:
                             progress)
         if not torch.isfinite(loss):
             _stop_on_nan(loss, epoch, b, self.step, method, resume_dir, self.rank)
-        self.opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad()
         loss.backward()
         self.opt.step()
         method.after_step(progress)

@@ -38,12 +38,20 @@ class Optimizer:
         params = [p for p in group["params"] if p.grad is not None]
         return group, params, [p.grad for p in params]
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
+    def zero_grad(self) -> None:
+        """Drop the gradients (torch's default, set_to_none): the next backward makes them."""
         for p in self.param_groups[0]["params"]:
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.zero_()
+            p.grad = None
+
+    def momentum_buffer(self, p: torch.Tensor, grad: torch.Tensor,
+                        momentum: float) -> torch.Tensor:
+        """The parameter's momentum buffer, updated with `grad` (its first gradient, first)."""
+        state = self.state.setdefault(p, {})
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = grad.clone().detach()
+        else:
+            state["momentum_buffer"].mul_(momentum).add_(grad)
+        return state["momentum_buffer"]
 
     def state_dict(self) -> dict:
         group = self.param_groups[0]
@@ -119,15 +127,6 @@ class SGD(Optimizer):
                      for p, g in zip(params, grads)]
         torch._foreach_add_(params, grads, alpha=-group["lr"])
 
-    def momentum_buffer(self, p: torch.Tensor, grad: torch.Tensor, momentum: float) -> torch.Tensor:
-        """The parameter's momentum buffer, updated with `grad` (its first gradient, first)."""
-        state = self.state.setdefault(p, {})
-        if "momentum_buffer" not in state:
-            state["momentum_buffer"] = grad.clone().detach()
-        else:
-            state["momentum_buffer"].mul_(momentum).add_(grad)
-        return state["momentum_buffer"]
-
 
 class LARS(Optimizer):
     def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
@@ -144,12 +143,7 @@ class LARS(Optimizer):
                 trust = torch.where((w_norm > 0) & (g_norm > 0),
                                     group["eta"] * w_norm / g_norm, torch.ones_like(w_norm))
                 g = g * trust
-            state = self.state.setdefault(p, {})
-            if "momentum_buffer" not in state:
-                state["momentum_buffer"] = torch.zeros_like(p)
-            buf = state["momentum_buffer"]
-            buf.mul_(group["momentum"]).add_(g)
-            p.add_(buf, alpha=-group["lr"])
+            p.add_(self.momentum_buffer(p, g, group["momentum"]), alpha=-group["lr"])
 
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float, momentum: float = 0.9,
