@@ -6,3 +6,4 @@ correlation.run(snakemake.input.crops, snakemake.input.table, snakemake.input.sp
                 snakemake.output.predictions, model_path=snakemake.output.model,
                 index_path=snakemake.input.get("index"), tags_path=snakemake.input.get("tags"),
                 threads=snakemake.threads, **dict(snakemake.params.items()))
+logs.finish()

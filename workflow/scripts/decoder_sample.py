@@ -8,3 +8,4 @@ decoder_sample.run_sample(
     {s: inputs[f"public_{s}"] for s in "AB"}, {s: inputs[f"knn_{s}"] for s in "AB"},
     inputs.images, inputs.split, inputs.crops, snakemake.output.images, snakemake.output.table,
     snakemake.output.json, threads=snakemake.threads, **dict(snakemake.params.items()))
+logs.finish()

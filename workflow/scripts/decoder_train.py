@@ -1,5 +1,3 @@
-import sys
-
 from dejavu.core import logs
 from dejavu.core.resume import OUT_OF_TIME_EXIT, OutOfTime
 from dejavu.rcdm import decoder_train
@@ -16,4 +14,5 @@ try:
 except OutOfTime as stopped:
     # a failed attempt to Snakemake, which resubmits it (the rule's retries)
     decoder_train.log.info("%s; the next attempt continues", stopped)
-    sys.exit(OUT_OF_TIME_EXIT)
+    logs.finish(OUT_OF_TIME_EXIT)
+logs.finish()

@@ -6,3 +6,4 @@ params = dict(snakemake.params.items())
 embed.run_shard(snakemake.input.checkpoint, snakemake.input.images, snakemake.input.table,
                 params.pop("store"), snakemake.output.marker, threads=snakemake.threads,
                 **params)
+logs.finish()

@@ -4,3 +4,4 @@ from dejavu.core import logs
 logs.to_file(snakemake.log[0])
 embeddings.finalize(list(snakemake.input.markers), snakemake.output.store,
                     checkpoint=snakemake.input.checkpoint)
+logs.finish()

@@ -5,3 +5,4 @@ logs.to_file(snakemake.log[0])
 index.run(snakemake.input.store, snakemake.output.index, threads=snakemake.threads,
           checkpoint=snakemake.input.checkpoint,
           **dict(snakemake.params.items()))
+logs.finish()

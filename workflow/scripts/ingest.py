@@ -5,3 +5,4 @@ logs.to_file(snakemake.log[0])
 params = dict(snakemake.params.items())
 ingest.run_shard(snakemake.input.manifest, params.pop("images"), snakemake.output.meta,
                  workers=snakemake.threads, **params)
+logs.finish()

@@ -8,3 +8,4 @@ ingest.finalize(snakemake.input.manifest, snakemake.input.scan_rejects, list(sna
                 snakemake.output.images, snakemake.output.index, snakemake.output.rejects)
 with open(snakemake.output.source, "w") as f:  # written last: the store is whole
     json.dump(snakemake.params.settings, f, indent=1)
+logs.finish()

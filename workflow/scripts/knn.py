@@ -6,3 +6,4 @@ knn.run(snakemake.input.get("index"), snakemake.input.public, snakemake.input.cr
         snakemake.input.crops_table, snakemake.input.split, snakemake.output.knn,
         threads=snakemake.threads, checkpoint=snakemake.input.checkpoint,
         **dict(snakemake.params.items()))
+logs.finish()

@@ -6,3 +6,4 @@ probe.run(snakemake.input.checkpoint, snakemake.input.images, snakemake.input.sp
           snakemake.output.json, threads=snakemake.threads, public_store=snakemake.input.public,
           out_correct=snakemake.output.correct,
           **dict(snakemake.params.items()))
+logs.finish()

@@ -9,3 +9,4 @@ if __name__ == "__main__":
                        snakemake.input.images, snakemake.input.split, snakemake.output.checkpoint,
                        threads=snakemake.threads, loader=snakemake.config["train"]["loader"],
                        **dict(snakemake.params.items()))
+logs.finish()
