@@ -30,7 +30,7 @@ def finish(code: int = 0) -> NoReturn:
     and closes the job log, among them), then the standard streams are flushed. What is
     skipped is the clean-up of every module and object left, which no output needs (each is
     written and closed by the stage before it returns) and which costs a job that imported
-    torch about a CPU-second, a quarter of a short job's whole work (`python
+    torch about 0.8 CPU-s, a quarter of a short job's whole work (`python
     bench/job_exit.py`). While a thread that Python would wait for still runs, the job ends
     the usual way, after it."""
     if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
