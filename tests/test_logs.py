@@ -30,9 +30,9 @@ def run_job(tmp_path, body: str) -> subprocess.CompletedProcess:
 def test_finish_ends_with_the_log_whole_and_the_exit_handlers_run(tmp_path):
     proc = run_job(tmp_path, """
         atexit.register(lambda: (out / "atexit").write_text("ran"))
-        for i in range(2000):  # more than one buffer's worth
+        for i in range(2000):
             logging.getLogger("dejavu").info("line %d", i)
-        print("unflushed output", end="")
+        print("unflushed output", end="")  # a pipe: block-buffered until flushed
         logs.finish(3)
         raise AssertionError("finish returned")
     """)
