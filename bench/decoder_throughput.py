@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from dejavu import rcdm
-from dejavu.core.models import pick_device
+from dejavu.core.models import memory_format, pick_device
 
 
 def demo_config(device: str) -> rcdm.DecoderConfig:
@@ -45,10 +45,10 @@ def sync(device: torch.device) -> None:
 def bare_train(cfg: rcdm.DecoderConfig, cond_dim: int, steps: int,
                device: torch.device) -> float:
     torch.manual_seed(0)
-    unet = rcdm.Decoder(cond_dim, cfg).unet.to(device, memory_format=torch.channels_last)
+    unet = rcdm.Decoder(cond_dim, cfg).unet.to(device, memory_format=memory_format(device))
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr)
     r, b = cfg.resolution, cfg.batch_size
-    x = torch.randn(b, 3, r, r, device=device).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(b, 3, r, r, device=device).contiguous(memory_format=memory_format(device))
     emb = torch.randn(b, 4 * cfg.channels[0], device=device)
     t = torch.randint(cfg.timesteps, (b,), device=device)
     for i in range(steps + 3):

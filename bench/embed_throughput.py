@@ -24,15 +24,15 @@ import torch
 
 from dejavu.attack.embed import run_shard
 from dejavu.attack.embeddings import finalize
-from dejavu.core.models import load_checkpoint, pick_device
+from dejavu.core.models import load_checkpoint, memory_format, pick_device
 from dejavu.core.store import write_images
 from dejavu.training.train import run_init
 
 
 def bare_forward(model, side: int, batch: int, n_images: int, device) -> float:
-    model.to(device, memory_format=torch.channels_last).eval()
+    model.to(device, memory_format=memory_format(device)).eval()
     x = torch.rand(batch, 3, side, side, device=device).contiguous(
-        memory_format=torch.channels_last)
+        memory_format=memory_format(device))
     bf16 = device.type == "cuda"
 
     def step():

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from dejavu.training import methods
-from dejavu.core.models import pick_device
+from dejavu.core.models import memory_format, pick_device
 from dejavu.data.synth import SynthConfig, generate
 from dejavu.training.train import TrainConfig, init_model, train
 
@@ -34,7 +34,7 @@ def reference_loop(name: str, images: np.ndarray, labels: np.ndarray, batch: int
     """images/s of the bare step: the method's loss on un-augmented views, AdamW, eager."""
     torch.manual_seed(0)
     method = methods.get(name)(init_model("convnet", [512, 512, 512], 16, 0), classes=10)
-    method.to(device, memory_format=torch.channels_last).train()
+    method.to(device, memory_format=memory_format(device)).train()
     opt = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=1e-3)
     x_all = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255).to(device)
     y_all = torch.tensor(labels, dtype=torch.long, device=device)
@@ -43,7 +43,7 @@ def reference_loop(name: str, images: np.ndarray, labels: np.ndarray, batch: int
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         for x, y in zip(x_all.split(batch), y_all.split(batch)):
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=memory_format(device))
             progress = methods.Progress(step, steps, epoch, epochs)
             with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
                 loss = method([x, x], y, progress)

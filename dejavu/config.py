@@ -49,6 +49,7 @@ def check(config: dict, workdir: str = ".") -> None:
         problems.append(f"train.batch_size: {train['batch_size']} is smaller than the number "
                         f"of data-parallel processes")
     problems += _dataset_problems(config["dataset"], workdir)
+    problems += _synthetic_split_problems(config)
     problems += _store_problems(config, workdir)
     problems += layers.problems(config["knn"]["embeddings"], model["backbones"],
                                 model["projector"])
@@ -335,6 +336,35 @@ def _store_problems(config: dict, workdir: str) -> list[str]:
     return [f"dataset.store: {dataset_store(config)} holds a dataset made from other "
             f"settings ({'; '.join(differ)}); point dataset.store at another folder, or "
             f"delete that one to remake it"]
+
+
+def _synthetic_split_problems(config: dict) -> list[str]:
+    """The built-in benchmark's sizes are known before it is generated (every image has a
+    box): split one class the way the split job will, and refuse sizes it cannot hold."""
+    import numpy as np
+
+    from .data.split import SplitConfig, split_class
+    dataset, split = config["dataset"], config["split"]
+    if dataset["name"] != "synthetic":
+        return []
+    per_class, largest = dataset["images_per_class"], max(split["npc"])
+    cfg = SplitConfig(npc=largest, heldout_fraction=split["heldout_fraction"],
+                      public_test_per_class=split["public_test_per_class"], seed=split["seed"])
+    try:
+        sets = split_class(np.arange(per_class), np.ones(per_class, bool), cfg, 0)
+    except ValueError:  # A and B would have to share images, and only box-less ones can
+        return [f"split.npc: {largest} images per class in each of A and B do not fit in "
+                f"dataset.images_per_class = {per_class} (the held-out set is taken first, "
+                f"and A and B share no synthetic image); raise dataset.images_per_class or "
+                f"lower split.npc"]
+    public = dataset["classes"] * len(sets["public"])
+    k = max(config["knn"]["k"])
+    if k > public:
+        return [f"knn.k: {k} neighbours, but dataset.images_per_class = {per_class} leaves "
+                f"{public} public images once A, B, the held-out set and "
+                f"split.public_test_per_class are taken; lower knn.k or raise "
+                f"dataset.images_per_class"]
+    return []
 
 
 def _dataset_problems(dataset: dict, workdir: str) -> list[str]:

@@ -251,7 +251,8 @@ TIERS = {  # in the order they run
     "unit": "no Snakemake start and no workflow run (seconds)",
     "workflow": "runs or dry-runs the DAG with Snakemake (a tiny run: a minute or two)",
     "slurm": "the workflow on a real single-node SLURM cluster (minutes)",
-    "slow": "the known-answer run of the demo (about ten minutes, from the session's start)",
+    "slow": "the known-answer run of the demo (about ten minutes, from the session's start), "
+            "and checks at real model sizes that run beside it",
 }
 WORKFLOW_FIXTURES = {"tiny_run"}
 

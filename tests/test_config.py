@@ -92,6 +92,21 @@ def test_an_embedding_the_models_do_not_have_is_named(embeddings, key):
     assert problems(knn={"embeddings": ["block3", "hidden1", "projector"]}) == ""
 
 
+def test_a_size_the_synthetic_benchmark_cannot_hold_is_refused_naming_both_keys():
+    """The demo's 700 images per class hold A and B of at most 175 each (a held-out set of
+    as many as A and B together is taken first): the split job would fail at 176. From 150
+    on, the 100 public test images take the rest, and the k-NN would have no public set."""
+    assert problems(split={"npc": [50, 149]}) == ""
+    assert "knn.k: 20 neighbours" in problems(split={"npc": [50, 150]})
+    said = problems(split={"npc": [50, 176]})
+    assert "split.npc: 176 images per class" in said and \
+        "dataset.images_per_class = 700" in said
+    assert problems(split={"npc": [250], "heldout_fraction": 0.1}) == ""
+    assert "split.npc: 330" in problems(split={"npc": [330], "heldout_fraction": 0.1})
+    said = problems(knn={"k": [5000]})
+    assert "knn.k: 5000 neighbours" in said and "leaves 4000 public images" in said
+
+
 def test_naive_bayes_on_real_data_needs_a_tags_file(tmp_path):
     real = {"name": "folder", "root": str(tmp_path)}
     assert "onemodel.classifiers: naive_bayes needs crop tags" in problems(dataset=real)

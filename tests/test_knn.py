@@ -31,6 +31,36 @@ def test_confidence_is_negative_entropy():
     assert c[0] > c[2] > c[1]
 
 
+def test_equal_histograms_in_any_class_order_have_bit_identical_confidences():
+    """Summed in class order, about a quarter of such pairs differed in the last bit."""
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        k, classes = (20, 10) if rng.random() < 0.5 else (100, 1000)
+        voted = rng.integers(0, int(rng.integers(2, 11)), k)
+        hist = np.bincount(voted, minlength=classes)
+        rows = np.stack([hist, hist[rng.permutation(classes)], hist[::-1]])
+        c = confidence(rows)
+        assert c[0] == c[1] == c[2]
+        probs = rng.dirichlet(np.ones(classes))  # the correlation classifiers' input
+        p = confidence(np.stack([probs, probs[rng.permutation(classes)]]))
+        assert p[0] == p[1]
+
+
+def test_crops_with_equal_votes_in_other_classes_rank_by_mean_distance():
+    """Two crops with the counts (3, 2, 1) in different classes: equal confidence, and the
+    one whose neighbours are closer is the more confident in the score's order."""
+    from dejavu.attack.score import confidence_order
+    public_labels = np.array([0, 0, 0, 1, 1, 2, 3, 3, 3, 4, 4, 5, 6])
+    ids = np.array([[0, 1, 2, 3, 4, 5],          # classes 0, 0, 0, 1, 1, 2
+                    [6, 7, 8, 9, 10, 12]])       # classes 3, 3, 3, 4, 4, 6
+    dist = np.array([[0.3, 0.5, 0.7, 0.9, 1.1, 1.3],    # mean 0.8
+                     [0.2, 0.4, 0.6, 0.8, 1.0, 1.2]])   # mean 0.7: closer
+    voted = label_crops(dist, ids, public_labels, 7)
+    assert voted["confidence"][0] == voted["confidence"][1]
+    order = confidence_order(voted["confidence"], voted["mean_distance"], np.array([0, 1]))
+    assert order.tolist() == [1, 0]
+
+
 def test_search_matches_numpy_brute_force():
     rng = np.random.default_rng(0)
     db, q = rng.normal(size=(300, 16)), rng.normal(size=(40, 16))

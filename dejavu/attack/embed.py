@@ -69,7 +69,7 @@ def auto_batch_size(model, side: int, device: torch.device, start: int = 1024) -
         try:
             with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16):
                 model(torch.zeros(batch, 3, side, side, device=device)
-                      .contiguous(memory_format=memory_format(model)))
+                      .contiguous(memory_format=memory_format(device)))
             torch.cuda.synchronize(device)
             return batch
         except torch.cuda.OutOfMemoryError:
@@ -88,7 +88,7 @@ def embed_batches(model, images, rows: np.ndarray, side: int, batch_size: int,
     region when it is not the whole canvas (ingested with `fit`). Batches are read ahead on
     a background thread; the model runs in eval and inference mode, channels-last, with
     bf16 autocast on CUDA (fp32 on CPU)."""
-    fmt = memory_format(model)
+    fmt = memory_format(device)
     model.to(device, memory_format=fmt).eval()
     use_bf16 = device.type == "cuda"
     canvas = images.shape[1:3]

@@ -312,28 +312,18 @@ class SSLModel(nn.Module):
         return {"backbone": h, "projector": z, **taken}
 
 
-# oneDNN's AVX2 kernel for a strided 1x1 convolution computes wrong weight gradients, or
-# writes past its workspace (double free, SIGSEGV), when the tensors are channels-last and the
-# convolution has fewer input channels per group than its block of 8 (oneDNN issue 6035;
-# seen with torch 2.14.1 on AVX2-only CPUs, reproduced on any x86 CPU with
-# ONEDNN_MAX_CPU_ISA=AVX2). AVX-512 CPUs take another kernel and are unaffected, so results
-# would depend on the CPU: models with such a layer stay in the default memory format.
-ONEDNN_CHANNEL_BLOCK = 8
-
-
-def unsafe_in_channels_last(module: nn.Module) -> bool:
-    """Whether `module` is a convolution the oneDNN defect above can hit."""
-    return (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1)
-            and module.stride != (1, 1)
-            and module.in_channels // module.groups < ONEDNN_CHANNEL_BLOCK)
-
-
-def memory_format(model: nn.Module) -> torch.memory_format:
-    """The memory format `model` and its inputs use: channels-last (about 1.5x faster for
-    convolutions on CPU, as on CUDA) unless one of its layers is unsafe in it."""
-    if any(unsafe_in_channels_last(m) for m in model.modules()):
-        return torch.contiguous_format
-    return torch.channels_last
+def memory_format(device: torch.device) -> torch.memory_format:
+    """The memory format a model and its inputs use on `device`: channels-last on CUDA
+    (cuDNN's fast layout for convolutions and mixed precision), the default format on every
+    CPU. On CPUs, channels-last training steps were measured to crash (SIGSEGV, heap
+    corruption) or to give gradients 100-1000x further from a float64 reference than the
+    default format's, for ResNets with BatchNorm at widths and sides real configs use (AMD
+    EPYC with and without AVX-512, torch 2.14.1); which shapes are hit depends on the CPU and
+    on kernels chosen at run time, so no shape rule can be trusted. The default format costs
+    about 1.3-1.5x in CPU convolution time (`python bench/memory_format.py`);
+    `python tests/test_memory_format.py` checks a CPU against float64 (docs/devices.md)."""
+    return torch.channels_last if torch.device(device).type == "cuda" else \
+        torch.contiguous_format
 
 
 def save_checkpoint(path: str, model: SSLModel, **extra) -> None:

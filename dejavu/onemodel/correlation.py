@@ -136,7 +136,7 @@ class ResNetConfig:
 def to_batch(crops: np.ndarray, device: torch.device,
              fmt: torch.memory_format) -> torch.Tensor:
     """(n, S, S, 3) uint8 -> (n, 3, S, S) floats in [0, 1] on the device, in memory
-    format `fmt` (the model's: `dejavu.core.models.memory_format`)."""
+    format `fmt` (the device's: `dejavu.core.models.memory_format`)."""
     x = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float().div_(255)
     return x.contiguous(memory_format=fmt)
 
@@ -167,7 +167,7 @@ def train_resnet(crops: np.ndarray | StoredRows, labels: np.ndarray, classes: in
     read from the store."""
     torch.manual_seed(cfg.seed)
     model = ResNetClassifier(classes, cfg.depth, cfg.width, cfg.small_stem).to(device)
-    fmt = memory_format(model)
+    fmt = memory_format(device)
     model = model.to(memory_format=fmt)
     opt = AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     order_gen = torch.Generator().manual_seed(cfg.seed)
@@ -212,7 +212,7 @@ def resnet_probabilities(model: ResNetClassifier, crops: np.ndarray, device: tor
                          batch_size: int = 512) -> np.ndarray:
     """(N, C) softmax of the classifier on each crop (no augmentation), float64."""
     model.eval()
-    fmt = memory_format(model)
+    fmt = memory_format(device)
     out = []
     for i in range(0, len(crops), batch_size):
         with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):

@@ -204,7 +204,7 @@ class DecoderFit:
         mean, scale = column_stats(cond)
         model.cond_mean.copy_(torch.from_numpy(mean))
         model.cond_scale.copy_(torch.from_numpy(scale).clamp_min(1e-6))
-        fmt = memory_format(model)
+        fmt = memory_format(device)
         model.to(device, memory_format=fmt).train()
         ema = _ema_copy(model)
         opt = AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

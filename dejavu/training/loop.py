@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..core.models import SSLModel, pick_device, save_checkpoint
+from ..core.models import SSLModel, memory_format, pick_device, save_checkpoint
 from ..core.resume import OutOfTime, ResumeState, late
 from . import distributed, methods
 from .augment import AugmentConfig
@@ -203,7 +203,7 @@ class Run:
         source = Loader(images, loader, device)
         targets = None if labels is None else torch.tensor(np.asarray(labels),
                                                            dtype=torch.long, device=device)
-        method.to(device, memory_format=method.memory_format).train()
+        method.to(device, memory_format=memory_format(device)).train()
         net = method
         if size > 1:
             distributed.globalise_batchnorm(method)

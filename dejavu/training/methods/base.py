@@ -19,7 +19,6 @@ A new method is a subclass registered under its name:
 from __future__ import annotations
 
 import abc
-import functools
 import inspect
 from dataclasses import dataclass
 
@@ -76,12 +75,6 @@ class Method(nn.Module, abc.ABC):
         self.model = model
         self.classes = classes
 
-    @functools.cached_property
-    def memory_format(self) -> torch.memory_format:
-        """The memory format of the method's networks and views (`models.memory_format`),
-        found once: the networks do not change, and views are made every step."""
-        return memory_format(self)
-
     # --- what the training loop calls -------------------------------------------------
     def view_configs(self, augment: AugmentConfig) -> list:
         """The views drawn from each image (ViewAugment each); two global views."""
@@ -91,7 +84,7 @@ class Method(nn.Module, abc.ABC):
                    rows: slice, n_global: int) -> list[torch.Tensor]:
         """Views of this process's images x (rows `rows` of a global batch of n_global):
         parameters are drawn for the whole global batch, then sliced."""
-        views, fmt = [], self.memory_format
+        views, fmt = [], memory_format(x.device)
         for cfg in self.view_configs(augment):
             params = take(sample(n_global, cfg, generator, x.device), rows)
             views.append(apply(x, params, cfg).contiguous(memory_format=fmt))
