@@ -86,8 +86,8 @@ def embed_batches(model, images, rows: np.ndarray, side: int, batch_size: int,
 
     images: a stored image array; rows sorted. sizes: (heights, widths) of each row's image
     region when it is not the whole canvas (ingested with `fit`). Batches are read ahead on
-    a background thread; the model runs in eval and inference mode, channels-last, with
-    bf16 autocast on CUDA (fp32 on CPU)."""
+    a background thread; the model runs in eval and inference mode, channels-last with
+    bf16 autocast on CUDA (the default format and fp32 on CPU: `models.memory_format`)."""
     fmt = memory_format(device)
     model.to(device, memory_format=fmt).eval()
     use_bf16 = device.type == "cuda"

@@ -321,7 +321,7 @@ def memory_format(device: torch.device) -> torch.memory_format:
     EPYC with and without AVX-512, torch 2.14.1); which shapes are hit depends on the CPU and
     on kernels chosen at run time, so no shape rule can be trusted. The default format costs
     about 1.3-1.5x in CPU convolution time (`python bench/memory_format.py`);
-    `python tests/test_memory_format.py` checks a CPU against float64 (docs/devices.md)."""
+    `python tests/test_memory_format.py` checks a CPU against float64 (docs/methods.md)."""
     return torch.channels_last if torch.device(device).type == "cuda" else \
         torch.contiguous_format
 
