@@ -165,8 +165,8 @@ def test_vicreg_scale_vectors_find_the_neighbours_of_float64():
     backend (float32 on every device) and FAISS must both find exactly float64's."""
     import torch
     queries, public = vicreg_like()
-    exact = ((queries.astype(np.float64)[:, None, :] - public.astype(np.float64)[None]) ** 2
-             ).sum(-1)
+    public64 = public.astype(np.float64)
+    exact = np.stack([((public64 - q) ** 2).sum(-1) for q in queries.astype(np.float64)])
     expected = np.argsort(exact, axis=1, kind="stable")[:, :20]
     chunks = [(i, public[i:i + 400]) for i in range(0, len(public), 400)]
     dist, ids = torch_search(chunks, len(public), queries, k=20, memory_mb=64)

@@ -312,16 +312,16 @@ class SSLModel(nn.Module):
         return {"backbone": h, "projector": z, **taken}
 
 
-def memory_format(device: torch.device) -> torch.memory_format:
+def memory_format(device: torch.device | str) -> torch.memory_format:
     """The memory format a model and its inputs use on `device`: channels-last on CUDA
     (cuDNN's fast layout for convolutions and mixed precision), the default format on every
-    CPU. On CPUs, channels-last training steps were measured to crash (SIGSEGV, heap
-    corruption) or to give gradients 100-1000x further from a float64 reference than the
-    default format's, for ResNets with BatchNorm at widths and sides real configs use (AMD
-    EPYC with and without AVX-512, torch 2.14.1); which shapes are hit depends on the CPU and
-    on kernels chosen at run time, so no shape rule can be trusted. The default format costs
-    about 1.3-1.5x in CPU convolution time (`python bench/memory_format.py`);
-    `python tests/test_memory_format.py` checks a CPU against float64 (docs/methods.md)."""
+    CPU. On CPUs, channels-last training steps crashed (heap corruption) or gave gradients
+    thousands of times further from float64's than float32's rounding explains, the demo's
+    ConvNet and correlation ResNets among them (AMD EPYC with and without AVX-512, torch
+    2.14.1); which shapes are hit depends on the CPU and on kernels chosen at run time, so
+    no rule on layer shapes can be trusted. The default format costs up to 1.5x of a CPU
+    training step (`python bench/memory_format.py`); `python tests/test_memory_format.py`
+    checks a CPU against float64 (docs/methods.md)."""
     return torch.channels_last if torch.device(device).type == "cuda" else \
         torch.contiguous_format
 
