@@ -38,6 +38,7 @@ def test_the_demo_config_is_valid():
 
 
 @pytest.mark.parametrize("overlay", ["config/sweep.yaml", "config/mitigation.yaml",
+                                     "config/cpu_check.yaml",
                                      "bench/methods.yaml", "bench/supervised.yaml",
                                      "tests/known_answer.yaml"])
 def test_every_shipped_overlay_is_valid_with_its_variants(overlay):
