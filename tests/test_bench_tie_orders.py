@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import bench_script
+from dejavu.attack.knn import confidence
 
 pytestmark = pytest.mark.unit
 
@@ -22,12 +23,9 @@ def table(sets_hists, labels, distances) -> pd.DataFrame:
     for (name, hists), label, dist in zip(sets_hists, labels, distances):
         for i, (h, lab, d) in enumerate(zip(hists, label, dist)):
             h = np.asarray(h)
-            p = np.sort(h) / h.sum()
             rows.append({"id": i if name == "A" else 100 + i, "set": name, "hist": h,
                          "label": lab, "prediction": int(np.argmax(h)), "correct": None,
-                         "confidence": float(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)),
-                                                      0).sum()),
-                         "mean_distance": d})
+                         "confidence": float(confidence(h[None])[0]), "mean_distance": d})
     out = pd.DataFrame(rows)
     out["correct"] = out["prediction"] == out["label"]
     return out

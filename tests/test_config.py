@@ -283,14 +283,14 @@ def test_a_shared_dataset_store_made_from_other_settings_is_refused(tmp_path):
     config = copy.deepcopy(BASE)
     checks.validate(config, SCHEMA)
     config["dataset"]["store"] = str(tmp_path / "data")
-    assert checks._store_problems(config, str(REPO)) == []  # nothing there yet
+    assert checks.store_problems(config, str(REPO)) == []  # nothing there yet
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / checks.STORE_SOURCE).write_text(
         json.dumps(checks.dataset_settings(config, str(REPO))))
-    assert checks._store_problems(config, str(REPO)) == []  # the same settings: reused
+    assert checks.store_problems(config, str(REPO)) == []  # the same settings: reused
     config["dataset"]["ingest"]["jobs"] = 7  # how the work is split changes no image
-    assert checks._store_problems(config, str(REPO)) == []
+    assert checks.store_problems(config, str(REPO)) == []
     config["dataset"]["seed"] = 3
-    said = " ".join(checks._store_problems(config, str(REPO)))
+    said = " ".join(checks.store_problems(config, str(REPO)))
     assert f"dataset.store: {tmp_path / 'data'} holds a dataset made from other" in said
     assert "dataset.seed: 0 there, 3 here" in said

@@ -52,10 +52,10 @@ def rank_classes(hist: np.ndarray, dist: np.ndarray) -> np.ndarray:
 def confidence(hist: np.ndarray) -> np.ndarray:
     """Negative entropy of p = h / k (natural log, 0 log 0 = 0); higher = more confident.
 
-    The total and the terms are summed in ascending order of h, so that rows holding the same values in
-    any order of classes get bit-identical confidences: a tie between two crops is then
-    decided by the tie rule (mean neighbour distance, then id; definitions §4), never by
-    the rounding of a sum taken in class order."""
+    The total and the terms are summed in ascending order of h, so that rows holding the
+    same values in any order of classes get bit-identical confidences: a tie between two
+    crops is then decided by the tie rule (mean neighbour distance, then id; definitions
+    §4), never by the rounding of a sum taken in class order."""
     ordered = np.sort(hist, axis=1)
     p = ordered / ordered.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
