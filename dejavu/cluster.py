@@ -21,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -82,9 +83,24 @@ def run_is_dead(workdir: str, run_id: str) -> bool:
 
 
 def slurm_run_id(workflow) -> str | None:
-    """The SLURM executor plugin's run ID (every job's name), when it is the executor."""
+    """The SLURM executor plugin's run ID (every job's name), when it is the executor.
+
+    Snakemake has no public way to it: it is read from the executor object
+    (`workflow.scheduler._executor.run_uuid`). Where a Snakemake version keeps it elsewhere,
+    this warns, naming the version, and returns None: orphan cancellation is then off."""
+    plugin = getattr(workflow, "executor_plugin", None)
+    if getattr(plugin, "name", None) != "slurm":
+        return None
     executor = getattr(getattr(workflow, "scheduler", None), "_executor", None)
-    return getattr(executor, "run_uuid", None)
+    run_id = getattr(executor, "run_uuid", None)
+    if run_id is None:
+        from importlib.metadata import version
+        warnings.warn(
+            f"dejavu cannot find the SLURM run ID in Snakemake {version('snakemake')} "
+            f"(workflow.scheduler._executor.run_uuid): jobs left by a killed earlier run "
+            f"will not be cancelled; cancel them by hand (squeue, scancel) before a rerun",
+            RuntimeWarning, stacklevel=2)
+    return run_id
 
 
 def cancel_orphans(workdir: str, timeout: float = 120) -> list[str]:

@@ -51,6 +51,10 @@ def check(config: dict, workdir: str = ".") -> None:
     if train["batch_size"] < (processes or gpus or 1):
         problems.append(f"train.batch_size: {train['batch_size']} is smaller than the number "
                         f"of data-parallel processes")
+    late = [e for e in train.get("checkpoints", []) if e > train["epochs"]]
+    if late:
+        problems.append(f"train.checkpoints: epochs {late} exceed train.epochs "
+                        f"({train['epochs']})")
     problems += dataset_problems(config["dataset"], workdir)
     problems += synthetic_split_problems(config)
     problems += store_problems(config, workdir)

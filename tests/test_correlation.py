@@ -201,3 +201,36 @@ def test_naive_bayes_scores_do_not_depend_on_the_string_hash_seed():
                           text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed}
                           ).stdout for seed in ("1", "2", "3")]
     assert out[0] == out[1] == out[2]
+
+
+def test_resnet_stopped_at_its_time_limit_continues_to_the_same_classifier(
+        tiny_crops, tmp_path, monkeypatch):
+    """The stage with a time limit already past, training crops streamed from the store:
+    each call trains one epoch, keeps its state and stops (OutOfTime); the chain of calls
+    ends with the weights and predictions of one uninterrupted run, its state cleared."""
+    from dejavu.core.deadline import OutOfTime
+    d = tiny_crops
+    monkeypatch.setattr(correlation, "HOLD_BYTES", 0)
+
+    def run(name: str, **limit):
+        correlation.run(str(d / "crops.zarr"), str(d / "crops.parquet"),
+                        str(d / "split.parquet"), str(tmp_path / f"{name}.parquet"),
+                        classifier="resnet", trained_on="A",
+                        model_path=str(tmp_path / f"{name}.pt"),
+                        resnet={"depth": 10, "width": 4, "epochs": 3, "batch_size": 8},
+                        **limit)
+    stops = []
+    while True:
+        try:
+            run("stopped", resume_dir=str(tmp_path / "resume"), max_runtime=1e-9)
+            break
+        except OutOfTime as stopped:
+            stops.append(str(stopped))
+    assert stops == [f"stopped after epoch {e} of 3 (time limit)" for e in (1, 2)]
+    assert not (tmp_path / "resume").exists()
+    run("whole")
+    weights = [torch.load(tmp_path / f"{name}.pt", weights_only=True)["state_dict"]
+               for name in ("stopped", "whole")]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "stopped.parquet"),
+                                  pd.read_parquet(tmp_path / "whole.parquet"))

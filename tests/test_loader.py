@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dejavu.core.resume import OutOfTime
+from dejavu.core.deadline import OutOfTime
 from dejavu.core.store import write_images
 from dejavu.data.split import SetImages, read_set
 from dejavu.training.loader import Loader, LoaderConfig

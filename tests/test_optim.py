@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from dejavu.training.optim import LARS, SGD, AdamW, lr_at, make_optimizer
+from dejavu.core.optim import LARS, SGD, AdamW, lr_at, make_optimizer
 
 pytestmark = pytest.mark.unit
 
@@ -102,7 +102,7 @@ def test_a_step_of_each_optimizer_leaves_torchs_compiler_unimported():
     """What these optimizers are for: torch.optim's import torch._dynamo, 2.3 CPU-s in every
     process that trains (the tests above use torch's, so this one runs in a fresh process)."""
     code = ("import sys, torch\n"
-            "from dejavu.training.optim import make_optimizer\n"
+            "from dejavu.core.optim import make_optimizer\n"
             "for name in ('adamw', 'sgd', 'lars'):\n"
             "    net = torch.nn.Linear(3, 2)\n"
             "    opt = make_optimizer(name, net.parameters(), 0.1, 0.01)\n"

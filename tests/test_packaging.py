@@ -112,7 +112,8 @@ def test_licence_file_matches_the_licence_field():
 def test_stages_that_need_no_torch_do_not_import_it():
     """torch takes seconds to import, longer than these jobs (and the Snakefile parse) run."""
     import subprocess
-    torch_free = ["config", "cluster", "core.epochs", "core.store", "data.sources",
+    torch_free = ["config", "cluster", "core.epochs", "core.store", "core.logs",
+                  "core.deadline", "data.sources",
                   "data.ingest", "data.split", "data.synth", "data.crops", "training.methods",
                   "training.augment_settings", "attack.embeddings", "attack.index",
                   "attack.knn", "attack.score", "onemodel.onemodel",
@@ -125,6 +126,22 @@ def test_stages_that_need_no_torch_do_not_import_it():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"
+
+
+def test_the_architecture_page_names_every_module():
+    """docs/architecture.md is where a newcomer looks a module up: each is named there (a
+    package's modules in its layer's row, the top-level ones by path; `training/methods/`,
+    one file per method, as a whole)."""
+    page = (REPO / "docs" / "architecture.md").read_text()
+    missing = []
+    for path in sorted((REPO / "dejavu").rglob("*.py")):
+        rel = path.relative_to(REPO / "dejavu")
+        if rel.name == "__init__.py" or rel.parts[:2] == ("training", "methods"):
+            continue
+        name = f"`dejavu/{rel}`" if len(rel.parts) == 1 else f"`{rel.stem}`"
+        if name not in page:
+            missing.append(str(rel))
+    assert not missing, f"docs/architecture.md does not name {missing}"
 
 
 LAYERS = ["core", "data", "training", "attack", "onemodel", "rcdm", "report"]  # bottom up

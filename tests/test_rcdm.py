@@ -140,14 +140,13 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
 
 def test_training_to_a_deadline_stops_at_a_state_and_continues_to_the_same_decoder(
         tmp_path, caplog):
-    """A deadline already past: each call trains one logged interval (one step of 20 here),
-    keeps its state and stops; the chain of calls ends with the weights and the loss
-    history of an uninterrupted run."""
-    from dejavu.core.resume import OutOfTime
+    """A deadline already past: each call trains one step, keeps its state and stops; the
+    chain of calls ends with the weights and the loss history of an uninterrupted run."""
+    from dejavu.core.deadline import OutOfTime
     images, cond, _, _ = colour_data(8)
     cfg = dataclasses.replace(TINY, steps=20, checkpoint_every=100)
     torch.set_num_threads(1)
-    caplog.set_level(logging.INFO, logger="dejavu.rcdm.decoder")
+    caplog.set_level(logging.INFO, logger="dejavu.core.resume")
     calls = 0
     while True:
         calls += 1

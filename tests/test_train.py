@@ -116,7 +116,7 @@ def test_training_to_a_deadline_stops_at_a_state_and_continues_to_the_same_weigh
     """A deadline already past: each call trains one epoch, keeps its state and stops; the
     chain of calls reaches the uninterrupted run's checkpoints (resume_every plays no
     part: the state is kept at every stop)."""
-    from dejavu.core.resume import OutOfTime
+    from dejavu.core.deadline import OutOfTime
     cfg = TrainConfig(epochs=3, checkpoints=(1,), batch_size=8, warmup_epochs=1, seed=3,
                       device="cpu", resume_every=100)
     whole = {}

@@ -1,4 +1,5 @@
-"""Which epochs a training run saves, and where a checkpoint of an epoch sweep starts from.
+"""Which epochs a training run evaluates and saves, and where a checkpoint of an epoch sweep
+starts from.
 
 Kept free of torch: the Snakefile asks these questions while it builds the DAG.
 """
@@ -17,3 +18,9 @@ def start_state(epoch: int, epochs: int, every: int) -> int:
     """The saved state a checkpoint at `epoch` continues from (0: the untrained model)."""
     before = [e for e in state_epochs(epochs, every) if e <= epoch]
     return before[-1] if before else 0
+
+
+def evaluated_epochs(epochs: int, checkpoints: list[int]) -> list[int]:
+    """Epochs of a training run that are evaluated: its checkpoints and the last (the config
+    check refuses checkpoints past the last)."""
+    return sorted(set(checkpoints) | {epochs})

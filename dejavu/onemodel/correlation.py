@@ -21,9 +21,11 @@ entropy of the class distribution -- the k-NN's confidence, so the two rank alik
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,8 +34,10 @@ from torch import nn
 
 from ..training.augment import ViewAugment, apply, sample
 from ..attack.knn import confidence as knn_confidence
+from ..core.deadline import deadline_after
 from ..core.models import INPUT_MEAN, INPUT_STD, memory_format, pick_device
-from ..training.optim import AdamW, lr_at
+from ..core.resume import ResumeState, drive
+from ..core.optim import AdamW, lr_at
 from .naive_bayes import (TagCounts, detail_colour, fit_naive_bayes,  # noqa: F401
                           naive_bayes_log_scores, read_tags, synthetic_tags, tags_of)
 
@@ -161,50 +165,112 @@ class StoredRows:
 
 
 def train_resnet(crops: np.ndarray | StoredRows, labels: np.ndarray, classes: int,
-                 cfg: ResNetConfig, device: torch.device) -> ResNetClassifier:
+                 cfg: ResNetConfig, device: torch.device, resume_dir: str | None = None,
+                 deadline: float | None = None) -> ResNetClassifier:
     """Cross-entropy training on (crop -> label) with AdamW, linear warm-up and cosine decay.
     Seeded: the same crops and settings give the same weights on the same device, held or
-    read from the store."""
-    torch.manual_seed(cfg.seed)
-    model = ResNetClassifier(classes, cfg.depth, cfg.width, cfg.small_stem).to(device)
-    fmt = memory_format(device)
-    model = model.to(memory_format=fmt)
-    opt = AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    order_gen = torch.Generator().manual_seed(cfg.seed)
-    aug_gen = torch.Generator(device).manual_seed(cfg.seed)
-    y_all = torch.from_numpy(labels.astype(np.int64))
-    n = len(crops)
-    batch = min(cfg.batch_size, n)
-    steps_per_epoch = max(1, n // batch)  # full batches only (BatchNorm)
-    total, view = cfg.epochs * steps_per_epoch, cfg.augment()
-    step, start, report_every = 0, time.perf_counter(), max(1, cfg.epochs // 10)
-    model.train()
-    for epoch in range(cfg.epochs):
-        perm = torch.randperm(n, generator=order_gen)
+    read from the store. With `resume_dir`, a state is kept there after every epoch and a
+    rerun continues from it; with a `deadline` (a time.time()), training stops at such a
+    state when another epoch would end too close to it and raises OutOfTime
+    (`core.resume.drive`)."""
+    fit = ResNetFit.prepare(crops, labels, classes, cfg, device)
+    resume = (ResumeState(Path(resume_dir, "state.pt"), fit.run_id()) if resume_dir
+              else None)
+    drive(fit, cfg.epochs, resume=resume, deadline=deadline, save_every=1, device=device)
+    return fit.model.eval()
+
+
+@dataclass
+class ResNetFit:
+    """A correlation ResNet in training: model, optimizer, generators (batch order, and
+    augmentations on the device) and data; `core.resume.drive` runs it an epoch at a time."""
+    cfg: ResNetConfig
+    model: ResNetClassifier
+    opt: AdamW
+    crops: np.ndarray | StoredRows
+    labels: torch.Tensor
+    device: torch.device
+    fmt: torch.memory_format
+    order_gen: torch.Generator
+    aug_gen: torch.Generator
+    step: int = 0
+    first: int = 1                  # the first epoch of this call
+    clock: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def prepare(cls, crops: np.ndarray | StoredRows, labels: np.ndarray, classes: int,
+                cfg: ResNetConfig, device: torch.device) -> ResNetFit:
+        torch.manual_seed(cfg.seed)
+        fmt = memory_format(device)
+        model = ResNetClassifier(classes, cfg.depth, cfg.width, cfg.small_stem)
+        model = model.to(device).to(memory_format=fmt).train()
+        opt = AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return cls(cfg, model, opt, crops, torch.from_numpy(labels.astype(np.int64)), device,
+                   fmt, torch.Generator().manual_seed(cfg.seed),
+                   torch.Generator(device).manual_seed(cfg.seed))
+
+    @property
+    def batch(self) -> int:
+        return min(self.cfg.batch_size, len(self.crops))
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, len(self.crops) // self.batch)  # full batches only (BatchNorm)
+
+    def run_id(self) -> str:
+        """The run's settings, labels, crops (read a block at a time) and starting weights."""
+        h = hashlib.sha256(repr(self.cfg).encode())
+        h.update(self.labels.numpy().tobytes())
+        for start in range(0, len(self.crops), 4096):
+            positions = np.arange(start, min(len(self.crops), start + 4096))
+            h.update(np.ascontiguousarray(self.crops[positions]).tobytes())
+        for tensor in self.model.state_dict().values():
+            h.update(tensor.detach().cpu().numpy().tobytes())
+        return h.hexdigest()
+
+    def run_unit(self, epoch: int) -> None:
+        """Epoch `epoch` (1-based): a fresh seeded order, full batches, augmented views."""
+        cfg, device, fmt, batch = self.cfg, self.device, self.fmt, self.batch
+        total, view = cfg.epochs * self.steps_per_epoch, cfg.augment()
+        perm = torch.randperm(len(self.crops), generator=self.order_gen)
         loss_sum = correct = 0.0
-        for b in range(steps_per_epoch):
+        for b in range(self.steps_per_epoch):
             idx = perm[b * batch:(b + 1) * batch]
-            x = to_batch(crops[idx.numpy()], device, fmt)
-            x = apply(x, sample(len(x), view, aug_gen, device), view).contiguous(
+            x = to_batch(self.crops[idx.numpy()], device, fmt)
+            x = apply(x, sample(len(x), view, self.aug_gen, device), view).contiguous(
                 memory_format=fmt)
-            y = y_all[idx].to(device)
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, cfg.warmup_epochs * steps_per_epoch, cfg.lr)
+            y = self.labels[idx].to(device)
+            for group in self.opt.param_groups:
+                group["lr"] = lr_at(self.step, total,
+                                    cfg.warmup_epochs * self.steps_per_epoch, cfg.lr)
             with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(x)
+                logits = self.model(x)
                 loss = nn.functional.cross_entropy(logits.float(), y)
-            opt.zero_grad()
+            self.opt.zero_grad()
             loss.backward()
-            opt.step()
-            step += 1
+            self.opt.step()
+            self.step += 1
             loss_sum += float(loss.detach())
             correct += float((logits.argmax(1) == y).sum())
-        if (epoch + 1) % report_every == 0 or epoch + 1 == cfg.epochs:
-            seen = (epoch + 1) * steps_per_epoch * batch
-            log.info("epoch %d/%d: loss %.3f, training accuracy %.3f, %.0f img/s", epoch + 1,
-                     cfg.epochs, loss_sum / steps_per_epoch,
-                     correct / (steps_per_epoch * batch), seen / (time.perf_counter() - start))
-    return model.eval()
+        if epoch % max(1, cfg.epochs // 10) == 0 or epoch == cfg.epochs:
+            seen = (epoch - self.first + 1) * self.steps_per_epoch * batch
+            log.info("epoch %d/%d: loss %.3f, training accuracy %.3f, %.0f img/s", epoch,
+                     cfg.epochs, loss_sum / self.steps_per_epoch,
+                     correct / (self.steps_per_epoch * batch),
+                     seen / (time.perf_counter() - self.clock))
+
+    def state(self, epoch: int) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "order": self.order_gen.get_state(), "augment": self.aug_gen.get_state(),
+                "step": self.step, "epoch": epoch}
+
+    def restore(self, state: dict) -> int:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.order_gen.set_state(state["order"].cpu())
+        self.aug_gen.set_state(state["augment"].cpu())
+        self.step, self.first, self.clock = state["step"], state["epoch"] + 1, time.perf_counter()
+        return self.first
 
 
 @torch.no_grad()
@@ -247,9 +313,13 @@ def predictions(crops: pd.DataFrame, probs: np.ndarray, trained: np.ndarray) -> 
 def run(crops_path: str, crops_table: str, split_path: str, out_path: str, *, classifier: str,
         trained_on: str, train_on: str = "other", model_path: str | None = None,
         index_path: str | None = None, tags_path: str | None = None, smoothing: float = 1.0,
-        resnet: dict | None = None, device: str = "auto", threads: int = 1) -> None:
+        resnet: dict | None = None, device: str = "auto", threads: int = 1,
+        resume_dir: str | None = None, max_runtime: float | None = None) -> None:
     """Train one correlation classifier on the crops of set `trained_on` and write its
-    predictions for every valid crop (with `trained` marking its own training crops)."""
+    predictions for every valid crop (with `trained` marking its own training crops). A
+    ResNet keeps a resume state in `resume_dir` after every epoch; with `max_runtime`
+    (minutes from now) it may stop early at one (OutOfTime): run it again."""
+    deadline = deadline_after(max_runtime)
     from ..core.store import open_images, read_index, read_rows
     torch.set_num_threads(threads)
     table = pd.read_parquet(crops_table)
@@ -272,7 +342,7 @@ def run(crops_path: str, crops_table: str, split_path: str, out_path: str, *, cl
         held = int(train.sum()) * int(np.prod(store.shape[1:])) <= HOLD_BYTES
         training = read_rows(store, rows[train]) if held else StoredRows(store, rows[train])
         model = train_resnet(training, labels[train], classes, ResNetConfig(**(resnet or {})),
-                             dev)
+                             dev, resume_dir, deadline)
         probs = np.concatenate([resnet_probabilities(model, read_rows(store, rows[i:i + 4096]),
                                                      dev)
                                 for i in range(0, len(rows), 4096)])

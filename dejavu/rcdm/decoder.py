@@ -8,7 +8,7 @@ import hashlib
 import logging
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from ..core.models import memory_format, pick_device
-from ..core.resume import OutOfTime, ResumeState, late
-from ..training.optim import AdamW, Optimizer, lr_at
+from ..core.resume import ResumeState, drive
+from ..core.optim import AdamW, Optimizer, lr_at
 
 log = logging.getLogger(__name__)
 
@@ -139,45 +139,20 @@ def train_decoder(images: np.ndarray, cond: np.ndarray, cfg: DecoderConfig,
     """Train a decoder on (N, r, r, 3) uint8 images and their (N, D) embeddings; return the
     EMA decoder and the mean loss of every logged interval.
 
-    With `resume_dir`, a state (weights, EMA, optimizer, generator, step) is kept there
-    every `cfg.checkpoint_every` steps and a rerun continues from it. With a `deadline` (a
-    `time.time()`), training stops at the end of the first logged interval after which
-    another would pass it, keeps its state there and raises OutOfTime; a rerun continues
-    to the decoder of one uninterrupted run (every attempt trains one interval at least)."""
+    With `resume_dir`, a state (weights, EMA, optimizer, generator, step, losses) is kept
+    there every `cfg.checkpoint_every` steps and a rerun continues from it. With a `deadline`
+    (a `time.time()`), training stops after the first step past which another would end too
+    close to it, keeps its state there and raises OutOfTime; a rerun continues to the decoder
+    and loss history of one uninterrupted run (every attempt trains one step at least)."""
     if images.shape[1:3] != (cfg.resolution, cfg.resolution):
         raise ValueError(f"images are {images.shape[1]}x{images.shape[2]}, the decoder draws "
                          f"{cfg.resolution}x{cfg.resolution}")
-    if deadline is not None and not resume_dir:
-        raise ValueError("training to a deadline needs a resume directory to continue from")
     fit = DecoderFit.prepare(images, cond, cfg)
     resume = (ResumeState(Path(resume_dir, "decoder-state.pt"), run_id(images, cond, cfg))
               if resume_dir else None)
-    step, history = fit.resume_from(resume)
-    log_every = max(1, min(100, cfg.steps // 20))
-    losses, clock, first = [], time.perf_counter(), step
-    interval = time.time()
-    while step < cfg.steps:
-        losses.append(fit.train_step(step))
-        step += 1
-        if step % log_every == 0 or step == cfg.steps:
-            history.append(float(np.mean(losses)))
-            losses = []
-            rate = (step - first) / (time.perf_counter() - clock)
-            log.info("decoder step %d/%d loss %.4f  %.0f img/s  eta %.0f s", step, cfg.steps,
-                     history[-1], rate * cfg.batch_size, (cfg.steps - step) / rate)
-            # stopped only here, where the loss history is whole
-            if step < cfg.steps and late(deadline, time.time() - interval):
-                resume.save({**fit.state(step, history), "stopped_for_time": True})
-                log.info("stopping after step %d of %d before the time limit; a rerun "
-                         "continues from here", step, cfg.steps)
-                raise OutOfTime(f"stopped after decoder step {step} of {cfg.steps} "
-                                f"(time limit)")
-            interval = time.time()
-        if resume and step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            resume.save(fit.state(step, history))
-    if resume:
-        resume.clear()
-    return fit.ema.eval(), history
+    drive(fit, cfg.steps, resume=resume, deadline=deadline, save_every=cfg.checkpoint_every,
+          what="decoder step", device=fit.device)
+    return fit.ema.eval(), fit.history
 
 
 @dataclass
@@ -195,6 +170,14 @@ class DecoderFit:
     cond: torch.Tensor        # (N, D)
     device: torch.device
     fmt: torch.memory_format
+    history: list[float] = field(default_factory=list)  # mean loss of each logged interval
+    losses: list[float] = field(default_factory=list)   # the current interval's so far
+    first: int = 1                                      # the first step of this call
+    clock: float = field(default_factory=time.perf_counter)
+
+    @property
+    def log_every(self) -> int:
+        return max(1, min(100, self.cfg.steps // 20))
 
     @classmethod
     def prepare(cls, images: np.ndarray, cond: np.ndarray, cfg: DecoderConfig) -> DecoderFit:
@@ -215,19 +198,26 @@ class DecoderFit:
         gen = torch.Generator(device=device).manual_seed(cfg.seed)
         return cls(cfg, model, ema, opt, gen, alphas, data, c, device, fmt)
 
-    def resume_from(self, resume: ResumeState | None) -> tuple[int, list[float]]:
-        """The step and loss history to go on from: a kept state's, else (0, [])."""
-        state = resume.load(self.device) if resume else None
-        if state is None:
-            return 0, []
+    # `core.resume.drive` runs the fit a step at a time (Resumable)
+    def run_unit(self, unit: int) -> None:
+        """Step `unit` (1-based), then the interval's log line when it ends one."""
+        self.losses.append(self.train_step(unit - 1))
+        steps = self.cfg.steps
+        if unit % self.log_every == 0 or unit == steps:
+            self.history.append(float(np.mean(self.losses)))
+            self.losses = []
+            rate = (unit - self.first + 1) / (time.perf_counter() - self.clock)
+            log.info("decoder step %d/%d loss %.4f  %.0f img/s  eta %.0f s", unit, steps,
+                     self.history[-1], rate * self.cfg.batch_size, (steps - unit) / rate)
+
+    def restore(self, state: dict) -> int:
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["optimizer"])
         self.gen.set_state(state["generator"].cpu())
-        log.info("resuming decoder training after step %d%s", state["step"],
-                 " (the last attempt stopped at its time limit)"
-                 if state.get("stopped_for_time") else "")
-        return state["step"], list(state["history"])
+        self.history, self.losses = list(state["history"]), list(state["losses"])
+        self.first, self.clock = state["step"] + 1, time.perf_counter()
+        return self.first
 
     def train_step(self, step: int) -> float:
         """One DDPM step: a random batch (flipped at random), noised to random timesteps;
@@ -256,10 +246,10 @@ class DecoderFit:
         _ema_update(self.ema, self.model, ema_decay(step, cfg.ema))
         return loss.item()
 
-    def state(self, step: int, history: list[float]) -> dict:
+    def state(self, step: int) -> dict:
         return {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
                 "optimizer": self.opt.state_dict(), "generator": self.gen.get_state(),
-                "step": step, "history": history}
+                "step": step, "history": self.history, "losses": self.losses}
 
 
 def _ema_copy(model: nn.Module) -> nn.Module:

@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import torch
 
-from ..core.resume import deadline_after
+from ..core.deadline import deadline_after
 from ..data.split import read_set
 from .decoder import options_config, save_decoder, train_decoder
 

@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 from ..core.models import SSLModel, memory_format, pick_device, save_checkpoint
-from ..core.resume import OutOfTime, ResumeState, late
+from ..core.resume import ResumeState, drive
 from . import distributed, methods
 from .augment import AugmentConfig
 from .loader import Images, Loader, LoaderConfig, as_images
-from .optim import Optimizer, lr_at, make_optimizer
+from ..core.optim import Optimizer, lr_at, make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -152,19 +152,11 @@ def train(model: SSLModel, images: np.ndarray | Images, cfg: TrainConfig, save: 
     if deadline is not None and not resume_dir:
         raise ValueError("training to a deadline needs a resume directory to continue from")
     run = Run.prepare(model, as_images(images), cfg, labels, loader)
-    keep = {e for e in cfg.checkpoints if e < cfg.last} | {cfg.last}
-    resume = Resume(resume_dir, run.run_id, writer=run.rank == 0) if resume_dir else None
-    first_epoch = run.continue_from(resume, start, keep, save)
-    clock = time.perf_counter()
-    for epoch in range(first_epoch, cfg.last + 1):
-        started = time.time()
-        run.history.append(run.train_epoch(epoch, resume_dir))
-        run.log_epoch(epoch, first_epoch, clock)
-        run.checkpoint(epoch, keep, save, resume)
-        if epoch < cfg.last and run.out_of_time(deadline, time.time() - started):
-            run.stop(epoch, resume)
-    if resume:
-        resume.clear()
+    run.keep = {e for e in cfg.checkpoints if e < cfg.last} | {cfg.last}
+    run.save, run.resume_dir = save, resume_dir
+    run.resume = Resume(resume_dir, run.run_id, writer=run.rank == 0) if resume_dir else None
+    drive(run, cfg.last, first=run.start_from(start), resume=run.resume, deadline=deadline,
+          save_every=cfg.resume_every, device=run.device, agree=run.agree, sync=run.sync)
     return run.history
 
 
@@ -185,6 +177,12 @@ class Run:
     run_id: str = ""
     history: list[float] = field(default_factory=list)
     step: int = 0
+    keep: set[int] = field(default_factory=set)  # epochs to save (and keep for a rerun)
+    save: Save | None = None
+    resume: Resume | None = None
+    resume_dir: str | None = None
+    first: int = 1                               # the first epoch this call trains
+    clock: float = field(default_factory=time.perf_counter)
 
     @classmethod
     def prepare(cls, model: SSLModel, images: Images, cfg: TrainConfig,
@@ -230,23 +228,54 @@ class Run:
     def total(self) -> int:
         return self.cfg.epochs * self.steps_per_epoch
 
-    def continue_from(self, resume: Resume | None, start: dict | None, keep: set[int],
-                      save: Save) -> int:
-        """Load this job's own resume state, else the saved state to continue from, if
-        any; the first epoch to train."""
-        state = resume.load(self.device) if resume else None
-        if state is not None:
-            return _restore(state, resume, self, keep, save)
+    def start_from(self, start: dict | None) -> int:
+        """Load the saved training state to continue from, if any (a resume state of this
+        job's own, loaded later by `drive`, takes precedence); the first epoch to train."""
         if start is None:
             return 1
         if start.get("run_id") != self.run_id:
             raise ValueError("the saved training state to continue from was written by a run "
                              "with other settings, data or starting weights")
-        first_epoch = self.load(start)
-        if first_epoch > self.cfg.last:
-            raise ValueError(f"the saved state is at epoch {first_epoch - 1}, after the "
+        self.first = self.load(start)
+        if self.first > self.cfg.last:
+            raise ValueError(f"the saved state is at epoch {self.first - 1}, after the "
                              f"epoch to stop at ({self.cfg.last})")
-        return first_epoch
+        return self.first
+
+    # `core.resume.drive` runs the run an epoch at a time (Resumable)
+    def run_unit(self, epoch: int) -> None:
+        """Train epoch `epoch`, log it, save it if asked for (and keep it for a rerun)."""
+        self.history.append(self.train_epoch(epoch, self.resume_dir))
+        self.log_epoch(epoch)
+        if epoch in self.keep and self.rank == 0:
+            state = self.state(epoch)
+            self.save(epoch, self.method.encoder(), state)
+            if self.resume:
+                self.resume.keep(epoch, self.method.encoder(), state)
+
+    def restore(self, state: dict) -> int:
+        """Load this job's own resume state; re-emit the saved epochs the failed job had
+        written (the workflow deletes a failed job's outputs). The next epoch."""
+        if self.rank == 0:
+            for epoch in sorted(e for e in self.keep if e <= state["epoch"]):
+                kept = self.resume.kept(epoch, self.device)
+                snapshot = copy.deepcopy(self.method.encoder())
+                snapshot.load_state_dict(kept["encoder"])
+                self.save(epoch, snapshot, kept["training"])
+        self.first, self.clock = self.load(state), time.perf_counter()
+        return self.first
+
+    def agree(self, stop: bool) -> bool:
+        """Rank 0's decision, for every process (all stop after the same epoch)."""
+        if self.size == 1:
+            return stop
+        flag = torch.tensor([float(stop)], device=self.device)
+        torch.distributed.broadcast(flag, src=0)
+        return bool(flag.item())
+
+    def sync(self) -> None:
+        if self.size > 1:
+            torch.distributed.barrier()
 
     def train_epoch(self, epoch: int, resume_dir: str | None) -> float:
         """One pass over the data in a fresh seeded order; the epoch's mean loss."""
@@ -288,42 +317,13 @@ class Run:
         self.step += 1
         return loss.item()
 
-    def log_epoch(self, epoch: int, first_epoch: int, clock: float) -> None:
+    def log_epoch(self, epoch: int) -> None:
         if self.rank != 0:
             return
-        elapsed, done = time.perf_counter() - clock, epoch - first_epoch + 1
+        elapsed, done = time.perf_counter() - self.clock, epoch - self.first + 1
         log.info("epoch %d/%d loss %.4f  %.0f img/s  eta %.0f s", epoch, self.cfg.last,
                  self.history[-1], done * len(self.loader.images) / elapsed,
                  elapsed / done * (self.cfg.last - epoch))
-
-    def checkpoint(self, epoch: int, keep: set[int], save: Save, resume: Resume | None) -> None:
-        """Save the epochs asked for (and keep them for a rerun); the resume state."""
-        if epoch in keep and self.rank == 0:
-            state = self.state(epoch)
-            save(epoch, self.method.encoder(), state)
-            if resume:
-                resume.keep(epoch, self.method.encoder(), state)
-        if resume and epoch % self.cfg.resume_every == 0 and epoch < self.cfg.last:
-            resume.save(self.state(epoch))
-
-    def out_of_time(self, deadline: float | None, epoch_seconds: float) -> bool:
-        """Whether another epoch, with room for saving, would end past `deadline`. Rank 0's
-        clock decides for every process, so all stop after the same epoch."""
-        if deadline is None:
-            return False
-        stop = torch.tensor([float(late(deadline, epoch_seconds))], device=self.device)
-        if self.size > 1:
-            torch.distributed.broadcast(stop, src=0)
-        return bool(stop.item())
-
-    def stop(self, epoch: int, resume: Resume) -> None:
-        """Keep the state after `epoch` and raise OutOfTime once every process is done."""
-        resume.save({**self.state(epoch), "stopped_for_time": True})
-        if self.size > 1:
-            torch.distributed.barrier()
-        log.info("stopping after epoch %d of %d before the time limit; a rerun continues "
-                 "from here", epoch, self.cfg.last)
-        raise OutOfTime(f"stopped after epoch {epoch} of {self.cfg.last} (time limit)")
 
     def state(self, epoch: int) -> dict:
         return {"method": self.method.state_dict(), "optimizer": self.opt.state_dict(),
@@ -349,18 +349,3 @@ def _stop_on_nan(loss, epoch: int, b: int, step: int, method, resume_dir, rank: 
         save_checkpoint(str(path), method.encoder(), epoch=epoch, step=b)
         where += f"; the weights before this step are kept in {path}"
     raise FloatingPointError(where)
-
-
-def _restore(state: dict, resume: Resume, run: Run, keep: set[int], save: Save) -> int:
-    """Load a resume state into the run; re-emit the checkpoints the failed job had
-    written. The first epoch to train."""
-    if run.rank == 0:
-        for epoch in sorted(e for e in keep if e <= state["epoch"]):
-            kept = resume.kept(epoch, run.device)
-            snapshot = copy.deepcopy(run.method.encoder())
-            snapshot.load_state_dict(kept["encoder"])
-            save(epoch, snapshot, kept["training"])
-        log.info("resuming after epoch %d%s", state["epoch"],
-                 " (the last attempt stopped at its time limit)"
-                 if state.get("stopped_for_time") else "")
-    return run.load(state)

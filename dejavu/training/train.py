@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from ..core.models import SSLModel, load_checkpoint, pick_device, save_checkpoint
-from ..core.resume import OUT_OF_TIME_EXIT, OutOfTime, deadline_after
+from ..core.deadline import OUT_OF_TIME_EXIT, OutOfTime, deadline_after
 from ..data.split import SetImages
 from . import distributed, methods
 from .loader import Images, LoaderConfig

@@ -103,13 +103,8 @@ def modelled(key: str):
 
 def train_epochs(variant: str = DEFAULT):
     """Epochs evaluated of a variant's training (its checkpoints and the last)."""
-    epochs = config["train"]["epochs"]
-    checkpoints = VARIANTS[variant]["train"]["checkpoints"]
-    late = [e for e in checkpoints if e > epochs]
-    if late:
-        where = "train" if variant == DEFAULT else f"variants[{variant}].train"
-        raise ValueError(f"config key {where}.checkpoints: epochs {late} exceed train.epochs ({epochs})")
-    return sorted(set(checkpoints) | {epochs})
+    return dejavu.core.epochs.evaluated_epochs(config["train"]["epochs"],
+                                               VARIANTS[variant]["train"]["checkpoints"])
 
 
 def state_epochs():

@@ -21,6 +21,10 @@ rule correlation:
         resnet=lambda wc: (dict(sorted(config["onemodel"]["resnet"].items()))
                            if wc.classifier == "resnet" else {}),
         device=device_for(config["onemodel"]["gpus"]),
+        resume_dir=lambda wc: f"{CORRELATION}.resume".format(**wc),
+    # a ResNet job stopped at onemodel.max_runtime is resubmitted and continues from its
+    # saved state
+    retries: continuations("onemodel")
     threads: 1
     log:
         log_path("correlation", "n{size}/{crop}/{classifier}-{subset}"),
@@ -28,7 +32,8 @@ rule correlation:
         bench_path("correlation", "n{size}/{crop}/{classifier}-{subset}")
     resources:
         mem_mb=sized(correlation_memory),
-        runtime=planned(correlation_runtime, config["onemodel"]["runtime"]),
+        runtime=limited_runtime("onemodel") or planned(correlation_runtime,
+                                                       config["onemodel"]["runtime"]),
         gpu=config["onemodel"]["gpus"],
     conda:
         ENV

@@ -1,7 +1,6 @@
+from dejavu.core.logs import job
 from dejavu.data import crops
-from dejavu.core import logs
 
-logs.to_file(snakemake.log[0])
-crops.run(snakemake.input.images, snakemake.input.index, snakemake.input.split,
-          snakemake.output.crops, snakemake.output.table, **dict(snakemake.params.items()))
-logs.finish()
+with job(snakemake) as params:
+    crops.run(snakemake.input.images, snakemake.input.index, snakemake.input.split,
+              snakemake.output.crops, snakemake.output.table, **params)

@@ -1,7 +1,6 @@
 from dejavu.attack import embeddings
-from dejavu.core import logs
+from dejavu.core.logs import job
 
-logs.to_file(snakemake.log[0])
-embeddings.finalize(list(snakemake.input.markers), snakemake.output.store,
-                    checkpoint=snakemake.input.checkpoint)
-logs.finish()
+with job(snakemake):
+    embeddings.finalize(list(snakemake.input.markers), snakemake.output.store,
+                        checkpoint=snakemake.input.checkpoint)

@@ -1,8 +1,6 @@
 from dejavu.attack import index
-from dejavu.core import logs
+from dejavu.core.logs import job
 
-logs.to_file(snakemake.log[0])
-index.run(snakemake.input.store, snakemake.output.index, threads=snakemake.threads,
-          checkpoint=snakemake.input.checkpoint,
-          **dict(snakemake.params.items()))
-logs.finish()
+with job(snakemake) as params:
+    index.run(snakemake.input.store, snakemake.output.index, threads=snakemake.threads,
+              checkpoint=snakemake.input.checkpoint, **params)

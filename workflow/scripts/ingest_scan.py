@@ -1,7 +1,6 @@
+from dejavu.core.logs import job
 from dejavu.data import ingest
-from dejavu.core import logs
 
-logs.to_file(snakemake.log[0])
-ingest.run_scan(snakemake.params.dataset, snakemake.output.manifest, snakemake.output.classes,
-                snakemake.output.rejects)
-logs.finish()
+with job(snakemake) as params:
+    ingest.run_scan(params["dataset"], snakemake.output.manifest, snakemake.output.classes,
+                    snakemake.output.rejects)

@@ -1,6 +1,5 @@
-from dejavu.core import logs
+from dejavu.core.logs import job
 from dejavu.training import train
 
-logs.to_file(snakemake.log[0])
-train.run_init(snakemake.output.checkpoint, **dict(snakemake.params.items()))
-logs.finish()
+with job(snakemake) as params:
+    train.run_init(snakemake.output.checkpoint, **params)

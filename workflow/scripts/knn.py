@@ -1,9 +1,7 @@
 from dejavu.attack import knn
-from dejavu.core import logs
+from dejavu.core.logs import job
 
-logs.to_file(snakemake.log[0])
-knn.run(snakemake.input.get("index"), snakemake.input.public, snakemake.input.crops,
-        snakemake.input.crops_table, snakemake.input.split, snakemake.output.knn,
-        threads=snakemake.threads, checkpoint=snakemake.input.checkpoint,
-        **dict(snakemake.params.items()))
-logs.finish()
+with job(snakemake) as params:
+    knn.run(snakemake.input.get("index"), snakemake.input.public, snakemake.input.crops,
+            snakemake.input.crops_table, snakemake.input.split, snakemake.output.knn,
+            threads=snakemake.threads, checkpoint=snakemake.input.checkpoint, **params)

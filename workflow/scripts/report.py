@@ -1,7 +1,5 @@
-from dejavu.core import logs
+from dejavu.core.logs import job
 from dejavu.report import page
 
-logs.to_file(snakemake.log[0])
-page.run(dict(snakemake.input.items()), dict(snakemake.output.items()),
-         **dict(snakemake.params.items()))
-logs.finish()
+with job(snakemake) as params:
+    page.run(dict(snakemake.input.items()), dict(snakemake.output.items()), **params)

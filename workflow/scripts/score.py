@@ -1,8 +1,6 @@
-from dejavu.core import logs
 from dejavu.attack import score
+from dejavu.core.logs import job
 
-logs.to_file(snakemake.log[0])
-score.run(snakemake.input.knn_a, snakemake.input.knn_b, snakemake.output.json,
-          snakemake.output.curves, out_boot=snakemake.output.boot,
-          **dict(snakemake.params.items()))
-logs.finish()
+with job(snakemake) as params:
+    score.run(snakemake.input.knn_a, snakemake.input.knn_b, snakemake.output.json,
+              snakemake.output.curves, out_boot=snakemake.output.boot, **params)

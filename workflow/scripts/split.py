@@ -1,7 +1,5 @@
-from dejavu.core import logs
+from dejavu.core.logs import job
 from dejavu.data import split
 
-logs.to_file(snakemake.log[0])
-split.run(snakemake.input.index, snakemake.output.split, snakemake.output.sizes,
-          **dict(snakemake.params.items()))
-logs.finish()
+with job(snakemake) as params:
+    split.run(snakemake.input.index, snakemake.output.split, snakemake.output.sizes, **params)

@@ -1,7 +1,5 @@
-from dejavu.core import logs
+from dejavu.core.logs import job
 from dejavu.report import summary
 
-logs.to_file(snakemake.log[0])
-summary.run(dict(snakemake.input.items()), snakemake.output[0],
-            **dict(snakemake.params.items()))
-logs.finish()
+with job(snakemake) as params:
+    summary.run(dict(snakemake.input.items()), snakemake.output[0], **params)

@@ -1,13 +1,14 @@
 """Optimizers and the one learning-rate schedule of every training loop (SSL training, the
 correlation classifiers, the RCDM decoders).
 
-AdamW and SGD are torch's own update rules, written here rather than taken from
-`torch.optim`: torch's optimizers import `torch._dynamo` the first time they are used (their
+AdamW and SGD are torch's own updates, through torch's public functional API
+(`torch.optim.adamw.adamw`, `torch.optim.sgd.sgd`) with the state kept here rather than in
+`torch.optim`'s classes: those import `torch._dynamo` the first time they are used (their
 methods are wrapped so that the compiler skips them), 2.3 CPU-s per process on the 2-core
-reference machine, more than all the work of most of the workflow's small jobs. Each update
-is written with torch's foreach operations in the order torch applies them: on a GPU these
-are the grouped kernels torch itself uses there, and on a CPU they run one operation per
-tensor, which gives torch's results bit for bit (tests/test_optim.py checks both).
+reference machine, more than all the work of most of the workflow's small jobs; the
+functions do not (`python bench/optimizer_import.py`). They pick torch's implementation as
+its classes do (grouped foreach kernels on a GPU, one tensor at a time on a CPU), so the
+weights are torch's bit for bit (tests/test_optim.py).
 
 LARS (You, Gitman, Ginsburg, *Large Batch Training of Convolutional Networks*, 2017) as the
 SSL papers use it: SGD with momentum whose update of each weight matrix is rescaled by the
@@ -20,6 +21,8 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.optim.adamw import adamw
+from torch.optim.sgd import sgd
 
 
 class Optimizer:
@@ -87,25 +90,16 @@ class AdamW(Optimizer):
         group, params, grads = self.with_grads()
         if not params:
             return
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         for p in params:
             if p not in self.state:  # the step count lives on the CPU, as torch keeps it
                 self.state[p] = {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(p),
                                  "exp_avg_sq": torch.zeros_like(p)}
         states = [self.state[p] for p in params]
-        avgs, squares = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
-        torch._foreach_add_([s["step"] for s in states], 1)
-        if group["weight_decay"] != 0:
-            torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
-        torch._foreach_lerp_(avgs, grads, 1 - beta1)
-        torch._foreach_mul_(squares, beta2)
-        torch._foreach_addcmul_(squares, grads, grads, 1 - beta2)
-        steps = [s["step"].item() for s in states]
-        step_sizes = [-(lr / (1 - beta1 ** t)) for t in steps]
-        denominators = torch._foreach_sqrt(squares)
-        torch._foreach_div_(denominators, [(1 - beta2 ** t) ** 0.5 for t in steps])
-        torch._foreach_add_(denominators, eps)
-        torch._foreach_addcdiv_(params, avgs, denominators, step_sizes)
+        beta1, beta2 = group["betas"]
+        adamw(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+              [], [s["step"] for s in states], amsgrad=False, beta1=beta1, beta2=beta2,
+              lr=group["lr"], weight_decay=group["weight_decay"], eps=group["eps"],
+              maximize=False)
 
 
 class SGD(Optimizer):
@@ -120,12 +114,13 @@ class SGD(Optimizer):
         group, params, grads = self.with_grads()
         if not params:
             return
-        if group["weight_decay"] != 0:
-            grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
-        if group["momentum"] != 0:
-            grads = [self.momentum_buffer(p, g, group["momentum"])
-                     for p, g in zip(params, grads)]
-        torch._foreach_add_(params, grads, alpha=-group["lr"])
+        buffers = [self.state.get(p, {}).get("momentum_buffer") for p in params]
+        sgd(params, grads, buffers, weight_decay=group["weight_decay"],
+            momentum=group["momentum"], lr=group["lr"], dampening=0.0, nesterov=False,
+            maximize=False)
+        if group["momentum"] != 0:  # the buffers it made for the first step
+            for p, buffer in zip(params, buffers):
+                self.state.setdefault(p, {})["momentum_buffer"] = buffer
 
 
 class LARS(Optimizer):
