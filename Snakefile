@@ -1,29 +1,9 @@
 # dejavu: déjà vu memorization of self-supervised vision models (Meehan et al., NeurIPS 2023).
 #
-# Results path scheme, R = {results}/{dataset.name}; <model> = {method}/{backbone}/{variant}/n{size}/s{seed}/{subset}
-# ({variant}: default, or a name from variants:)
-#   R/dataset/images.zarr, index.parquet, rejects.parquet      synth, or ingest_scan + ingest (shard jobs) +
-#                                                              ingest_finalize for imagenet / folder datasets
-#   R/split/n{size}/split.parquet, sizes.csv                   split: sets A, B, heldout, public, public_test
-#   R/crops/n{size}/{crop}.zarr, {crop}.parquet                crops: background crops of attacked images
-#   R/models/<model>/states/epoch{epoch}.pt                    train: training states every train.state_every
-#   R/models/<model>/epoch{epoch}.pt                           init (epoch 0, untrained); snapshot (from a state)
-#   R/embed/<model>/epoch{epoch}/{part}.zarr                   embed (shard jobs) + embed_finalize; part: public | crops-{crop}
-#   R/index/<model>/epoch{epoch}/{embedding}.faiss             index: exact FAISS over the public set
-#   R/knn/<model>/epoch{epoch}/{crop}-{embedding}-k{k}.parquet knn: neighbours, votes, confidence per crop
-#   R/probe/<model>/epoch{epoch}.json                          probe: linear probe train / test accuracy
-#   R/rcdm/<model>/epoch{epoch}/decoder.pt                     decoder_train: RCDM decoder on the public set
-#   R/rcdm/{method}/{backbone}/{variant}/n{size}/s{seed}/epoch{epoch}/{crop}-{embedding}-k{k}.samples.zarr, .samples.parquet, .json
-#                                                              decoder_sample: reconstructions, their judged classes, quality
-#   R/correlation/n{size}/{crop}/{classifier}-{subset}.parquet, .pt   correlation: classifier trained on set {subset}'s crops
-#   R/onemodel/{method}/{backbone}/{variant}/n{size}/s{seed}/epoch{epoch}/{crop}-{embedding}-k{k}-{classifier}.json
-#                                                              onemodel: one-model test (+ .samples.parquet, .curves.parquet)
-#   R/sslmem/{method}/{backbone}/{variant}/n{size}/s{seed}/epoch{epoch}.parquet   sslmem: per-image SSLMem
-#   R/models/external/{name}/default/n{size}/s0/A/epoch{epoch}.pt      import_model: a model trained elsewhere (external:)
-#   R/score/{method}/{backbone}/{variant}/n{size}/s{seed}/epoch{epoch}/{crop}-{embedding}-k{k}.json   score (+ .curves.parquet)
-#   {results}/summary.csv                                      summary (definitions §9)
-#   {results}/report.html, {results}/figures/                  report
-#   R/logs/<rule>/..., R/benchmarks/<rule>/...                 one log and one timing file per job
+# The results path scheme -- every pattern and the rule that writes it -- is written once, at
+# the top of workflow/rules/common.smk; resource formulas are in workflow/rules/resources.smk
+# (dejavu/resources.py); each stage's rule is in workflow/rules/<stage>.smk and its logic in
+# the dejavu package (docs/architecture.md).
 from snakemake.utils import min_version
 
 import os
@@ -64,6 +44,7 @@ dejavu.config.check(config)  # what the schema cannot say (methods, batch, proje
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/resources.smk"
 
 
 # wildcard patterns; crop modes, embeddings and classifiers are the schema's enums

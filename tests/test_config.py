@@ -204,6 +204,63 @@ def test_every_dataclass_default_is_the_schemas():
     assert not differ, "\n".join(differ)
 
 
+def schema_node(*path: str) -> dict:
+    """The schema of a setting: `items` steps into a list's entries."""
+    node = yaml.safe_load(open(SCHEMA))
+    for key in path:
+        node = node["items"] if key == "items" else node["properties"][key]
+    return node
+
+
+def test_every_copy_of_a_schema_enum_in_the_package_is_the_schemas():
+    """The package keeps the names a setting may take where it checks them (stages run
+    without the schema): each such copy names what the schema's enum names."""
+    from dejavu.attack import index, knn
+    from dejavu.core import models, optim
+    from dejavu.data import crops, ingest
+    from dejavu.onemodel import correlation
+    copies = {
+        ("train", "optimizer"): optim.OPTIMIZERS,
+        ("model", "backbones", "items"): tuple(models.BACKBONES),
+        ("dataset", "resize"): ingest.RESIZE_POLICIES,
+        ("crop", "corner"): crops.CORNERS,
+        ("knn", "backend"): ("auto", *knn.BACKENDS),
+        ("knn", "metric"): index.METRICS,
+        ("onemodel", "classifiers", "items"): correlation.CLASSIFIERS,
+        ("onemodel", "train_on"): correlation.TRAIN_ON,
+        ("onemodel", "resnet", "depth"): tuple(correlation.BLOCKS),
+        ("external", "items", "normalize"): (*models.NORMALIZATIONS, None),
+    }
+    differ = [f"{'.'.join(path)}: schema {schema_node(*path)['enum']}, package {list(names)}"
+              for path, names in copies.items() if schema_node(*path)["enum"] != list(names)]
+    assert not differ, "\n".join(differ)
+
+
+def test_method_options_are_the_schemas_in_the_catalog_and_the_loss_functions():
+    """A built-in method's options and defaults: the schema's train.loss.<method>, the
+    torch-free catalog's (which the method classes take theirs from: tests/test_methods.py)
+    and any loss function's keyword defaults are the same."""
+    import importlib
+    import inspect
+
+    from dejavu.training.methods.catalog import BUILT_IN
+    differ = []
+    for name, info in BUILT_IN.items():
+        schema = {key: prop["default"] for key, prop in
+                  schema_node("train", "loss", name)["properties"].items()}
+        catalog = {k: list(v) if isinstance(v, tuple) else v for k, v in info.options.items()}
+        if schema != catalog:
+            differ.append(f"{name}: schema {schema}, catalog {catalog}")
+        module = importlib.import_module(f"dejavu.training.methods.{name}")
+        for fn_name, fn in inspect.getmembers(module, inspect.isfunction):
+            for param in inspect.signature(fn).parameters.values():
+                if param.name in catalog and param.default is not param.empty \
+                        and param.default != catalog[param.name]:
+                    differ.append(f"{name}: {fn_name}({param.name}={param.default!r}), "
+                                  f"catalog {catalog[param.name]!r}")
+    assert not differ, "\n".join(differ)
+
+
 def test_wildcard_constraints_come_from_the_schemas_enums():
     """A new crop mode, embedding or classifier is added in the schema alone (embeddings:
     its pattern)."""

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.unit
 
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 CORE = [Requirement(r) for r in PROJECT["dependencies"]]
-EXTRAS = {extra: [Requirement(r) for r in rs if not r.startswith("dejavu")]
+EXTRAS = {extra: [Requirement(r) for r in rs if not r.startswith(PROJECT["name"])]
           for extra, rs in PROJECT["optional-dependencies"].items()}
 CONDA_NAMES = {"torch": "pytorch"}  # conda-forge's names where they differ from PyPI's
 
@@ -77,7 +77,7 @@ def test_lightly_is_not_needed():
 
 def test_conda_environment_lists_what_pyproject_lists():
     env = yaml.safe_load((REPO / "envs" / "dejavu.yaml").read_text())
-    assert env["channels"] == ["conda-forge"]
+    assert env["channels"] == ["conda-forge", "bioconda"]  # snakemake is on bioconda
     listed = [d for d in env["dependencies"] if isinstance(d, str)]
     assert all(isinstance(d, str) for d in env["dependencies"]), "no pip section"
     conda = {}
@@ -105,8 +105,35 @@ def test_reference_versions_satisfy_the_declared_ranges():
 
 
 def test_licence_file_matches_the_licence_field():
-    assert PROJECT["license"]["text"] == "MIT"
+    assert PROJECT["license"] == "MIT"  # PEP 639: an SPDX expression
+    assert PROJECT["license-files"] == ["LICENSE"]
     assert (REPO / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_every_lower_bound_is_a_tested_version():
+    """No version older than the tested one is allowed: each requirement's lower bound is
+    what constraints.txt pins (README's and CI's installs)."""
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonical(name)] = version
+    for requirement in CORE + sum(EXTRAS.values(), []):
+        lows = [s.version for s in requirement.specifier if s.operator == ">="]
+        assert lows == [pins[canonical(requirement.name)]], (str(requirement), lows)
+
+
+def test_the_version_is_written_once_and_the_distribution_name_is_dejavus_own():
+    """pyproject reads the version from dejavu/__init__.py; the installed distribution
+    (not PyPI's unrelated `dejavu`) reports it."""
+    import dejavu
+    assert "version" not in PROJECT and PROJECT["dynamic"] == ["version"]
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "dejavu.__version__"}
+    assert PROJECT["name"] == "dejavu-memorization"
+    assert metadata.version(PROJECT["name"]) == dejavu.__version__
+    assert metadata.distribution(PROJECT["name"]).entry_points.select(
+        group="console_scripts", name="dejavu")
 
 
 def test_stages_that_need_no_torch_do_not_import_it():

@@ -141,6 +141,9 @@ class LARS(Optimizer):
             p.add_(self.momentum_buffer(p, g, group["momentum"]), alpha=-group["lr"])
 
 
+OPTIMIZERS = ("adamw", "lars", "sgd")  # train.optimizer
+
+
 def make_optimizer(name: str, params, lr: float, weight_decay: float, momentum: float = 0.9,
                    eta: float = 0.001) -> Optimizer:
     params = [p for p in params if p.requires_grad]
@@ -150,7 +153,7 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float, momentum: 
         return LARS(params, lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta)
     if name == "sgd":
         return SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; known: adamw, lars, sgd")
+    raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float,

@@ -1,4 +1,9 @@
 # Paths, wildcard patterns and target lists shared by the rules. Logic lives in dejavu/.
+#
+# The results path scheme, written only here: each pattern, and the rule that writes it.
+# R = {results}/{dataset.name}; RUN = {method}/{backbone}/{variant}/n{size}/s{seed} (variant:
+# default, or a name from variants:); MODEL = RUN/{subset} (A, B). Every rule also writes a
+# log and a timing file: R/logs/<rule>/..., R/benchmarks/<rule>/... (log_path, bench_path).
 
 import itertools
 import math
@@ -6,42 +11,45 @@ import math
 R = f"{config['results']}/{config['dataset']['name']}"
 RUN = "{method}/{backbone}/{variant}/n{size}/s{seed}"
 MODEL = f"{RUN}/{{subset}}"
-# The dataset store: under results/ unless dataset.store puts it where configs share it
+# synth, or ingest_scan + ingest (shard jobs) + ingest_finalize: the dataset store, under
+# results/ unless dataset.store puts it where configs share it
 DATASET = dejavu.config.dataset_store(config)
-DATASET_IMAGES = f"{DATASET}/images.zarr"
-DATASET_INDEX = f"{DATASET}/index.parquet"
-DATASET_REJECTS = f"{DATASET}/rejects.parquet"
-DATASET_MANIFEST = f"{DATASET}/manifest.parquet"
+DATASET_IMAGES = f"{DATASET}/images.zarr"            # uint8 N x H x W x 3
+DATASET_INDEX = f"{DATASET}/index.parquet"           # id, label, boxes, size (, scene)
+DATASET_REJECTS = f"{DATASET}/rejects.parquet"       # every skipped input and why
+DATASET_MANIFEST = f"{DATASET}/manifest.parquet"     # ingest_scan: the files to ingest
 DATASET_CLASSES = f"{DATASET}/classes.csv"
 DATASET_SOURCE = f"{DATASET}/{dejavu.config.STORE_SOURCE}"  # the settings it was made from
-SPLIT = f"{R}/split/n{{size}}/split.parquet"
-CROPS_STORE = f"{R}/crops/n{{size}}/{{crop}}.zarr"
-CROPS_TABLE = f"{R}/crops/n{{size}}/{{crop}}.parquet"
-CHECKPOINT = f"{R}/models/{MODEL}/epoch{{epoch}}.pt"
-STATE = f"{R}/models/{MODEL}/states/epoch{{epoch}}.pt"
-EMBED_STORE = f"{R}/embed/{MODEL}/epoch{{epoch}}/{{part}}.zarr"
-INDEX = f"{R}/index/{MODEL}/epoch{{epoch}}/{{embedding}}.faiss"
-KNN = f"{R}/knn/{MODEL}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.parquet"
-PROBE = f"{R}/probe/{MODEL}/epoch{{epoch}}.json"
-SCORE = f"{R}/score/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.json"
+SPLIT = f"{R}/split/n{{size}}/split.parquet"         # split: A, B, heldout, public, public_test
+CROPS_STORE = f"{R}/crops/n{{size}}/{{crop}}.zarr"   # crops: background crops of attacked images
+CROPS_TABLE = f"{R}/crops/n{{size}}/{{crop}}.parquet"  # their rectangles, or why rejected
+CHECKPOINT = f"{R}/models/{MODEL}/epoch{{epoch}}.pt"  # init (epoch 0), snapshot; import_model
+STATE = f"{R}/models/{MODEL}/states/epoch{{epoch}}.pt"  # train: every train.state_every epochs
+EMBED_STORE = f"{R}/embed/{MODEL}/epoch{{epoch}}/{{part}}.zarr"  # embed + embed_finalize;
+                                                     # part: public | crops-{crop}
+INDEX = f"{R}/index/{MODEL}/epoch{{epoch}}/{{embedding}}.faiss"  # index: exact, public set
+KNN = f"{R}/knn/{MODEL}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.parquet"  # knn
+PROBE = f"{R}/probe/{MODEL}/epoch{{epoch}}.json"     # probe: linear probe accuracies
+SCORE = f"{R}/score/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.json"  # score
 SCORE_CURVES = f"{R}/score/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.curves.parquet"
 SCORE_BOOT = f"{R}/score/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}.boot.parquet"
-DECODER = f"{R}/rcdm/{MODEL}/epoch{{epoch}}/decoder.pt"
-RCDM = f"{R}/rcdm/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}"
-RCDM_SAMPLES = f"{RCDM}.samples.zarr"
-RCDM_TABLE = f"{RCDM}.samples.parquet"
-RCDM_QUALITY = f"{RCDM}.json"
-CORRELATION = f"{R}/correlation/n{{size}}/{{crop}}/{{classifier}}-{{subset}}"
+DECODER = f"{R}/rcdm/{MODEL}/epoch{{epoch}}/decoder.pt"  # decoder_train
+RCDM = f"{R}/rcdm/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}"  # decoder_sample:
+RCDM_SAMPLES = f"{RCDM}.samples.zarr"                # reconstructions,
+RCDM_TABLE = f"{RCDM}.samples.parquet"               # their judged classes,
+RCDM_QUALITY = f"{RCDM}.json"                        # quality
+CORRELATION = f"{R}/correlation/n{{size}}/{{crop}}/{{classifier}}-{{subset}}"  # correlation:
+                                                     # .parquet predictions, .pt weights
 ONEMODEL = f"{R}/onemodel/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}-{{classifier}}"
-SSLMEM = f"{R}/sslmem/{RUN}/epoch{{epoch}}.parquet"
+SSLMEM = f"{R}/sslmem/{RUN}/epoch{{epoch}}.parquet"  # sslmem: per attacked image
 SSLMEM_LAYERS = f"{R}/sslmem/{RUN}/epoch{{epoch}}.layers.parquet"  # LayerMem per embedding
 # What every embedding store holds: the model's two outputs, and the intermediate layers
 # knn.embeddings asks for (definitions §11)
 EMBED_ARRAYS = [*dejavu.core.layers.OUTPUTS, *dejavu.core.layers.inner(config["knn"]["embeddings"])]
 EXTERNAL = "external"  # the method name of models trained elsewhere
 TRAINED = rf"(?!{EXTERNAL}/)[a-z][a-z0-9_]*"  # a method the workflow trains
-SUMMARY = f"{config['results']}/summary.csv"
-REPORT_HTML = f"{config['results']}/report.html"
+SUMMARY = f"{config['results']}/summary.csv"          # summary (definitions §9)
+REPORT_HTML = f"{config['results']}/report.html"      # report, with {results}/figures/
 ENV = "../../envs/dejavu.yaml"
 DEFAULT = dejavu.config.DEFAULT_VARIANT
 # Every variant's config by name (variants:), the config as written first as `default`
@@ -91,6 +99,16 @@ def bench_path(rule, pattern=""):
     return f"{R}/benchmarks/{rule}/{pattern or 'all'}.tsv"
 
 
+def wildcard(name: str, kind=str):
+    """A param that passes the job's wildcard `name` on to its stage, as a `kind`."""
+    return lambda wc: kind(getattr(wc, name))
+
+
+def filled(pattern: str):
+    """A param that is `pattern` with the job's wildcards filled in (a folder of its own)."""
+    return lambda wc: pattern.format(**wc)
+
+
 def trained(key: str):
     """A setting of a job: train.`key` of its variant."""
     return lambda wc: VARIANTS[wc.variant]["train"][key]
@@ -121,27 +139,6 @@ def start_state(wildcards):
 def snapshot_inputs(wildcards):
     start = start_state(wildcards)
     return {"state": STATE.replace("{epoch}", str(start))} if start else {}
-
-
-def train_runtime(wildcards, input):
-    """Minutes a training job asks for: train.max_runtime with ten to start and save (a
-    job that would need longer continues in the next attempt), else its formula."""
-    return (limited_runtime("train")
-            or training_minutes(wildcards, input, VARIANTS[wildcards.variant]["train"]["epochs"]))
-
-
-def limited_runtime(section: str) -> int | None:
-    """`section`.max_runtime + 10 minutes to start and save; None where it is not set."""
-    return dejavu.resources.limited_minutes(config[section]["max_runtime"])
-
-
-def continuations(section: str) -> int:
-    """Resubmissions of a job stopped at `section`.max_runtime, by the main Snakemake
-    process only: a cluster job's own Snakemake would retry it inside the allocation whose
-    time ran out."""
-    if not config[section]["max_runtime"] or workflow.remote_exec or workflow.subprocess_exec:
-        return 0
-    return config[section]["continuations"]
 
 
 def train_processes():
@@ -350,236 +347,3 @@ def first_combination() -> dict:
     return {"crop_mode": config["crop"]["modes"][0],
             "embedding": config["knn"]["embeddings"][0], "k": config["knn"]["k"][0],
             "classifier": config["onemodel"]["classifiers"][0]}
-
-
-# ---------------------------------------------------------------- resources (dejavu/resources.py)
-
-def sized(formula):
-    """A resource computed from a job's inputs by formula(wildcards, input); while an input
-    does not exist yet Snakemake shows it as <TBD> and computes it before the job runs."""
-    def resource(wildcards, input):
-        for path in input:
-            if not os.path.exists(path):
-                raise FileNotFoundError(2, "not made yet", path)
-        return formula(wildcards, input)
-    return resource
-
-
-def model_arch(wildcards) -> tuple[str, list[int], int]:
-    """(architecture, projector sizes, width) of a run's model."""
-    if wildcards.method == EXTERNAL:
-        spec = EXTERNAL_MODELS[wildcards.backbone]
-        return spec["architecture"], spec["projector"] or [], spec["width"]
-    model = VARIANTS[wildcards.variant]["model"]
-    return wildcards.backbone, model["projector"], model["width"]
-
-
-def model_dims(wildcards) -> tuple[int, int]:
-    """(backbone, projector) embedding sizes of a run's model."""
-    return embedding_dims(wildcards, "backbone"), embedding_dims(wildcards, "projector")
-
-
-def embedding_dims(wildcards, embedding: str | None = None) -> int:
-    """The size of the run's embedding (an output or a layer; `wildcards.embedding`)."""
-    arch, head, width = model_arch(wildcards)
-    return dejavu.core.layers.width(embedding or wildcards.embedding, arch, width, head,
-                                    dejavu.resources.backbone_size(arch, width)[1])
-
-
-def stored_rows(path: str, array: str | None = None) -> int:
-    return dejavu.resources.stored_shape(path, array)[0]
-
-
-def embedded_rows(store: str) -> int:
-    """Rows of an embedding store, whichever embeddings it holds (a store about to be
-    remade for other knn.embeddings may lack the one a job will read)."""
-    return stored_rows(store, "source_row")
-
-
-def model_forward(wildcards) -> float:
-    """Forward multiply-adds of one crop.side image through a run's model."""
-    arch, head, width = model_arch(wildcards)
-    model = (config["model"] if wildcards.method == EXTERNAL
-             else VARIANTS[wildcards.variant]["model"])
-    return dejavu.resources.forward_macs(arch, width, config["crop"]["side"], head,
-                                         small_stem=model["small_stem"],
-                                         patch_size=model["patch_size"])
-
-
-def planned(formula, override=None):
-    """A job's run time in minutes: `override` where the config sets one, else
-    formula(wildcards, input) of its sizes (dejavu.resources, "run time")."""
-    return sized(formula) if override is None else override
-
-
-def training_minutes(wildcards, input, epochs: int) -> int:
-    return dejavu.resources.train_minutes(
-        epochs=epochs, n_images=dejavu.resources.split_count(input.split, (wildcards.subset,)),
-        forward=model_forward(wildcards), gpus=config["train"]["gpus"],
-        processes=train_processes())
-
-
-def snapshot_runtime(wildcards, input) -> int:
-    """The epochs a snapshot continues from its state (none when it copies one)."""
-    return training_minutes(wildcards, input, int(wildcards.epoch) - start_state(wildcards))
-
-
-def embed_runtime(wildcards, input) -> int:
-    rows = (dejavu.resources.split_count(input.table, ("public",))
-            if wildcards.part == "public" else stored_rows(input.images))
-    return dejavu.resources.embed_minutes(rows=math.ceil(rows / config["embed"]["jobs"]),
-                                          forward=model_forward(wildcards),
-                                          gpus=config["embed"]["gpus"])
-
-
-def knn_runtime(wildcards, input) -> int:
-    return dejavu.resources.knn_minutes(
-        n_public=embedded_rows(input.public), n_queries=embedded_rows(input.crops),
-        dims=embedding_dims(wildcards),
-        gpus=config["knn"]["gpus"] if KNN_BACKEND == "torch" else 0)
-
-
-def probe_runtime(wildcards, input) -> int:
-    count = dejavu.resources.split_count
-    return dejavu.resources.probe_minutes(
-        n_train=count(input.split, (wildcards.subset,)),
-        n_test=count(input.split, ("public_test",)),
-        n_public=embedded_rows(input.public), forward=model_forward(wildcards),
-        dims=model_dims(wildcards)[0 if config["probe"]["embedding"] == "backbone" else 1],
-        classes=dejavu.resources.split_classes(input.split), steps=config["probe"]["steps"],
-        gpus=config["embed"]["gpus"])
-
-
-def scored_images(input) -> int:
-    """The attacked images SSLMem scores (sets A, B and the held-out set)."""
-    return dejavu.resources.split_count(input.split, ("A", "B", "heldout"), True)
-
-
-def sslmem_runtime(wildcards, input) -> int:
-    return dejavu.resources.sslmem_minutes(
-        n_scored=scored_images(input),
-        views=config["sslmem"]["views"], forward=model_forward(wildcards),
-        gpus=config["sslmem"]["gpus"])
-
-
-def correlation_runtime(wildcards, input) -> int:
-    """The ResNet classifier's training and predictions (naive Bayes counts tags: the
-    least a job asks for)."""
-    if wildcards.classifier != "resnet":
-        return dejavu.resources.MIN_MINUTES
-    net = config["onemodel"]["resnet"]
-    forward = dejavu.resources.resnet_macs(f"resnet{net['depth']}", config["crop"]["side"],
-                                           net["small_stem"], net["width"])
-    return dejavu.resources.correlation_minutes(
-        n_train=dejavu.resources.split_count(input.split, (wildcards.subset,), True),
-        n_crops=stored_rows(input.crops), forward=forward, epochs=net["epochs"],
-        gpus=config["onemodel"]["gpus"])
-
-
-def decoder_forward() -> float:
-    rcdm = config["rcdm"]
-    return dejavu.resources.unet_macs(rcdm["resolution"],
-                                      [rcdm["width"] * m for m in rcdm["channel_mult"]],
-                                      rcdm["layers_per_block"])
-
-
-def decoder_train_runtime(wildcards, input) -> int:
-    """rcdm.max_runtime + 10 where set (the job continues itself), else rcdm.runtime, else
-    the formula."""
-    rcdm = config["rcdm"]
-    fixed = limited_runtime("rcdm") or rcdm["runtime"]
-    if fixed:
-        return fixed
-    return dejavu.resources.decoder_train_minutes(
-        steps=rcdm["steps"], batch_size=rcdm["batch_size"], forward=decoder_forward(),
-        gpus=rcdm["gpus"])
-
-
-def decoder_sample_runtime(wildcards, input) -> int:
-    rcdm = config["rcdm"]
-    return dejavu.resources.decoder_sample_minutes(
-        examples=rcdm["examples"], self_images=rcdm["self_images"], samples=rcdm["samples"],
-        sample_steps=rcdm["sample_steps"], forward=decoder_forward(), gpus=rcdm["gpus"])
-
-
-def train_memory(wildcards, input) -> int:
-    loader = config["train"]["loader"]
-    train, model = VARIANTS[wildcards.variant]["train"], VARIANTS[wildcards.variant]["model"]
-    return dejavu.resources.train(
-        n_images=dejavu.resources.split_count(input.split, (wildcards.subset,)),
-        side=config["crop"]["side"], processes=train_processes(),
-        batch_size=train["batch_size"], backbone=wildcards.backbone,
-        width=model["width"], projector=model["projector"],
-        cache_mb=loader["cache_mb"], workers=loader["workers"],
-        prefetch=loader["prefetch"], on_cpu=config["train"]["gpus"] == 0,
-        small_stem=model["small_stem"],
-        canvas=dejavu.resources.stored_shape(input.images)[1])["mem_mb"]
-
-
-def train_threads() -> int:
-    """CPUs of a training job: one per process, and one per loader worker of each process
-    on GPUs (a CPU job's loader threads share its CPUs: the numbers stay the same)."""
-    per_process = 1 + config["train"]["loader"]["workers"] if config["train"]["gpus"] else 1
-    return train_processes() * per_process
-
-
-def crops_memory(wildcards, input) -> int:
-    from dejavu.data.crops import BLOCK_ROWS
-    return dejavu.resources.crops(
-        n_attacked=dejavu.resources.split_count(input.split, ("A", "B", "heldout"), True),
-        canvas=dejavu.resources.stored_shape(input.images)[1], side=config["crop"]["side"],
-        block_rows=BLOCK_ROWS)
-
-
-def embed_memory(wildcards, input) -> int:
-    return dejavu.resources.embed(
-        batch_size=dejavu.resources.batch_rows(config["embed"]["batch_size"]),
-        canvas=dejavu.resources.stored_shape(input.images)[1], side=config["crop"]["side"],
-        shard_rows=config["embed"]["shard_rows"],
-        dims=sum(embedding_dims(wildcards, e) for e in EMBED_ARRAYS),
-        dtype_bytes=dejavu.resources.dtype_bytes(config["embed"]["dtype"]))
-
-
-def knn_memory(wildcards, input) -> int:
-    return dejavu.resources.knn(
-        n_public=embedded_rows(input.public),
-        n_queries=embedded_rows(input.crops),
-        dims=embedding_dims(wildcards), k=int(wildcards.k), flat_index=KNN_BACKEND == "faiss")
-
-
-def index_memory(wildcards, input) -> int:
-    return dejavu.resources.knn(n_public=embedded_rows(input.store),
-                                n_queries=0, dims=embedding_dims(wildcards), k=0)
-
-
-def probe_memory(wildcards, input) -> int:
-    return dejavu.resources.probe(
-        n_train=dejavu.resources.split_count(input.split, (wildcards.subset,)),
-        n_test=dejavu.resources.split_count(input.split, ("public_test",)),
-        dims=model_dims(wildcards)[0 if config["probe"]["embedding"] == "backbone" else 1])
-
-
-def sslmem_memory(wildcards, input) -> int:
-    return dejavu.resources.sslmem(
-        n_scored=scored_images(input),
-        side=config["crop"]["side"], batch_size=dejavu.resources.batch_rows(config["embed"]["batch_size"]),
-        views=config["sslmem"]["views"])
-
-
-def correlation_memory(wildcards, input) -> int:
-    return dejavu.resources.correlation(
-        n_train=dejavu.resources.split_count(input.split, (wildcards.subset,), True),
-        n_crops=stored_rows(input.crops), side=config["crop"]["side"],
-        classes=dejavu.resources.split_classes(input.split))
-
-
-def decoder_train_memory(wildcards, input) -> int:
-    return dejavu.resources.decoder_train(
-        n_public=embedded_rows(input.public), resolution=config["rcdm"]["resolution"],
-        cond_dims=sum(model_dims(wildcards)),
-        cond_bytes=dejavu.resources.dtype_bytes(config["embed"]["dtype"]))
-
-
-def decoder_sample_memory(wildcards, input) -> int:
-    return dejavu.resources.decoder_sample(n_public=embedded_rows(input.public_A),
-                                           dims=embedding_dims(wildcards))

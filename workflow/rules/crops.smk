@@ -7,7 +7,7 @@ rule crops:
         crops=directory(CROPS_STORE),
         table=CROPS_TABLE,
     params:
-        mode=lambda wc: wc.crop,
+        mode=wildcard("crop"),
         side=config["crop"]["side"],
         min_side=config["crop"]["min_side"],
         min_side_in=config["crop"]["min_side_in"],

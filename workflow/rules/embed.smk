@@ -6,9 +6,9 @@ rule embed:
     output:
         marker=temp(f"{R}/embed/{MODEL}/epoch{{epoch}}/{{part}}.shards/{{job}}.json"),
     params:
-        store=lambda wc: EMBED_STORE.format(**wc),
-        part=lambda wc: wc.part,
-        job=lambda wc: int(wc.job),
+        store=filled(EMBED_STORE),
+        part=wildcard("part"),
+        job=wildcard("job", int),
         jobs=config["embed"]["jobs"],
         side=config["crop"]["side"],
         shard_rows=config["embed"]["shard_rows"],

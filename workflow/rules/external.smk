@@ -10,7 +10,7 @@ rule import_model:
         subset="A",
     params:
         model=lambda wc: {key: external_model(wc)[key] for key in dejavu.config.IMPORT_SETTINGS},
-        epoch=lambda wc: int(wc.epoch),
+        epoch=wildcard("epoch", int),
         image_size=config["crop"]["side"],
     log:
         log_path("import_model", f"{MODEL}/epoch{{epoch}}"),

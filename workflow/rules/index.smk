@@ -5,7 +5,7 @@ rule index:
     output:
         index=INDEX,
     params:
-        embedding=lambda wc: wc.embedding,
+        embedding=wildcard("embedding"),
         metric=config["knn"]["metric"],
     log:
         log_path("index", f"{MODEL}/epoch{{epoch}}/{{embedding}}"),

@@ -31,7 +31,7 @@ rule ingest:
         rejects=temp(f"{DATASET}/ingest/{{job}}.rejects.parquet"),
     params:
         images=DATASET_IMAGES,
-        job=lambda wc: int(wc.job),
+        job=wildcard("job", int),
         jobs=INGEST["jobs"],
         image_size=config["dataset"]["image_size"],
         resize=config["dataset"]["resize"],

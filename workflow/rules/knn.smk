@@ -9,8 +9,8 @@ rule knn:
     output:
         knn=KNN,
     params:
-        embedding=lambda wc: wc.embedding,
-        k=lambda wc: int(wc.k),
+        embedding=wildcard("embedding"),
+        k=wildcard("k", int),
         metric=config["knn"]["metric"],
         backend=KNN_BACKEND,
         memory_mb=config["knn"]["memory_mb"],

@@ -12,8 +12,8 @@ rule correlation:
         predictions=f"{CORRELATION}.parquet",
         model=f"{CORRELATION}.pt",
     params:
-        classifier=lambda wc: wc.classifier,
-        trained_on=lambda wc: wc.subset,
+        classifier=wildcard("classifier"),
+        trained_on=wildcard("subset"),
         train_on=config["onemodel"]["train_on"],
         smoothing=lambda wc: (config["onemodel"]["smoothing"]
                               if wc.classifier == "naive_bayes" else None),
@@ -21,7 +21,7 @@ rule correlation:
         resnet=lambda wc: (dict(sorted(config["onemodel"]["resnet"].items()))
                            if wc.classifier == "resnet" else {}),
         device=device_for(config["onemodel"]["gpus"]),
-        resume_dir=lambda wc: f"{CORRELATION}.resume".format(**wc),
+        resume_dir=filled(f"{CORRELATION}.resume"),
     # a ResNet job stopped at onemodel.max_runtime is resubmitted and continues from its
     # saved state
     retries: continuations("onemodel")
@@ -50,8 +50,8 @@ rule onemodel:
         samples=f"{ONEMODEL}.samples.parquet",
         curves=f"{ONEMODEL}.curves.parquet",
     params:
-        epoch=lambda wc: int(wc.epoch),
-        classifier=lambda wc: wc.classifier,
+        epoch=wildcard("epoch", int),
+        classifier=wildcard("classifier"),
         **SCORING,
         combination=combination,
     log:

@@ -19,7 +19,7 @@ rule decoder_train:
     params:
         **RCDM_OPTIONS,
         device=device_for(config["rcdm"]["gpus"]),
-        resume_dir=lambda wc: f"{R}/rcdm/{MODEL}/epoch{{epoch}}/resume".format(**wc),
+        resume_dir=filled(f"{R}/rcdm/{MODEL}/epoch{{epoch}}/resume"),
     # a job stopped at rcdm.max_runtime is resubmitted and continues from its saved state
     retries: continuations("rcdm")
     log:
@@ -51,8 +51,8 @@ rule decoder_sample:
         table=RCDM_TABLE,
         json=RCDM_QUALITY,
     params:
-        embedding=lambda wc: wc.embedding,
-        k=lambda wc: int(wc.k),
+        embedding=wildcard("embedding"),
+        k=wildcard("k", int),
         p=config["score"]["p"],
         examples=config["rcdm"]["examples"],
         samples=config["rcdm"]["samples"],

@@ -7,7 +7,7 @@ rule score:
         curves=SCORE_CURVES,
         boot=SCORE_BOOT,
     params:
-        epoch=lambda wc: int(wc.epoch),
+        epoch=wildcard("epoch", int),
         **SCORING,
         combination=combination,
     log:

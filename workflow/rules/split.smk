@@ -5,7 +5,7 @@ rule split:
         split=SPLIT,
         sizes=f"{R}/split/n{{size}}/sizes.csv",
     params:
-        npc=lambda wc: int(wc.size),
+        npc=wildcard("size", int),
         max_npc=max(config["split"]["npc"]),
         heldout_fraction=config["split"]["heldout_fraction"],
         attack_boxless=config["split"]["attack_boxless"],

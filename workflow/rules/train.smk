@@ -4,14 +4,14 @@ rule init:
     wildcard_constraints:
         method=TRAINED,
     params:
-        backbone=lambda wc: wc.backbone,
+        backbone=wildcard("backbone"),
         projector_dims=modelled("projector"),
         width=modelled("width"),
         small_stem=modelled("small_stem"),
         image_size=config["crop"]["side"],
         patch_size=modelled("patch_size"),
-        seed=lambda wc: int(wc.seed),
-        subset=lambda wc: wc.subset,
+        seed=wildcard("seed", int),
+        subset=wildcard("subset"),
     log:
         log_path("init", MODEL),
     benchmark:
@@ -27,9 +27,9 @@ rule init:
 
 # What changes the weights of a run (the same for the train and snapshot jobs).
 TRAINING = dict(
-    method=lambda wc: wc.method,
-    seed=lambda wc: int(wc.seed),
-    subset=lambda wc: wc.subset,
+    method=wildcard("method"),
+    seed=wildcard("seed", int),
+    subset=wildcard("subset"),
     side=config["crop"]["side"],
     method_modules=lambda wc: [method_module(wc)] if method_module(wc) else [],
     epochs=config["train"]["epochs"],
@@ -62,7 +62,7 @@ rule train:
     params:
         **TRAINING,
         epochs_saved=state_epochs(),
-        resume_dir=lambda wc: f"{R}/models/{MODEL}/resume".format(**wc),
+        resume_dir=filled(f"{R}/models/{MODEL}/resume"),
         resume_every=trained("resume_every"),
     threads: train_threads()
     # a job stopped at train.max_runtime is resubmitted and continues from its saved state
@@ -99,7 +99,7 @@ rule snapshot:
         epoch=r"[1-9]\d*",
     params:
         **TRAINING,
-        epoch=lambda wc: int(wc.epoch),
+        epoch=wildcard("epoch", int),
     threads: train_threads()
     log:
         log_path("snapshot", f"{MODEL}/epoch{{epoch}}"),
