@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from .core import layers
+from .core import layers, provenance
 from .dataset_config import (STORE_SETTINGS, STORE_SOURCE, dataset_problems,  # noqa: F401
                              dataset_settings, dataset_store, store_problems,
                              synthetic_split_problems)
@@ -64,6 +64,7 @@ def check(config: dict, workdir: str = ".") -> None:
         problems += layers.problems(config["knn"]["embeddings"], [entry["architecture"]],
                                     entry.get("projector") or [],
                                     f"knn.embeddings (external model {entry['name']})")
+    problems += _knn_problems(config)
     problems += _rcdm_problems(config)
     problems += _onemodel_problems(config, workdir)
     problems += _external_problems(config, workdir)
@@ -234,6 +235,15 @@ def knn_backend(config: dict) -> str:
     if knn.get("backend", "auto") != "auto":
         return knn["backend"]
     return "torch" if knn.get("gpus", 0) > 0 or config.get("device") == "cuda" else "faiss"
+
+
+def _knn_problems(config: dict) -> list[str]:
+    """The FAISS backend needs FAISS, which comes with an extra (README, "Installing")."""
+    if knn_backend(config) != "faiss" or provenance.faiss_distribution():
+        return []
+    return [f"knn.backend: {config['knn'].get('backend', 'auto')} searches with FAISS here, "
+            f"but FAISS is not installed: pip install 'dejavu-memorization[cpu]' (or [gpu] "
+            f"on a CUDA 12 machine), or set knn.backend: torch"]
 
 
 def _rcdm_problems(config: dict) -> list[str]:

@@ -148,15 +148,29 @@ def edit_config(path: Path, **changes: dict) -> None:
     path.write_text(yaml.safe_dump(config))
 
 
+CLUSTER_OPT_IN = "DEJAVU_TEST_SLURM"
+
+
+def cluster_allowed() -> bool:
+    """Whether the tests may install and start a SLURM cluster here: in CI (CI=true), or
+    when the user asks for it; a user's plain `pytest` skips the SLURM tier, saying how."""
+    return os.environ.get("CI") == "true" or os.environ.get(CLUSTER_OPT_IN) == "1"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def test_cluster(request):
     """The single-node SLURM cluster of the tests (tests/slurm_cluster.py), up for the whole
-    session; yields None when it runs, else why not. Installed (apt) when a SLURM test is
-    selected. Where SLURM's client tools are installed, the executor plugin runs
+    session; yields None when it runs, else why not. Only where allowed (`cluster_allowed`);
+    installed (apt) when a SLURM test is selected. Where SLURM's client tools are installed, the executor plugin runs
     `scontrol show config` at every Snakemake start, which waits 9 s for a controller that
     is down: so any session that starts Snakemake keeps the cluster up."""
     import slurm_cluster
     items = request.session.items
+    if not cluster_allowed():
+        yield (f"the SLURM tier installs SLURM and munge with apt (as root) and starts their "
+               f"daemons on this machine: set {CLUSTER_OPT_IN}=1 to allow it (CI does, "
+               f"CI=true)")
+        return
     why = slurm_cluster.install() if any(item.get_closest_marker("slurm")
                                          for item in items) else None
     starts_snakemake = any(item.get_closest_marker(tier) for item in items
@@ -255,6 +269,11 @@ TIERS = {  # in the order they run
             "and checks at real model sizes that run beside it",
 }
 WORKFLOW_FIXTURES = {"tiny_run"}
+# Seconds a test of each tier may take, fixtures included (pytest-timeout), so a hung job
+# or cluster fails that test, not the whole run at CI's limit. A workflow or SLURM test may
+# wait for its head start; a slow test for the known-answer run, which started with the
+# session (about 25 minutes on a slow day). A test's own timeout marker takes precedence.
+TIMEOUTS = {"unit": 300, "workflow": 1200, "slurm": 1200, "slow": 2700}
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
@@ -349,13 +368,17 @@ def tier_problems(items) -> list[str]:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Refuse a test without its tier marker; run the tiers in the order unit, workflow,
-    SLURM, slow: the tests that wait for a head start (the SLURM fault runs, the sweep) come
+    """Refuse a test without its tier marker; give each its tier's timeout; run the tiers in
+    the order unit, workflow, SLURM, slow: the tests that wait for a head start (the SLURM fault runs, the sweep) come
     after everything that can run while those compute."""
     problems = tier_problems(items)
     if problems:
         raise pytest.UsageError("every test needs one tier marker:\n  " +
                                 "\n  ".join(problems))
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            tier = next(m.name for m in item.iter_markers() if m.name in TIERS)
+            item.add_marker(pytest.mark.timeout(TIMEOUTS[tier]))
     order = list(TIERS)
     items.sort(key=lambda item: min(order.index(m.name) for m in item.iter_markers()
                                     if m.name in TIERS))

@@ -23,6 +23,9 @@ PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 CORE = [Requirement(r) for r in PROJECT["dependencies"]]
 EXTRAS = {extra: [Requirement(r) for r in rs if not r.startswith(PROJECT["name"])]
           for extra, rs in PROJECT["optional-dependencies"].items()}
+# what CI installs (.[test]): every requirement but the gpu extra's faiss-gpu, which needs
+# CUDA 12 and a GPU (docs/cluster.md, "Installing")
+TESTED = CORE + sum((rs for extra, rs in EXTRAS.items() if extra != "gpu"), [])
 CONDA_NAMES = {"torch": "pytorch"}  # conda-forge's names where they differ from PyPI's
 
 
@@ -85,7 +88,7 @@ def test_conda_environment_lists_what_pyproject_lists():
         name, spec = re.match(r"([A-Za-z0-9_.-]+)(.*)", entry).groups()
         conda[name] = spec
     expected = {CONDA_NAMES.get(r.name, r.name): str(r.specifier)
-                for r in CORE + EXTRAS["timm"]}
+                for r in CORE + EXTRAS["cpu"] + EXTRAS["timm"]}
     expected["python"] = ">=3.11"
     assert {n: ",".join(sorted(s.split(","))) for n, s in conda.items()} == \
         {n: ",".join(sorted(s.split(","))) for n, s in expected.items()}
@@ -97,11 +100,47 @@ def test_reference_versions_satisfy_the_declared_ranges():
         if line and not line.startswith("#"):
             name, version = line.split("==")
             pins[canonical(name)] = version
-    for requirement in CORE + sum(EXTRAS.values(), []):
+    for requirement in TESTED:
         name = canonical(requirement.name)
         assert name in pins, f"{name} has no reference version in constraints.txt"
         assert Version(pins[name]) in requirement.specifier, (name, pins[name])
     assert "lightly" not in pins
+
+
+CUDA_LIBRARIES = re.compile(r"^(nvidia-|cuda-|triton$)")
+
+
+def test_a_cpu_only_install_pulls_no_cuda_library():
+    """docs/install.md's CPU-only route installs torch's CPU build first, then dejavu with
+    the cpu extra: nothing but torch may pull a CUDA library. Walks the installed
+    requirements of dejavu[cpu] (torch and torchvision, which the route takes from PyTorch's
+    CPU index, not followed); and the route's torch versions are the pinned ones, which the
+    CPU build's local version label satisfies."""
+    from packaging.specifiers import SpecifierSet
+    seen, todo, pulled = set(), list(CORE + EXTRAS["cpu"]), []
+    while todo:
+        requirement = todo.pop()
+        name = canonical(requirement.name)
+        if name in seen or name in ("torch", "torchvision"):
+            continue
+        seen.add(name)
+        if CUDA_LIBRARIES.match(name):
+            pulled.append(name)
+            continue
+        for text in metadata.requires(name) or []:
+            child = Requirement(text)
+            if child.marker is None or child.marker.evaluate({"extra": ""}):
+                todo.append(child)
+    assert not pulled, f"besides torch, {pulled} would pull CUDA libraries"
+    assert "faiss-cpu" in seen and "zarr" in seen  # the walk went through the tree
+    page = (REPO / "docs" / "install.md").read_text()
+    pins = dict(line.split("==") for line in (REPO / "constraints.txt").read_text()
+                .splitlines() if line and not line.startswith("#"))
+    route = (f"pip install torch=={pins['torch']} torchvision=={pins['torchvision']} "
+             f"--index-url https://download.pytorch.org/whl/cpu")
+    assert route in page
+    assert 'pip install -c constraints.txt -e ".[cpu]"' in page
+    assert f"{pins['torch']}+cpu" in SpecifierSet(f"=={pins['torch']}")
 
 
 def test_licence_file_matches_the_licence_field():
@@ -118,7 +157,7 @@ def test_every_lower_bound_is_a_tested_version():
         if line and not line.startswith("#"):
             name, version = line.split("==")
             pins[canonical(name)] = version
-    for requirement in CORE + sum(EXTRAS.values(), []):
+    for requirement in TESTED:
         lows = [s.version for s in requirement.specifier if s.operator == ">="]
         assert lows == [pins[canonical(requirement.name)]], (str(requirement), lows)
 
@@ -140,7 +179,7 @@ def test_stages_that_need_no_torch_do_not_import_it():
     """torch takes seconds to import, longer than these jobs (and the Snakefile parse) run."""
     import subprocess
     torch_free = ["config", "cluster", "core.epochs", "core.store", "core.logs",
-                  "core.deadline", "data.sources",
+                  "core.deadline", "core.provenance", "data.sources",
                   "data.ingest", "data.split", "data.synth", "data.crops", "training.methods",
                   "training.augment_settings", "attack.embeddings", "attack.index",
                   "attack.knn", "attack.score", "onemodel.onemodel",
@@ -236,3 +275,15 @@ def test_no_module_or_function_grows_past_what_a_reader_takes_in():
                     long_functions.append(f"{path.relative_to(REPO)}:{node.lineno} "
                                           f"{node.name}: {lines} lines")
     assert not long_modules and not long_functions, long_modules + long_functions
+
+
+def test_every_test_of_the_session_has_a_timeout(request):
+    """pytest-timeout is in the test extra so that a hung test fails in minutes: every
+    collected test carries a timeout (its tier's, tests/conftest.py), no more than 45
+    minutes."""
+    from conftest import TIERS
+    untimed = [item.nodeid for item in request.session.items
+               if item.get_closest_marker("timeout") is None
+               or not 0 < item.get_closest_marker("timeout").args[0] <= 2700]
+    assert not untimed, untimed[:5]
+    assert {m.name for item in request.session.items for m in item.iter_markers()} & set(TIERS)

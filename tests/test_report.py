@@ -255,3 +255,79 @@ def test_every_figure_draws_from_edge_case_tables(case, tmp_path):
     png = figures.figure_png(edge_case_figures()[case](), tmp_path / "f.png")
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG" and len(png) > 100
     assert "<svg" in (tmp_path / "f.svg").read_text()
+
+
+def rich_figures():
+    """Figures with every control, several lines and drawn samples (the edge cases have
+    one of each)."""
+    curve = pd.DataFrame([dict(p=p, acc_target=0.6, acc_reference=0.5, acc_target_low=0.5,
+                               acc_target_high=0.7, acc_reference_low=0.4,
+                               acc_reference_high=0.6, control=control, seed=0)
+                          for control in ("untrained", "none", "heldout") for p in (0.2, 1.0)])
+    samples = pd.DataFrame({"classifier": ["resnet"] * 4,
+                            "control": ["none", "none", "heldout", "heldout"],
+                            "memorization": [0.1, 0.5, 0.2, -0.1]})
+    sslmem = pd.DataFrame({"set": ["A", "B", "heldout"], "m": [0.1, 0.3, -0.1]})
+    drawn = dict(crop=image(), original=image(12), box=(0, 0, 4, 4), label=0,
+                 group="memorized", target=([image(), image()], np.array([1.0, 0.0])),
+                 reference=([image(), image()], np.array([0.0, 0.0])))
+    return {"curves, three controls": lambda: figures.plot_curves(curve, "t"),
+            "memorization, both controls": lambda: figures.plot_memorization(samples, "t"),
+            "sslmem, both sets": lambda: figures.plot_sslmem(
+                sslmem, {"mean_m_memorized": 0.2}, "t"),
+            "reconstructions, two samples": lambda: figures.plot_reconstructions([drawn], "t"),
+            "partition, rows of each control": lambda: figures.plot_partition(summary_rows()),
+            "score trends, rows": lambda: figures.plot_score_trends(
+                summary_rows().assign(probe_gap=0.1), "epoch")}
+
+
+def reader_problems(fig) -> list[str]:
+    """What a reader of `fig` would trip over: a code name of a control in a title, label or
+    legend; a legend over a panel's data; a line or bar in a colour outside the
+    colour-blind-safe palette."""
+    import re
+
+    from matplotlib.colors import to_hex
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + fig.legends
+    texts = [ax.get_title() for ax in fig.axes] + [t.get_text() for ax in fig.axes
+                                                   for t in ax.get_yticklabels()]
+    texts += [t.get_text() for lg in legends for t in lg.get_texts()]
+    problems = [f"code name in {text!r}" for text in texts
+                if re.search(r"\b(heldout|none)\b", text)]
+    panels = [ax.get_window_extent(renderer) for ax in fig.axes if ax.has_data()]
+    problems += [f"legend over a panel: {[t.get_text() for t in lg.get_texts()]}"
+                 for lg in legends
+                 if any(lg.get_window_extent(renderer).overlaps(box) for box in panels)]
+    allowed = {c.lower() for c in [*figures.PALETTE, figures.GREY, figures.LIGHT_GREY,
+                                   "#000000", "#ffffff"]}
+    for ax in fig.axes:
+        colours = [line.get_color() for line in ax.get_lines()]
+        colours += [patch.get_facecolor() for patch in ax.patches if patch.get_fill()]
+        colours += [spine.get_edgecolor() for spine in ax.spines.values()
+                    if spine.get_visible() and spine.get_linewidth() > 1]
+        problems += [f"colour {to_hex(c)} outside the palette" for c in colours
+                     if to_hex(c, keep_alpha=False) not in allowed]
+    return problems
+
+
+@pytest.mark.parametrize("case", [*edge_case_figures(), *rich_figures()])
+def test_every_figure_names_controls_in_words_keeps_legends_off_the_data_in_safe_colours(
+        case):
+    fig = {**edge_case_figures(), **rich_figures()}[case]()
+    assert reader_problems(fig) == []
+
+
+def test_the_reader_check_finds_what_the_old_figures_did():
+    """The check above fails on what the figures used to do: a raw control name as a panel
+    title, a legend inside the panel, red and green from matplotlib's default cycle."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], color="tab:red", label="target")
+    ax.set_title("heldout (band: bootstrap 95%)")
+    ax.legend(loc="center")
+    problems = reader_problems(fig)
+    assert any("code name" in p for p in problems)
+    assert any("legend over a panel" in p for p in problems)
+    assert any("outside the palette" in p for p in problems)

@@ -16,7 +16,6 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-import faiss
 import numpy as np
 import pandas as pd
 
@@ -180,7 +179,6 @@ def run(index_path: str | None, public_path: str, crops_store: str, crops_table:
         split_path: str, out_path: str, *, embedding: str, k: int, metric: str = "l2",
         device: str = "auto", threads: int = 1, backend: str = "faiss",
         memory_mb: int | None = None, checkpoint: str | None = None) -> None:
-    faiss.omp_set_num_threads(threads)
     if checkpoint:  # both stores must come from the model this job is for
         check_store(public_path, checkpoint, "public")
         check_store(crops_store, checkpoint)
@@ -198,6 +196,8 @@ def run(index_path: str | None, public_path: str, crops_store: str, crops_table:
         dist, ids = torch_search(iter_embeddings(public_path, embedding), len(public_rows),
                                  queries, k, metric, device, memory_mb)
     else:
+        import faiss
+        faiss.omp_set_num_threads(threads)
         used = faiss_device(device)
         dist, ids = search(faiss.read_index(index_path), queries, k, metric, device)
     log.info("searched %d crops among %d public images with %s on %s", len(queries),

@@ -10,10 +10,14 @@ and without its classifier; `dejavu.training.external` loads someone else's weig
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
 from . import gpus, layers
+
+log = logging.getLogger(__name__)
 
 # Inputs are scaled to [0, 1] and then centred with these; fixed so a checkpoint needs no
 # dataset statistics to be used.
@@ -345,7 +349,9 @@ def pick_device(device: str = "auto", count: int = 1) -> torch.device:
     this machine that no other live job holds (`gpus.claim`; not under SLURM, which
     binds devices itself), so concurrent local jobs get distinct devices."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        chosen = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        log_device(chosen)
+        return chosen
     chosen = torch.device(device)
     if chosen.type == "cuda" and chosen.index is None:
         gpus.claim(count)
@@ -354,7 +360,19 @@ def pick_device(device: str = "auto", count: int = 1) -> torch.device:
         if problem:
             raise RuntimeError(f"device {device!r} was asked for (a job given GPUs asks for "
                                f"CUDA), but CUDA is not usable here: {problem}")
+    log_device(chosen)
     return chosen
+
+
+def log_device(device: torch.device) -> None:
+    """The job's log names where it computes (its provenance on a cluster's nodes)."""
+    if device.type == "cuda":
+        index = device.index or 0
+        log.info("device: %s, %s (torch %s, CUDA %s)", device,
+                 torch.cuda.get_device_name(index), torch.__version__, torch.version.cuda)
+    else:
+        log.info("device: cpu (torch %s, %d threads)", torch.__version__,
+                 torch.get_num_threads())
 
 
 def cuda_problem(index: int = 0) -> str | None:

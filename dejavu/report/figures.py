@@ -14,13 +14,27 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import transforms  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..attack.score import SHARES  # noqa: E402
 from .tables import RUN_KEYS, trend_rows  # noqa: E402
 
-GROUP_COLOURS = ["#c0392b", "#2980b9", "#7f8c8d", "#d5d8dc"]  # memorized, misrep., corr., un.
+# Okabe and Ito's palette, told apart with any colour vision: every figure's lines cycle
+# through it, and the fixed colours below are taken from it
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+           "#000000"]
+GREY, LIGHT_GREY = "#999999", "#DDDDDD"
+plt.rcParams["axes.prop_cycle"] = matplotlib.cycler(color=PALETTE)
+GROUP_COLOURS = ["#D55E00", "#0072B2", GREY, LIGHT_GREY]  # memorized, misrep., corr., unass.
+REAL, CONTROL = "#D55E00", GREY  # the real test's and a control's histograms
+# what a reader calls each control (summary.csv's codes are none, heldout, untrained)
+CONTROL_NAMES = {"none": "real test", "heldout": "held-out control",
+                 "untrained": "untrained control"}
+# a reconstruction judged as its image's class, or not: colour and line style both tell
+RECOVERED = {True: ("#009E73", "-", "judged the true class"),
+             False: ("#D55E00", "--", "judged another class")}
 
 
 def plot_curves(curves: pd.DataFrame, title: str) -> plt.Figure:
@@ -43,7 +57,7 @@ def plot_curves(curves: pd.DataFrame, title: str) -> plt.Figure:
                             lw=0)
         band = f"band: {rows['seed'].nunique()} seeds" if several else "band: bootstrap 95%"
         ax.set(xlabel="top-p % most confident", ylabel="k-NN top-1 accuracy",
-               title=f"{control} ({band})", ylim=(0, 1.02))
+               title=f"{CONTROL_NAMES.get(control, control)} ({band})", ylim=(0, 1.02))
         ax.grid(alpha=0.3)
     legend(axes[0][0], 8)
     fig.suptitle(title, fontsize=9)
@@ -52,14 +66,16 @@ def plot_curves(curves: pd.DataFrame, title: str) -> plt.Figure:
 
 
 def legend(ax, fontsize: int) -> None:
-    """The panel's legend, where it has labelled lines: inside it, or below it where there
-    are more than eight (they would hide the data; the saved figure grows to hold them)."""
+    """The panel's legend, where it has labelled lines, below the panel: never over the
+    data. Out of the layout, so the panels keep their size; the saved figure grows to hold
+    it (`figure_png`). Placed in points below the axes, clear of tick labels and x label."""
     handles = ax.get_legend_handles_labels()[0]
-    if len(handles) > 8:  # out of the layout: the panels keep their size
-        ax.legend(fontsize=fontsize, loc="upper center", bbox_to_anchor=(0.5, -0.35),
-                  ncol=2).set_in_layout(False)
-    elif handles:
-        ax.legend(fontsize=fontsize)
+    if not handles:
+        return
+    below = transforms.offset_copy(ax.transAxes, fig=ax.figure, y=-36, units="points")
+    ax.legend(fontsize=fontsize, loc="upper center", bbox_to_anchor=(0.5, 0),
+              bbox_transform=below, ncol=2 if len(handles) > 4 else 1,
+              frameon=False).set_in_layout(False)
 
 
 def panels(n: int, width: float, height: float):
@@ -162,7 +178,8 @@ def plot_partition(summary: pd.DataFrame) -> plt.Figure:
     """Stacked shares of memorized / misrepresented / correlated / unassociated per row."""
     labels = [f"{model_name(r.method, r.backbone, r.variant)} n{r.train_size} s{r.seed} "
               f"{r.embedding} {r.crop_mode} "
-              f"k{r.k} ep{r.epoch} {r.control}" for r in summary.itertuples()]
+              f"k{r.k} ep{r.epoch} {CONTROL_NAMES.get(r.control, r.control)}"
+              for r in summary.itertuples()]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(summary) + 1.2))
     left = np.zeros(len(summary))
     for share, colour in zip(SHARES, GROUP_COLOURS):
@@ -212,12 +229,12 @@ def plot_memorization(samples: pd.DataFrame, title: str) -> plt.Figure:
         values = rows["memorization"].to_numpy()
         bins = np.linspace(min(0.0, values.min(initial=0.0)), max(values.max(initial=1.0), 1e-6),
                            25)
-        for control, colour in (("none", "#c0392b"), ("heldout", "#7f8c8d")):
+        for control, colour in (("none", REAL), ("heldout", CONTROL)):
             chosen = rows.loc[rows["control"] == control, "memorization"]
             total = (samples["classifier"] == classifier) & (samples["control"] == control)
             if len(chosen):
                 ax.hist(chosen, bins=bins, alpha=0.55, color=colour,
-                        label=f"{'attacked set' if control == 'none' else 'held-out'}: "
+                        label=f"{'attacked set' if control == 'none' else 'held-out set'}: "
                               f"{len(chosen)} of {int(total.sum())}")
         ax.set(xlabel="H(classifier) − H(k-NN target)", ylabel="images",
                title=f"classifier: {classifier}")
@@ -237,8 +254,8 @@ def plot_sslmem(table: pd.DataFrame, figures: dict, title: str) -> plt.Figure:
     ax = axes[0][0]
     low, high = (table["m"].min(), table["m"].max()) if len(table) else (0.0, 0.0)
     bins = np.linspace(low, high + 1e-9, 30)
-    for name, chosen, colour in (("training (A, B)", table["set"].isin(["A", "B"]), "#c0392b"),
-                                 ("held-out", table["set"] == "heldout", "#7f8c8d")):
+    for name, chosen, colour in (("training (A, B)", table["set"].isin(["A", "B"]), REAL),
+                                 ("held-out", table["set"] == "heldout", CONTROL)):
         if chosen.any():
             ax.hist(table.loc[chosen, "m"], bins=bins, alpha=0.55, color=colour, density=True,
                     label=f"{name}: mean {table.loc[chosen, 'm'].mean():+.4f}")
@@ -259,7 +276,8 @@ def plot_sslmem(table: pd.DataFrame, figures: dict, title: str) -> plt.Figure:
 
 def plot_reconstructions(examples: list[dict], title: str) -> plt.Figure:
     """Per attacked image: crop, original with its box, target samples, reference samples;
-    a sample's frame is green where the judges see the true class."""
+    a sample's frame says whether the judges see the true class in it (solid green) or not
+    (dashed vermilion), as the legend below the grid says."""
     n_samples = max((len(e["target"][0]) for e in examples), default=1)
     cols = 2 + 2 * n_samples
     fig, axes = plt.subplots(max(1, len(examples)), cols, figsize=(1.1 * cols,
@@ -282,16 +300,22 @@ def plot_reconstructions(examples: list[dict], title: str) -> plt.Figure:
             for j in range(len(drawn)):
                 ax = axes[i, 2 + offset * n_samples + j]
                 ax.imshow(drawn[j])
+                colour, style, _ = RECOVERED[bool(recovered[j] >= 0.5)]
                 for spine in ax.spines.values():
-                    spine.set_visible(True)
-                    spine.set_color("tab:green" if recovered[j] >= 0.5 else "tab:red")
-                    spine.set_linewidth(1.5)
-    heads = ["crop", "image"] + [f"T {j}" for j in range(n_samples)] + [
-        f"R {j}" for j in range(n_samples)]
+                    spine.set(visible=True, color=colour, linestyle=style, linewidth=1.5)
+    heads = ["crop", "image"] + [f"target {j + 1}" for j in range(n_samples)] + [
+        f"reference {j + 1}" for j in range(n_samples)]
     for ax, head in zip(axes[0], heads):
-        ax.set_title(head, fontsize=7)
+        ax.set_title(head, fontsize=6)
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
+    if examples:  # what a sample's frame says, below the grid
+        frames = [plt.Rectangle((0, 0), 1, 1, fill=False, ec=colour, ls=style, lw=1.5,
+                                label=f"sample {what}") for colour, style, what in RECOVERED.values()]
+        fig.legend(handles=frames, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=2,
+                   fontsize=7, frameon=False,
+                   title="samples decoded from the crop's neighbours: target's, reference's "
+                         "decoder", title_fontsize=7).set_in_layout(False)
     return fig
 
 
@@ -315,7 +339,7 @@ def figure_png(fig: plt.Figure, path: Path) -> str:
     """Save the figure as `path` (PNG) and beside it as SVG; return the PNG base64-encoded
     for the HTML page."""
     buf = io.BytesIO()
-    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()]  # also those below
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + fig.legends
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", bbox_extra_artists=legends)
     fig.savefig(path.with_suffix(".svg"), format="svg", bbox_inches="tight",
                 bbox_extra_artists=legends)

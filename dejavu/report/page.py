@@ -17,6 +17,7 @@ import pandas as pd
 import yaml
 
 from ..attack.score import SHARES
+from ..core.provenance import environment
 from . import figures as fig
 from . import layer_figures
 from . import loading, mitigation, tables
@@ -279,7 +280,7 @@ def run_name(run) -> str:
 
 def provenance_of(config: dict) -> dict:
     packages = {}
-    for name in ("dejavu", "torch", "torchvision", "snakemake", "faiss-cpu", "zarr", "numpy",
+    for name in ("dejavu-memorization", "torch", "torchvision", "snakemake", "zarr", "numpy",
                  "pandas", "pyarrow"):
         try:
             packages[name] = importlib.metadata.version(name)
@@ -290,7 +291,9 @@ def provenance_of(config: dict) -> dict:
                                 check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown (not a git checkout)"
-    return {"git_commit": commit, "packages": packages, "config": config}
+    # the machine that wrote the report; each job's log names the device it ran on
+    return {"git_commit": commit, "packages": packages, "environment": environment(),
+            "config": config}
 
 
 def table_html(table: pd.DataFrame, floats: str = "{:.3f}") -> str:
