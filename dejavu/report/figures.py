@@ -339,7 +339,10 @@ def figure_png(fig: plt.Figure, path: Path) -> str:
     """Save the figure as `path` (PNG) and beside it as SVG; return the PNG base64-encoded
     for the HTML page."""
     buf = io.BytesIO()
+    # what the tight box holds besides the panels: the figure's texts (its title) and the
+    # legends placed out of the layout, below the panels
     legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + fig.legends
+    legends += fig.texts
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", bbox_extra_artists=legends)
     fig.savefig(path.with_suffix(".svg"), format="svg", bbox_inches="tight",
                 bbox_extra_artists=legends)
