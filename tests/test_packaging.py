@@ -5,6 +5,7 @@ ranges, and the licence file matches the licence field."""
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata as metadata
 import re
 import sys
@@ -55,8 +56,15 @@ def third_party_imports() -> dict[str, set[str]]:
     return found
 
 
+@functools.cache
+def providers() -> dict[str, list[str]]:
+    """Top-level module -> the installed distributions that provide it (a scan of every
+    installed distribution: a quarter second, done once)."""
+    return metadata.packages_distributions()
+
+
 def distribution_of(module: str) -> str:
-    dists = metadata.packages_distributions().get(module)
+    dists = providers().get(module)
     assert dists, f"dejavu imports {module!r}, which no installed distribution provides"
     return canonical(dists[0])
 
