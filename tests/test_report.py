@@ -315,8 +315,12 @@ def reader_problems(fig) -> list[str]:
 @pytest.mark.parametrize("case", [*edge_case_figures(), *rich_figures()])
 def test_every_figure_names_controls_in_words_keeps_legends_off_the_data_in_safe_colours(
         case):
+    import matplotlib.pyplot as plt
     fig = {**edge_case_figures(), **rich_figures()}[case]()
-    assert reader_problems(fig) == []
+    try:
+        assert reader_problems(fig) == []
+    finally:
+        plt.close(fig)
 
 
 def test_the_reader_check_finds_what_the_old_figures_did():
@@ -328,6 +332,7 @@ def test_the_reader_check_finds_what_the_old_figures_did():
     ax.set_title("heldout (band: bootstrap 95%)")
     ax.legend(loc="center")
     problems = reader_problems(fig)
+    plt.close(fig)
     assert any("code name" in p for p in problems)
     assert any("legend over a panel" in p for p in problems)
     assert any("outside the palette" in p for p in problems)
