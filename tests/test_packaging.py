@@ -34,6 +34,16 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def reference_versions() -> dict[str, str]:
+    """constraints.txt: the version of each distribution the tests run with."""
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonical(name)] = version
+    return pins
+
+
 def third_party_imports() -> dict[str, set[str]]:
     """Top-level module -> {'top' if some file imports it at module level, 'lazy' if
     inside a function}, over every module of the package."""
@@ -103,11 +113,7 @@ def test_conda_environment_lists_what_pyproject_lists():
 
 
 def test_reference_versions_satisfy_the_declared_ranges():
-    pins = {}
-    for line in (REPO / "constraints.txt").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, version = line.split("==")
-            pins[canonical(name)] = version
+    pins = reference_versions()
     for requirement in TESTED:
         name = canonical(requirement.name)
         assert name in pins, f"{name} has no reference version in constraints.txt"
@@ -142,8 +148,7 @@ def test_a_cpu_only_install_pulls_no_cuda_library():
     assert not pulled, f"besides torch, {pulled} would pull CUDA libraries"
     assert "faiss-cpu" in seen and "zarr" in seen  # the walk went through the tree
     page = (REPO / "docs" / "install.md").read_text()
-    pins = dict(line.split("==") for line in (REPO / "constraints.txt").read_text()
-                .splitlines() if line and not line.startswith("#"))
+    pins = reference_versions()
     route = (f"pip install torch=={pins['torch']} torchvision=={pins['torchvision']} "
              f"--index-url https://download.pytorch.org/whl/cpu")
     assert route in page
@@ -160,11 +165,7 @@ def test_licence_file_matches_the_licence_field():
 def test_every_lower_bound_is_a_tested_version():
     """No version older than the tested one is allowed: each requirement's lower bound is
     what constraints.txt pins (README's and CI's installs)."""
-    pins = {}
-    for line in (REPO / "constraints.txt").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, version = line.split("==")
-            pins[canonical(name)] = version
+    pins = reference_versions()
     for requirement in TESTED:
         lows = [s.version for s in requirement.specifier if s.operator == ">="]
         assert lows == [pins[canonical(requirement.name)]], (str(requirement), lows)

@@ -1,4 +1,5 @@
 rule crops:
+    priority: CRITICAL_PATH['crops']
     input:
         images=DATASET_IMAGES,
         index=DATASET_INDEX,

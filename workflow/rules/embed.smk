@@ -1,5 +1,5 @@
 rule embed:
-    priority: embed_priority
+    priority: CRITICAL_PATH['embed']
     input:
         unpack(embed_source),
         checkpoint=CHECKPOINT,
@@ -32,7 +32,7 @@ rule embed:
 
 
 rule embed_finalize:
-    priority: embed_priority
+    priority: CRITICAL_PATH['embed']
     input:
         checkpoint=CHECKPOINT,
         markers=expand(

@@ -1,4 +1,5 @@
 rule index:
+    priority: CRITICAL_PATH['index']
     input:
         store=EMBED_STORE.replace("{part}", "public"),
         checkpoint=CHECKPOINT,

@@ -1,4 +1,5 @@
 rule knn:
+    priority: CRITICAL_PATH['knn']
     input:
         unpack(knn_index),
         checkpoint=CHECKPOINT,
