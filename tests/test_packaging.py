@@ -296,3 +296,39 @@ def test_every_test_of_the_session_has_a_timeout(request):
                or not 0 < item.get_closest_marker("timeout").args[0] <= 2700]
     assert not untimed, untimed[:5]
     assert {m.name for item in request.session.items for m in item.iter_markers()} & set(TIERS)
+
+
+def test_the_package_reads_no_private_attribute_of_torch():
+    """torch's private names (`torch._foreach_*`, `torch._dynamo`, ...) move between
+    releases without notice: the package uses public API only. (Snakemake's one private
+    attribute, the SLURM run ID, is read in `dejavu.cluster.slurm_run_id`, which warns
+    naming the version where it is missing: tests/test_cluster.py.)"""
+    def dotted(node) -> str:
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else ""
+
+    private = []
+    for path in sorted((REPO / "dejavu").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = dotted(node) if isinstance(node, ast.Attribute) else ""
+            parts = name.split(".")
+            if parts[0] == "torch" and any(p.startswith("_") and not p.startswith("__")
+                                           for p in parts[1:]):
+                private.append(f"{path.relative_to(REPO)}:{node.lineno} {name}")
+    assert not private, private
+
+
+def test_the_quick_start_is_two_commands_and_ci_runs_the_second_verbatim():
+    """README's quick start: one command installs and runs the demo (with FAISS: the cpu
+    extra), one installs the test dependencies and runs the suite; `.ci/run` runs the
+    second, character for character."""
+    readme = (REPO / "README.md").read_text()
+    quick = readme[readme.index("## Quick start"):readme.index("## What you get")]
+    blocks = re.findall(r"```bash\n(.*?)\n```", quick, re.S)
+    assert len(blocks) == 2 and not any("\n" in block for block in blocks), blocks
+    assert blocks[0] == 'pip install -c constraints.txt -e ".[cpu]" && snakemake --cores 2'
+    assert blocks[1] in (REPO / ".ci" / "run").read_text().splitlines()
+    assert "cpu" in PROJECT["optional-dependencies"]["test"][0]  # the suite has FAISS too

@@ -267,7 +267,8 @@ def ema_decay(step: int, decay: float) -> float:
 
 @torch.no_grad()
 def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
+    for averaged, live in zip(ema.parameters(), model.parameters()):
+        averaged.lerp_(live, 1 - decay)
 
 
 def save_decoder(path: str, decoder: Decoder, cfg: DecoderConfig, **extra) -> None:

@@ -57,16 +57,17 @@ VARIANTS = dejavu.config.variants(config, os.path.join(workflow.basedir, SCHEMA)
 # the methods each variant trains (an entry's methods, else every one)
 VARIANT_METHODS = {name: variant["train"]["methods"] for name, variant in VARIANTS.items()}
 KNN_BACKEND = dejavu.config.knn_backend(config)  # auto resolved: torch on CUDA, else faiss
-# Job priorities, for a machine with fewer cores than ready jobs (a laptop; the test suite):
-# the longest chain first, and what a long job waits on before it. Training holds up
-# everything. The crops take seconds and gate the correlation classifiers, the crop
-# embeddings and the k-NN; those, SSLMem and the correlation classifiers run before the
-# decoders, so that when the decoders end their samples can start at once and the run does
-# not end in a chain of jobs on one core. Ready jobs of higher priority start first
-# (scheduling only: the results do not depend on it).
-CRITICAL_PATH = {"crops": 50, "train": 40, "snapshot": 35, "embed": 35, "index": 35,
-                 "knn": 35, "sslmem": 35, "correlation": 35, "decoder_train": 30,
-                 "decoder_sample": 20}
+# Job priorities: the longest chain first. Training holds up everything; the decoders wait
+# for a checkpoint and its public embeddings, then train for minutes; the correlation
+# classifiers need only crops. Ready jobs of higher priority start first, so the many short
+# jobs fill the cores around this chain instead of delaying it (scheduling only: the
+# results do not depend on it).
+CRITICAL_PATH = {"train": 40, "snapshot": 30, "decoder_train": 30, "embed_public": 30,
+                 "decoder_sample": 20, "correlation": 10}
+
+
+def embed_priority(wildcards):
+    return CRITICAL_PATH["embed_public"] if wildcards.part == "public" else 0
 
 
 def dataset_source():

@@ -1,5 +1,4 @@
 rule crops:
-    priority: CRITICAL_PATH['crops']
     input:
         images=DATASET_IMAGES,
         index=DATASET_INDEX,

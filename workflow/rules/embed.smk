@@ -1,5 +1,5 @@
 rule embed:
-    priority: CRITICAL_PATH['embed']
+    priority: embed_priority
     input:
         unpack(embed_source),
         checkpoint=CHECKPOINT,
@@ -32,7 +32,7 @@ rule embed:
 
 
 rule embed_finalize:
-    priority: CRITICAL_PATH['embed']
+    priority: embed_priority
     input:
         checkpoint=CHECKPOINT,
         markers=expand(

@@ -1,5 +1,4 @@
 rule index:
-    priority: CRITICAL_PATH['index']
     input:
         store=EMBED_STORE.replace("{part}", "public"),
         checkpoint=CHECKPOINT,

@@ -1,5 +1,4 @@
 rule knn:
-    priority: CRITICAL_PATH['knn']
     input:
         unpack(knn_index),
         checkpoint=CHECKPOINT,

@@ -1,7 +1,6 @@
 rule sslmem:
     """SSLMem (definitions §6) of the attacked images: how much more invariant to its training
     augmentation the target is on an image than the reference."""
-    priority: CRITICAL_PATH['sslmem']
     input:
         checkpoint_a=CHECKPOINT.replace("{subset}", "A"),
         checkpoint_b=CHECKPOINT.replace("{subset}", "B"),

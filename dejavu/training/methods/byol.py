@@ -33,9 +33,8 @@ def target_momentum(step: int, total_steps: int, base: float) -> float:
 def momentum_update(online: nn.Module, target: nn.Module, tau: float) -> None:
     """target <- tau target + (1 - tau) online, parameter by parameter (buffers such as
     BatchNorm statistics are the target's own)."""
-    params = list(target.parameters())
-    torch._foreach_mul_(params, tau)
-    torch._foreach_add_(params, list(online.parameters()), alpha=1.0 - tau)
+    for theirs, ours in zip(target.parameters(), online.parameters()):
+        theirs.mul_(tau).add_(ours, alpha=1.0 - tau)
 
 
 @register
