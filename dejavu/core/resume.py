@@ -84,13 +84,9 @@ class Store(Protocol):
     def clear(self) -> None: ...
 
 
-def alone(stop: bool) -> bool:
-    return stop
-
-
 def drive(work: Resumable, last: int, *, first: int = 1, resume: Store | None = None,
           deadline: float | None = None, save_every: int = 0, what: str = "epoch",
-          device: torch.device | str = "cpu", agree: Callable[[bool], bool] = alone,
+          device: torch.device | str = "cpu", agree: Callable[[bool], bool] = lambda stop: stop,
           sync: Callable[[], None] = lambda: None) -> None:
     """Run units `first`..`last` of `work`, continuing after the state `resume` holds, if
     any (a killed or stopped job's).

@@ -310,6 +310,27 @@ def predictions(crops: pd.DataFrame, probs: np.ndarray, trained: np.ndarray) -> 
     return out
 
 
+def resnet_stage(crops_path: str, crops: pd.DataFrame, train: np.ndarray, classes: int,
+                 options: dict, device: torch.device, model_path: str | None,
+                 resume_dir: str | None, deadline: float | None) -> np.ndarray:
+    """The ResNet classifier of the stage (`options`: onemodel.resnet): trained on the
+    `train` crops (held up to HOLD_BYTES, else read a batch at a time), saved, and its class
+    probabilities for every crop, predicted block by block."""
+    from ..core.store import open_images, read_rows
+    store = open_images(crops_path)
+    rows, labels = crops["crop_row"].to_numpy(), crops["label"].to_numpy()
+    held = int(train.sum()) * int(np.prod(store.shape[1:])) <= HOLD_BYTES
+    training = read_rows(store, rows[train]) if held else StoredRows(store, rows[train])
+    model = train_resnet(training, labels[train], classes, ResNetConfig(**options), device,
+                         resume_dir, deadline)
+    probs = np.concatenate([resnet_probabilities(model, read_rows(store, rows[i:i + 4096]),
+                                                 device)
+                            for i in range(0, len(rows), 4096)])
+    torch.save({"config": options, "classes": classes,
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, model_path)
+    return probs
+
+
 def run(crops_path: str, crops_table: str, split_path: str, out_path: str, *, classifier: str,
         trained_on: str, train_on: str = "other", model_path: str | None = None,
         index_path: str | None = None, tags_path: str | None = None, smoothing: float = 1.0,
@@ -319,8 +340,7 @@ def run(crops_path: str, crops_table: str, split_path: str, out_path: str, *, cl
     predictions for every valid crop (with `trained` marking its own training crops). A
     ResNet keeps a resume state in `resume_dir` after every epoch; with `max_runtime`
     (minutes from now) it may stop early at one (OutOfTime): run it again."""
-    deadline = deadline_after(max_runtime)
-    from ..core.store import open_images, read_index, read_rows
+    from ..core.store import read_index
     torch.set_num_threads(threads)
     table = pd.read_parquet(crops_table)
     # in stored order, so the crops store is read in dense runs
@@ -334,21 +354,9 @@ def run(crops_path: str, crops_table: str, split_path: str, out_path: str, *, cl
     log.info("%s correlation classifier: %d training crops (set %s, %s), %d crops predicted",
              classifier, int(train.sum()), trained_on, train_on, len(crops))
     if classifier == "resnet":
-        dev = pick_device(device)
-        store = open_images(crops_path)
-        rows = crops["crop_row"].to_numpy()
-        # training crops up to HOLD_BYTES are held, more are read a batch at a time; all
-        # are predicted block by block
-        held = int(train.sum()) * int(np.prod(store.shape[1:])) <= HOLD_BYTES
-        training = read_rows(store, rows[train]) if held else StoredRows(store, rows[train])
-        model = train_resnet(training, labels[train], classes, ResNetConfig(**(resnet or {})),
-                             dev, resume_dir, deadline)
-        probs = np.concatenate([resnet_probabilities(model, read_rows(store, rows[i:i + 4096]),
-                                                     dev)
-                                for i in range(0, len(rows), 4096)])
-        torch.save({"config": resnet or {}, "classes": classes,
-                    "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
-                   model_path)
+        probs = resnet_stage(crops_path, crops, train, classes, resnet or {},
+                             pick_device(device), model_path, resume_dir,
+                             deadline_after(max_runtime))
     elif classifier == "naive_bayes":
         if tags_path:
             tags = tags_of(read_tags(tags_path), crops["id"])

@@ -7,6 +7,7 @@ memorized crop. `tests/test_report.py` draws every one from such tables.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 from pathlib import Path
 
@@ -26,9 +27,20 @@ from .tables import RUN_KEYS, trend_rows  # noqa: E402
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
            "#000000"]
 GREY, LIGHT_GREY = "#999999", "#DDDDDD"
-plt.rcParams["axes.prop_cycle"] = matplotlib.cycler(color=PALETTE)
 GROUP_COLOURS = ["#D55E00", "#0072B2", GREY, LIGHT_GREY]  # memorized, misrep., corr., unass.
 REAL, CONTROL = "#D55E00", GREY  # the real test's and a control's histograms
+
+
+def in_palette(plot):
+    """Draw `plot`'s figure with lines and bars cycling through PALETTE: the figure's own
+    setting, so importing this module leaves the process's matplotlib settings alone."""
+    @functools.wraps(plot)
+    def drawn(*args, **kwargs):
+        with plt.rc_context({"axes.prop_cycle": matplotlib.cycler(color=PALETTE)}):
+            return plot(*args, **kwargs)
+    return drawn
+
+
 # what a reader calls each control (summary.csv's codes are none, heldout, untrained)
 CONTROL_NAMES = {"none": "real test", "heldout": "held-out control",
                  "untrained": "untrained control"}
@@ -37,6 +49,7 @@ RECOVERED = {True: ("#009E73", "-", "judged the true class"),
              False: ("#D55E00", "--", "judged another class")}
 
 
+@in_palette
 def plot_curves(curves: pd.DataFrame, title: str) -> plt.Figure:
     """Figure 3 of the paper: accuracy on the top-p most confident crops, target vs
     reference, swap-averaged, one panel per control. Bands: over seeds (min to max of the
@@ -99,6 +112,7 @@ def _series(ax, table: pd.DataFrame, x: str, y: str, label: str, colour=None, st
                 color=colour)
 
 
+@in_palette
 def plot_score_trends(summary: pd.DataFrame, along: str) -> plt.Figure:
     """Figure 4 of the paper: déjà vu score (with the held-out control) and the linear-probe
     train-test gap along training epochs or train-set size."""
@@ -131,6 +145,7 @@ def plot_score_trends(summary: pd.DataFrame, along: str) -> plt.Figure:
     return fig
 
 
+@in_palette
 def plot_share_trends(summary: pd.DataFrame, along: str) -> plt.Figure:
     """Figure 5 of the paper: memorized, misrepresented and correlated shares along epochs
     or train-set size (real test, one panel per method and embedding)."""
@@ -174,6 +189,7 @@ def axis_name(along: str) -> str:
     return {"epoch": "training epochs", "train_size": "train-set size (images per class)"}[along]
 
 
+@in_palette
 def plot_partition(summary: pd.DataFrame) -> plt.Figure:
     """Stacked shares of memorized / misrepresented / correlated / unassociated per row."""
     labels = [f"{model_name(r.method, r.backbone, r.variant)} n{r.train_size} s{r.seed} "
@@ -191,6 +207,7 @@ def plot_partition(summary: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+@in_palette
 def plot_examples(crops: list, originals: list, boxes: list, neighbours_t: list,
                   neighbours_r: list, captions: list[str], n_show: int = 5) -> plt.Figure:
     """Per example: crop, original with its box, then up to `n_show` target and reference
@@ -218,6 +235,7 @@ def plot_examples(crops: list, originals: list, boxes: list, neighbours_t: list,
     return fig
 
 
+@in_palette
 def plot_memorization(samples: pd.DataFrame, title: str) -> plt.Figure:
     """Histograms of the one-model memorization confidence H(g) - H(p_T) of the images the
     target's k-NN labels right and the classifier wrong, one panel per classifier, the real
@@ -245,6 +263,7 @@ def plot_memorization(samples: pd.DataFrame, title: str) -> plt.Figure:
     return fig
 
 
+@in_palette
 def plot_sslmem(table: pd.DataFrame, figures: dict, title: str) -> plt.Figure:
     """SSLMem: the distribution of m on training and on held-out images, and (where the
     two-model partition is known) its mean per partition group."""
@@ -274,6 +293,7 @@ def plot_sslmem(table: pd.DataFrame, figures: dict, title: str) -> plt.Figure:
     return fig
 
 
+@in_palette
 def plot_reconstructions(examples: list[dict], title: str) -> plt.Figure:
     """Per attacked image: crop, original with its box, target samples, reference samples;
     a sample's frame says whether the judges see the true class in it (solid green) or not
@@ -319,6 +339,7 @@ def plot_reconstructions(examples: list[dict], title: str) -> plt.Figure:
     return fig
 
 
+@in_palette
 def plot_self_reconstructions(shown: dict) -> plt.Figure:
     """Public test images (top row) and their reconstructions from their own embedding by
     decoder A and decoder B (`shown`: row name -> images)."""
@@ -341,11 +362,10 @@ def figure_png(fig: plt.Figure, path: Path) -> str:
     buf = io.BytesIO()
     # what the tight box holds besides the panels: the figure's texts (its title) and the
     # legends placed out of the layout, below the panels
-    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + fig.legends
-    legends += fig.texts
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", bbox_extra_artists=legends)
+    extra = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + fig.legends + fig.texts
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", bbox_extra_artists=extra)
     fig.savefig(path.with_suffix(".svg"), format="svg", bbox_inches="tight",
-                bbox_extra_artists=legends)
+                bbox_extra_artists=extra)
     plt.close(fig)
     path.write_bytes(buf.getvalue())
     return base64.b64encode(buf.getvalue()).decode()

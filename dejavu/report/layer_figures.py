@@ -8,10 +8,12 @@ from __future__ import annotations
 import pandas as pd
 
 from ..core.layers import OUTPUTS, depth
-from .figures import legend, model_name, panels, plt  # pyplot on the Agg backend figures sets
+# pyplot on the Agg backend figures sets
+from .figures import in_palette, legend, model_name, panels, plt
 from .mitigation import pareto
 
 
+@in_palette
 def plot_frontier(real: pd.DataFrame) -> plt.Figure:
     """Déjà vu score at p (with its interval) against utility, one point per evaluated run
     (method, variant, epoch, size, seed), the Pareto-optimal ones ringed and joined (the
@@ -54,6 +56,7 @@ def frontier_panel(ax, rows: pd.DataFrame, utility: str, embedding: str) -> None
     ax.grid(alpha=0.3)
 
 
+@in_palette
 def plot_depth(rows: pd.DataFrame) -> plt.Figure:
     """Déjà vu along depth (definitions §11): per model pair (method, backbone, variant,
     size, seed), the score at p with its interval at each embedding in depth order, the

@@ -8,7 +8,6 @@ per-image samples, k-NN tables, RCDM samples), each an input of the rule.
 from __future__ import annotations
 
 import html
-import importlib.metadata
 import subprocess
 import textwrap
 from pathlib import Path
@@ -17,7 +16,7 @@ import pandas as pd
 import yaml
 
 from ..attack.score import SHARES
-from ..core.provenance import environment
+from ..core.provenance import environment, version_of
 from . import figures as fig
 from . import layer_figures
 from . import loading, mitigation, tables
@@ -279,13 +278,9 @@ def run_name(run) -> str:
 
 
 def provenance_of(config: dict) -> dict:
-    packages = {}
-    for name in ("dejavu-memorization", "torch", "torchvision", "snakemake", "zarr", "numpy",
-                 "pandas", "pyarrow"):
-        try:
-            packages[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            packages[name] = "not installed"
+    packages = {name: version_of(name) or "not installed"
+                for name in ("dejavu-memorization", "torch", "torchvision", "snakemake", "zarr",
+                             "numpy", "pandas", "pyarrow")}
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                 check=True).stdout.strip()

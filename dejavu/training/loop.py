@@ -149,8 +149,6 @@ def train(model: SSLModel, images: np.ndarray | Images, cfg: TrainConfig, save: 
 
     Inside a process group (see `train_processes`) each process takes its slice of every
     batch; only rank 0 saves and logs."""
-    if deadline is not None and not resume_dir:
-        raise ValueError("training to a deadline needs a resume directory to continue from")
     run = Run.prepare(model, as_images(images), cfg, labels, loader)
     run.keep = {e for e in cfg.checkpoints if e < cfg.last} | {cfg.last}
     run.save, run.resume_dir = save, resume_dir
