@@ -39,15 +39,24 @@ def authors_count(n: int, p: float) -> int:
     return int(n * p)
 
 
+def histograms(knn: pd.DataFrame) -> np.ndarray:
+    """(crops, classes) vote counts, from each crop's voted classes and their votes."""
+    classes = 1 + max(int(knn["label"].max()), *(int(np.max(v)) for v in knn["voted"]))
+    hist = np.zeros((len(knn), classes), np.int64)
+    for i, (voted, votes) in enumerate(zip(knn["voted"], knn["votes"])):
+        hist[i, np.asarray(voted)] = votes
+    return hist
+
+
 def smallest_id_correct(knn: pd.DataFrame) -> pd.DataFrame:
     """The table with `correct` recomputed for prediction ties going to the smallest id."""
-    hist = np.stack(knn["hist"].to_numpy())
+    hist = histograms(knn)
     return knn.assign(correct=np.argmax(hist, axis=1) == knn["label"].to_numpy())
 
 
 def class_order_confidence(knn: pd.DataFrame) -> pd.DataFrame:
     """The table with its confidences summed in class order (dejavu before issue 31)."""
-    hist = np.stack(knn["hist"].to_numpy())
+    hist = histograms(knn)
     p = hist / hist.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         return knn.assign(confidence=np.where(p > 0, p * np.log(p), 0.0).sum(axis=1))

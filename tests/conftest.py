@@ -27,6 +27,21 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def compile_package() -> None:
+    """Write the package's bytecode once, before the suite starts its ~600 processes (jobs,
+    Snakemake runs, spawned workers). Where PYTHONDONTWRITEBYTECODE is set (as in this
+    project's CI image) no process writes it, and each one compiled the modules it imports
+    from source again: about 0.2 CPU-s per job of the tiny run (215 -> 197 CPU-s, measured
+    with `time snakemake -c2 --configfile tiny.yaml`). py_compile writes whatever that
+    setting says; an edited module's bytecode is stale by its source's time stamp and
+    recompiled as usual."""
+    import compileall
+    compileall.compile_dir(str(REPO / "dejavu"), quiet=1)
+
+
+compile_package()
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "config", "workflow", "envs", "slurm",
                   "profiles")
 

@@ -23,7 +23,8 @@ def table(sets_hists, labels, distances) -> pd.DataFrame:
     for (name, hists), label, dist in zip(sets_hists, labels, distances):
         for i, (h, lab, d) in enumerate(zip(hists, label, dist)):
             h = np.asarray(h)
-            rows.append({"id": i if name == "A" else 100 + i, "set": name, "hist": h,
+            rows.append({"id": i if name == "A" else 100 + i, "set": name,
+                         "voted": np.flatnonzero(h), "votes": h[h > 0],
                          "label": lab, "prediction": int(np.argmax(h)), "correct": None,
                          "confidence": float(confidence(h[None])[0]), "mean_distance": d})
     out = pd.DataFrame(rows)
@@ -58,7 +59,8 @@ def test_each_rule_moves_the_score_as_worked_out_by_hand(bench):
 
 
 def test_smallest_id_ties_change_the_prediction(bench):
-    knn = pd.DataFrame({"hist": [np.array([2, 2]), np.array([1, 3])], "label": [1, 1],
+    knn = pd.DataFrame({"voted": [np.array([0, 1]), np.array([1, 0])],
+                        "votes": [np.array([2, 2]), np.array([3, 1])], "label": [1, 1],
                         "correct": [True, True]})
     assert bench.smallest_id_correct(knn)["correct"].tolist() == [False, True]
 

@@ -134,8 +134,13 @@ def test_stage_predicts_every_valid_crop_and_marks_its_training_crops(tiny_crops
     assert set(predicted.loc[predicted["trained"], "set"]) == {"B"}
     assert predicted["trained"].sum() == (valid["set"] == "B").sum()
     assert (predicted["correct"] == (predicted["prediction"] == predicted["label"])).all()
-    probs = np.stack(predicted["probs"])
-    assert probs.shape[1] == 3
+    # three classes: the top classes are all of them, most probable first, the first the
+    # prediction, and their probabilities the whole distribution the confidence is of
+    top, probs = np.stack(predicted["top5"]), np.stack(predicted["top5_probs"])
+    assert top.shape == probs.shape == (len(predicted), 3)
+    assert (np.sort(top, axis=1) == [0, 1, 2]).all() and (np.diff(probs, axis=1) <= 0).all()
+    assert (top[:, 0] == predicted["prediction"]).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
     np.testing.assert_allclose(predicted["confidence"], -correlation.entropy(probs), atol=1e-5)
     assert (d / f"{classifier}.pt").stat().st_size > 0
 

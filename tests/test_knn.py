@@ -8,20 +8,57 @@ pytestmark = pytest.mark.unit
 
 
 def test_votes_and_distance_sums():
-    labels = np.array([[0, 1, 1, 2]])
-    dist = np.array([[1.0, 2.0, 3.0, 4.0]])
-    hist, dsum = class_votes(labels, dist, 4)
-    assert hist.tolist() == [[1, 2, 1, 0]]
-    assert dsum.tolist() == [[1.0, 5.0, 4.0, 0.0]]
+    labels = np.array([[0, 1, 1, 2], [3, 3, 3, 3]])
+    dist = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 1.0, 1.0, 1.0]])
+    crop, cls, votes, summed = class_votes(labels, dist)
+    assert crop.tolist() == [0, 0, 0, 1] and cls.tolist() == [0, 1, 2, 3]
+    assert votes.tolist() == [1, 2, 1, 4] and summed.tolist() == [1.0, 5.0, 4.0, 4.0]
 
 
 def test_prediction_ties_go_to_smaller_summed_distance_then_smaller_class():
-    # classes 0 and 2 have two votes each; class 2's neighbours are closer
-    hist = np.array([[2, 0, 2], [2, 0, 2]])
-    dist = np.array([[5.0, 0.0, 3.0], [3.0, 0.0, 3.0]])
-    order = rank_classes(hist, dist)
-    assert order[0, 0] == 2 and order[1, 0] == 0  # second row: exact tie -> smaller id
-    assert order[0].tolist() == [2, 0, 1]  # class without votes comes last
+    # classes 0 and 2 have two votes each; in the first crop class 2's neighbours are closer
+    labels = np.array([[0, 0, 2, 2], [0, 0, 2, 2]])
+    dist = np.array([[2.0, 3.0, 1.0, 2.0], [1.0, 2.0, 1.5, 1.5]])
+    crop, cls, votes, summed = class_votes(labels, dist)
+    order = rank_classes(crop, cls, votes, summed)
+    assert cls[order].tolist() == [2, 0, 0, 2]  # second crop: exact tie -> smaller id
+    out = label_crops(dist, np.arange(8).reshape(2, 4), labels.ravel(), n_classes=3)
+    assert out["prediction"].tolist() == [2, 0]
+    assert out["top5"].tolist() == [[2, 0, 1], [0, 2, 1]]  # class without votes comes last
+
+
+def test_votes_match_the_dense_histogram_at_many_classes():
+    """Blocks of crops (VOTE_BLOCK) and the sparse votes give what a dense crops x classes
+    histogram gives: prediction, top-5 and, where classes <= k, bit-identical confidence."""
+    from dejavu.attack import knn
+    rng = np.random.default_rng(0)
+    for classes, k in ((10, 20), (1000, 30), (7, 3)):
+        labels = rng.integers(0, classes, 500 + classes) % classes
+        ids = rng.integers(0, len(labels), (300, k))
+        dist = np.sort(rng.random((300, k)).astype(np.float32), axis=1)
+        dist[::7] = 1.0  # exact distance ties
+        hist = np.zeros((300, classes), np.int64)
+        summed = np.zeros((300, classes))
+        np.add.at(hist, (np.arange(300)[:, None], labels[ids]), 1)
+        np.add.at(summed, (np.arange(300)[:, None], labels[ids]), dist)
+        dense = np.lexsort((np.broadcast_to(np.arange(classes), hist.shape), summed, -hist),
+                           axis=-1)
+        old_block, knn.VOTE_BLOCK = knn.VOTE_BLOCK, 64
+        try:
+            out = label_crops(dist, ids, labels, classes)
+        finally:
+            knn.VOTE_BLOCK = old_block
+        np.testing.assert_array_equal(out["prediction"], dense[:, 0])
+        np.testing.assert_array_equal(out["top5"], dense[:, :5])
+        if classes <= k:
+            np.testing.assert_array_equal(out["confidence"], confidence(hist))
+        else:
+            np.testing.assert_allclose(out["confidence"], confidence(hist), rtol=1e-12)
+        rebuilt = np.zeros_like(hist)
+        for i in range(300):
+            chosen = slice(out["offsets"][i], out["offsets"][i + 1])
+            rebuilt[i, out["voted"][chosen]] = out["votes"][chosen]
+        np.testing.assert_array_equal(rebuilt, hist)
 
 
 def test_confidence_is_negative_entropy():

@@ -83,3 +83,17 @@ def test_too_few_box_less_images_is_a_clear_error():
     index = pool(per_class=20, box_share=1.0)
     with pytest.raises(ValueError, match="box-less"):
         make_split(index, SplitConfig(npc=15, heldout_fraction=0.0))
+
+
+def test_the_stage_reads_box_counts_not_boxes_and_splits_the_same(tmp_path):
+    """The split job reads the index without its boxes and details (`read_for_split`: a
+    box count per image); its split is the one the whole index gives."""
+    from dejavu.core.store import write_index
+    from dejavu.data.split import read_for_split
+    index = pool(per_class=80, box_share=0.4, seed=2).assign(details=[[[0.5] * 7]] * 240)
+    write_index(tmp_path / "index.parquet", index)
+    read = read_for_split(str(tmp_path / "index.parquet"))
+    assert "boxes" not in read and "details" not in read
+    assert read["n_boxes"].tolist() == [len(b) for b in index["boxes"]]
+    cfg = SplitConfig(npc=20, heldout_fraction=0.0, seed=0)
+    pd.testing.assert_frame_equal(make_split(read, cfg), make_split(index, cfg))

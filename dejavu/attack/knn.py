@@ -28,24 +28,28 @@ from .index import build_index, faiss_device, on_device, prepare
 log = logging.getLogger(__name__)
 
 
-def class_votes(neighbor_labels: np.ndarray, distances: np.ndarray,
-                n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(Q, k) labels and distances -> histogram h (Q, C) and summed distance (Q, C)."""
-    q = np.repeat(np.arange(len(neighbor_labels)), neighbor_labels.shape[1])
-    hist = np.zeros((len(neighbor_labels), n_classes), np.int64)
-    dist = np.zeros((len(neighbor_labels), n_classes), np.float64)
-    np.add.at(hist, (q, neighbor_labels.ravel()), 1)
-    np.add.at(dist, (q, neighbor_labels.ravel()), distances.ravel())
-    return hist, dist
+def class_votes(neighbor_labels: np.ndarray,
+                distances: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(Q, k) labels and distances -> the classes each crop's neighbours vote for, as arrays
+    over the distinct (crop, class) pairs: crop, class, votes and summed distance (float64,
+    added in neighbour order), ordered by crop then class. At most k pairs per crop, however
+    many classes there are: nothing here is Q x classes."""
+    n_queries, k = neighbor_labels.shape
+    classes = int(neighbor_labels.max()) + 1 if neighbor_labels.size else 1
+    key = (np.repeat(np.arange(n_queries, dtype=np.int64), k) * classes
+           + neighbor_labels.ravel().astype(np.int64))
+    pairs, inverse = np.unique(key, return_inverse=True)
+    votes = np.bincount(inverse, minlength=len(pairs))
+    summed = np.bincount(inverse, weights=distances.ravel().astype(np.float64),
+                         minlength=len(pairs))
+    return pairs // classes, pairs % classes, votes, summed
 
 
-def rank_classes(hist: np.ndarray, dist: np.ndarray) -> np.ndarray:
-    """(Q, C) classes ordered by more votes, then smaller summed distance, then smaller id.
-
-    Classes with no vote come last (their summed distance is 0, so the vote count decides).
-    """
-    classes = np.broadcast_to(np.arange(hist.shape[1]), hist.shape)
-    return np.lexsort((classes, dist, -hist), axis=-1)
+def rank_classes(crop: np.ndarray, cls: np.ndarray, votes: np.ndarray,
+                 summed: np.ndarray) -> np.ndarray:
+    """Order of `class_votes`' pairs: by crop, then more votes, then smaller summed
+    distance, then smaller class id. Classes without a vote rank after these, by id."""
+    return np.lexsort((cls, summed, -votes, crop))
 
 
 def confidence(hist: np.ndarray) -> np.ndarray:
@@ -166,13 +170,55 @@ def torch_search(database: Iterable[tuple[int, np.ndarray]], n_database: int,
     return (1 + dist if metric == "cosine" else dist), best_i.cpu().numpy()
 
 
+VOTE_BLOCK = 65_536  # crops voted at once: memory ~ VOTE_BLOCK x k, whatever the classes
+
+
 def label_crops(dist: np.ndarray, ids: np.ndarray, public_labels: np.ndarray,
                 n_classes: int) -> dict[str, np.ndarray]:
-    """Votes, prediction, top-5 and confidence from the neighbours of each crop."""
-    hist, dist_sum = class_votes(public_labels[ids], dist, n_classes)
-    order = rank_classes(hist, dist_sum)
-    return {"hist": hist, "prediction": order[:, 0], "top5": order[:, :5],
-            "confidence": confidence(hist), "mean_distance": dist.mean(axis=1)}
+    """Votes, prediction, top-5 and confidence from the neighbours of each crop, a block of
+    crops at a time. `voted`/`votes`: each crop's voted classes, best first, and their
+    counts (lists of at most k: the histogram without its zeros)."""
+    blocks = [_label_block(dist[lo:lo + VOTE_BLOCK], public_labels[ids[lo:lo + VOTE_BLOCK]],
+                           n_classes) for lo in range(0, max(len(ids), 1), VOTE_BLOCK)]
+    out = {key: np.concatenate([block[key] for block in blocks]) for key in
+           ("prediction", "top5", "confidence", "mean_distance", "voted", "votes")}
+    # each block's offsets into its own pairs, shifted by the pairs of the blocks before
+    start = np.cumsum([0] + [len(block["voted"]) for block in blocks])
+    out["offsets"] = np.concatenate([block["offsets"][:-1] + first
+                                     for block, first in zip(blocks, start)] + [start[-1:]])
+    return out
+
+
+def _label_block(dist: np.ndarray, labels: np.ndarray, n_classes: int) -> dict:
+    n, k = labels.shape
+    crop, cls, votes, summed = class_votes(labels, dist)
+    order = rank_classes(crop, cls, votes, summed)
+    crop, cls, votes = crop[order], cls[order], votes[order]
+    offsets = np.searchsorted(crop, np.arange(n + 1))  # each crop's first pair (k >= 1)
+    rank = np.arange(len(crop)) - offsets[crop]
+    voted_count = np.diff(offsets)
+    # top-5: the voted classes in rank order, then the smallest classes without a vote
+    # (at most width - m of them are needed, and they lie below width)
+    width = min(5, n_classes)
+    top = np.zeros((n, width), np.int64)
+    kept = rank < width
+    top[crop[kept], rank[kept]] = cls[kept]
+    small_voted = np.zeros((n, width), bool)
+    low = cls < width
+    small_voted[crop[low], cls[low]] = True
+    unvoted = np.argsort(small_voted, axis=1, kind="stable")
+    slot = np.arange(width)[None]
+    fill = slot >= voted_count[:, None]
+    source = np.clip(slot - voted_count[:, None], 0, width - 1)
+    top = np.where(fill, np.take_along_axis(unvoted, source, 1), top)
+    # the counts as a histogram row without most of its zeros: min(k, classes) wide, counts
+    # ascending from the right (as wide as the whole histogram where classes <= k)
+    wide = min(k, n_classes)
+    counts = np.zeros((n, wide), np.int64)
+    counts[crop, wide - 1 - rank] = votes
+    return {"prediction": cls[offsets[:-1]], "top5": top, "confidence": confidence(counts),
+            "mean_distance": dist.mean(axis=1), "voted": cls, "votes": votes,
+            "offsets": offsets}
 
 
 def run(index_path: str | None, public_path: str, crops_store: str, crops_table: str,
@@ -182,7 +228,7 @@ def run(index_path: str | None, public_path: str, crops_store: str, crops_table:
     if checkpoint:  # both stores must come from the model this job is for
         check_store(public_path, checkpoint, "public")
         check_store(crops_store, checkpoint)
-    split = pd.read_parquet(split_path)
+    split = pd.read_parquet(split_path, columns=["row", "label"])
     n_classes = int(split["label"].max()) + 1
     label_of_row = split.drop_duplicates("row").set_index("row")["label"]
     public_rows = read_source_rows(public_path)
@@ -206,14 +252,37 @@ def run(index_path: str | None, public_path: str, crops_store: str, crops_table:
     voted = label_crops(dist, ids, label_of_row.loc[public_rows].to_numpy(), n_classes)
     table = pd.read_parquet(crops_table).set_index("crop_row").loc[crop_rows].reset_index()
     out = table[["crop_row", "row", "id", "label", "set"]].copy()
-    out["neighbors"] = list(neighbors)
-    out["distances"] = list(dist.astype(np.float32))
-    out["hist"] = list(voted["hist"])
+    label = out["label"].to_numpy()
     out["prediction"] = voted["prediction"]
-    out["top5"] = list(voted["top5"])
     out["confidence"] = voted["confidence"]
     out["mean_distance"] = voted["mean_distance"]
     out["correct"] = out["prediction"] == out["label"]
-    out["correct_top5"] = [lab in t for lab, t in zip(out["label"], out["top5"])]
+    out["correct_top5"] = (voted["top5"] == label[:, None]).any(axis=1)
     out.attrs = {"knn_backend": backend, "knn_device": used}  # kept in the Parquet file
-    out.to_parquet(out_path, index=False)
+    write_table(out, out_path, neighbors=neighbors, distances=dist.astype(np.float32),
+                top5=voted["top5"], voted=(voted["voted"], voted["offsets"]),
+                votes=(voted["votes"], voted["offsets"]))
+
+
+# What the score reads of a k-NN table (the one-model test also its labels): the lists of
+# neighbours, distances and votes stay on disk
+SCORED_COLUMNS = ["id", "set", "correct", "confidence", "mean_distance"]
+
+
+def write_table(frame: pd.DataFrame, path: str, **lists) -> None:
+    """`frame`'s columns and list columns, written with Arrow from whole arrays: a (rows, w)
+    array is a list of w per row, (values, offsets) a list of offsets[i + 1] - offsets[i]
+    values (no Python object per row)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for name, values in lists.items():
+        if isinstance(values, tuple):
+            values, offsets = values
+            column = pa.LargeListArray.from_arrays(pa.array(offsets.astype(np.int64)),
+                                                   pa.array(values))
+        else:
+            column = pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()),
+                                                       values.shape[1])
+        table = table.append_column(name, column)
+    pq.write_table(table, path)

@@ -182,7 +182,8 @@ def run(knn_a: str, knn_b: str, out_json: str, out_curves: str, *, epoch: int, p
     (columns control, score). Two runs attacking the same images with the same seed draw
     the same resamples, so the difference of their resampled scores is a paired bootstrap
     of the difference of their scores (a mitigation's change, definitions §10)."""
-    a, b = pd.read_parquet(knn_a), pd.read_parquet(knn_b)
+    from .knn import SCORED_COLUMNS
+    a, b = (pd.read_parquet(path, columns=SCORED_COLUMNS) for path in (knn_a, knn_b))
     tests = {"untrained" if epoch == 0 else "none": [make_half(a, b, "A"), make_half(b, a, "B")]}
     if epoch > 0 and (a["set"] == "heldout").sum() >= 2:
         tests["heldout"] = heldout_halves(a, b, split_heldout)

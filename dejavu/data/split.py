@@ -75,15 +75,15 @@ def make_split(index: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
     """
     if cfg.max_npc is not None and cfg.max_npc < cfg.npc:
         raise ValueError(f"max_npc ({cfg.max_npc}) is below npc ({cfg.npc})")
-    has_box = pd.Series([cfg.attack_boxless or len(b) > 0 for b in index["boxes"]],
-                        index=index.index)
+    boxes = index["n_boxes"] if "n_boxes" in index else index["boxes"].map(len)
+    has_box = (boxes > 0) | cfg.attack_boxless
     parts = []
     for label, members in index.groupby("label", sort=True):
         members = members.sort_values("id", kind="stable")
         rows = members.index.to_numpy()
         sets = split_class(members["id"].to_numpy(), has_box.loc[rows].to_numpy(), cfg,
                            int(label))
-        attacked = {*rows[sets["bbox_A"]], *rows[sets["bbox_B"]], *rows[sets["heldout"]]}
+        attacked = np.concatenate([rows[sets[name]] for name in ("bbox_A", "bbox_B", "heldout")])
         for name in SETS:
             chosen = rows[sets[name]]
             parts.append(pd.DataFrame({
@@ -91,7 +91,7 @@ def make_split(index: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
                 "id": index.loc[chosen, "id"].to_numpy(),
                 "label": int(label),
                 "set": name,
-                "attacked": [r in attacked for r in chosen],
+                "attacked": np.isin(chosen, attacked),
                 "height": index.loc[chosen, "height"].to_numpy().astype(np.int64),
                 "width": index.loc[chosen, "width"].to_numpy().astype(np.int64),
             }))
@@ -121,9 +121,26 @@ def check_disjoint(split: pd.DataFrame) -> None:
                 raise AssertionError(f"sets {a} and {b} overlap")
 
 
+def read_for_split(index_path: str) -> pd.DataFrame:
+    """What the split needs of the index, labelled by store row: id, label, height, width
+    and each image's number of boxes (`n_boxes`; the boxes themselves and the synthetic
+    images' details are not read: at ImageNet's 1.28M rows they would be most of the job's
+    memory as Python objects)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    names = pq.read_schema(index_path).names
+    table = pq.read_table(index_path, columns=[c for c in ("row", "id", "label", "boxes",
+                                                           "height", "width") if c in names])
+    n_boxes = pc.fill_null(pc.list_value_length(table["boxes"]), 0).to_numpy()
+    index = table.drop_columns(["boxes"]).to_pandas()
+    index["n_boxes"] = n_boxes
+    if "row" in index.columns:
+        index.index = pd.Index(index["row"].to_numpy(), name=None)
+    return index
+
+
 def run(index_path: str, split_path: str, sizes_path: str, **params) -> None:
-    from ..core.store import read_index
-    split = make_split(read_index(index_path), SplitConfig(**params))
+    split = make_split(read_for_split(index_path), SplitConfig(**params))
     check_disjoint(split)
     split.to_parquet(split_path, index=False)
     split_sizes(split).to_csv(sizes_path, index=False)

@@ -12,6 +12,7 @@ Everything is drawn from one `numpy.random.Generator`, so a seed fixes the bench
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,9 +181,14 @@ def _draw_details(img: np.ndarray, n: int, min_frac: float, max_frac: float,
 
 # ---------------------------------------------------------------- the whole benchmark
 
-def generate(cfg: SynthConfig) -> tuple[np.ndarray, pd.DataFrame]:
-    """All images (N, H, W, 3) uint8 and the index: id, label, scene, boxes, details (what
-    `_draw_details` drew: the crop tags of the one-model test read them), height, width."""
+BLOCK = 8192  # images rendered, stored and indexed at a time (a multiple of the store's chunk)
+
+
+def generate_blocks(cfg: SynthConfig) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+    """The benchmark BLOCK images at a time: (images (n, H, W, 3) uint8, their index rows:
+    id, label, scene, boxes, details (what `_draw_details` drew: the crop tags of the
+    one-model test read them), height, width). One random stream, drawn in image order, so
+    the images do not depend on the block size."""
     rng = np.random.default_rng(cfg.seed)
     palette = scene_palette(rng)
     colours = class_colours(cfg.n_classes, rng)
@@ -191,23 +197,31 @@ def generate(cfg: SynthConfig) -> tuple[np.ndarray, pd.DataFrame]:
     preferred = labels % N_SCENES
     use_preferred = rng.random(n) < cfg.correlation
     scenes = np.where(use_preferred, preferred, rng.integers(0, N_SCENES, size=n))
-    images = np.empty((n, cfg.image_size, cfg.image_size, 3), np.uint8)
-    boxes, details = [], []
-    for i in range(n):
-        images[i], box, drawn = render_image(int(labels[i]), int(scenes[i]), palette, colours,
-                                             cfg, rng)
-        boxes.append([list(box)])
-        details.append(drawn)
-    index = pd.DataFrame({
-        "id": [f"synth-{i:07d}" for i in range(n)],
-        "label": labels.astype(np.int64),
-        "scene": scenes.astype(np.int64),
-        "boxes": boxes,
-        "details": details,
-        "height": cfg.image_size,
-        "width": cfg.image_size,
-    })
-    return images, index
+    for lo in range(0, n, BLOCK):
+        hi = min(n, lo + BLOCK)
+        images = np.empty((hi - lo, cfg.image_size, cfg.image_size, 3), np.uint8)
+        boxes, details = [], []
+        for i in range(lo, hi):
+            images[i - lo], box, drawn = render_image(int(labels[i]), int(scenes[i]), palette,
+                                                      colours, cfg, rng)
+            boxes.append([list(box)])
+            details.append(drawn)
+        yield images, pd.DataFrame({
+            "id": [f"synth-{i:07d}" for i in range(lo, hi)],
+            "label": labels[lo:hi].astype(np.int64),
+            "scene": scenes[lo:hi].astype(np.int64),
+            "boxes": boxes,
+            "details": details,
+            "height": cfg.image_size,
+            "width": cfg.image_size,
+        })
+
+
+def generate(cfg: SynthConfig) -> tuple[np.ndarray, pd.DataFrame]:
+    """All images (N, H, W, 3) uint8 and the index (`generate_blocks`), held whole."""
+    blocks = list(generate_blocks(cfg))
+    return (np.concatenate([images for images, _ in blocks]),
+            pd.concat([index for _, index in blocks], ignore_index=True))
 
 
 def run(images_path: str, index_path: str, rejects_path: str | None = None, *, classes: int,
@@ -215,13 +229,27 @@ def run(images_path: str, index_path: str, rejects_path: str | None = None, *, c
         image_size: int, correlation: float, seed: int, details: int = SynthConfig.n_details,
         detail_size: tuple[float, float] = (SynthConfig.detail_min_frac,
                                             SynthConfig.detail_max_frac)) -> None:
-    from ..core.store import write_images, write_index
-    images, index = generate(SynthConfig(n_classes=classes, images_per_class=images_per_class,
-                                         image_size=image_size, correlation=correlation,
-                                         n_details=details, detail_min_frac=detail_size[0],
-                                         detail_max_frac=detail_size[1], seed=seed))
-    write_images(images_path, images)
-    write_index(index_path, index)
+    """Write the benchmark a block at a time: the job holds one block, whatever the size."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..core.store import create_images
+    cfg = SynthConfig(n_classes=classes, images_per_class=images_per_class,
+                      image_size=image_size, correlation=correlation, n_details=details,
+                      detail_min_frac=detail_size[0], detail_max_frac=detail_size[1], seed=seed)
+    store = create_images(images_path, classes * images_per_class, (image_size, image_size))
+    writer, start = None, 0
+    try:
+        for images, index in generate_blocks(cfg):
+            store[start:start + len(images)] = images
+            table = pa.Table.from_pandas(index, preserve_index=False,
+                                         schema=writer.schema if writer else None)
+            writer = writer or pq.ParquetWriter(index_path, table.schema)
+            writer.write_table(table)
+            start += len(images)
+    finally:
+        if writer:
+            writer.close()
     if rejects_path:  # generated images have no input problems; the report reads the table
         from .sources import Rejects
         Rejects("synth").table().to_parquet(rejects_path, index=False)

@@ -34,6 +34,7 @@ from torch import nn
 
 from ..training.augment import ViewAugment, apply, sample
 from ..attack.knn import confidence as knn_confidence
+from ..attack.knn import write_table
 from ..core.deadline import deadline_after
 from ..core.models import INPUT_MEAN, INPUT_STD, memory_format, pick_device
 from ..core.resume import ResumeState, drive
@@ -59,6 +60,25 @@ def classify(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(prediction, confidence) of (N, C) class probabilities: the most probable class (the
     smaller id on ties) and the k-NN's confidence, the negative entropy."""
     return np.argmax(probs, axis=1), knn_confidence(probs)
+
+
+TOP = 5  # most probable classes kept per crop (with their probabilities)
+BLOCK_CROPS = 4096  # crops predicted at once: the (block, classes) probabilities at a time
+
+
+def summarize(probs: np.ndarray) -> dict[str, np.ndarray]:
+    """What the stage keeps of a block's (N, C) class probabilities: the prediction, the
+    confidence, and the TOP most probable classes with their probabilities (not the whole
+    distribution: N x C is 4 GB for 10^6 crops of ImageNet's 1,000 classes)."""
+    prediction, confidence = classify(probs)
+    width = min(TOP, probs.shape[1])
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :width]
+    return {"prediction": prediction, "confidence": confidence, "top5": top,
+            "top5_probs": np.take_along_axis(probs, top, 1).astype(np.float32)}
+
+
+def joined(blocks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {key: np.concatenate([block[key] for block in blocks]) for key in blocks[0]}
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -298,24 +318,24 @@ def training_mask(crops: pd.DataFrame, trained_on: str, train_on: str = "other")
     return (crops["crop_row"].to_numpy() >= 0) & crops["set"].isin(sets).to_numpy()
 
 
-def predictions(crops: pd.DataFrame, probs: np.ndarray, trained: np.ndarray) -> pd.DataFrame:
-    """One row per crop: what the classifier says, whether the crop trained it."""
-    prediction, confidence = classify(probs)
+def predictions(crops: pd.DataFrame, said: dict[str, np.ndarray],
+                trained: np.ndarray) -> pd.DataFrame:
+    """One row per crop: what the classifier says (`summarize`), whether the crop trained
+    it; the top classes and their probabilities are lists (`write_table`)."""
     out = crops[["crop_row", "row", "id", "label", "set"]].reset_index(drop=True)
     out["trained"] = trained
-    out["prediction"] = prediction
+    out["prediction"] = said["prediction"]
     out["correct"] = out["prediction"].to_numpy() == out["label"].to_numpy()
-    out["confidence"] = confidence
-    out["probs"] = list(probs.astype(np.float32))
+    out["confidence"] = said["confidence"]
     return out
 
 
 def resnet_stage(crops_path: str, crops: pd.DataFrame, train: np.ndarray, classes: int,
                  options: dict, device: torch.device, model_path: str | None,
-                 resume_dir: str | None, deadline: float | None) -> np.ndarray:
+                 resume_dir: str | None, deadline: float | None) -> dict[str, np.ndarray]:
     """The ResNet classifier of the stage (`options`: onemodel.resnet): trained on the
     `train` crops (held up to HOLD_BYTES, else read a batch at a time), saved, and its class
-    probabilities for every crop, predicted block by block."""
+    probabilities for every crop, predicted and summarized block by block."""
     from ..core.store import open_images, read_rows
     store = open_images(crops_path)
     rows, labels = crops["crop_row"].to_numpy(), crops["label"].to_numpy()
@@ -323,12 +343,12 @@ def resnet_stage(crops_path: str, crops: pd.DataFrame, train: np.ndarray, classe
     training = read_rows(store, rows[train]) if held else StoredRows(store, rows[train])
     model = train_resnet(training, labels[train], classes, ResNetConfig(**options), device,
                          resume_dir, deadline)
-    probs = np.concatenate([resnet_probabilities(model, read_rows(store, rows[i:i + 4096]),
-                                                 device)
-                            for i in range(0, len(rows), 4096)])
+    said = joined([summarize(resnet_probabilities(
+        model, read_rows(store, rows[i:i + BLOCK_CROPS]), device))
+        for i in range(0, len(rows), BLOCK_CROPS)])
     torch.save({"config": options, "classes": classes,
                 "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, model_path)
-    return probs
+    return said
 
 
 def run(crops_path: str, crops_table: str, split_path: str, out_path: str, *, classifier: str,
@@ -354,7 +374,7 @@ def run(crops_path: str, crops_table: str, split_path: str, out_path: str, *, cl
     log.info("%s correlation classifier: %d training crops (set %s, %s), %d crops predicted",
              classifier, int(train.sum()), trained_on, train_on, len(crops))
     if classifier == "resnet":
-        probs = resnet_stage(crops_path, crops, train, classes, resnet or {},
+        said = resnet_stage(crops_path, crops, train, classes, resnet or {},
                              pick_device(device), model_path, resume_dir,
                              deadline_after(max_runtime))
     elif classifier == "naive_bayes":
@@ -371,13 +391,15 @@ def run(crops_path: str, crops_table: str, split_path: str, out_path: str, *, cl
                         "lowest confidence)", untagged, len(tags))
         fitted = fit_naive_bayes([t for t, keep in zip(tags, train) if keep], labels[train],
                                  classes)
-        probs = softmax(naive_bayes_log_scores(tags, fitted, smoothing))
+        said = joined([summarize(softmax(naive_bayes_log_scores(tags[i:i + BLOCK_CROPS],
+                                                                fitted, smoothing)))
+                       for i in range(0, len(tags), BLOCK_CROPS)])
         if model_path:
             pd.DataFrame(fitted.counts, index=list(fitted.tags)).to_parquet(model_path)
     else:
         raise ValueError(f"unknown correlation classifier {classifier!r}; known: {CLASSIFIERS}")
-    out = predictions(crops, probs, train)
+    out = predictions(crops, said, train)
     held = out[~out["trained"]]
     log.info("accuracy on the crops it did not train on: %.3f (%d)", held["correct"].mean(),
              len(held))
-    out.to_parquet(out_path, index=False)
+    write_table(out, out_path, top5=said["top5"], top5_probs=said["top5_probs"])

@@ -23,6 +23,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from ..attack.knn import SCORED_COLUMNS
 from ..attack.score import Half, evaluate
 
 OTHER = {"A": "B", "B": "A"}
@@ -150,8 +151,9 @@ def run(knn_a: str, g_b: str, out_json: str, out_samples: str, out_curves: str, 
     """One-model test of one (model, epoch, crop, embedding, k, classifier); `combination`
     holds the summary columns that identify it. knn_b/g_a: the B half (models the workflow
     trained in pairs); without them only A is attacked."""
-    a, g_on_b = pd.read_parquet(knn_a), pd.read_parquet(g_b)
-    b = pd.read_parquet(knn_b) if knn_b else None
+    columns = [*SCORED_COLUMNS, "label"]
+    a, g_on_b = pd.read_parquet(knn_a, columns=columns), pd.read_parquet(g_b)
+    b = pd.read_parquet(knn_b, columns=columns) if knn_b else None
     g_on_a = pd.read_parquet(g_a) if g_a else None
     controls = ["untrained" if epoch == 0 else "none"]
     heldout_trained = g_on_b.loc[g_on_b["set"] == "heldout", "trained"].any()

@@ -102,9 +102,10 @@ def attacked_examples(knn_target: str, knn_reference: str, subset: str, p: float
     `examples` of each, most confident first."""
     from ..attack.score import confidence_order, top_count
     t = pd.read_parquet(knn_target)
-    r = pd.read_parquet(knn_reference)
+    r = pd.read_parquet(knn_reference, columns=["id", "set", "neighbors", "correct",
+                                                "prediction"])
     t = t[t["set"] == subset].set_index("id")
-    r = r[r["set"] == subset].set_index("id")[["neighbors", "correct", "prediction"]]
+    r = r[r["set"] == subset].set_index("id").drop(columns="set")
     both = t.merge(r, left_index=True, right_index=True, suffixes=("", "_ref")).reset_index()
     order = confidence_order(both["confidence"].to_numpy(), both["mean_distance"].to_numpy(),
                              both["id"].to_numpy())

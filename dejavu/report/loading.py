@@ -94,7 +94,7 @@ def example_panel(knn_target: str, knn_reference: str, crops_store: str, images_
     with its original, object box and up to `neighbours_shown` nearest public images under
     the target and the reference (fewer where k is smaller)."""
     t = pd.read_parquet(knn_target).set_index("id")
-    r = pd.read_parquet(knn_reference).set_index("id")
+    r = pd.read_parquet(knn_reference, columns=["id", "correct", "neighbors"]).set_index("id")
     a = t[t["set"] == "A"].join(r[["correct", "neighbors"]], rsuffix="_ref")
     chosen = a[a["correct"] & ~a["correct_ref"]].sort_values("confidence", ascending=False)[:n]
     images, crops = open_images(images_path), open_images(crops_store)
