@@ -128,14 +128,51 @@ def embed(*, batch_size: int, canvas: int, side: int, shard_rows: int, dims: int
     return math.ceil(TORCH_BASE_MB + batch + shard_rows * dims * dtype_bytes / MB)
 
 
+# Bytes per crop of a k-NN table's scalar columns as pandas holds them (id strings, set,
+# label, prediction, confidence, ...), and what each neighbour costs once found: its id and
+# distance from the search (12), its dataset row (8) and the float32 distance written (4)
+TABLE_BYTES_PER_CROP = 512
+BYTES_PER_NEIGHBOUR = 24
+
+
 def knn(*, n_public: int, n_queries: int, dims: int, k: int, flat_index: bool = True) -> int:
     """With FAISS, the flat index holds every public embedding as float32 (|X| x d x 4
     bytes, grows with X by design); the torch backend streams them a shard at a time and
-    holds one block (`knn.memory_mb`, on the device). Both hold the queries and their
-    running k neighbours whole."""
+    holds one block (`knn.memory_mb`, on the device). Both hold the queries, their k
+    neighbours and the table of them whole (the votes are counted a block of crops at a
+    time, never as crops x classes)."""
     public = 4 * dims * n_public / MB if flat_index else 0
     base = LIGHT_BASE_MB if flat_index else TORCH_BASE_MB
-    return math.ceil(base + public + 4 * dims * n_queries / MB + 12 * k * n_queries / MB)
+    return math.ceil(base + public + 4 * dims * n_queries / MB
+                     + (BYTES_PER_NEIGHBOUR * k + TABLE_BYTES_PER_CROP) * n_queries / MB)
+
+
+# Bytes per index row the split holds: the index's scalar columns (no boxes or details), the
+# per-class pieces and the split table they make
+SPLIT_BYTES_PER_ROW = 1024
+
+
+def split(*, n_rows: int) -> int:
+    return math.ceil(LIGHT_BASE_MB + SPLIT_BYTES_PER_ROW * n_rows / MB)
+
+
+# The score's resamples: BOOT_CHUNK (attack.score) resamples of a half at once, each held as
+# about five int64 arrays (draws, their ranks, the sort, the ranked draws, the hits)
+BOOT_CHUNK = 64
+RESAMPLE_BYTES_PER_CROP = BOOT_CHUNK * 5 * 8
+
+
+def score(*, n_crops: int, tables: int = 2) -> int:
+    """The score reads the scored columns of `tables` k-NN tables of n_crops rows and
+    resamples the largest half (at most all crops) BOOT_CHUNK times at once."""
+    return math.ceil(LIGHT_BASE_MB + (tables * TABLE_BYTES_PER_CROP + RESAMPLE_BYTES_PER_CROP)
+                     * n_crops / MB)
+
+
+def onemodel(*, n_crops: int) -> int:
+    """Two k-NN and two classifier tables, the per-sample table, and the score's
+    resamples."""
+    return score(n_crops=n_crops, tables=5)
 
 
 def probe(*, n_train: int, n_test: int, dims: int) -> int:
@@ -150,11 +187,17 @@ def sslmem(*, n_scored: int, side: int, batch_size: int, views: int) -> int:
                      + n_scored * views * 64 / MB)
 
 
+CORRELATION_BLOCK = 4096  # onemodel.correlation.BLOCK_CROPS (a unit test keeps them equal)
+
+
 def correlation(*, n_train: int, n_crops: int, side: int, classes: int) -> int:
     """The ResNet classifier holds its training crops up to CORRELATION_HOLD_MB (more
-    stream), a block of 4096 crops to predict, and every crop's class probabilities."""
+    stream), a block of crops to predict and their class probabilities (float64, a few
+    copies), and per crop its table row and its top five classes."""
     return math.ceil(TORCH_BASE_MB + min(image_mb(n_train, side), CORRELATION_HOLD_MB)
-                     + image_mb(4096, side) + n_crops * classes * 8 * 2 / MB)
+                     + image_mb(CORRELATION_BLOCK, side)
+                     + 4 * 8 * CORRELATION_BLOCK * classes / MB
+                     + TABLE_BYTES_PER_CROP * n_crops / MB)
 
 
 def decoder_train(*, n_public: int, resolution: int, cond_dims: int, cond_bytes: int) -> int:
@@ -295,6 +338,12 @@ def split_count(split_path: str, sets: tuple[str, ...], attacked_only: bool = Fa
     if attacked_only:
         chosen &= table["attacked"]
     return int(chosen.sum())
+
+
+def table_rows(path: str) -> int:
+    """Rows of a Parquet table, from its metadata alone."""
+    import pyarrow.parquet as pq
+    return pq.ParquetFile(path).metadata.num_rows
 
 
 def split_classes(split_path: str) -> int:

@@ -58,13 +58,21 @@ def test_terms_that_grow_with_the_data_are_the_stated_ones():
     # ...the crop job and an embed job by nothing but their blocks and shards
     assert res.crops(n_attacked=grow, canvas=256, side=224, block_rows=1024) - \
         res.crops(n_attacked=0, canvas=256, side=224, block_rows=1024) <= 11
+    # the classifier by its hold, one block of crops and their probabilities...
     assert res.correlation(n_train=10**7, n_crops=0, side=224, classes=1000) <= \
-        res.TORCH_BASE_MB + res.CORRELATION_HOLD_MB + 4096 * 224 * 224 * 3 / MB + 1
+        res.TORCH_BASE_MB + res.CORRELATION_HOLD_MB + 4096 * (224 * 224 * 3 + 32 * 1000) / MB + 1
+    # ...and, per crop, by nothing that grows with the classes (no crops x classes table)
+    for rows in (lambda c: res.correlation(n_train=0, n_crops=grow, side=16, classes=c),
+                 lambda c: res.knn(n_public=0, n_queries=grow, dims=32, k=100)):
+        assert rows(1000) - rows(10) <= 4 * 8 * 4096 * 990 / MB + 1
 
 
 def test_the_correlation_hold_is_the_classifiers_own():
+    from dejavu.attack import score
     from dejavu.onemodel import correlation
     assert res.CORRELATION_HOLD_MB * MB == correlation.HOLD_BYTES
+    assert res.CORRELATION_BLOCK == correlation.BLOCK_CROPS
+    assert res.BOOT_CHUNK == score.BOOT_CHUNK
 
 
 def test_sizes_are_read_from_metadata(tmp_path):

@@ -182,10 +182,17 @@ def _draw_details(img: np.ndarray, n: int, min_frac: float, max_frac: float,
 # ---------------------------------------------------------------- the whole benchmark
 
 BLOCK = 8192  # images rendered, stored and indexed at a time (a multiple of the store's chunk)
+BLOCK_BYTES = 2**28  # ... fewer where BLOCK images would hold more than this
+
+
+def block_rows(image_size: int, chunk_rows: int = 256) -> int:
+    """Images per block at this size: BLOCK, or as many whole chunks as BLOCK_BYTES hold."""
+    fit = BLOCK_BYTES // (image_size * image_size * 3) // chunk_rows * chunk_rows
+    return max(chunk_rows, min(BLOCK, fit))
 
 
 def generate_blocks(cfg: SynthConfig) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
-    """The benchmark BLOCK images at a time: (images (n, H, W, 3) uint8, their index rows:
+    """The benchmark a block of images at a time (`block_rows`): (images (n, H, W, 3) uint8, their index rows:
     id, label, scene, boxes, details (what `_draw_details` drew: the crop tags of the
     one-model test read them), height, width). One random stream, drawn in image order, so
     the images do not depend on the block size."""
@@ -197,8 +204,9 @@ def generate_blocks(cfg: SynthConfig) -> Iterator[tuple[np.ndarray, pd.DataFrame
     preferred = labels % N_SCENES
     use_preferred = rng.random(n) < cfg.correlation
     scenes = np.where(use_preferred, preferred, rng.integers(0, N_SCENES, size=n))
-    for lo in range(0, n, BLOCK):
-        hi = min(n, lo + BLOCK)
+    rows = block_rows(cfg.image_size)
+    for lo in range(0, n, rows):
+        hi = min(n, lo + rows)
         images = np.empty((hi - lo, cfg.image_size, cfg.image_size, 3), np.uint8)
         boxes, details = [], []
         for i in range(lo, hi):

@@ -152,9 +152,10 @@ def run(knn_a: str, g_b: str, out_json: str, out_samples: str, out_curves: str, 
     holds the summary columns that identify it. knn_b/g_a: the B half (models the workflow
     trained in pairs); without them only A is attacked."""
     columns = [*SCORED_COLUMNS, "label"]
-    a, g_on_b = pd.read_parquet(knn_a, columns=columns), pd.read_parquet(g_b)
+    said = ["id", "set", "trained", "correct", "confidence"]  # of the classifier's tables
+    a, g_on_b = pd.read_parquet(knn_a, columns=columns), pd.read_parquet(g_b, columns=said)
     b = pd.read_parquet(knn_b, columns=columns) if knn_b else None
-    g_on_a = pd.read_parquet(g_a) if g_a else None
+    g_on_a = pd.read_parquet(g_a, columns=said) if g_a else None
     controls = ["untrained" if epoch == 0 else "none"]
     heldout_trained = g_on_b.loc[g_on_b["set"] == "heldout", "trained"].any()
     if epoch > 0 and (a["set"] == "heldout").sum() >= 2 and not heldout_trained:

@@ -59,7 +59,7 @@ rule onemodel:
     benchmark:
         bench_path("onemodel", f"{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}-{{classifier}}")
     resources:
-        mem_mb=2000,
+        mem_mb=sized(onemodel_memory),
         runtime=10,
     conda:
         ENV

@@ -235,6 +235,18 @@ def sslmem_memory(wildcards, input) -> int:
         views=config["sslmem"]["views"])
 
 
+def split_memory(wildcards, input) -> int:
+    return dejavu.resources.split(n_rows=dejavu.resources.table_rows(input.index))
+
+
+def score_memory(wildcards, input) -> int:
+    return dejavu.resources.score(n_crops=dejavu.resources.table_rows(input.knn_a))
+
+
+def onemodel_memory(wildcards, input) -> int:
+    return dejavu.resources.onemodel(n_crops=dejavu.resources.table_rows(input.knn_a))
+
+
 def correlation_memory(wildcards, input) -> int:
     return dejavu.resources.correlation(
         n_train=dejavu.resources.split_count(input.split, (wildcards.subset,), True),

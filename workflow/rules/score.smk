@@ -15,7 +15,7 @@ rule score:
     benchmark:
         bench_path("score", f"{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}")
     resources:
-        mem_mb=2000,
+        mem_mb=sized(score_memory),
         runtime=10,
     conda:
         ENV

@@ -16,7 +16,7 @@ rule split:
     benchmark:
         bench_path("split", "n{size}")
     resources:
-        mem_mb=2000,
+        mem_mb=sized(split_memory),
         runtime=10,
     conda:
         ENV

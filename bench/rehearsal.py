@@ -1,0 +1,96 @@
+"""The ImageNet-shaped rehearsal: every stage at ImageNet's row and class counts on a CPU.
+
+Runs the real workflow with config/rehearsal.yaml over config.yaml (1,000 classes, 1.28M
+index rows, 600,000 attacked crops, a 631,000-image public set, k = 100, 1,000 bootstrap
+resamples, both embeddings, the one-model test and SSLMem, at 16 px with a width-4 model;
+about an hour on 2 cores), then prints for every job its peak RSS (Snakemake's benchmark
+file) beside the mem_mb it declared, and its wall time beside the runtime it declared. The
+target: every peak below its declaration by at least MARGIN. Exits 1 where one is not.
+
+    python bench/rehearsal.py --keep runs/rehearsal      # run (or finish) and report
+    python bench/rehearsal.py --report runs/rehearsal    # report a finished run
+
+The whole run asks Snakemake to keep its jobs' declared memory under `--mem-mb` together
+(default 20,000 of this machine's 24 GB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from scratch import copy_workflow, snakemake
+
+MARGIN = 0.9  # a peak may reach 90 % of what its job declared
+
+
+def run(work: Path, mem_mb: int) -> None:
+    copy_workflow(work)
+    snakemake(work, "-c2", "--configfile", "config.yaml", "config/rehearsal.yaml",
+              "--resources", f"mem_mb={mem_mb}", "--rerun-triggers", "mtime")
+
+
+def jobs(work: Path) -> pd.DataFrame:
+    """Every job of the run's Snakemake logs: rule, peak RSS and wall time (its benchmark
+    file), and the mem_mb and runtime (minutes) it declared."""
+    rows = {}
+    for log in sorted((work / ".snakemake" / "log").glob("*.log")):
+        for path, resources in re.findall(r"benchmark: (\S+)\n(?:.*\n)*?\s+resources: (.*)",
+                                          log.read_text()):
+            if not (work / path).is_file():
+                continue  # a job that did not finish in that run
+            declared = dict(re.findall(r"(\w+)=([^,]+)", resources))
+            bench = pd.read_csv(work / path, sep="\t")
+            rows[path] = {"rule": path.split("/benchmarks/")[1].split("/")[0],
+                          "peak_mb": float(bench["max_rss"].iloc[0]),
+                          "declared_mb": int(declared["mem_mb"]),
+                          "wall_min": float(bench["s"].iloc[0]) / 60,
+                          "runtime_min": int(declared.get("runtime", 0)), "job": path}
+    return pd.DataFrame(list(rows.values()))
+
+
+def report(work: Path) -> bool:
+    table = jobs(work)
+    table["share"] = table["peak_mb"] / table["declared_mb"]
+    per_rule = table.sort_values("share").groupby("rule").tail(1).sort_values("rule")
+    print(f"{'rule':15s} {'jobs':>4s} {'peak MB':>8s} {'declared':>8s} {'share':>6s} "
+          f"{'wall min':>8s} {'runtime':>7s}  (the job of each rule nearest its memory)")
+    for _, job in per_rule.iterrows():
+        n = int((table["rule"] == job["rule"]).sum())
+        print(f"{job['rule']:15s} {n:4d} {job['peak_mb']:8.0f} {job['declared_mb']:8d} "
+              f"{job['share']:6.2f} {job['wall_min']:8.1f} {job['runtime_min']:7d}")
+    over = table[table["share"] > MARGIN]
+    late = table[table["wall_min"] > table["runtime_min"]]
+    print(f"\n{len(table)} jobs; {len(over)} over {MARGIN:.0%} of their declared memory, "
+          f"{len(late)} past their declared runtime")
+    for _, job in pd.concat([over, late]).drop_duplicates("job").iterrows():
+        print(f"  {job['job']}: peak {job['peak_mb']:.0f} of {job['declared_mb']} MB, "
+              f"{job['wall_min']:.1f} of {job['runtime_min']} min")
+    return over.empty and late.empty
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--keep", type=Path, help="run here and keep it")
+    where.add_argument("--report", type=Path, help="only report this finished run")
+    parser.add_argument("--mem-mb", type=int, default=20_000)
+    args = parser.parse_args()
+    if args.report:
+        ok = report(args.report)
+    elif args.keep:
+        run(args.keep, args.mem_mb)
+        ok = report(args.keep)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            run(Path(tmp), args.mem_mb)
+            ok = report(Path(tmp))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
