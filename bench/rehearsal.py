@@ -11,7 +11,10 @@ target: every peak below its declaration by at least MARGIN. Exits 1 where one i
     python bench/rehearsal.py --report runs/rehearsal    # report a finished run
 
 The whole run asks Snakemake to keep its jobs' declared memory under `--mem-mb` together
-(default 20,000 of this machine's 24 GB).
+(default 20,000 of this machine's 24 GB). `--small DIR` also runs (or reads) the same
+config at a twentieth of the rows in DIR and prints each rule's per-row slope: its peak's
+growth between the two runs over the growth of the rows it reads (index rows for the
+dataset, split and public-set stages, attacked crops for the rest), in bytes per row.
 """
 
 from __future__ import annotations
@@ -28,10 +31,42 @@ from scratch import copy_workflow, snakemake
 MARGIN = 0.9  # a peak may reach 90 % of what its job declared
 
 
-def run(work: Path, mem_mb: int) -> None:
+SMALL = 20  # the small run's rows: a twentieth
+# Rules whose rows are the index's (or the public set's, which grows with it); the others
+# read the attacked crops
+INDEX_RULES = {"synth", "split", "index", "embed", "embed_finalize"}
+
+
+def run(work: Path, mem_mb: int, small: bool = False) -> None:
     copy_workflow(work)
-    snakemake(work, "-c2", "--configfile", "config.yaml", "config/rehearsal.yaml",
+    overlay = ["config/rehearsal.yaml"]
+    if small:
+        (work / "small.yaml").write_text(
+            f"dataset: {{images_per_class: {1281 // SMALL}}}\n"
+            f"split: {{npc: [{300 // SMALL}], public_test_per_class: {50 // SMALL}}}\n")
+        overlay.append("small.yaml")
+    snakemake(work, "-c2", "--configfile", "config.yaml", *overlay,
               "--resources", f"mem_mb={mem_mb}", "--rerun-triggers", "mtime")
+
+
+def rows(work: Path) -> dict[str, int]:
+    """The run's index rows and attacked crops, from its split table."""
+    split = pd.read_parquet(next(work.glob("results/*/split/n*/split.parquet")),
+                            columns=["row", "attacked"])
+    return {"index": int(split["row"].nunique()), "crops": int(split["attacked"].sum())}
+
+
+def slopes(big: Path, small: Path) -> pd.DataFrame:
+    """Per rule: the largest peak of each run, and bytes per row between them."""
+    counts = {name: rows(work) for name, work in (("big", big), ("small", small))}
+    peaks = {name: jobs(work).groupby("rule")["peak_mb"].max()
+             for name, work in (("big", big), ("small", small))}
+    table = pd.DataFrame(peaks).dropna()
+    unit = ["index" if rule in INDEX_RULES else "crops" for rule in table.index]
+    grown = [counts["big"][u] - counts["small"][u] for u in unit]
+    table["per"] = unit
+    table["bytes_per_row"] = (table["big"] - table["small"]) * 2**20 / grown
+    return table
 
 
 def jobs(work: Path) -> pd.DataFrame:
@@ -79,12 +114,18 @@ def main() -> None:
     where.add_argument("--keep", type=Path, help="run here and keep it")
     where.add_argument("--report", type=Path, help="only report this finished run")
     parser.add_argument("--mem-mb", type=int, default=20_000)
+    parser.add_argument("--small", type=Path, help="the run at a twentieth of the rows")
     args = parser.parse_args()
     if args.report:
         ok = report(args.report)
     elif args.keep:
         run(args.keep, args.mem_mb)
         ok = report(args.keep)
+    if args.small and (args.report or args.keep):
+        if not (args.small / "results").is_dir() or args.keep:
+            run(args.small, args.mem_mb, small=True)
+        print(f"\nper-row slopes against the run at 1/{SMALL} of the rows ({args.small}):")
+        print(slopes(args.report or args.keep, args.small).round(0).to_string())
     else:
         with tempfile.TemporaryDirectory() as tmp:
             run(Path(tmp), args.mem_mb)

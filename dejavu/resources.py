@@ -147,6 +147,23 @@ def knn(*, n_public: int, n_queries: int, dims: int, k: int, flat_index: bool = 
                      + (BYTES_PER_NEIGHBOUR * k + TABLE_BYTES_PER_CROP) * n_queries / MB)
 
 
+# The synthetic benchmark holds one block of images (data.synth.BLOCK_BYTES at most, twice:
+# drawn and stored) and, for every image, its label, scene and draws (about 32 bytes)
+SYNTH_BLOCK_MB = 256
+
+
+def synth(*, n_images: int) -> int:
+    return math.ceil(LIGHT_BASE_MB + 2 * SYNTH_BLOCK_MB + 32 * n_images / MB)
+
+
+def synth_minutes(*, n_images: int, side: int) -> int:
+    """The benchmark draws each image in Python: measured 0.38 ms at 16 px, 0.53 at 32,
+    1.1 at 64, 3.5 at 128 (`dejavu.data.synth.generate_blocks`, one thread), about 0.35 ms
+    plus 0.2 us per pixel."""
+    seconds = n_images * (0.35e-3 + 0.2e-6 * side * side)
+    return max(MIN_MINUTES, math.ceil(START_MINUTES + SAFETY * seconds / 60))
+
+
 # Bytes per index row the split holds: the index's scalar columns (no boxes or details), the
 # per-class pieces and the split table they make
 SPLIT_BYTES_PER_ROW = 1024

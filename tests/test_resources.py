@@ -1,5 +1,7 @@
 """The resource formulas (dejavu/resources.py): each term is what its stage holds."""
 
+import math
+
 import pytest
 
 from dejavu import resources as res
@@ -65,6 +67,14 @@ def test_terms_that_grow_with_the_data_are_the_stated_ones():
     for rows in (lambda c: res.correlation(n_train=0, n_crops=grow, side=16, classes=c),
                  lambda c: res.knn(n_public=0, n_queries=grow, dims=32, k=100)):
         assert rows(1000) - rows(10) <= 4 * 8 * 4096 * 990 / MB + 1
+
+
+def test_the_synthetic_block_is_the_benchmarks_own():
+    from dejavu.data import synth
+    assert res.SYNTH_BLOCK_MB * MB == synth.BLOCK_BYTES
+    # ImageNet's row count at 16 px: 1.281M x 0.40 ms = 8.6 minutes of drawing, asked for
+    # three times over with five to start
+    assert res.synth_minutes(n_images=1_281_000, side=16) == 5 + math.ceil(3 * 8.566)
 
 
 def test_the_correlation_hold_is_the_classifiers_own():

@@ -1,3 +1,6 @@
+SYNTH_IMAGES = config["dataset"]["classes"] * config["dataset"]["images_per_class"]
+
+
 rule synth:
     output:
         images=directory(DATASET_IMAGES),
@@ -18,8 +21,9 @@ rule synth:
     benchmark:
         bench_path("synth")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=dejavu.resources.synth(n_images=SYNTH_IMAGES),
+        runtime=dejavu.resources.synth_minutes(n_images=SYNTH_IMAGES,
+                                               side=config["dataset"]["image_size"]),
     conda:
         ENV
     script:
