@@ -43,3 +43,22 @@ def test_findings_name_each_method_that_breaks_them(known_answer):
         "dino: untrained control -0.150 beyond ±0.1"]
     ok = summary[summary["method"] == "simclr"]
     assert known_answer.findings(known_answer.table(ok)) == []
+
+
+def quality(top1=0.15, rank=0.15, read=0.45, images=12, target=0.8, reference=0.6) -> dict:
+    own = {"top1_retrieval": top1, "mean_rank": rank, "class_recovery": read}
+    return {"self": {"A": own, "B": dict(own)},
+            "attack": {"memorized": {"images": images, "target": target,
+                                     "reference": reference}}}
+
+
+def test_rcdm_findings_name_what_breaks_the_decoders_known_answer(known_answer):
+    assert known_answer.rcdm_findings(quality()) == []
+    broken = quality(reference=0.75)
+    broken["self"]["B"] = {"top1_retrieval": 0.01, "mean_rank": 0.4, "class_recovery": 0.2}
+    assert known_answer.rcdm_findings(broken) == [
+        "decoder B: self top-1 retrieval 0.010 below 0.05",
+        "decoder B: self mean rank 0.400 above 0.3",
+        "decoder B: class read 0.200 below 0.3",
+        "memorized crops: 12 images, target - reference decoder +0.050 (at least 8 and 0.08)"]
+    assert len(known_answer.rcdm_findings(quality(images=7))) == 1

@@ -1,9 +1,11 @@
 """The paper's findings on the demo (`config.yaml`), with epoch 100 evaluated too.
 
 This runs the real workflow (about ten minutes on 2 cores): the demo recipe, 50 images per
-class, both embeddings, every control, RCDM, the one-model test and SSLMem, at epochs 100 and
-400 of one training run (the epoch-100 rows come from a saved training state; nothing is
-retrained), with a smaller correlation classifier than the demo's (tests/known_answer.yaml). The margins were chosen from runs over data/model seeds 0, 1, 2
+class, both embeddings, every control, the one-model test and SSLMem, at epochs 100 and 400
+of one training run (the epoch-100 rows come from a saved training state; nothing is
+retrained), with a smaller correlation classifier than the demo's and no RCDM decoders
+(tests/known_answer.yaml: their known answer at this scale is `python bench/known_answer.py
+--seed 0 --check`). The margins were chosen from runs over data/model seeds 0, 1, 2
 (docs/configuration.md): each holds in every one of them, and the noise of a swap-averaged
 score at this size is about 0.05. The shipped sweep example (`config/sweep.yaml`: epochs
 100, 200, 400 and sizes 25 and 50) computes these very rows plus more: the last test checks
@@ -115,43 +117,7 @@ def test_the_shipped_sweep_extends_this_run_without_retraining_it(sweep):
     jobs = planned_jobs(sweep[0], "--configfile", "known_answer.yaml", "config/sweep.yaml")
     assert jobs["train"] == 2 and jobs["init"] == 2, jobs   # models A and B at size 25
     assert jobs["snapshot"] == 2 + 2 * 3, jobs   # size 50 epoch 200; size 25 all epochs
-    assert "decoder_train" not in jobs and "synth" not in jobs, jobs
-
-
-# RCDM on the demo's models (50 per class, epoch 400, the demo's decoder settings), measured
-# on data/model seeds 0 and 1 (docs/stages.md, "RCDM"), decoders A / B: self top-1 retrieval
-# 0.17 / 0.10 and 0.15 / 0.11; mean rank 0.13 / 0.15 and 0.17 / 0.19; class read 0.48 / 0.46
-# and 0.40 / 0.41. Memorized crops, samples judged the true class, target / reference:
-# 0.80 / 0.59 and 0.73 / 0.55.
-MIN_SELF_TOP1 = 0.05        # share of samples nearest their own embedding (chance 0.01)
-MAX_SELF_RANK = 0.30        # mean rank / (n - 1) of the own embedding (chance 0.5)
-MIN_SELF_CLASS = 0.30       # k-NN on X reads the true class (chance 0.1)
-MIN_MEMORIZED_GAP = 0.08    # memorized crops: target decoder minus reference decoder
-
-
-def rcdm_quality(work):
-    import json
-    path = (work / "results/synthetic/rcdm/vicreg/convnet/default/n50/s0/epoch400"
-            / "periphery-projector-k20.json")
-    return json.loads(path.read_text())
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("decoder", ["A", "B"])
-def test_rcdm_decodes_an_image_from_its_own_embedding(sweep, decoder):
-    own = rcdm_quality(sweep[0])["self"][decoder]
-    assert own["top1_retrieval"] >= MIN_SELF_TOP1, own
-    assert own["mean_rank"] <= MAX_SELF_RANK, own
-    assert own["class_recovery"] >= MIN_SELF_CLASS, own
-
-
-@pytest.mark.slow
-def test_rcdm_target_decoder_draws_the_memorized_object(sweep):
-    memorized = rcdm_quality(sweep[0])["attack"]["memorized"]
-    assert memorized["images"] >= 8, memorized
-    assert memorized["target"] - memorized["reference"] >= MIN_MEMORIZED_GAP, memorized
-    figures = sweep[0] / "results" / "figures"
-    assert (figures / "rcdm_vicreg_convnet_n50_s0.png").exists()
+    assert "synth" not in jobs, jobs
 
 
 # The one-model test and SSLMem on the demo's models (50 per class, epoch 400), measured on
