@@ -5,6 +5,14 @@ run times that are formulas of the data from `dejavu/resources.py` at ImageNet-1
 below (a dry run cannot know them: its inputs do not exist yet).
 
     python bench/project.py            # about 15 s
+    python bench/project.py --rehearsal runs/rehearsal
+
+With `--rehearsal`, a finished run of `python bench/rehearsal.py --keep DIR`: beside each
+rule's mem_mb, the peak its jobs reached in the rehearsal, which has ImageNet's rows and
+classes (1.28M images, 600,000 attacked crops, k = 100) at 16 px with a width-4 model: for
+the stages whose memory follows the rows (split, score, onemodel, and the per-crop terms of
+knn and correlation) a measured check of the formula; for the others (models, pixels) a
+floor.
 
 Sizes assumed (ImageNet-1k's training set): 1,281,167 images, 544,546 of them with boxes;
 A and B take 300 boxed images per class each, the public test split 50 per class, the public
@@ -62,6 +70,9 @@ def memory(c: dict) -> dict[str, int]:
                         small_stem=c["model"]["small_stem"], canvas=canvas,
                         **loader)["mem_mb"]
     return {
+        "split": res.split(n_rows=IMAGES),
+        "score": res.score(n_crops=2 * n_set),
+        "onemodel": res.onemodel(n_crops=2 * n_set),
         "train": trained, "snapshot": trained,
         "crops": res.crops(n_attacked=2 * n_set, canvas=canvas, side=side,
                            block_rows=BLOCK_ROWS),
@@ -158,18 +169,31 @@ def dry_run() -> tuple[dict[str, int], dict[str, dict[str, str]]]:
     return counts, settings
 
 
+def rehearsal_peaks(work: Path) -> dict[str, float]:
+    """The largest peak RSS (MB) of each rule in a finished rehearsal."""
+    from rehearsal import jobs
+    return jobs(work).groupby("rule")["peak_mb"].max().to_dict()
+
+
 def main() -> None:
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rehearsal", type=Path, help="a finished bench/rehearsal.py run")
+    args = parser.parse_args()
     c = config()
     mem, minutes = memory(c), runtimes(c)
     counts, settings = dry_run()
+    peaks = rehearsal_peaks(args.rehearsal) if args.rehearsal else {}
     print(f"config/imagenet.yaml at ImageNet-1k's sizes ({IMAGES:,} images; "
           f"A and B {c['split']['npc'][-1]} per class)")
-    print(f"{'rule':16s} {'jobs':>6s} {'mem_mb':>8s} {'CPUs':>5s} {'GPUs':>5s} {'runtime':>8s}")
+    print(f"{'rule':16s} {'jobs':>6s} {'mem_mb':>8s} {'CPUs':>5s} {'GPUs':>5s} {'runtime':>8s}"
+          + (f" {'rehearsal peak MB':>18s}" if peaks else ""))
     for rule in sorted(counts, key=lambda r: -mem.get(r, 0)):
         s = settings[rule]
+        peak = f" {peaks[rule]:18.0f}" if rule in peaks else (" " * 19 if peaks else "")
         print(f"{rule:16s} {counts[rule]:6d} {mem.get(rule, 0) or '':>8} "
               f"{s.get('threads', '1'):>5s} {s.get('gpu', '0'):>5s} "
-              f"{minutes.get(rule, s.get('runtime', '?')):>8}")
+              f"{minutes.get(rule, s.get('runtime', '?')):>8}{peak}")
     print(f"{'total':16s} {sum(counts.values()):6d}   (mem_mb blank: the rule's constant, "
           f"see workflow/rules)")
 

@@ -69,16 +69,28 @@ def slopes(big: Path, small: Path) -> pd.DataFrame:
     return table
 
 
+def declarations(log: str):
+    """(benchmark path, {resource: value}) of every job a Snakemake log shows."""
+    path = None
+    for line in log.splitlines():
+        line = line.strip()
+        if line.startswith(("rule ", "localrule ")):
+            path = None
+        elif line.startswith("benchmark: "):
+            path = line.removeprefix("benchmark: ")
+        elif line.startswith("resources: ") and path:
+            yield path, dict(re.findall(r"(\w+)=([^,]+)", line.removeprefix("resources: ")))
+            path = None
+
+
 def jobs(work: Path) -> pd.DataFrame:
     """Every job of the run's Snakemake logs: rule, peak RSS and wall time (its benchmark
     file), and the mem_mb and runtime (minutes) it declared."""
     rows = {}
     for log in sorted((work / ".snakemake" / "log").glob("*.log")):
-        for path, resources in re.findall(r"benchmark: (\S+)\n(?:.*\n)*?\s+resources: (.*)",
-                                          log.read_text()):
+        for path, declared in declarations(log.read_text()):
             if not (work / path).is_file():
                 continue  # a job that did not finish in that run
-            declared = dict(re.findall(r"(\w+)=([^,]+)", resources))
             bench = pd.read_csv(work / path, sep="\t")
             rows[path] = {"rule": path.split("/benchmarks/")[1].split("/")[0],
                           "peak_mb": float(bench["max_rss"].iloc[0]),

@@ -57,12 +57,29 @@ def write_index(path: str | Path, index: pd.DataFrame) -> None:
     index.reset_index(drop=True).to_parquet(path, index=False)
 
 
-def read_index(path: str | Path) -> pd.DataFrame:
-    """The index, labelled by store row, with `boxes` as lists of [x0, y0, x1, y1] ints."""
-    index = pd.read_parquet(path)
+def read_index(path: str | Path, columns: list[str] | None = None,
+               rows=None) -> pd.DataFrame:
+    """The index, labelled by store row, with `boxes` as lists of [x0, y0, x1, y1] ints.
+    `columns`: only these (those the index has); `rows`: only these store rows (in store
+    order). A stage that needs a few columns of some images reads just those: at
+    ImageNet's 1.28M rows the whole index as Python objects is gigabytes."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    names = pq.read_schema(path).names
+    wanted = None if columns is None else [c for c in names if c in {*columns, "row"}]
+    table = pq.read_table(path, columns=wanted)
+    if rows is not None:
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        table = (table.filter(pc.is_in(table["row"], pa.array(rows))) if "row" in names
+                 else table.take(pa.array(rows)))
+    index = table.to_pandas()
     if "row" in index.columns:
         index.index = pd.Index(index["row"].to_numpy(), name=None)
-    index["boxes"] = [[[int(v) for v in box] for box in boxes] for boxes in index["boxes"]]
+    elif rows is not None:
+        index.index = pd.Index(rows, name=None)
+    if "boxes" in index.columns:
+        index["boxes"] = [[[int(v) for v in box] for box in boxes] for boxes in index["boxes"]]
     return index
 
 

@@ -137,9 +137,10 @@ def run(images_path: str, index_path: str, split_path: str, crops_path: str, tab
         corner: str = "top-left", corner_frac: float = 0.3,
         min_side_in: str = "original") -> None:
     from ..core.store import create_images, open_images, read_index
-    index = read_index(index_path)
     split = pd.read_parquet(split_path)
     attacked = split[split["attacked"]].reset_index(drop=True)
+    index = read_index(index_path, ["boxes", "height", "width", "scale"],
+                       rows=attacked["row"].to_numpy())
     columns = ["boxes", "height", "width"]
     if min_side_in == "original" and "scale" in index:
         columns.append("scale")

@@ -72,7 +72,8 @@ def summarize(probs: np.ndarray) -> dict[str, np.ndarray]:
     distribution: N x C is 4 GB for 10^6 crops of ImageNet's 1,000 classes)."""
     prediction, confidence = classify(probs)
     width = min(TOP, probs.shape[1])
-    top = np.argsort(-probs, axis=1, kind="stable")[:, :width]
+    # a copy: the slice alone would keep the block's whole (N, C) argsort alive
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :width].copy()
     return {"prediction": prediction, "confidence": confidence, "top5": top,
             "top5_probs": np.take_along_axis(probs, top, 1).astype(np.float32)}
 
@@ -381,7 +382,8 @@ def run(crops_path: str, crops_table: str, split_path: str, out_path: str, *, cl
         if tags_path:
             tags = tags_of(read_tags(tags_path), crops["id"])
         elif index_path:
-            tags = synthetic_tags(read_index(index_path), crops)
+            tags = synthetic_tags(read_index(index_path, ["scene", "details"],
+                                             rows=crops["row"].to_numpy()), crops)
         else:
             raise ValueError("naive_bayes needs crop tags: a tags file, or the synthetic "
                              "benchmark's index")

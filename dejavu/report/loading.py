@@ -93,18 +93,24 @@ def example_panel(knn_target: str, knn_reference: str, crops_store: str, images_
     """The most confident memorized crops of set A (target right, reference wrong), each
     with its original, object box and up to `neighbours_shown` nearest public images under
     the target and the reference (fewer where k is smaller)."""
-    t = pd.read_parquet(knn_target).set_index("id")
-    r = pd.read_parquet(knn_reference, columns=["id", "correct", "neighbors"]).set_index("id")
-    a = t[t["set"] == "A"].join(r[["correct", "neighbors"]], rsuffix="_ref")
+    t = pd.read_parquet(knn_target, columns=["id", "set", "correct", "confidence", "crop_row",
+                                             "row", "label"]).set_index("id")
+    r = pd.read_parquet(knn_reference, columns=["id", "correct"]).set_index("id")
+    a = t[t["set"] == "A"].join(r, rsuffix="_ref")
     chosen = a[a["correct"] & ~a["correct_ref"]].sort_values("confidence", ascending=False)[:n]
+    chosen = chosen.assign(neighbors=neighbours_of(knn_target, chosen.index),
+                           neighbors_ref=neighbours_of(knn_reference, chosen.index))
     images, crops = open_images(images_path), open_images(crops_store)
-    index = read_index(index_path)
-    label_of = index["label"].to_numpy()
+    shown = [chosen["row"].to_numpy(np.int64)] + [
+        np.asarray(nb[:neighbours_shown], np.int64)
+        for nb in (*chosen["neighbors"], *chosen["neighbors_ref"])]
+    index = read_index(index_path, rows=np.concatenate(shown))
 
     def neighbours(rows, name):
         rows = np.asarray(rows[:neighbours_shown])
         order = np.argsort(np.argsort(rows))
-        return images.get_orthogonal_selection((np.sort(rows),))[order], label_of[rows], name
+        return (images.get_orthogonal_selection((np.sort(rows),))[order],
+                index.loc[rows, "label"].to_numpy(), name)
 
     return dict(
         crops=[crops[int(c)] for c in chosen["crop_row"]],
@@ -114,6 +120,21 @@ def example_panel(knn_target: str, knn_reference: str, crops_store: str, images_
         neighbours_r=[neighbours(nb, "R") for nb in chosen["neighbors_ref"]],
         captions=[f"{i} label {lab}" for i, lab in zip(chosen.index, chosen["label"])],
     )
+
+
+def neighbours_of(knn_path: str, ids: pd.Index) -> list:
+    """The neighbour rows of the crops `ids` of a k-NN table (the column read without
+    Python objects for the others)."""
+    import pyarrow.parquet as pq
+    table = pq.read_table(knn_path, columns=["id", "neighbors"])
+    wanted = table.filter(pa_in(table["id"], list(ids))).to_pandas().set_index("id")
+    return [wanted.loc[i, "neighbors"] for i in ids]
+
+
+def pa_in(column, values: list):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    return pc.is_in(column, pa.array(values, type=column.type))
 
 
 def reconstruction_examples(table_path: str, samples_path: str, images_path: str,
@@ -127,7 +148,8 @@ def reconstruction_examples(table_path: str, samples_path: str, images_path: str
     firsts = attack.drop_duplicates("id")
     picked = pd.concat([firsts[firsts["group"] == g].head(per_group)
                         for g in ("memorized", "correlated")])
-    images, index = open_images(images_path), read_index(index_path)
+    images = open_images(images_path)
+    index = read_index(index_path, rows=picked["row"].to_numpy(np.int64))
     examples = []
     for _, ex in picked.iterrows():
         mine = attack[attack["id"] == ex["id"]].sort_values("sample")
@@ -153,7 +175,8 @@ def self_reconstructions(table_path: str, samples_path: str, images_path: str,
     own = table[table["kind"] == "self"]
     shown = own.drop_duplicates("id")
     shown = shown.iloc[np.linspace(0, len(shown) - 1, min(n, len(shown))).astype(int)]
-    images, index = open_images(images_path), read_index(index_path)
+    images = open_images(images_path)
+    index = read_index(index_path, rows=shown["row"].to_numpy(np.int64))
     out = {"original": [], "decoder A": [], "decoder B": []}
     for _, ex in shown.iterrows():
         row = int(ex["row"])
