@@ -65,6 +65,7 @@ def test_the_split_grows_by_what_it_declares_per_index_row(tmp_path):
 from dejavu.data import split
 split.run("{folder}/index.parquet", "{folder}/split.parquet", "{folder}/sizes.csv", npc=20,
           heldout_fraction=0.0, public_test_per_class=10)""", (40_000, 200_000), tmp_path)
+    print(f"split: {per_row:.0f} bytes per index row (declared {resources.SPLIT_BYTES_PER_ROW})")
     assert per_row <= resources.SPLIT_BYTES_PER_ROW, per_row
 
 
@@ -76,4 +77,5 @@ score.run("{folder}/a.parquet", "{folder}/b.parquet", "{folder}/s.json", "{folde
           epoch=1, p=0.2, p_grid=[0.1, 0.5], n_boot=64, seed=0, combination={{}})""",
                      (20_000, 100_000), tmp_path)
     declared = (resources.score(n_crops=10**6) - resources.score(n_crops=0)) * MB / 10**6
+    print(f"score: {per_crop:.0f} bytes per attacked crop (declared {declared:.0f})")
     assert per_crop <= declared, (per_crop, declared)
