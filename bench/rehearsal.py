@@ -128,20 +128,19 @@ def main() -> None:
     parser.add_argument("--mem-mb", type=int, default=20_000)
     parser.add_argument("--small", type=Path, help="the run at a twentieth of the rows")
     args = parser.parse_args()
-    if args.report:
-        ok = report(args.report)
-    elif args.keep:
-        run(args.keep, args.mem_mb)
-        ok = report(args.keep)
-    if args.small and (args.report or args.keep):
-        if not (args.small / "results").is_dir() or args.keep:
-            run(args.small, args.mem_mb, small=True)
-        print(f"\nper-row slopes against the run at 1/{SMALL} of the rows ({args.small}):")
-        print(slopes(args.report or args.keep, args.small).round(0).to_string())
-    else:
+    if not (args.report or args.keep):
         with tempfile.TemporaryDirectory() as tmp:
             run(Path(tmp), args.mem_mb)
-            ok = report(Path(tmp))
+            sys.exit(0 if report(Path(tmp)) else 1)
+    big = args.report or args.keep
+    if args.keep:
+        run(big, args.mem_mb)
+    ok = report(big)
+    if args.small:
+        if args.keep or not (args.small / "results").is_dir():
+            run(args.small, args.mem_mb, small=True)
+        print(f"\nper-row slopes against the run at 1/{SMALL} of the rows ({args.small}):")
+        print(slopes(big, args.small).round(0).to_string())
     sys.exit(0 if ok else 1)
 
 
