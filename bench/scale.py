@@ -18,13 +18,13 @@ held whole, by design, and would grow with N.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 import yaml
+import rehearsal
 from scratch import copy_workflow, snakemake
 MB = 2**20
 CANVAS, SIDE, CLASSES = 96, 64, 10
@@ -72,19 +72,11 @@ def data_read(rule: str, split: pd.DataFrame) -> float:
 
 
 def jobs(work: Path) -> pd.DataFrame:
-    """Every job: rule, size, peak RSS and wall time (benchmark file), declared mem_mb."""
-    log = max((p.read_text() for p in (work / ".snakemake" / "log").glob("*.log")),
-              key=lambda text: text.count("benchmark: "))
-    rows = []
-    for path, declared in re.findall(r"benchmark: (\S+)\n(?:.*\n)*?\s+resources: .*?"
-                                     r"mem_mb=(\d+)", log):
-        bench = pd.read_csv(work / path, sep="\t")
-        size = re.search(r"/n(\d+)/", path)
-        rows.append({"rule": path.split("/benchmarks/")[1].split("/")[0],
-                     "size": int(size.group(1)) if size else None,
-                     "peak_mb": bench["max_rss"].iloc[0], "wall_s": bench["s"].iloc[0],
-                     "declared_mb": int(declared), "job": path})
-    return pd.DataFrame(rows)
+    """Every job: rule, size, peak RSS and wall time (benchmark file), declared mem_mb
+    (`rehearsal.jobs`, which reads them from the run's Snakemake logs)."""
+    table = rehearsal.jobs(work)
+    size = table["job"].str.extract(r"/n(\d+)/")[0]
+    return table.assign(size=pd.to_numeric(size), wall_s=60 * table["wall_min"])
 
 
 def report(work: Path, npc: int) -> bool:

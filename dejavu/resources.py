@@ -204,7 +204,7 @@ def sslmem(*, n_scored: int, side: int, batch_size: int, views: int) -> int:
                      + n_scored * views * 64 / MB)
 
 
-CORRELATION_BLOCK = 4096  # onemodel.correlation.BLOCK_CROPS (a unit test keeps them equal)
+CORRELATION_BLOCK = 4096  # onemodel.distributions.BLOCK_CROPS (a unit test keeps them equal)
 
 
 def correlation(*, n_train: int, n_crops: int, side: int, classes: int) -> int:

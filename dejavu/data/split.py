@@ -128,14 +128,11 @@ def read_for_split(index_path: str) -> pd.DataFrame:
     memory as Python objects)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
-    names = pq.read_schema(index_path).names
-    table = pq.read_table(index_path, columns=[c for c in ("row", "id", "label", "boxes",
-                                                           "height", "width") if c in names])
-    n_boxes = pc.fill_null(pc.list_value_length(table["boxes"]), 0).to_numpy()
-    index = table.drop_columns(["boxes"]).to_pandas()
-    index["n_boxes"] = n_boxes
-    if "row" in index.columns:
-        index.index = pd.Index(index["row"].to_numpy(), name=None)
+
+    from ..core.store import read_index
+    index = read_index(index_path, ["id", "label", "height", "width"])
+    boxes = pq.read_table(index_path, columns=["boxes"])["boxes"]
+    index["n_boxes"] = pc.fill_null(pc.list_value_length(boxes), 0).to_numpy()
     return index
 
 

@@ -33,12 +33,13 @@ import torch
 from torch import nn
 
 from ..training.augment import ViewAugment, apply, sample
-from ..attack.knn import confidence as knn_confidence
 from ..attack.knn import write_table
 from ..core.deadline import deadline_after
 from ..core.models import INPUT_MEAN, INPUT_STD, memory_format, pick_device
 from ..core.resume import ResumeState, drive
 from ..core.optim import AdamW, lr_at
+from .distributions import (BLOCK_CROPS, classify, entropy, joined,  # noqa: F401
+                            softmax, summarize)
 from .naive_bayes import (TagCounts, detail_colour, fit_naive_bayes,  # noqa: F401
                           naive_bayes_log_scores, read_tags, synthetic_tags, tags_of)
 
@@ -47,44 +48,6 @@ log = logging.getLogger(__name__)
 CLASSIFIERS = ("resnet", "naive_bayes")
 HOLD_BYTES = 2**30  # training crops up to this size are held in memory; more stream
 TRAIN_ON = ("other", "other+heldout")
-
-
-# ---------------------------------------------------------------- class distributions
-
-def entropy(probs: np.ndarray) -> np.ndarray:
-    """Shannon entropy (natural log, 0 log 0 = 0) of each row of (N, C) probabilities."""
-    return -knn_confidence(probs)
-
-
-def classify(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(prediction, confidence) of (N, C) class probabilities: the most probable class (the
-    smaller id on ties) and the k-NN's confidence, the negative entropy."""
-    return np.argmax(probs, axis=1), knn_confidence(probs)
-
-
-TOP = 5  # most probable classes kept per crop (with their probabilities)
-BLOCK_CROPS = 4096  # crops predicted at once: the (block, classes) probabilities at a time
-
-
-def summarize(probs: np.ndarray) -> dict[str, np.ndarray]:
-    """What the stage keeps of a block's (N, C) class probabilities: the prediction, the
-    confidence, and the TOP most probable classes with their probabilities (not the whole
-    distribution: N x C is 4 GB for 10^6 crops of ImageNet's 1,000 classes)."""
-    prediction, confidence = classify(probs)
-    width = min(TOP, probs.shape[1])
-    # a copy: the slice alone would keep the block's whole (N, C) argsort alive
-    top = np.argsort(-probs, axis=1, kind="stable")[:, :width].copy()
-    return {"prediction": prediction, "confidence": confidence, "top5": top,
-            "top5_probs": np.take_along_axis(probs, top, 1).astype(np.float32)}
-
-
-def joined(blocks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {key: np.concatenate([block[key] for block in blocks]) for key in blocks[0]}
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
 
 
 # ---------------------------------------------------------------- ResNet on crops

@@ -125,16 +125,13 @@ def example_panel(knn_target: str, knn_reference: str, crops_store: str, images_
 def neighbours_of(knn_path: str, ids: pd.Index) -> list:
     """The neighbour rows of the crops `ids` of a k-NN table (the column read without
     Python objects for the others)."""
-    import pyarrow.parquet as pq
-    table = pq.read_table(knn_path, columns=["id", "neighbors"])
-    wanted = table.filter(pa_in(table["id"], list(ids))).to_pandas().set_index("id")
-    return [wanted.loc[i, "neighbors"] for i in ids]
-
-
-def pa_in(column, values: list):
     import pyarrow as pa
     import pyarrow.compute as pc
-    return pc.is_in(column, pa.array(values, type=column.type))
+    import pyarrow.parquet as pq
+    table = pq.read_table(knn_path, columns=["id", "neighbors"])
+    chosen = pc.is_in(table["id"], pa.array(list(ids), type=table["id"].type))
+    wanted = table.filter(chosen).to_pandas().set_index("id")
+    return [wanted.loc[i, "neighbors"] for i in ids]
 
 
 def reconstruction_examples(table_path: str, samples_path: str, images_path: str,
