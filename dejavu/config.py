@@ -140,16 +140,6 @@ def wildcard_constraints(schema_path: str) -> dict[str, str]:
             "classifier": choices("onemodel", "classifiers")}
 
 
-DEFAULT_VARIANT = "default"  # the config as written
-# Settings every variant shares: the sweep axes (a variant is one point of the other
-# settings, trained at every point of them), what fixes the training states the train rule
-# writes (epochs are compared through train.checkpoints, from one training run) and how a
-# training job runs (its devices, processes, loader and time limit)
-VARIANT_AXES = {"train": ("methods", "seeds", "method_modules", "epochs", "state_every",
-                          "gpus", "processes", "loader", "max_runtime", "continuations"),
-                "model": ("backbones",)}
-
-
 def merged(base: dict, overlay: dict) -> dict:
     """`base` with `overlay`'s keys: dicts merge key by key, anything else is replaced."""
     out = dict(base)
@@ -159,50 +149,6 @@ def merged(base: dict, overlay: dict) -> dict:
         else:
             out[key] = value
     return out
-
-
-def variants(config: dict, schema_path: str, workdir: str = ".") -> dict[str, dict]:
-    """The config of every variant by name, `default` (the config as written) first: each
-    overlay merged into the train and model sections, then checked like a config of its own
-    (the schema and `check`). Raises ConfigError naming the variant and the key."""
-    import jsonschema
-    validator = jsonschema.Draft202012Validator(schema_of(schema_path))
-    configs, problems = {DEFAULT_VARIANT: config}, []
-    for entry in config.get("variants", []):
-        name = entry["name"]
-        where = f"variants[{name}]"
-        if name in configs:
-            problems.append(f"{where}: a second variant of this name")
-            continue
-        axes = [f"{section}.{key}" for section, keys in VARIANT_AXES.items()
-                for key in keys if key in entry.get(section, {})]
-        if axes:
-            problems.append(f"{where}.{axes[0]}: shared by every variant, set it at the top "
-                            f"level (epochs: compare them with train.checkpoints, evaluated "
-                            f"from one training run)")
-            continue
-        strangers = [m for m in entry.get("methods") or [] if m not in config["train"]["methods"]]
-        if strangers:
-            problems.append(f"{where}.methods: {strangers} not in train.methods")
-            continue
-        variant = {**config, **{section: merged(config[section], entry.get(section, {}))
-                                for section in VARIANT_AXES}}
-        # the methods it trains (every one unless it names some)
-        variant["train"]["methods"] = entry.get("methods") or config["train"]["methods"]
-        errors = sorted(validator.iter_errors(variant),
-                        key=lambda e: list(map(str, e.absolute_path)))
-        if errors:
-            problems += [f"{where}.{_at(e)}" for e in errors]
-            continue
-        try:
-            check(variant, workdir)
-        except ConfigError as err:
-            problems += [f"{where}: {line.strip()}" for line in str(err).splitlines()[1:]]
-            continue
-        configs[name] = variant
-    if problems:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
-    return configs
 
 
 IMPORT_SETTINGS = ("architecture", "projector", "normalize", "key", "prefix", "width",

@@ -9,6 +9,7 @@ import yaml
 
 from conftest import REPO
 from dejavu import config as checks
+from dejavu import variants
 
 pytestmark = pytest.mark.unit
 
@@ -48,7 +49,9 @@ def test_every_shipped_overlay_is_valid_with_its_variants(overlay):
     checks.validate(config, SCHEMA)
     checks.check(config, workdir=str(REPO))
     names = [entry["name"] for entry in config.get("variants", [])]
-    assert list(checks.variants(config, SCHEMA, str(REPO))) == ["default", *names]
+    configs = variants.variants(config, SCHEMA, str(REPO))
+    assert list(configs)[:len(names) + 1] == ["default", *names]
+    variants.model_settings(config, configs, SCHEMA, str(REPO))
 
 
 @pytest.mark.parametrize("changes, key", [
@@ -219,6 +222,7 @@ def test_every_copy_of_a_schema_enum_in_the_package_is_the_schemas():
     from dejavu.core import models, optim
     from dejavu.data import crops, ingest
     from dejavu.onemodel import correlation
+    from dejavu.training.methods import supervised
     copies = {
         ("train", "optimizer"): optim.OPTIMIZERS,
         ("model", "backbones", "items"): tuple(models.BACKBONES),
@@ -230,6 +234,7 @@ def test_every_copy_of_a_schema_enum_in_the_package_is_the_schemas():
         ("onemodel", "train_on"): correlation.TRAIN_ON,
         ("onemodel", "resnet", "depth"): tuple(correlation.BLOCKS),
         ("external", "items", "normalize"): (*models.NORMALIZATIONS, None),
+        ("train", "loss", "supervised", "head"): supervised.HEADS,
     }
     differ = [f"{'.'.join(path)}: schema {schema_node(*path)['enum']}, package {list(names)}"
               for path, names in copies.items() if schema_node(*path)["enum"] != list(names)]
@@ -296,7 +301,7 @@ def variant_problems(*entries) -> str:
     config["variants"] = list(entries)
     try:
         checks.validate(config, SCHEMA)
-        checks.variants(config, SCHEMA, workdir=str(REPO))
+        variants.variants(config, SCHEMA, workdir=str(REPO))
     except Exception as err:  # noqa: BLE001 -- the message is what is tested
         return str(err)
     return ""
@@ -328,7 +333,7 @@ def test_variants_merge_into_the_config_key_by_key():
                                                     "augment": {"scale_min": 0.5}}},
                           {"name": "wide", "model": {"width": 32}}]
     checks.validate(config, SCHEMA)
-    configs = checks.variants(config, SCHEMA, workdir=str(REPO))
+    configs = variants.variants(config, SCHEMA, workdir=str(REPO))
     assert list(configs) == ["default", "soft", "wide"]
     assert configs["default"] is config
     soft = configs["soft"]["train"]
@@ -355,3 +360,100 @@ def test_a_shared_dataset_store_made_from_other_settings_is_refused(tmp_path):
     said = " ".join(checks.store_problems(config, str(REPO)))
     assert f"dataset.store: {tmp_path / 'data'} holds a dataset made from other" in said
     assert "dataset.seed: 0 there, 3 here" in said
+
+
+def with_methods(*methods, **sections) -> dict:
+    config = copy.deepcopy(BASE)
+    config["train"]["methods"] = list(methods)
+    config.update(copy.deepcopy(sections))
+    checks.validate(config, SCHEMA)
+    return config
+
+
+def settings_problems(config: dict) -> str:
+    try:
+        variants.model_settings(config, variants.variants(config, SCHEMA, str(REPO)), SCHEMA,
+                                str(REPO))
+    except checks.ConfigError as err:
+        return str(err)
+    return ""
+
+
+def test_a_recipe_is_its_methods_alone_and_variants_merge_over_it():
+    config = with_methods(
+        "vicreg", "simclr",
+        recipes={"simclr": {"model": {"projector": [64, 64, 16]},
+                            "train": {"lr": 0.3, "loss": {"simclr": {"temperature": 0.15}}}}},
+        variants=[{"name": "slow", "train": {"lr": 0.01}}])
+    configs = variants.variants(config, SCHEMA, str(REPO))
+    settings = variants.model_settings(config, configs, SCHEMA, str(REPO))
+    assert sorted(settings) == [("default", "simclr"), ("default", "vicreg"),
+                                ("slow", "simclr"), ("slow", "vicreg")]
+    assert settings["default", "vicreg"] is config  # no recipe: the config as written
+    simclr = settings["default", "simclr"]
+    assert simclr["model"]["projector"] == [64, 64, 16] and simclr["train"]["lr"] == 0.3
+    assert simclr["train"]["loss"]["simclr"]["temperature"] == 0.15
+    assert simclr["train"]["weight_decay"] == config["train"]["weight_decay"]  # shared
+    # a variant over a recipe: the variant's key wins, the recipe's others stay
+    slow = settings["slow", "simclr"]
+    assert slow["train"]["lr"] == 0.01 and slow["model"]["projector"] == [64, 64, 16]
+    assert settings["slow", "vicreg"]["model"]["projector"] == config["model"]["projector"]
+    assert config["model"]["projector"] == BASE["model"]["projector"]  # nothing shared
+    assert variants.recipe_text(config, "vicreg") == "shared"
+    assert variants.recipe_text(config, "simclr") == (
+        "model.projector=[64,64,16] train.lr=0.3 train.loss.simclr.temperature=0.15")
+
+
+@pytest.mark.parametrize("recipes, key", [
+    ({"byol": {"train": {"lr": 0.1}}}, "recipes.byol: 'byol' is not in train.methods"),
+    ({"simclr": {"train": {"epochs": 5}}}, "recipes.simclr.train.epochs: shared by every"),
+    ({"simclr": {"train": {"checkpoints": [5]}}}, "recipes.simclr.train.checkpoints: shared"),
+    ({"simclr": {"model": {"backbones": ["resnet18"]}}}, "recipes.simclr.model.backbones"),
+    ({"simclr": {"train": {"lr": -1}}}, "recipes.simclr.train.lr: -1 is less than"),
+    ({"simclr": {"train": {"loss": {"simclr": {"temprature": 1}}}}},
+     "recipes.simclr.train.loss.simclr: Additional properties are not allowed"),
+    ({"vicreg": {"model": {"projector": [64, 1]}}},
+     "recipes.vicreg: model.projector: vicreg needs a projector output"),
+])
+def test_a_bad_recipe_is_named_with_its_method_and_key(recipes, key):
+    assert key in settings_problems(with_methods("vicreg", "simclr", recipes=recipes))
+
+
+def test_a_sweep_is_one_variant_per_value_leaving_out_the_default_runs_own():
+    config = with_methods("vicreg", "simclr", sweeps=[
+        {"setting": "train.loss.vicreg.sim_coeff", "values": [5, 10.0, 25, 0.5],
+         "methods": ["vicreg"]},
+        {"setting": "model.projector", "values": [[64, 64], [128]], "name": "head"}])
+    configs = variants.variants(config, SCHEMA, str(REPO))
+    # 25 is VICReg's default coefficient: its default run is that point
+    assert list(configs) == ["default", "sim_coeff_5", "sim_coeff_10", "sim_coeff_0p5",
+                             "head_64x64", "head_128"]
+    assert configs["sim_coeff_0p5"]["train"]["loss"]["vicreg"]["sim_coeff"] == 0.5
+    assert configs["sim_coeff_0p5"]["train"]["methods"] == ["vicreg"]
+    assert configs["head_128"]["model"]["projector"] == [128]
+    assert configs["head_128"]["train"]["methods"] == ["vicreg", "simclr"]
+    specs = variants.sweep_specs(config)
+    assert specs[0]["base"] == {"vicreg": 25.0}
+    assert specs[0]["points"] == {"sim_coeff_5": 5, "sim_coeff_10": 10.0, "sim_coeff_0p5": 0.5}
+
+
+@pytest.mark.parametrize("sweep, key", [
+    ({"setting": "train.epochs", "values": [10, 20]},
+     "sweeps[train.epochs].train.epochs: shared by every variant"),
+    ({"setting": "train.weight_decy", "values": [0.1]},
+     "sweeps[train.weight_decy].train: Additional properties are not allowed"),
+    ({"setting": "train.lr", "values": [-0.1]}, "sweeps[train.lr].train.lr: -0.1 is less"),
+    ({"setting": "lr", "values": [0.1]}, "sweeps.0.setting: 'lr' does not match"),
+    ({"setting": "train.lr", "values": [0.1], "methods": ["dino"]},
+     "sweeps[train.lr].methods: ['dino'] not in train.methods"),
+])
+def test_a_bad_sweep_is_named_with_its_setting(sweep, key):
+    config = copy.deepcopy(BASE)
+    config["sweeps"] = [sweep]
+    try:
+        checks.validate(config, SCHEMA)
+        variants.variants(config, SCHEMA, str(REPO))
+        found = ""
+    except checks.ConfigError as err:
+        found = str(err)
+    assert key in found

@@ -240,6 +240,20 @@ def test_supervised_loss_is_cross_entropy_of_both_views():
     assert loss == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.parametrize("head, layers", [(None, ["BatchNorm1d", "ReLU", "Linear"]),
+                                          ("linear", ["Linear"])])
+def test_the_supervised_head_is_the_papers_unless_asked_for_a_bare_linear_layer(head, layers):
+    """The paper's code classifies the projector output through BatchNorm, ReLU, Linear:
+    the default. Between the attacked output and the logits there is then a nonlinearity."""
+    from dejavu.training.methods import get
+    sup = get("supervised")(small_encoder(), classes=3, **({"head": head} if head else {}))
+    modules = [m for m in sup.classifier.modules() if not isinstance(m, torch.nn.Sequential)]
+    assert [type(m).__name__ for m in modules] == layers
+    assert modules[-1].in_features == sup.model.arch["projector_dims"][-1]
+    with pytest.raises(ValueError, match="train.loss.supervised.head"):
+        get("supervised")(small_encoder(), classes=3, head="mlp")
+
+
 @pytest.mark.parametrize("name, projector, batch, options, key", [
     ("vicreg", [16, 1], 8, {}, "model.projector"),
     ("vicreg", [16, 8], 1, {}, "train.batch_size"),

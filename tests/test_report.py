@@ -247,7 +247,24 @@ def edge_case_figures():
         "reconstructions, none": lambda: figures.plot_reconstructions([], "t"),
         "self reconstructions, one image": lambda: figures.plot_self_reconstructions(
             {"original": [image()], "decoder A": [image()], "decoder B": [image()]}),
+        "sweep, the default run alone": lambda: layer_figures.plot_sweep(
+            tables.sweep_rows(summary, SWEEP), "train.lr"),
+        "sweep, no rows": lambda: layer_figures.plot_sweep(
+            tables.sweep_rows(nothing, SWEEP), "train.lr"),
     }
+
+
+SWEEP = {"setting": "train.lr", "methods": ["vicreg"], "base": {"vicreg": 0.001},
+         "points": {"lr_0p01": 0.01, "lr_0p1": 0.1}}
+
+
+def swept_summary(points: dict) -> pd.DataFrame:
+    """summary_rows' seeds and controls for the default run and one variant per point,
+    each scoring its position, with a probe accuracy."""
+    rows = summary_rows()
+    parts = [rows.assign(variant=v, score=rows["score"] + i / 10)
+             for i, v in enumerate(["default", *points])]
+    return pd.concat(parts, ignore_index=True).assign(probe_test_acc=0.8)
 
 
 @pytest.mark.parametrize("case", list(edge_case_figures()))
@@ -278,7 +295,13 @@ def rich_figures():
             "reconstructions, two samples": lambda: figures.plot_reconstructions([drawn], "t"),
             "partition, rows of each control": lambda: figures.plot_partition(summary_rows()),
             "score trends, rows": lambda: figures.plot_score_trends(
-                summary_rows().assign(probe_gap=0.1), "epoch")}
+                summary_rows().assign(probe_gap=0.1), "epoch"),
+            "sweep, seeds, controls and the probe": lambda: layer_figures.plot_sweep(
+                tables.sweep_rows(swept_summary(SWEEP["points"]), SWEEP), "train.lr"),
+            "sweep of a list setting": lambda: layer_figures.plot_sweep(tables.sweep_rows(
+                swept_summary({"head_64": [64]}),
+                {**SWEEP, "base": {"vicreg": [512, 512]}, "points": {"head_64": [64]}}),
+                "model.projector")}
 
 
 def reader_problems(fig) -> list[str]:
@@ -336,3 +359,34 @@ def test_the_reader_check_finds_what_the_old_figures_did():
     assert any("code name" in p for p in problems)
     assert any("legend over a panel" in p for p in problems)
     assert any("outside the palette" in p for p in problems)
+
+
+def test_a_sweeps_figure_rows_are_its_variants_and_the_default_run_at_its_value():
+    rows = tables.sweep_rows(swept_summary({**SWEEP["points"], "other": 1}), SWEEP)
+    assert set(rows["variant"]) == {"default", "lr_0p01", "lr_0p1"}  # not "other"
+    assert set(rows["epoch"]) == {20} and set(rows["control"]) == {"none", "heldout"}
+    assert dict(zip(rows["variant"], rows["x"])) == {"default": 0.001, "lr_0p01": 0.01,
+                                                    "lr_0p1": 0.1}
+    fig = layer_figures.plot_sweep(rows, "train.lr")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_title() == "vicreg"
+    # per embedding: the real test through the three values, and its held-out control
+    lines = {bars.get_label(): bars.lines[0] for bars in ax.containers}
+    assert sorted(lines["projector"].get_xdata()) == [0.001, 0.01, 0.1]
+    assert "projector held-out" in lines
+    assert [bars.get_label() for bars in fig.axes[1].containers] == ["linear probe"]
+
+
+def test_the_summary_says_each_rows_recipe_and_sweep_point():
+    rows = swept_summary({"lr_0p1": 0.1, "head_64": [64]})
+    rows.loc[rows["variant"] == "head_64", "method"] = "external"
+    labels = {"recipes": {"vicreg": "train.lr=0.3"},
+              "sweeps": [{"setting": "train.lr", "points": {"lr_0p1": 0.1}},
+                         {"setting": "model.projector", "points": {"head_64": [64]}}]}
+    out = tables.with_labels(rows, labels)
+    by_variant = out.drop_duplicates("variant").set_index("variant")
+    assert by_variant.loc["default", "recipe"] == "train.lr=0.3"
+    assert by_variant.loc["head_64", "recipe"] == "external"
+    assert pd.isna(by_variant.loc["default", "sweep"])
+    assert by_variant.loc["lr_0p1", ["sweep", "sweep_value"]].tolist() == ["train.lr", 0.1]
+    assert by_variant.loc["head_64", "sweep_value"] == [64]

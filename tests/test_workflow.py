@@ -210,6 +210,29 @@ def test_a_variant_is_trained_scored_and_placed_on_the_frontier(tiny_run, tmp_pa
     assert jobs["train"] == 2 and "init" not in jobs and "crops" not in jobs
 
 
+def test_a_methods_recipe_reruns_its_models_only(tiny_run, tmp_path):
+    """SimCLR joins the finished tiny run with a recipe of its own: only its pair is made
+    (VICReg's models are kept); giving VICReg a recipe then retrains VICReg's pair (its
+    architecture unchanged: not its initial weights) and not SimCLR's."""
+    import yaml
+    work = tmp_path / "w"
+    shutil.copytree(tiny_run[0], work)
+    config = yaml.safe_load((work / "tiny.yaml").read_text())
+    config["train"]["methods"] = ["vicreg", "simclr"]
+    config["recipes"] = {"simclr": {"model": {"projector": [64, 32]},
+                                    "train": {"lr": 0.01, "loss": {"simclr": {"temperature": 0.2}}}}}
+    (work / "tiny.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(work, "--configfile", "tiny.yaml")
+    assert jobs["init"] == 2 and jobs["train"] == 2 and "synth" not in jobs, jobs
+    snakemake(work, "-c2", "--configfile", "tiny.yaml", "--until", "train")
+    config["recipes"]["vicreg"] = {"train": {"weight_decay": 0.01}}
+    (work / "tiny.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(work, "--configfile", "tiny.yaml", "--until", "train")
+    assert jobs == {"train": 2}, jobs
+    proc = snakemake(work, "-n", "--configfile", "tiny.yaml", "--until", "train")
+    assert "vicreg/convnet/default" in proc.stdout and "simclr/" not in proc.stdout
+
+
 @pytest.mark.parametrize("change, stages", [
     ({"samples": 3}, {"decoder_sample"}),
     ({"steps": 150}, {"decoder_train", "decoder_sample"}),

@@ -78,15 +78,19 @@ def plot_curves(curves: pd.DataFrame, title: str) -> plt.Figure:
     return fig
 
 
-def legend(ax, fontsize: int) -> None:
-    """The panel's legend, where it has labelled lines, below the panel: never over the
-    data. Out of the layout, so the panels keep their size; the saved figure grows to hold
-    it (`figure_png`). Placed in points below the axes, clear of tick labels and x label."""
-    handles = ax.get_legend_handles_labels()[0]
+def legend(ax, fontsize: int, *twins) -> None:
+    """The panel's legend (and its `twins`' lines: axes sharing its x), where it has
+    labelled lines, below the panel: never over the data. Out of the layout, so the panels
+    keep their size; the saved figure grows to hold it (`figure_png`). Placed in points
+    below the axes, clear of tick labels and x label."""
+    handles, labels = ax.get_legend_handles_labels()
+    for twin in twins:
+        more = twin.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
     if not handles:
         return
     below = transforms.offset_copy(ax.transAxes, fig=ax.figure, y=-36, units="points")
-    ax.legend(fontsize=fontsize, loc="upper center", bbox_to_anchor=(0.5, 0),
+    ax.legend(handles, labels, fontsize=fontsize, loc="upper center", bbox_to_anchor=(0.5, 0),
               bbox_transform=below, ncol=2 if len(handles) > 4 else 1,
               frameon=False).set_in_layout(False)
 
@@ -96,7 +100,7 @@ def panels(n: int, width: float, height: float):
     return plt.subplots(1, max(n, 1), figsize=(width * max(n, 1), height), squeeze=False)
 
 
-def _series(ax, table: pd.DataFrame, x: str, y: str, label: str, colour=None, style="o-",
+def series(ax, table: pd.DataFrame, x: str, y: str, label: str, colour=None, style="o-",
             low: str | None = None, high: str | None = None) -> None:
     """One line of a trend figure: mean over seeds, error bars from the seeds' spread where
     there are several, else from the interval columns."""
@@ -123,10 +127,10 @@ def plot_score_trends(summary: pd.DataFrame, along: str) -> plt.Figure:
         tag = (f"{model_name(method, backbone, variant)} {embedding}"
                + (f" n{other}" if along == "epoch" else ""))
         real = group[group["control"].isin(["none", "untrained"])]
-        _series(left, real, along, "score", tag, low="score_ci_low", high="score_ci_high")
+        series(left, real, along, "score", tag, low="score_ci_low", high="score_ci_high")
         held = group[group["control"] == "heldout"]
         if len(held):
-            _series(left, held, along, "score", f"{tag} held-out", style="x:",
+            series(left, held, along, "score", f"{tag} held-out", style="x:",
                     colour=left.lines[-1].get_color())
     left.axhline(0, color="k", lw=0.6)
     left.set(xlabel=axis_name(along), ylabel="déjà vu score at p", title="déjà vu score")
@@ -137,7 +141,7 @@ def plot_score_trends(summary: pd.DataFrame, along: str) -> plt.Figure:
     for (method, backbone, variant, other), group in probe.groupby(
             ["method", "backbone", "variant", _lines_by(along)]):
         tag = model_name(method, backbone, variant) + (f" n{other}" if along == "epoch" else "")
-        _series(right, group, along, "probe_gap", tag)
+        series(right, group, along, "probe_gap", tag)
     right.axhline(0, color="k", lw=0.6)
     right.set(xlabel=axis_name(along), ylabel="train acc - test acc",
               title="linear probe train-test gap")
@@ -158,7 +162,7 @@ def plot_share_trends(summary: pd.DataFrame, along: str) -> plt.Figure:
             for other, part in group.groupby(_lines_by(along)):
                 style = "o-" if other == group[_lines_by(along)].max() else "s--"
                 tag = share + (f" n{other}" if along == "epoch" else "")
-                _series(ax, part, along, share, tag, colour=colour, style=style)
+                series(ax, part, along, share, tag, colour=colour, style=style)
         ax.set(xlabel=axis_name(along), ylabel="share of attacked images", ylim=(0, 1),
                title=f"{model_name(method, backbone, variant)} {embedding}")
     _finish(fig, axes[0], along)

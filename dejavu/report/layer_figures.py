@@ -8,8 +8,9 @@ from __future__ import annotations
 import pandas as pd
 
 from ..core.layers import OUTPUTS, depth
+from .tables import RUN_KEYS
 # pyplot on the Agg backend figures sets
-from .figures import in_palette, legend, model_name, panels, plt
+from .figures import series, in_palette, legend, model_name, panels, plt
 from .mitigation import pareto
 
 
@@ -96,5 +97,46 @@ def plot_depth(rows: pd.DataFrame) -> plt.Figure:
         ax.set(xlabel="embedding (input to output)")
         ax.grid(alpha=0.3)
         legend(ax, 6)
+    fig.tight_layout()
+    return fig
+
+
+@in_palette
+def plot_sweep(rows: pd.DataFrame, setting: str) -> plt.Figure:
+    """The paper's hyperparameter figures: déjà vu score at p (solid, mean over seeds with
+    their spread, else the bootstrap interval) and its held-out control (dotted) against
+    the swept value, one line per embedding, and the linear probe's test accuracy on the
+    right axis (grey); one panel per method (`tables.sweep_rows`)."""
+    methods = sorted(rows["method"].unique())
+    fig, axes = panels(len(methods), 4.4, 3.6)
+    numeric = pd.api.types.is_numeric_dtype(rows["x"])
+    if not numeric:  # list settings: evenly spaced, in the order first seen
+        order = {v: i for i, v in enumerate(dict.fromkeys(rows["x"]))}
+        rows = rows.assign(x=rows["x"].map(order))
+    for ax, method in zip(axes[0], methods):
+        part = rows[rows["method"] == method]
+        for embedding, group in part.groupby("embedding", sort=False):
+            real = group[group["control"] == "none"]
+            series(ax, real, "x", "score", embedding, low="score_ci_low", high="score_ci_high")
+            held = group[group["control"] == "heldout"]
+            if len(held):
+                series(ax, held, "x", "score", f"{embedding} held-out", style="x:",
+                        colour=ax.lines[-1].get_color())
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set(xlabel=setting, ylabel="déjà vu score at p", title=method)
+        probe = part[part["control"] == "none"].dropna(subset=["probe_test_acc"])
+        twins = []
+        if len(probe):
+            right = ax.twinx()
+            twins.append(right)
+            series(right, probe.drop_duplicates(RUN_KEYS), "x", "probe_test_acc",
+                    "linear probe", colour="#999999", style="s--")
+            right.set_ylabel("linear-probe test accuracy")
+        if numeric and len(part) and part["x"].min() > 0 and part["x"].max() >= 20 * part["x"].min():
+            ax.set_xscale("log")
+        if not numeric:
+            ax.set_xticks(list(order.values()), list(order), fontsize=6)
+        ax.grid(alpha=0.3)
+        legend(ax, 6, *twins)
     fig.tight_layout()
     return fig

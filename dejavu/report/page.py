@@ -27,7 +27,8 @@ Section = tuple[str, str]
 
 
 def run(inputs: dict, outputs: dict, *, p: float, heldout_fraction, first: dict,
-        sizes: list[int], sslmem_runs: list[dict], benchmarks: str, provenance: dict) -> None:
+        sizes: list[int], sslmem_runs: list[dict], benchmarks: str, provenance: dict,
+        sweeps: list[dict] = ()) -> None:
     out = Path(outputs["figures"])
     out.mkdir(parents=True, exist_ok=True)
     summary = pd.read_csv(inputs["summary"])
@@ -35,6 +36,7 @@ def run(inputs: dict, outputs: dict, *, p: float, heldout_fraction, first: dict,
     sslmem = sslmem_figures(inputs, samples, first, sslmem_runs)
     paired = summary[summary["score"].notna()]  # the two-model test ran (not external)
     sections = two_model_sections(inputs, paired, out, p, heldout_fraction)
+    sections += sweep_sections(paired, sweeps, out)
     sections += onemodel_sections(onemodel, samples, paired, out, p, first)
     sections += sslmem_sections(sslmem, files(inputs, "sslmem"), out)
     sections += rcdm_sections(inputs, out)
@@ -118,6 +120,22 @@ def trend_sections(paired: pd.DataFrame, out: Path) -> list[Section]:
         sections.append((f"Memorized, misrepresented, correlated vs {axis} (Figure 5)",
                          img(fig.figure_png(fig.plot_share_trends(paired, along),
                                             out / f"shares_vs_{name}.png"))))
+    return sections
+
+
+def sweep_sections(paired: pd.DataFrame, sweeps: list[dict], out: Path) -> list[Section]:
+    """One figure per numeric sweep (`variants.sweep_specs`), its table as a CSV."""
+    sections = []
+    for spec in sweeps:
+        rows = tables.sweep_rows(paired, spec)
+        if rows.empty:
+            continue
+        name = spec["setting"].replace(".", "_")
+        rows.to_csv(out / f"sweep_{name}.csv", index=False)
+        sections.append((f"Sweep of {spec['setting']}: déjà vu score, its held-out control "
+                         f"and the linear probe (the paper's hyperparameter figures)",
+                         img(fig.figure_png(layer_figures.plot_sweep(rows, spec["setting"]),
+                                            out / f"sweep_{name}.png"))))
     return sections
 
 

@@ -38,11 +38,13 @@ def mitigation_changes(inputs: dict, summary: pd.DataFrame, n_boot: int,
 
 
 def run(inputs: dict, output: str, *, classifier: str | None, first: dict,
-        sslmem_runs: list[dict], n_boot: int = 1000, seed: int = 0) -> None:
+        sslmem_runs: list[dict], n_boot: int = 1000, seed: int = 0,
+        labels: dict | None = None) -> None:
     onemodel, samples = onemodel_parts(inputs)
     summary = tables.summary(tables.score_table(loading.json_rows(files(inputs, "scores"))),
                              tables.probe_table(loading.probe_rows(files(inputs, "probes"))),
                              onemodel, classifier,
                              sslmem_figures(inputs, samples, first, sslmem_runs),
                              loading.layermem_rows(files(inputs, "sslmem_layers"), sslmem_runs))
+    summary = tables.with_labels(summary, labels)
     mitigation_changes(inputs, summary, n_boot, seed).to_csv(output, index=False)

@@ -150,6 +150,20 @@ def summary(scores: pd.DataFrame, probes: pd.DataFrame, onemodel: pd.DataFrame,
     return with_layermem(out, pd.DataFrame() if layermem is None else layermem)
 
 
+def with_labels(summary: pd.DataFrame, labels: dict | None) -> pd.DataFrame:
+    """The recipe column (what the row's method's recipe changes; `shared` where nothing,
+    `external` for models trained elsewhere) and, for a sweep's variants, the setting swept
+    and its value (`variants.run_labels`)."""
+    labels = labels or {"recipes": {}, "sweeps": []}
+    out = summary.assign(recipe=summary["method"].map(labels["recipes"]).fillna("external"))
+    setting, value = {}, {}
+    for sweep in labels["sweeps"]:
+        for variant, point in sweep["points"].items():
+            setting[variant], value[variant] = sweep["setting"], point
+    return out.assign(sweep=out["variant"].map(setting),
+                      sweep_value=out["variant"].map(lambda v: value.get(v)))
+
+
 # ---------------------------------------------------------------- what the page shows
 
 def last_epoch(table: pd.DataFrame, keys: list[str] = PAIR_KEYS) -> pd.DataFrame:
@@ -254,3 +268,19 @@ def rcdm_quality_table(qualities: list[dict]) -> pd.DataFrame:
             row[f"{group}_reference"] = attack.get("reference", np.nan)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def sweep_rows(summary: pd.DataFrame, spec: dict) -> pd.DataFrame:
+    """The rows one sweep's figure draws: its variants and its methods' default runs at
+    their last epoch (the first crop mode and k), the real test and the held-out control,
+    each with the swept value (`x`; a list setting by its text)."""
+    variants = {**{v: None for v in spec["points"]}, "default": None}
+    rows = summary[summary["variant"].isin(variants) & summary["method"].isin(spec["methods"])
+                   & summary["control"].isin(["none", "heldout"])]
+    if rows.empty:
+        return rows.assign(x=[])
+    rows = last_epoch(rows)
+    rows = rows[(rows["crop_mode"] == rows["crop_mode"].iloc[0]) & (rows["k"] == rows["k"].iloc[0])]
+    value = [spec["points"].get(v, spec["base"].get(m))
+             for v, m in zip(rows["variant"], rows["method"])]
+    return rows.assign(x=[v if isinstance(v, (int, float)) else str(v) for v in value])

@@ -51,9 +51,12 @@ TRAINED = rf"(?!{EXTERNAL}/)[a-z][a-z0-9_]*"  # a method the workflow trains
 SUMMARY = f"{config['results']}/summary.csv"          # summary (definitions §9)
 REPORT_HTML = f"{config['results']}/report.html"      # report, with {results}/figures/
 ENV = "../../envs/dejavu.yaml"
-DEFAULT = dejavu.config.DEFAULT_VARIANT
-# Every variant's config by name (variants:), the config as written first as `default`
-VARIANTS = dejavu.config.variants(config, os.path.join(workflow.basedir, SCHEMA))
+DEFAULT = dejavu.variants.DEFAULT_VARIANT
+# Every variant's config by name (variants: and sweeps:), the config as written first as
+# `default`, and the settings each (variant, method) trains with (its recipe merged in)
+VARIANTS = dejavu.variants.variants(config, os.path.join(workflow.basedir, SCHEMA))
+SETTINGS = dejavu.variants.model_settings(config, VARIANTS,
+                                          os.path.join(workflow.basedir, SCHEMA))
 # the methods each variant trains (an entry's methods, else every one)
 VARIANT_METHODS = {name: variant["train"]["methods"] for name, variant in VARIANTS.items()}
 KNN_BACKEND = dejavu.config.knn_backend(config)  # auto resolved: torch on CUDA, else faiss
@@ -109,14 +112,19 @@ def filled(pattern: str):
     return lambda wc: pattern.format(**wc)
 
 
+def settings(wc) -> dict:
+    """The config a job's model trains with: its variant's, with its method's recipe."""
+    return SETTINGS[wc.variant, wc.method]
+
+
 def trained(key: str):
-    """A setting of a job: train.`key` of its variant."""
-    return lambda wc: VARIANTS[wc.variant]["train"][key]
+    """A setting of a job: train.`key` of its model's settings."""
+    return lambda wc: settings(wc)["train"][key]
 
 
 def modelled(key: str):
-    """A setting of a job: model.`key` of its variant."""
-    return lambda wc: VARIANTS[wc.variant]["model"][key]
+    """A setting of a job: model.`key` of its model's settings."""
+    return lambda wc: settings(wc)["model"][key]
 
 
 def train_epochs(variant: str = DEFAULT):

@@ -20,6 +20,7 @@ rule summary:
         sslmem_runs=sslmem_runs(),
         n_boot=config["score"]["bootstrap"],
         seed=config["score"]["seed"],
+        labels=dejavu.variants.run_labels(config),  # recipe, sweep and sweep_value
     log:
         log_path("summary"),
     benchmark:
@@ -64,6 +65,7 @@ rule report:
         sslmem_runs=sslmem_runs(),
         benchmarks=f"{R}/benchmarks",  # wall time per stage, as far as it is known
         provenance=config,  # printed on the page
+        sweeps=dejavu.variants.sweep_specs(config),
     log:
         log_path("report"),
     benchmark:

@@ -6,7 +6,7 @@ def train_runtime(wildcards, input):
     """Minutes a training job asks for: train.max_runtime with ten to start and save (a
     job that would need longer continues in the next attempt), else its formula."""
     return (limited_runtime("train")
-            or training_minutes(wildcards, input, VARIANTS[wildcards.variant]["train"]["epochs"]))
+            or training_minutes(wildcards, input, settings(wildcards)["train"]["epochs"]))
 
 
 def limited_runtime(section: str) -> int | None:
@@ -39,7 +39,7 @@ def model_arch(wildcards) -> tuple[str, list[int], int]:
     if wildcards.method == EXTERNAL:
         spec = EXTERNAL_MODELS[wildcards.backbone]
         return spec["architecture"], spec["projector"] or [], spec["width"]
-    model = VARIANTS[wildcards.variant]["model"]
+    model = settings(wildcards)["model"]
     return wildcards.backbone, model["projector"], model["width"]
 
 
@@ -69,7 +69,7 @@ def model_forward(wildcards) -> float:
     """Forward multiply-adds of one crop.side image through a run's model."""
     arch, head, width = model_arch(wildcards)
     model = (config["model"] if wildcards.method == EXTERNAL
-             else VARIANTS[wildcards.variant]["model"])
+             else settings(wildcards)["model"])
     return dejavu.resources.forward_macs(arch, width, config["crop"]["side"], head,
                                          small_stem=model["small_stem"],
                                          patch_size=model["patch_size"])
@@ -173,7 +173,7 @@ def decoder_sample_runtime(wildcards, input) -> int:
 
 def train_memory(wildcards, input) -> int:
     loader = config["train"]["loader"]
-    train, model = VARIANTS[wildcards.variant]["train"], VARIANTS[wildcards.variant]["model"]
+    train, model = settings(wildcards)["train"], settings(wildcards)["model"]
     return dejavu.resources.train(
         n_images=dejavu.resources.split_count(input.split, (wildcards.subset,)),
         side=config["crop"]["side"], processes=train_processes(),

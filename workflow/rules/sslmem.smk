@@ -15,7 +15,7 @@ rule sslmem:
         embedding=config["sslmem"]["embedding"],
         along_depth=config["knn"]["embeddings"],  # LayerMem beside the score along depth
         augment=lambda wc: dict(sorted({**dejavu.training.methods.info(wc.method).augment,
-                                        **VARIANTS[wc.variant]["train"]["augment"]}.items())),
+                                        **settings(wc)["train"]["augment"]}.items())),
         side=config["crop"]["side"],
         batch_size=config["embed"]["batch_size"],
         split_heldout=config["score"]["split_heldout"],

@@ -42,7 +42,7 @@ TRAINING = dict(
     lars_eta=trained("lars_eta"),
     warmup_epochs=trained("warmup_epochs"),
     augment=trained("augment"),
-    loss=lambda wc: VARIANTS[wc.variant]["train"]["loss"].get(wc.method, {}),
+    loss=lambda wc: settings(wc)["train"]["loss"].get(wc.method, {}),
     device=device_for(config["train"]["gpus"]),
     processes=train_processes(),
 )

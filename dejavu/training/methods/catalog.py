@@ -56,6 +56,7 @@ BUILT_IN = {info.name: info for info in (
                         "center_momentum": 0.9, "momentum": 0.996, "local_crops": 0,
                         "local_scale": (0.05, 0.4), "local_size": 0.5},
                option_minimums={"prototypes": 2}),
-    MethodInfo("supervised", {"label_smoothing": 0.0}, min_projector_dim=1,
+    MethodInfo("supervised", {"label_smoothing": 0.0, "head": "bn_relu_linear"},
+               min_projector_dim=1,
                uses_labels=True),
 )}
