@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .core import layers, provenance
 from .dataset_config import (STORE_SETTINGS, STORE_SOURCE, dataset_problems,  # noqa: F401
-                             dataset_settings, dataset_store, store_problems,
+                             dataset_settings, dataset_store, heldout_problems, store_problems,
                              synthetic_split_problems)
 from .training import methods
 from .training.augment_settings import AugmentConfig
@@ -57,6 +57,7 @@ def check(config: dict, workdir: str = ".") -> None:
                         f"({train['epochs']})")
     problems += dataset_problems(config["dataset"], workdir)
     problems += synthetic_split_problems(config)
+    problems += heldout_problems(config)
     problems += store_problems(config, workdir)
     problems += layers.problems(config["knn"]["embeddings"], model["backbones"],
                                 model["projector"])

@@ -12,8 +12,11 @@ STORE_SETTINGS = {
     "synthetic": ("name", "classes", "images_per_class", "image_size", "correlation",
                   "details", "detail_size", "seed"),
     "real": ("name", "root", "annotations", "class_list", "list", "boxes", "resize", "exif",
-             "boxes_outside", "image_size"),
+             "boxes_outside", "image_size", "heldout_root", "heldout_annotations"),
 }
+# the dataset keys that are paths (resolved against the working directory)
+PATHS = ("root", "annotations", "class_list", "list", "boxes", "heldout_root",
+         "heldout_annotations")
 STORE_SOURCE = "source.json"  # in the store folder: the settings it was made from
 
 
@@ -29,7 +32,7 @@ def dataset_settings(config: dict, workdir: str = ".") -> dict:
     d = config["dataset"]
     keys = STORE_SETTINGS["synthetic" if d["name"] == "synthetic" else "real"]
     settings = {key: d.get(key) for key in keys}
-    for key in ("root", "annotations", "class_list", "list", "boxes"):
+    for key in PATHS:
         if settings.get(key):
             settings[key] = str((Path(workdir) / settings[key]).resolve())
     return settings
@@ -50,6 +53,15 @@ def store_problems(config: dict, workdir: str) -> list[str]:
     return [f"dataset.store: {dataset_store(config)} holds a dataset made from other "
             f"settings ({'; '.join(differ)}); point dataset.store at another folder, or "
             f"delete that one to remake it"]
+
+
+def heldout_problems(config: dict) -> list[str]:
+    """Validation images as the held-out set replace the one taken from the train tree."""
+    fraction = config["split"]["heldout_fraction"]
+    if config["dataset"].get("heldout_root") and fraction != 0:
+        return [f"split.heldout_fraction: {fraction} would hold out train images as well as "
+                f"the validation images of dataset.heldout_root; set it to 0.0"]
+    return []
 
 
 def synthetic_split_problems(config: dict) -> list[str]:
@@ -92,8 +104,9 @@ def dataset_problems(dataset: dict, workdir: str) -> list[str]:
         return [f"dataset.root: a {name} dataset needs the folder of its images"]
     if not (Path(workdir) / root).is_dir():
         problems.append(f"dataset.root: {root} is not a directory")
-    kinds = {"annotations": "dir", "class_list": "file", "list": "file", "boxes": "file"}
-    allowed = {"imagenet": ("annotations", "class_list"),
+    kinds = {"annotations": "dir", "class_list": "file", "list": "file", "boxes": "file",
+             "heldout_root": "dir", "heldout_annotations": "dir"}
+    allowed = {"imagenet": ("annotations", "class_list", "heldout_root", "heldout_annotations"),
                "folder": ("class_list", "list", "boxes")}[name]
     for key, kind in kinds.items():
         value = dataset.get(key)

@@ -139,12 +139,21 @@ def merged(base: dict, over: dict) -> dict:
     ({"annotations": "/nowhere/bbox"}, "dataset.annotations: /nowhere/bbox is not a directory"),
     ({"boxes": "boxes.txt"}, "dataset.boxes: not used by a imagenet dataset"),
     ({"ingest": {"shard_rows": 10, "chunk_rows": 4}}, "dataset.ingest.chunk_rows"),
+    ({"heldout_root": "VAL"}, ""),  # ImageNet's validation images as the held-out set
+    ({"heldout_root": "/nowhere/val"}, "dataset.heldout_root: /nowhere/val is not a directory"),
+    ({"heldout_root": "VAL", "split": {"heldout_fraction": None}},
+     "split.heldout_fraction: None would hold out train images as well"),
 ])
 def test_bad_dataset_settings_of_the_paper_scale_config_are_named(tmp_path, change, message):
     (tmp_path / "train").mkdir()
     (tmp_path / "bbox").mkdir()
+    (tmp_path / "val").mkdir()
     paper = yaml.safe_load((REPO / "config" / "imagenet.yaml").read_text())
-    config = merged(merged(BASE, paper), {"dataset": {
+    change = dict(change)
+    split = change.pop("split", {})
+    if change.get("heldout_root") == "VAL":
+        change["heldout_root"] = str(tmp_path / "val")
+    config = merged(merged(BASE, paper), {"split": split, "dataset": {
         "root": str(tmp_path / "train"), "annotations": str(tmp_path / "bbox"), **change}})
     try:
         checks.validate(config, SCHEMA)

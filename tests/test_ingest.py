@@ -341,3 +341,28 @@ def test_every_entry_of_a_folder_dataset_that_is_not_ingested_is_recorded(tmp_pa
     # strict mode fails at the first skipped entry (sorted: folder.jpg), not at stray files
     with pytest.raises(sources.BadInput, match="folder.jpg"):
         sources.scan({"name": "folder", "root": str(tmp_path / "images")}, strict=True)
+
+
+@pytest.mark.parametrize("folders", [False, True])
+def test_validation_images_are_the_held_out_pool_labelled_by_their_annotations(tmp_path,
+                                                                               folders):
+    """ImageNet's validation images, flat (the class is what the XML's objects name) or in
+    class folders: pool "heldout", every one boxed; those whose class cannot be read are
+    skipped, each recorded with its reason."""
+    from dejavu.data.testing import VAL_BAD, write_imagenet_val
+    tree = write_imagenet_tree(tmp_path, classes=3, per_class=4)
+    val = write_imagenet_val(tmp_path, classes=3, per_class=2, folders=folders)
+    manifest, _, rejects = sources.scan({
+        "name": "imagenet", "root": str(tree["train"]), "annotations": str(tree["annotations"]),
+        "heldout_root": str(val["val"]), "heldout_annotations": str(val["val_annotations"])})
+    held = manifest[manifest["pool"] == "heldout"]
+    assert (manifest["pool"] == "train").sum() == 12
+    assert held["label"].tolist() == [0, 0, 1, 1, 2, 2]
+    assert held["boxes"].map(len).eq(1).all() and held["id"].str.startswith("ILSVRC2012_val").all()
+    skipped = rejects[rejects["kind"] == "val_no_label"]
+    assert len(skipped) == (0 if folders else len(VAL_BAD))
+    assert set(skipped["id"]) == set(val["planted"].values())
+    assert (skipped["action"] == "image skipped").all()
+    with pytest.raises(sources.BadInput, match="dataset.heldout_root"):
+        sources.scan({"name": "imagenet", "root": str(tree["train"]),
+                      "heldout_root": str(tmp_path / "nowhere")})

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import copy_workflow, planned_jobs, snakemake
-from dejavu.data.testing import add_bad_inputs, write_imagenet_tree
+from dejavu.data.testing import VAL_BAD, add_bad_inputs, write_imagenet_tree, write_imagenet_val
 
 pytestmark = pytest.mark.workflow
 
@@ -17,16 +17,19 @@ def on_tree(work, tree, *configs, **dataset):
     """Command-line arguments layering `configs` and the tree's paths (plus `dataset`
     changes) over config.yaml."""
     override = {"dataset": {"root": str(tree["train"]),
-                            "annotations": str(tree["annotations"]), **dataset}}
+                            "annotations": str(tree["annotations"]),
+                            "heldout_root": str(tree["val"]),
+                            "heldout_annotations": str(tree["val_annotations"]), **dataset}}
     (work / "tree.yaml").write_text(yaml.safe_dump(override))
     return ["--configfile", *configs, "tree.yaml"]
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
-    tree = write_imagenet_tree(tmp_path_factory.mktemp("imagenet"), classes=4, per_class=16)
+    root = tmp_path_factory.mktemp("imagenet")
+    tree = write_imagenet_tree(root, classes=4, per_class=16)
     add_bad_inputs(tree)
-    return tree
+    return {**tree, **write_imagenet_val(root, classes=4, per_class=4)}
 
 
 def test_paper_scale_config_dry_run(tree, tmp_path):
@@ -80,15 +83,24 @@ def test_tiny_imagenet_runs_end_to_end_and_counts_bad_inputs(imagenet_run, tree)
     summary = pd.read_csv(work / "results/summary.csv")
     assert set(summary["dataset"]) == {"imagenet"}
     assert set(summary["crop_mode"]) == {"periphery", "corner"}
-    assert "heldout" not in set(summary["control"])   # no held-out set on ImageNet
     rejects = pd.read_parquet(work / "results/imagenet/dataset/rejects.parquet")
-    assert (rejects["action"] == "image skipped").sum() == 5
+    skipped = 5 + len(VAL_BAD)  # the train tree's unreadable images, the unlabelled val ones
+    assert (rejects["action"] == "image skipped").sum() == skipped
     index = pd.read_parquet(work / "results/imagenet/dataset/index.parquet")
-    files = list(tree["train"].rglob("*.JPEG"))
-    assert len(index) == len(files) - 5
+    files = list(tree["train"].rglob("*.JPEG")) + list(tree["val"].rglob("*.JPEG"))
+    assert len(index) == len(files) - skipped
     page = (work / "results/report.html").read_text()
-    assert "Dataset input problems" in page and "5 files skipped" in page
-    assert "held-out control was skipped" in page
+    assert "Dataset input problems" in page and f"{skipped} files skipped" in page
+    # the validation images are the held-out control: trained on by neither model, all of
+    # them attacked, and nothing else held out
+    split = pd.read_parquet(work / "results/imagenet/split/n4/split.parquet")
+    held = split[split["set"] == "heldout"]
+    assert set(held["id"]) == set(index.loc[index["pool"] == "heldout", "id"])
+    assert len(held) == 16 and held["attacked"].all()
+    assert not set(held["id"]) & set(split.loc[split["set"] != "heldout", "id"])
+    controls = summary[summary["control"] == "heldout"]
+    assert len(controls) and controls["score"].notna().all()
+    assert "held-out control was skipped" not in page
     # RCDM on real (non-square, fit-stored) images: decoders trained, samples drawn
     assert "Reconstructions from background crops" in page
     crops = pd.read_parquet(work / "results/imagenet/crops/n4/periphery.parquet")

@@ -97,3 +97,24 @@ def test_the_stage_reads_box_counts_not_boxes_and_splits_the_same(tmp_path):
     assert read["n_boxes"].tolist() == [len(b) for b in index["boxes"]]
     cfg = SplitConfig(npc=20, heldout_fraction=0.0, seed=0)
     pd.testing.assert_frame_equal(make_split(read, cfg), make_split(index, cfg))
+
+
+def test_a_validation_pool_is_the_held_out_set_whole_and_the_train_pool_is_split_alone():
+    """Rows of pool "heldout" (ImageNet's validation images) are held out, all of them and
+    nothing else, attacked where boxed; A, B and the public sets are the train pool's split,
+    as it would be without them."""
+    train = pool(n_classes=3, per_class=40)
+    val = pd.DataFrame({"id": [f"val_{i:03d}" for i in range(12)], "label": np.repeat([0, 1, 2], 4),
+                        "boxes": [[[1, 1, 4, 4]]] * 11 + [[]], "height": 32, "width": 32})
+    index = pd.concat([train.assign(pool="train"), val.assign(pool="heldout")],
+                      ignore_index=True)
+    cfg = SplitConfig(npc=10, heldout_fraction=0.0, public_test_per_class=5)
+    split = make_split(index, cfg)
+    check_disjoint(split)
+    held = split[split["set"] == "heldout"]
+    assert sorted(held["id"]) == sorted(val["id"])
+    assert held.set_index("id")["attacked"].to_dict() == {i: i != "val_011" for i in val["id"]}
+    assert (held["label"].to_numpy() == index.loc[held["row"], "label"].to_numpy()).all()
+    alone = make_split(train, cfg)
+    rest = split[split["set"] != "heldout"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(rest, alone)

@@ -347,6 +347,7 @@ def finalize(manifest_path: str, scan_rejects_path: str, metas: list[str], image
         "orig_width": ok["orig_width"].to_numpy().astype(np.int64),
         "scale": ok["scale"].to_numpy().astype(np.float64),
         "path": kept["path"].to_numpy(),
+        "pool": kept["pool"].to_numpy() if "pool" in kept else "train",
     })
     rejects = pd.concat([pd.read_parquet(scan_rejects_path)] +
                         [pd.read_parquet(Path(m).with_suffix(".rejects.parquet"))

@@ -6,9 +6,10 @@ the size the annotation claims (0 when unknown) -- plus the rejects it found on 
 Nothing here decodes an image; `dejavu.data.ingest` does that in shard jobs.
 
 Adapters:
-- `imagenet`: ILSVRC-2012 train layout `train/<wnid>/<wnid>_<n>.JPEG`, localization XMLs
-  `<annotations>/<wnid>/<wnid>_<n>.xml` (PASCAL VOC), class list `LOC_synset_mapping.txt`
-  (`<wnid> <name>` per line, line order = class index).
+- `imagenet` (`dejavu.data.imagenet`): ILSVRC-2012 train layout
+  `train/<wnid>/<wnid>_<n>.JPEG`, localization XMLs `<annotations>/<wnid>/<wnid>_<n>.xml`
+  (PASCAL VOC), class list `LOC_synset_mapping.txt` (`<wnid> <name>` per line, line order =
+  class index); optionally the validation images as the held-out pool.
 - `folder`: the user's images, one folder per class under `root` or a list file
   (`path,label`), with boxes from a COCO JSON or a CSV (`path,label,x0,y0,x1,y1`).
 
@@ -24,7 +25,6 @@ import csv
 import json
 import logging
 import math
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +34,10 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 REJECT_COLUMNS = ("stage", "id", "path", "kind", "action", "reason")
-MANIFEST_COLUMNS = ("id", "path", "label", "boxes", "ann_width", "ann_height")
+MANIFEST_COLUMNS = ("id", "path", "label", "boxes", "ann_width", "ann_height", "pool")
+# pool: "train" (split into A, B and the public sets) or "heldout" (validation images, the
+# held-out control only; definitions §1)
+POOLS = ("train", "heldout")
 # actions that leave the data as it was meant to be (or touch no image: a stray non-image
 # file); strict mode lets them pass
 HARMLESS = frozenset({"converted", "ignored"})
@@ -138,8 +141,6 @@ def _class_folders(root: Path, rejects: Rejects) -> list[Path]:
     return folders
 
 
-# ---------------------------------------------------------------- ImageNet
-
 def read_class_list(path: str | Path | None, folders: list[str]) -> pd.DataFrame:
     """Columns label, key (wnid or folder name), name. Without a file: sorted folders."""
     if path is None:
@@ -155,73 +156,6 @@ def read_class_list(path: str | Path | None, folders: list[str]) -> pd.DataFrame
         keys.append(key)
         names.append(name.strip() or key)
     return pd.DataFrame({"label": range(len(keys)), "key": keys, "name": names})
-
-
-def parse_voc(path: Path, rules: BoxRules, rejects: Rejects, image_id: str):
-    """(boxes, (width, height)) from a PASCAL VOC XML, or None if it cannot be used.
-
-    Coordinates are taken as half-open pixel ranges [xmin, xmax) x [ymin, ymax)."""
-    try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError) as err:
-        rejects.add(path, "xml_unparsable", "no boxes", f"annotation does not parse: {err}",
-                    image_id)
-        return None
-    try:
-        width = int(float(root.findtext("size/width", "0")))
-        height = int(float(root.findtext("size/height", "0")))
-    except ValueError:
-        width = height = 0
-    boxes = []
-    for obj in root.iter("object"):
-        bnd = obj.find("bndbox")
-        try:
-            box = [float(bnd.findtext(tag)) for tag in ("xmin", "ymin", "xmax", "ymax")]
-        except (AttributeError, TypeError, ValueError):
-            rejects.add(path, "box_invalid", "box dropped",
-                        "an <object> without a numeric <bndbox>", image_id)
-            continue
-        box = check_box(box, width, height, rules, rejects, path, image_id)
-        if box is not None:
-            boxes.append(box)
-    if not boxes:
-        rejects.add(path, "xml_no_box", "no boxes", "annotation has no usable box", image_id)
-    return boxes, (width, height)
-
-
-def scan_imagenet(root: str, annotations: str | None, class_list: str | None,
-                  rules: BoxRules, rejects: Rejects) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(manifest, classes) of an ILSVRC-2012-shaped train tree."""
-    root = Path(root)
-    folders = [p.name for p in _class_folders(root, rejects)]
-    classes = read_class_list(class_list, folders)
-    label_of = dict(zip(classes["key"], classes["label"]))
-    ann_root = Path(annotations) if annotations else None
-    rows = []
-    for wnid in folders:
-        if wnid not in label_of:
-            for path in _list_images(root / wnid, rejects):
-                rejects.add(path, "unknown_class", "image skipped",
-                            f"class folder {wnid!r} is not in the class list", path.stem)
-            continue
-        ann_dir = ann_root / wnid if ann_root else None
-        if ann_dir is not None and not ann_dir.is_dir():
-            rejects.add(ann_dir, "no_annotation_dir", "no boxes",
-                        f"no annotation directory for class {wnid}; its images have no boxes")
-            ann_dir = None
-        for path in _list_images(root / wnid, rejects):
-            image_id = path.stem
-            boxes, size = [], (0, 0)
-            xml = ann_dir / f"{image_id}.xml" if ann_dir else None
-            if xml is not None and xml.exists():
-                parsed = parse_voc(xml, rules, rejects, image_id)
-                if parsed is not None:
-                    boxes, size = parsed
-            rows.append((image_id, str(path), label_of[wnid], boxes, *size))
-    if ann_root is not None and not ann_root.is_dir():
-        raise BadInput(f"dataset.annotations: {ann_root} is not a directory")
-    manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
-    return _drop_duplicates(manifest, rejects), classes
 
 
 # ---------------------------------------------------------------- the user's own images
@@ -320,7 +254,7 @@ def scan_folder(root: str, list_file: str | None, boxes_file: str | None,
             box = check_box(box, 0, 0, rules, rejects, path, image_id)  # size checked at decode
             if box is not None:
                 boxes.append(box)
-        rows.append((image_id, str(path), label_of[key], boxes, 0, 0))
+        rows.append((image_id, str(path), label_of[key], boxes, 0, 0, "train"))
     manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     return _drop_duplicates(manifest, rejects), classes
 
@@ -330,8 +264,11 @@ def scan(dataset: dict, strict: bool = False) -> tuple[pd.DataFrame, pd.DataFram
     rejects = Rejects("scan", strict)
     rules = BoxRules(outside=dataset.get("boxes_outside", "clip"))
     if dataset["name"] == "imagenet":
+        from .imagenet import scan_imagenet
         manifest, classes = scan_imagenet(dataset["root"], dataset.get("annotations"),
-                                          dataset.get("class_list"), rules, rejects)
+                                          dataset.get("class_list"), rules, rejects,
+                                          dataset.get("heldout_root"),
+                                          dataset.get("heldout_annotations"))
     elif dataset["name"] == "folder":
         manifest, classes = scan_folder(dataset["root"], dataset.get("list"),
                                         dataset.get("boxes"), dataset.get("class_list"),

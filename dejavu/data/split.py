@@ -3,7 +3,9 @@
 The split depends only on the seed and the sorted image ids, so it is the same on every
 file system. Per class, one seeded shuffle orders the annotated images (`bbox`) and the
 box-less ones; the held-out set is reserved from `bbox` first, the rest is halved between A
-and B, box-less images top both up to `npc`, and what remains is public.
+and B, box-less images top both up to `npc`, and what remains is public. Where the index has
+a validation pool (`pool` "heldout": ImageNet's validation images), that pool is the
+held-out set, whole, and only the train pool is split.
 
 Train-set-size sweeps are nested: sets for `npc` are prefixes of the sets for `max_npc`, and
 the public set is the one `max_npc` leaves, so it is fixed across the sweep.
@@ -78,6 +80,12 @@ def make_split(index: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
     boxes = index["n_boxes"] if "n_boxes" in index else index["boxes"].map(len)
     has_box = (boxes > 0) | cfg.attack_boxless
     parts = []
+    if "pool" in index:  # validation images: the held-out set, whole, attacked where boxed
+        held = index.index[index["pool"] == "heldout"].to_numpy()
+        if len(held):
+            parts.append(split_rows(index, held, "heldout", index.loc[held, "label"],
+                                    has_box.loc[held].to_numpy()))
+        index = index[index["pool"] != "heldout"]
     for label, members in index.groupby("label", sort=True):
         members = members.sort_values("id", kind="stable")
         rows = members.index.to_numpy()
@@ -86,16 +94,23 @@ def make_split(index: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
         attacked = np.concatenate([rows[sets[name]] for name in ("bbox_A", "bbox_B", "heldout")])
         for name in SETS:
             chosen = rows[sets[name]]
-            parts.append(pd.DataFrame({
-                "row": chosen.astype(np.int64),
-                "id": index.loc[chosen, "id"].to_numpy(),
-                "label": int(label),
-                "set": name,
-                "attacked": np.isin(chosen, attacked),
-                "height": index.loc[chosen, "height"].to_numpy().astype(np.int64),
-                "width": index.loc[chosen, "width"].to_numpy().astype(np.int64),
-            }))
-    return pd.concat(parts, ignore_index=True)
+            parts.append(split_rows(index, chosen, name, int(label), np.isin(chosen, attacked)))
+    order = ["row", "id", "label", "set", "attacked", "height", "width"]
+    return pd.concat(parts, ignore_index=True)[order]
+
+
+def split_rows(index: pd.DataFrame, chosen: np.ndarray, name: str, label,
+               attacked) -> pd.DataFrame:
+    """The split's rows of the index rows `chosen`, all in set `name`."""
+    return pd.DataFrame({
+        "row": chosen.astype(np.int64),
+        "id": index.loc[chosen, "id"].to_numpy(),
+        "label": np.asarray(label, dtype=np.int64) if np.ndim(label) else int(label),
+        "set": name,
+        "attacked": attacked,
+        "height": index.loc[chosen, "height"].to_numpy().astype(np.int64),
+        "width": index.loc[chosen, "width"].to_numpy().astype(np.int64),
+    })
 
 
 def split_sizes(split: pd.DataFrame) -> pd.DataFrame:
@@ -122,15 +137,18 @@ def check_disjoint(split: pd.DataFrame) -> None:
 
 
 def read_for_split(index_path: str) -> pd.DataFrame:
-    """What the split needs of the index, labelled by store row: id, label, height, width
-    and each image's number of boxes (`n_boxes`; the boxes themselves and the synthetic
+    """What the split needs of the index, labelled by store row: id, label, height, width,
+    the pool where the index has one (validation images) and each image's number of boxes (`n_boxes`; the boxes themselves and the synthetic
     images' details are not read: at ImageNet's 1.28M rows they would be most of the job's
     memory as Python objects)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from ..core.store import read_index
-    index = read_index(index_path, ["id", "label", "height", "width"])
+    columns = ["id", "label", "height", "width"]
+    if "pool" in pq.read_schema(index_path).names:
+        columns.append("pool")
+    index = read_index(index_path, columns)
     boxes = pq.read_table(index_path, columns=["boxes"])["boxes"]
     index["n_boxes"] = pc.fill_null(pc.list_value_length(boxes), 0).to_numpy()
     return index

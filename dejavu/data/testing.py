@@ -23,11 +23,15 @@ def wnid(label: int) -> str:
     return f"n{label + 1:08d}"
 
 
-def voc_xml(folder: str, filename: str, width: int, height: int, boxes, name: str) -> str:
+def voc_xml(folder: str, filename: str, width: int, height: int, boxes,
+            name: str | list[str]) -> str:
+    """A PASCAL VOC annotation: one object per box, named `name` (or its box's name)."""
+    names = name if isinstance(name, list) else [name] * len(boxes)
     objects = "".join(
-        f"<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated>"
+        f"<object><name>{n}</name><pose>Unspecified</pose><truncated>0</truncated>"
         f"<difficult>0</difficult><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
-        f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>" for b in boxes)
+        f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+        for b, n in zip(boxes, names))
     return (f"<annotation><folder>{folder}</folder><filename>{filename}</filename>"
             f"<source><database>ILSVRC_2012</database></source><size><width>{width}</width>"
             f"<height>{height}</height><depth>3</depth></size><segmented>0</segmented>"
@@ -76,6 +80,47 @@ def write_imagenet_tree(root: str | Path, classes: int = 4, per_class: int = 12,
                 (ann / key / f"{stem}.xml").write_text(voc_xml(key, stem, w, h, [box], key))
     (root / "LOC_synset_mapping.txt").write_text("\n".join(lines) + "\n")
     return {"train": train, "annotations": ann, "class_list": root / "LOC_synset_mapping.txt"}
+
+
+VAL_BAD = ("no_annotation", "unknown_class", "two_classes")  # validation images skipped
+
+
+def write_imagenet_val(root: str | Path, classes: int = 4, per_class: int = 4,
+                       size: tuple[int, int] = (96, 72), seed: int = 1,
+                       folders: bool = False) -> dict:
+    """ImageNet's validation layout: `val/ILSVRC2012_val_<n>.JPEG`, every image boxed, its
+    class named by its XML in `val_annotations/` (or, with `folders`, images sorted into
+    `val/<wnid>/` as the train tree). The flat layout also gets one image of each VAL_BAD
+    case, whose class cannot be read. Returns the paths (val, val_annotations) and the
+    planted cases' ids."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    val, ann = root / "val", root / "val_annotations"
+    val.mkdir(parents=True, exist_ok=True)
+    ann.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for label in range(classes):
+        for _ in range(per_class):
+            n += 1
+            stem, (w, h) = f"ILSVRC2012_val_{n:08d}", size
+            img, box = draw(label, w, h, rng)
+            folder = val / wnid(label) if folders else val
+            folder.mkdir(exist_ok=True)
+            (folder / f"{stem}.JPEG").write_bytes(jpeg_bytes(img))
+            (ann / f"{stem}.xml").write_text(voc_xml("val", stem, w, h, [box], wnid(label)))
+    planted = {}
+    if not folders:
+        img, box = draw(0, *size, rng)
+        names = {"no_annotation": None, "unknown_class": ["n99999999"],
+                 "two_classes": [wnid(0), wnid(1)]}
+        for case in VAL_BAD:
+            n += 1
+            stem = planted[case] = f"ILSVRC2012_val_{n:08d}"
+            (val / f"{stem}.JPEG").write_bytes(jpeg_bytes(img))
+            if names[case]:
+                (ann / f"{stem}.xml").write_text(
+                    voc_xml("val", stem, *size, [box] * len(names[case]), names[case]))
+    return {"val": val, "val_annotations": ann, "planted": planted}
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -76,10 +76,9 @@ def embed_priority(wildcards):
 def dataset_source():
     """The dataset keys the scan of a real dataset reads (paths resolved to absolute)."""
     d = config["dataset"]
-    keys = ("name", "root", "annotations", "class_list", "list", "boxes", "boxes_outside",
-            "strict")
+    keys = (*dejavu.dataset_config.PATHS, "name", "boxes_outside", "strict")
     source = {key: d.get(key) for key in keys}
-    for key in ("root", "annotations", "class_list", "list", "boxes"):
+    for key in dejavu.dataset_config.PATHS:
         if source[key]:
             source[key] = os.path.abspath(source[key])
     if d["name"] == "imagenet" and not source["class_list"]:
