@@ -1,11 +1,17 @@
-"""What `config/imagenet.yaml` asks a cluster for, job by job: count, memory, CPUs, GPUs and
-run time per rule. Job counts, threads, GPUs and constant run times come from a dry run of the real
+"""What `config/imagenet.yaml` (with overlays: a paper figure's) asks a cluster for, job by
+job: count, memory, CPUs, GPUs and run time per rule, and the GPU-hours requested. Job counts, threads, GPUs and constant run times come from a dry run of the real
 workflow (on a tiny ImageNet-shaped tree standing in for the dataset); memory and the
 run times that are formulas of the data from `dejavu/resources.py` at ImageNet-1k's sizes
 below (a dry run cannot know them: its inputs do not exist yet).
 
     python bench/project.py            # about 15 s
+    python bench/project.py --overlay config/paper/recipes.yaml --overlay config/paper/sizes.yaml
     python bench/project.py --rehearsal runs/rehearsal
+
+GPU-hours requested: per rule, its jobs x GPUs x run time (a training job's whole training,
+however many continuation jobs it takes), each job at the largest train size and the first
+backbone of the config -- an upper bound where sizes or backbones are swept. Run times carry
+the planning factor resources.SAFETY (3): the work itself is about a third.
 
 With `--rehearsal`, a finished run of `python bench/rehearsal.py --keep DIR`: beside each
 rule's mem_mb, the peak its jobs reached in the rehearsal, which has ImageNet's rows and
@@ -39,21 +45,20 @@ from dejavu.data.crops import BLOCK_ROWS  # noqa: E402
 IMAGES, CLASSES = 1_281_167, 1000
 
 
-def config() -> dict:
-    """config.yaml under config/imagenet.yaml, section by section, with the schema's
-    defaults filled in (as the Snakefile does)."""
-    from dejavu.config import validate
-    merged = yaml.safe_load((REPO / "config.yaml").read_text())
-    for section, values in yaml.safe_load((REPO / "config" / "imagenet.yaml").read_text()).items():
-        merged[section] = ({**merged.get(section, {}), **values}
-                           if isinstance(values, dict) else values)
-    validate(merged, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
-    return merged
+def config(overlays: list[str] = ()) -> dict:
+    """config.yaml under config/imagenet.yaml and `overlays`, merged key by key as
+    Snakemake merges config files, with the schema's defaults filled in."""
+    from dejavu.config import merged, validate
+    out = yaml.safe_load((REPO / "config.yaml").read_text())
+    for path in [REPO / "config" / "imagenet.yaml", *(REPO / o for o in overlays)]:
+        out = merged(out, yaml.safe_load(Path(path).read_text()))
+    validate(out, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return out
 
 
 def memory(c: dict) -> dict[str, int]:
     """mem_mb per rule at ImageNet-1k's sizes."""
-    npc, side = c["split"]["npc"][-1], c["crop"]["side"]
+    npc, side = max(c["split"]["npc"]), c["crop"]["side"]
     n_set, n_test = npc * CLASSES, c["split"]["public_test_per_class"] * CLASSES
     n_public = IMAGES - 2 * n_set - n_test
     canvas, loader = c["dataset"]["image_size"], c["train"]["loader"]
@@ -100,7 +105,7 @@ def memory(c: dict) -> dict[str, int]:
 def runtimes(c: dict) -> dict[str, int]:
     """Run time (minutes) per rule at ImageNet-1k's sizes, where it is a formula of them
     (`dejavu/resources.py`, "run time"; the slowest job of each rule)."""
-    npc, side = c["split"]["npc"][-1], c["crop"]["side"]
+    npc, side = max(c["split"]["npc"]), c["crop"]["side"]
     n_set, n_test = npc * CLASSES, c["split"]["public_test_per_class"] * CLASSES
     n_public = IMAGES - 2 * n_set - n_test
     model, rcdm, net = c["model"], c["rcdm"], c["onemodel"]["resnet"]
@@ -144,7 +149,31 @@ def runtimes(c: dict) -> dict[str, int]:
     }
 
 
-def dry_run() -> tuple[dict[str, int], dict[str, dict[str, str]]]:
+def whole_training(c: dict) -> int:
+    """Minutes of a model's whole training (the train rule's runtime is one continuation
+    job's where train.max_runtime is set)."""
+    model, npc = c["model"], max(c["split"]["npc"])
+    forward = res.forward_macs(model["backbones"][0], model["width"], c["crop"]["side"],
+                               model["projector"], small_stem=model["small_stem"],
+                               patch_size=model["patch_size"])
+    return res.train_minutes(epochs=c["train"]["epochs"], n_images=npc * CLASSES,
+                             forward=forward, gpus=c["train"]["gpus"],
+                             processes=c["train"]["processes"] or max(1, c["train"]["gpus"]))
+
+
+def gpu_hours(counts: dict[str, int], settings: dict, minutes: dict, c: dict) -> dict:
+    """GPU-hours requested per rule: jobs x GPUs x minutes (training: the whole of it)."""
+    hours = {}
+    for rule, jobs in counts.items():
+        gpus = int(settings[rule].get("gpu", 0))
+        span = whole_training(c) if rule == "train" else minutes.get(
+            rule, int(settings[rule].get("runtime", 0)))
+        if gpus:
+            hours[rule] = jobs * gpus * span / 60
+    return hours
+
+
+def dry_run(overlays: list[str] = ()) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
     """Jobs per rule, and each rule's threads, GPUs and run time, from `snakemake -n`."""
     from dejavu.data.testing import write_imagenet_tree
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,8 +183,8 @@ def dry_run() -> tuple[dict[str, int], dict[str, dict[str, str]]]:
             "root": str(tree["train"]), "annotations": str(tree["annotations"])}}))
         # --cores: a dry run caps threads at this machine's cores, a cluster does not
         out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1024",
-                              "--configfile",
-                              "config/imagenet.yaml", "tree.yaml"], cwd=work, check=True,
+                              "--configfile", "config/imagenet.yaml", *overlays,
+                              "tree.yaml"], cwd=work, check=True,
                              capture_output=True, text=True).stdout
     table = out.split("Job stats:")[1].split("\n\n")[0].splitlines()[3:]
     counts = {rule: int(n) for rule, n in (line.split() for line in table if line.strip())
@@ -179,13 +208,16 @@ def main() -> None:
     import argparse
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rehearsal", type=Path, help="a finished bench/rehearsal.py run")
+    parser.add_argument("--overlay", action="append", default=[],
+                        help="a config file layered over config/imagenet.yaml (repeatable)")
     args = parser.parse_args()
-    c = config()
+    c = config(args.overlay)
     mem, minutes = memory(c), runtimes(c)
-    counts, settings = dry_run()
+    counts, settings = dry_run(args.overlay)
     peaks = rehearsal_peaks(args.rehearsal) if args.rehearsal else {}
-    print(f"config/imagenet.yaml at ImageNet-1k's sizes ({IMAGES:,} images; "
-          f"A and B {c['split']['npc'][-1]} per class)")
+    print(" + ".join(["config/imagenet.yaml", *args.overlay])
+          + f" at ImageNet-1k's sizes ({IMAGES:,} images; "
+          f"A and B {max(c['split']['npc'])} per class)")
     print(f"{'rule':16s} {'jobs':>6s} {'mem_mb':>8s} {'CPUs':>5s} {'GPUs':>5s} {'runtime':>8s}"
           + (f" {'rehearsal peak MB':>18s}" if peaks else ""))
     for rule in sorted(counts, key=lambda r: -mem.get(r, 0)):
@@ -196,6 +228,10 @@ def main() -> None:
               f"{minutes.get(rule, s.get('runtime', '?')):>8}{peak}")
     print(f"{'total':16s} {sum(counts.values()):6d}   (mem_mb blank: the rule's constant, "
           f"see workflow/rules)")
+    hours = gpu_hours(counts, settings, minutes, c)
+    print("GPU-hours requested: " + ", ".join(f"{rule} {h:,.0f}" for rule, h in
+                                             sorted(hours.items(), key=lambda kv: -kv[1]))
+          + f"; total {sum(hours.values()):,.0f}")
 
 
 if __name__ == "__main__":

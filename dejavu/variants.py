@@ -149,9 +149,10 @@ def model_settings(config: dict, configs: dict[str, dict], schema_path: str,
     import jsonschema
     recipes = config.get("recipes", {})
     problems = []
-    for method, recipe in recipes.items():
-        if method not in config["train"]["methods"]:
-            problems.append(f"recipes.{method}: {method!r} is not in train.methods")
+    for method, recipe in recipes.items():  # a recipe of a method not trained is unused
+        if method not in known_methods():
+            problems.append(f"recipes.{method}: no method is called {method!r}; known: "
+                            f"{known_methods()}")
         fixed = fixed_keys(recipe, RECIPE_FIXED)
         if fixed:
             problems.append(f"recipes.{method}.{fixed[0]}: shared by every method "
@@ -176,6 +177,12 @@ def model_settings(config: dict, configs: dict[str, dict], schema_path: str,
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return settings
+
+
+def known_methods() -> list[str]:
+    """The built-in methods and those `check` registered from train.method_modules."""
+    from .training import methods
+    return methods.names()
 
 
 def flat(overlay: dict, prefix: str = "") -> dict[str, object]:
