@@ -161,12 +161,23 @@ def whole_training(c: dict) -> int:
                              processes=c["train"]["processes"] or max(1, c["train"]["gpus"]))
 
 
+def whole_decoder_training(c: dict) -> int:
+    """Minutes of a decoder's whole training (rcdm.max_runtime splits it into jobs)."""
+    rcdm = c["rcdm"]
+    unet = res.unet_macs(rcdm["resolution"], [rcdm["width"] * m for m in rcdm["channel_mult"]],
+                         rcdm["layers_per_block"])
+    return rcdm["runtime"] or res.decoder_train_minutes(
+        steps=rcdm["steps"], batch_size=rcdm["batch_size"], forward=unet, gpus=rcdm["gpus"])
+
+
 def gpu_hours(counts: dict[str, int], settings: dict, minutes: dict, c: dict) -> dict:
-    """GPU-hours requested per rule: jobs x GPUs x minutes (training: the whole of it)."""
+    """GPU-hours requested per rule: jobs x GPUs x minutes (a model's or a decoder's
+    training: the whole of it, over all its continuation jobs)."""
+    whole = {"train": whole_training, "decoder_train": whole_decoder_training}
     hours = {}
     for rule, jobs in counts.items():
         gpus = int(settings[rule].get("gpu", 0))
-        span = whole_training(c) if rule == "train" else minutes.get(
+        span = whole[rule](c) if rule in whole else minutes.get(
             rule, int(settings[rule].get("runtime", 0)))
         if gpus:
             hours[rule] = jobs * gpus * span / 60

@@ -45,6 +45,43 @@ def test_paper_scale_config_dry_run(tree, tmp_path):
     assert "resnet101/default/n300/s0/A/epoch1000.pt" in out and "k100" in out
 
 
+# Each paper figure's overlay (config/paper/): the models it trains -- (method, backbone,
+# variant, size) pairs, each an A and a B -- and its jobs in all, as docs/cluster.md lists
+# them ("Every figure of the paper")
+PAPER_FIGURES = {
+    "methods": 6 * 2,              # six methods, each its own recipe
+    "epochs": 2 * 2,               # VICReg and supervised; epochs are snapshots of one run
+    "sizes": 5 * 2,                # 100 to 500 images per class
+    "partition": 1 * 2,
+    "vicreg_invariance": 6 * 2,    # six coefficients, 25 the default run's
+    "simclr_temperature": 10 * 2,  # ten temperatures, 0.15 the recipe's own
+    "model_size": 2 * 2 * 2,       # VICReg, SimCLR x ResNet-101, ResNet-50
+    "rcdm": 1 * 2,
+}
+
+
+def paper_costs() -> dict[str, int]:
+    """Jobs per figure as docs/cluster.md's table of the paper's figures gives them."""
+    import re
+
+    from conftest import REPO
+    text = (REPO / "docs" / "cluster.md").read_text()
+    return {name: int(jobs.replace(",", "")) for name, jobs in
+            re.findall(r"^\| `config/paper/(\w+)\.yaml` \| ([\d,]+) \|", text, re.M)}
+
+
+@pytest.mark.parametrize("figure", sorted(PAPER_FIGURES))
+def test_every_paper_figure_is_planned_with_the_jobs_its_cost_table_says(tree, tmp_path,
+                                                                           figure):
+    work = copy_workflow(tmp_path / "w")
+    jobs = planned_jobs(work, *on_tree(work, tree, "config/imagenet.yaml",
+                                       "config/paper/recipes.yaml",
+                                       f"config/paper/{figure}.yaml"))
+    assert jobs["train"] == PAPER_FIGURES[figure], jobs
+    assert jobs["summary"] == 1 and jobs["report"] == 1
+    assert sum(jobs.values()) - jobs.get("all", 0) == paper_costs()[figure]
+
+
 def test_strict_mode_stops_at_the_first_bad_input(tree, tmp_path):
     work = copy_workflow(tmp_path / "w")
     proc = snakemake(work, "-c1", *on_tree(work, tree, "tiny.yaml", "tiny_imagenet.yaml",
