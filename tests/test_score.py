@@ -146,3 +146,36 @@ def test_command_line_scores_two_knn_tables(tmp_path, capsys):
           str(tmp_path / "s.json")])
     rows = json.loads((tmp_path / "s.json").read_text())
     assert rows[0]["control"] == "none" and rows[0]["score"] > 0.3
+
+
+def test_top5_label_inference_is_scored_on_the_same_top_p_images_and_resamples():
+    """Top-5 is judged on the images each model is most confident on (its top-1 ranking),
+    and its interval comes from the very resamples of the top-1 score: with top-5 equal to
+    top-1 every top-5 number equals its top-1 twin; a known case otherwise."""
+    rng = np.random.default_rng(5)
+    n = 80
+    half = make_half(rng.random(n) < 0.6, rng.normal(size=n), rng.random(n) < 0.4,
+                     rng.normal(size=n))
+    same = Half(*[getattr(half, f) for f in ("sample_id", "correct_t", "confidence_t",
+                                              "distance_t", "correct_r", "confidence_r",
+                                              "distance_r")],
+                correct5_t=half.correct_t, correct5_r=half.correct_r)
+    summary, _, boot = evaluate([same], 0.25, [0.25, 1.0], n_boot=200, seed=1)
+    plain, _, plain_boot = evaluate([half], 0.25, [0.25, 1.0], n_boot=200, seed=1)
+    np.testing.assert_array_equal(boot, plain_boot)  # the top-1 numbers are untouched
+    assert summary["score_top5"] == summary["score"] == plain["score"]
+    assert summary["memorized_top5"] == summary["memorized"]
+    assert (summary["score_top5_ci_low"], summary["score_top5_ci_high"]) == \
+        (summary["score_ci_low"], summary["score_ci_high"])
+    assert "score_top5" not in plain
+    # three images; the target ranks 2, 0, 1 and the reference 0, 1, 2 by confidence; at
+    # p = 2/3 each keeps its first two
+    known = make_half([0, 0, 0], [2.0, 1.0, 3.0], [0, 0, 0], [3.0, 2.0, 1.0])
+    known = Half(*[getattr(known, f) for f in ("sample_id", "correct_t", "confidence_t",
+                                                "distance_t", "correct_r", "confidence_r",
+                                                "distance_r")],
+                 correct5_t=np.array([True, False, True]),
+                 correct5_r=np.array([False, True, True]))
+    result = score_half(known, 2 / 3)
+    assert result["acc_target_top5"] == 1.0 and result["acc_reference_top5"] == 0.5
+    assert result["score_top5"] == 0.5 and result["memorized_top5"] == 1 / 3

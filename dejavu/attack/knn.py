@@ -266,7 +266,14 @@ def run(index_path: str | None, public_path: str, crops_store: str, crops_table:
 
 # What the score reads of a k-NN table (the one-model test also its labels): the lists of
 # neighbours, distances and votes stay on disk
-SCORED_COLUMNS = ["id", "set", "correct", "confidence", "mean_distance"]
+SCORED_COLUMNS = ["id", "set", "correct", "correct_top5", "confidence", "mean_distance"]
+
+
+def read_scored(path: str, *more: str) -> pd.DataFrame:
+    """The scored columns of a k-NN table (and `more`); top-5 where the table has it."""
+    import pyarrow.parquet as pq
+    names = set(pq.read_schema(path).names)
+    return pd.read_parquet(path, columns=[c for c in [*SCORED_COLUMNS, *more] if c in names])
 
 
 def write_table(frame: pd.DataFrame, path: str, **lists) -> None:

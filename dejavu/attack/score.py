@@ -1,4 +1,5 @@
-"""The two-model déjà vu test (definitions §4): top-p accuracy, score, partition, swap average.
+"""The two-model déjà vu test (definitions §4): top-p accuracy, score, partition, swap average;
+each also with top-5 label inference (the true class among the neighbours' five most voted).
 
 Each *half* attacks one set with a target model T (trained on it) and a reference model R
 (not trained on it). A and B are exchangeable, so every reported number is the mean of the
@@ -44,7 +45,9 @@ def partition(correct_t: np.ndarray, correct_r: np.ndarray) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Half:
-    """One direction of the test, aligned by sample: arrays of shape (n,)."""
+    """One direction of the test, aligned by sample: arrays of shape (n,). `correct5_*`:
+    whether the true class is among the five classes the neighbours vote for most (top-5
+    label inference), where the k-NN table has it."""
     sample_id: np.ndarray
     correct_t: np.ndarray
     confidence_t: np.ndarray
@@ -52,6 +55,15 @@ class Half:
     correct_r: np.ndarray
     confidence_r: np.ndarray
     distance_r: np.ndarray
+    correct5_t: np.ndarray | None = None
+    correct5_r: np.ndarray | None = None
+
+    def outcomes(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(target, reference) correctness: top-1, then top-5 where known."""
+        both = [(self.correct_t, self.correct_r)]
+        if self.correct5_t is not None:
+            both.append((self.correct5_t, self.correct5_r))
+        return both
 
     def orders(self) -> tuple[np.ndarray, np.ndarray]:
         return (confidence_order(self.confidence_t, self.distance_t, self.sample_id),
@@ -64,10 +76,17 @@ def score_half(half: Half, p: float) -> dict[str, float]:
     order_t, order_r = half.orders()
     acc_t, acc_r = topp_accuracy(half.correct_t, order_t, p), topp_accuracy(half.correct_r,
                                                                              order_r, p)
-    return {"acc_target": acc_t, "acc_reference": acc_r, "score": acc_t - acc_r,
-            "acc_target_all": float(half.correct_t.mean()),
-            "acc_reference_all": float(half.correct_r.mean()),
-            **partition(half.correct_t, half.correct_r), "n_attacked": len(half.sample_id)}
+    out = {"acc_target": acc_t, "acc_reference": acc_r, "score": acc_t - acc_r,
+           "acc_target_all": float(half.correct_t.mean()),
+           "acc_reference_all": float(half.correct_r.mean()),
+           **partition(half.correct_t, half.correct_r), "n_attacked": len(half.sample_id)}
+    if half.correct5_t is not None:  # the same top-p images, judged by their top-5
+        acc5_t = topp_accuracy(half.correct5_t, order_t, p)
+        acc5_r = topp_accuracy(half.correct5_r, order_r, p)
+        out.update(acc_target_top5=acc5_t, acc_reference_top5=acc5_r,
+                   score_top5=acc5_t - acc5_r,
+                   memorized_top5=partition(half.correct5_t, half.correct5_r)["memorized"])
+    return out
 
 
 def swap_average(results: list[dict[str, float]]) -> dict[str, float]:
@@ -80,14 +99,16 @@ BOOT_CHUNK = 64  # resamples drawn and sorted at once (memory: BOOT_CHUNK x n pe
 
 
 def bootstrap_curves(halves: list[Half], p_grid: list[float], n_boot: int,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+                     seed: int, top5: bool = False) -> tuple[np.ndarray, ...]:
     """(acc_T, acc_R), each (n_boot, len(p_grid)): swap-averaged top-p accuracies of
     resamples of each half's attacked images (with replacement). Rank order is global, so a
     resample's top-p set is the first ceil(p n) of the resample sorted by rank; one sort per
     resample and model serves every p. Drawn in chunks from one stream: the numbers do not
-    depend on the chunk size."""
+    depend on the chunk size. `top5`: also (acc_T, acc_R) of the same resamples judged by
+    top-5 label inference (one sort serves both)."""
     rng = np.random.default_rng(seed)
-    acc = np.zeros((2, n_boot, len(p_grid)))
+    judged = 2 if top5 else 1
+    acc = np.zeros((judged, 2, n_boot, len(p_grid)))
     for half in halves:
         n = len(half.sample_id)
         counts = np.array([top_count(n, p) for p in p_grid])
@@ -96,13 +117,16 @@ def bootstrap_curves(halves: list[Half], p_grid: list[float], n_boot: int,
             rank = np.empty(n, np.int64)
             rank[order] = np.arange(n)
             ranks.append(rank)
+        outcomes = half.outcomes()[:judged]
         for lo in range(0, n_boot, BOOT_CHUNK):
             draws = rng.integers(0, n, size=(min(BOOT_CHUNK, n_boot - lo), n))
-            for i, (rank, correct) in enumerate(zip(ranks, (half.correct_t, half.correct_r))):
+            for i, rank in enumerate(ranks):
                 ranked = np.take_along_axis(draws, np.argsort(rank[draws], axis=1), axis=1)
-                hits = np.cumsum(correct[ranked], axis=1)
-                acc[i, lo:lo + len(draws)] += hits[:, counts - 1] / counts
-    return acc[0] / len(halves), acc[1] / len(halves)
+                for j, correct in enumerate(outcomes):
+                    hits = np.cumsum(correct[i][ranked], axis=1)
+                    acc[j, i, lo:lo + len(draws)] += hits[:, counts - 1] / counts
+    acc /= len(halves)
+    return tuple(acc.reshape(2 * judged, n_boot, len(p_grid)))
 
 
 def bootstrap_scores(halves: list[Half], p: float, n_boot: int, seed: int) -> np.ndarray:
@@ -141,9 +165,12 @@ def make_half(knn_t: pd.DataFrame, knn_r: pd.DataFrame, attacked: str,
     r = knn_r[knn_r["set"] == attacked].set_index("id").sort_index().iloc[part]
     if not t.index.equals(r.index):
         raise ValueError(f"target and reference k-NN tables attack different {attacked} images")
+    top5 = "correct_top5" in t and "correct_top5" in r
     return Half(t.index.to_numpy(), t["correct"].to_numpy(), t["confidence"].to_numpy(),
                 t["mean_distance"].to_numpy(), r["correct"].to_numpy(),
-                r["confidence"].to_numpy(), r["mean_distance"].to_numpy())
+                r["confidence"].to_numpy(), r["mean_distance"].to_numpy(),
+                t["correct_top5"].to_numpy() if top5 else None,
+                r["correct_top5"].to_numpy() if top5 else None)
 
 
 def evaluate(halves: list[Half], p: float, p_grid: list[float], n_boot: int, seed: int):
@@ -151,11 +178,16 @@ def evaluate(halves: list[Half], p: float, p_grid: list[float], n_boot: int, see
     the resampled scores at p."""
     summary = swap_average([score_half(h, p) for h in halves])
     summary["n_attacked"] = int(len(np.unique(np.concatenate([h.sample_id for h in halves]))))
-    # one set of resamples serves the curves and the score at p (appended to the grid)
-    boot_t, boot_r = bootstrap_curves(halves, [*p_grid, p], n_boot, seed)
+    # one set of resamples serves the curves and the score at p (appended to the grid),
+    # judged by top-1 and, where the tables have it, top-5 label inference
+    top5 = all(h.correct5_t is not None for h in halves)
+    boot_t, boot_r, *boot5 = bootstrap_curves(halves, [*p_grid, p], n_boot, seed, top5)
     boot = boot_t[:, -1] - boot_r[:, -1]
     summary["score_ci_low"], summary["score_ci_high"] = (float(v) for v in
                                                          np.quantile(boot, [0.025, 0.975]))
+    if top5:
+        low, high = np.quantile(boot5[0][:, -1] - boot5[1][:, -1], [0.025, 0.975])
+        summary["score_top5_ci_low"], summary["score_top5_ci_high"] = float(low), float(high)
     return summary, curves(halves, p_grid, boot_t[:, :-1], boot_r[:, :-1]), boot
 
 
@@ -182,8 +214,8 @@ def run(knn_a: str, knn_b: str, out_json: str, out_curves: str, *, epoch: int, p
     (columns control, score). Two runs attacking the same images with the same seed draw
     the same resamples, so the difference of their resampled scores is a paired bootstrap
     of the difference of their scores (a mitigation's change, definitions §10)."""
-    from .knn import SCORED_COLUMNS
-    a, b = (pd.read_parquet(path, columns=SCORED_COLUMNS) for path in (knn_a, knn_b))
+    from .knn import read_scored
+    a, b = read_scored(knn_a), read_scored(knn_b)
     tests = {"untrained" if epoch == 0 else "none": [make_half(a, b, "A"), make_half(b, a, "B")]}
     if epoch > 0 and (a["set"] == "heldout").sum() >= 2:
         tests["heldout"] = heldout_halves(a, b, split_heldout)

@@ -23,7 +23,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from ..attack.knn import SCORED_COLUMNS
+from ..attack.knn import read_scored
 from ..attack.score import Half, evaluate
 
 OTHER = {"A": "B", "B": "A"}
@@ -151,10 +151,9 @@ def run(knn_a: str, g_b: str, out_json: str, out_samples: str, out_curves: str, 
     """One-model test of one (model, epoch, crop, embedding, k, classifier); `combination`
     holds the summary columns that identify it. knn_b/g_a: the B half (models the workflow
     trained in pairs); without them only A is attacked."""
-    columns = [*SCORED_COLUMNS, "label"]
     said = ["id", "set", "trained", "correct", "confidence"]  # of the classifier's tables
-    a, g_on_b = pd.read_parquet(knn_a, columns=columns), pd.read_parquet(g_b, columns=said)
-    b = pd.read_parquet(knn_b, columns=columns) if knn_b else None
+    a, g_on_b = read_scored(knn_a, "label"), pd.read_parquet(g_b, columns=said)
+    b = read_scored(knn_b, "label") if knn_b else None
     g_on_a = pd.read_parquet(g_a, columns=said) if g_a else None
     controls = ["untrained" if epoch == 0 else "none"]
     heldout_trained = g_on_b.loc[g_on_b["set"] == "heldout", "trained"].any()
