@@ -160,9 +160,10 @@ def test_changing_k_reruns_only_knn_score_report(tiny_run, tmp_path):
 
 
 def test_a_variant_is_trained_scored_and_placed_on_the_frontier(tiny_run, tmp_path):
-    """Three lines of YAML add a variant to the finished tiny run: its models are trained
-    (narrower, another VICReg coefficient), evaluated like the default's, which are kept,
-    and it gets its change against default and its place on the frontier; changing its
+    """Three lines of YAML add a variant to the finished tiny run, and one a sweep: their
+    models are trained (narrower, another VICReg coefficient; the sweep's new coefficient),
+    evaluated like the default's, which are kept, and they get their change against
+    default, their place on the frontier and the sweep its figure; changing a variant's
     settings retrains only its models. (A backbone stage attacked beside the projector:
     the own-method test; attacking one here would re-embed the default's models too.)"""
     import yaml
@@ -175,13 +176,22 @@ def test_a_variant_is_trained_scored_and_placed_on_the_frontier(tiny_run, tmp_pa
     config = yaml.safe_load((work / "tiny.yaml").read_text())
     config["variants"] = [{"name": "narrow", "model": {"width": 4},
                            "train": {"loss": {"vicreg": {"sim_coeff": 10.0}}}}]
+    # a sweep of one setting: 25 is the default run's own coefficient, 5 a new pair
+    config["sweeps"] = [{"setting": "train.loss.vicreg.sim_coeff", "values": [25.0, 5.0]}]
     (work / "tiny.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")
-    assert jobs["train"] == 2 and jobs["init"] == 2 and "synth" not in jobs  # its pair only
+    assert jobs["train"] == 4 and jobs["init"] == 4 and "synth" not in jobs  # their pairs only
     snakemake(work, "-c2", "--configfile", "tiny.yaml")
     summary = pd.read_csv(work / "results" / "summary.csv")
     reference = pd.read_csv(tiny_run[0] / "results" / "summary.csv")
-    assert set(summary["variant"]) == {"default", "narrow"}
+    assert set(summary["variant"]) == {"default", "narrow", "sim_coeff_5"}
+    swept = summary[summary["variant"] == "sim_coeff_5"]
+    assert set(swept["sweep"]) == {"train.loss.vicreg.sim_coeff"}
+    assert set(swept["sweep_value"]) == {5.0} and set(summary["recipe"]) == {"shared"}
+    assert summary.loc[summary["variant"] != "sim_coeff_5", "sweep"].isna().all()
+    sweep_rows = pd.read_csv(work / "results/figures/sweep_train_loss_vicreg_sim_coeff.csv")
+    assert sorted(set(sweep_rows["x"])) == [5.0, 25.0]  # the default run at its value
+    summary = summary[summary["variant"] != "sim_coeff_5"]
     # the default's rows are the tiny run's (the frontier is drawn among other runs)
     projector = summary[summary["embedding"] == "projector"]
     equal_where_computed(projector[projector["variant"] == "default"].drop(columns="frontier"),
@@ -203,7 +213,9 @@ def test_a_variant_is_trained_scored_and_placed_on_the_frontier(tiny_run, tmp_pa
     figures = work / "results" / "figures"
     assert (figures / "frontier.png").stat().st_size > 0
     changes = pd.read_csv(figures / "mitigations.csv")
-    assert list(zip(changes["variant"], changes["embedding"])) == [("narrow", "projector")]
+    assert list(zip(changes["variant"], changes["embedding"])) == [
+        ("narrow", "projector"), ("sim_coeff_5", "projector")]
+    assert (figures / "sweep_train_loss_vicreg_sim_coeff.png").stat().st_size > 0
     config["variants"][0]["train"]["lr"] = 0.01
     (work / "tiny.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")
