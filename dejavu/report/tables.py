@@ -187,10 +187,11 @@ def method_table(summary: pd.DataFrame) -> pd.DataFrame:
     the partition and the linear probe."""
     real = summary[(summary["control"] == "none")]
     last = last_epoch(real, ["method"])
-    return seed_mean(last, ["method", "backbone", "variant", "train_size", "embedding", "k",
-                            "crop_mode", "epoch"],
+    keys = ["method", "backbone", "variant", "train_size", "embedding", "k", "crop_mode",
+            "epoch", *[c for c in ["recipe"] if c in summary]]  # what each method changes
+    return seed_mean(last.fillna({"recipe": ""}) if "recipe" in last else last, keys,
                      ["score", "score_ci_low", "score_ci_high", "memorized", "misrepresented",
-                      *PROBE_COLUMNS])
+                      *[c for c in ["score_top5"] if c in summary], *PROBE_COLUMNS])
 
 
 def embedding_table(summary: pd.DataFrame) -> pd.DataFrame:
