@@ -223,9 +223,9 @@ def test_a_variant_is_trained_scored_and_placed_on_the_frontier(tiny_run, tmp_pa
 
 
 def test_a_methods_recipe_reruns_its_models_only(tiny_run, tmp_path):
-    """SimCLR joins the finished tiny run with a recipe of its own: only its pair is made
-    (VICReg's models are kept); giving VICReg a recipe then retrains VICReg's pair (its
-    architecture unchanged: not its initial weights) and not SimCLR's."""
+    """SimCLR joins the finished tiny run with a recipe of its own: only its pair is
+    planned (VICReg's models are kept); a recipe for VICReg too plans VICReg's training
+    again, for its changed settings (its architecture unchanged: not its initial weights)."""
     import yaml
     work = tmp_path / "w"
     shutil.copytree(tiny_run[0], work)
@@ -234,15 +234,16 @@ def test_a_methods_recipe_reruns_its_models_only(tiny_run, tmp_path):
     config["recipes"] = {"simclr": {"model": {"projector": [64, 32]},
                                     "train": {"lr": 0.01, "loss": {"simclr": {"temperature": 0.2}}}}}
     (work / "tiny.yaml").write_text(yaml.safe_dump(config))
-    jobs = planned_jobs(work, "--configfile", "tiny.yaml")
-    assert jobs["init"] == 2 and jobs["train"] == 2 and "synth" not in jobs, jobs
-    snakemake(work, "-c2", "--configfile", "tiny.yaml", "--until", "train")
+    proc = snakemake(work, "-n", "--configfile", "tiny.yaml", "--until", "train")
+    assert "vicreg/" not in proc.stdout and proc.stdout.count("rule train:") == 2
     config["recipes"]["vicreg"] = {"train": {"weight_decay": 0.01}}
     (work / "tiny.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_jobs(work, "--configfile", "tiny.yaml", "--until", "train")
-    assert jobs == {"train": 2}, jobs
+    assert jobs == {"init": 2, "train": 4}, jobs  # SimCLR's new pair, VICReg's retrained
     proc = snakemake(work, "-n", "--configfile", "tiny.yaml", "--until", "train")
-    assert "vicreg/convnet/default" in proc.stdout and "simclr/" not in proc.stdout
+    vicreg = [job for job in proc.stdout.split("rule train:")[1:] if "vicreg/" in job]
+    assert len(vicreg) == 2 and all("params" in job.split("reason:")[1].splitlines()[0]
+                                    for job in vicreg), vicreg
 
 
 @pytest.mark.parametrize("change, stages", [
