@@ -129,10 +129,15 @@ def embed(*, batch_size: int, canvas: int, side: int, shard_rows: int, dims: int
 
 
 # Bytes per crop of a k-NN table's scalar columns as pandas holds them (id strings, set,
-# label, prediction, confidence, ...), and what each neighbour costs once found: its id and
-# distance from the search (12), its dataset row (8) and the float32 distance written (4)
+# label, prediction, confidence, ...), and what each neighbour costs once found: its
+# distance (4) and id (8, freed once the votes are counted) from the search, its dataset row
+# (8), its class's vote as an int32 (class, count) pair while the voted classes are
+# gathered (8, twice for a moment), and Arrow's and the Parquet writer's share. Measured:
+# 28.6 bytes per neighbour between 60,000 and 600,000 crops at k = 100 and 1,000 classes
+# (`python bench/knn_memory.py`: the stage after its search, every crop voting for ~95
+# classes), so 32
 TABLE_BYTES_PER_CROP = 512
-BYTES_PER_NEIGHBOUR = 24
+BYTES_PER_NEIGHBOUR = 32
 
 
 def knn(*, n_public: int, n_queries: int, dims: int, k: int, flat_index: bool = True) -> int:

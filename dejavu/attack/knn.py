@@ -180,10 +180,13 @@ def label_crops(dist: np.ndarray, ids: np.ndarray, public_labels: np.ndarray,
     counts (lists of at most k: the histogram without its zeros)."""
     blocks = [_label_block(dist[lo:lo + VOTE_BLOCK], public_labels[ids[lo:lo + VOTE_BLOCK]],
                            n_classes) for lo in range(0, max(len(ids), 1), VOTE_BLOCK)]
-    out = {key: np.concatenate([block[key] for block in blocks]) for key in
-           ("prediction", "top5", "confidence", "mean_distance", "voted", "votes")}
     # each block's offsets into its own pairs, shifted by the pairs of the blocks before
     start = np.cumsum([0] + [len(block["voted"]) for block in blocks])
+    out = {}
+    for key in ("prediction", "top5", "confidence", "mean_distance", "voted", "votes"):
+        out[key] = np.concatenate([block[key] for block in blocks])
+        for block in blocks:  # one key's blocks and its whole at a time, not all of them
+            del block[key]
     out["offsets"] = np.concatenate([block["offsets"][:-1] + first
                                      for block, first in zip(blocks, start)] + [start[-1:]])
     return out
@@ -216,9 +219,10 @@ def _label_block(dist: np.ndarray, labels: np.ndarray, n_classes: int) -> dict:
     wide = min(k, n_classes)
     counts = np.zeros((n, wide), np.int64)
     counts[crop, wide - 1 - rank] = votes
+    # the pairs as int32 (classes and counts are far below 2^31): k of them per crop at most
     return {"prediction": cls[offsets[:-1]], "top5": top, "confidence": confidence(counts),
-            "mean_distance": dist.mean(axis=1), "voted": cls, "votes": votes,
-            "offsets": offsets}
+            "mean_distance": dist.mean(axis=1), "voted": cls.astype(np.int32),
+            "votes": votes.astype(np.int32), "offsets": offsets}
 
 
 def run(index_path: str | None, public_path: str, crops_store: str, crops_table: str,
@@ -248,8 +252,9 @@ def run(index_path: str | None, public_path: str, crops_store: str, crops_table:
         dist, ids = search(faiss.read_index(index_path), queries, k, metric, device)
     log.info("searched %d crops among %d public images with %s on %s", len(queries),
              len(public_rows), backend, used)
-    neighbors = public_rows[ids]  # dataset rows of the neighbours
     voted = label_crops(dist, ids, label_of_row.loc[public_rows].to_numpy(), n_classes)
+    neighbors = public_rows[ids]  # dataset rows of the neighbours
+    del ids  # the search's ids are its largest array: gone before the table is built
     table = pd.read_parquet(crops_table).set_index("crop_row").loc[crop_rows].reset_index()
     out = table[["crop_row", "row", "id", "label", "set"]].copy()
     label = out["label"].to_numpy()
@@ -259,7 +264,7 @@ def run(index_path: str | None, public_path: str, crops_store: str, crops_table:
     out["correct"] = out["prediction"] == out["label"]
     out["correct_top5"] = (voted["top5"] == label[:, None]).any(axis=1)
     out.attrs = {"knn_backend": backend, "knn_device": used}  # kept in the Parquet file
-    write_table(out, out_path, neighbors=neighbors, distances=dist.astype(np.float32),
+    write_table(out, out_path, neighbors=neighbors, distances=dist.astype(np.float32, copy=False),
                 top5=voted["top5"], voted=(voted["voted"], voted["offsets"]),
                 votes=(voted["votes"], voted["offsets"]))
 
@@ -274,6 +279,9 @@ def read_scored(path: str, *more: str) -> pd.DataFrame:
     import pyarrow.parquet as pq
     names = set(pq.read_schema(path).names)
     return pd.read_parquet(path, columns=[c for c in [*SCORED_COLUMNS, *more] if c in names])
+
+
+ROW_GROUP = 65_536  # rows per Parquet row group: the writer encodes one at a time
 
 
 def write_table(frame: pd.DataFrame, path: str, **lists) -> None:
@@ -292,4 +300,4 @@ def write_table(frame: pd.DataFrame, path: str, **lists) -> None:
             column = pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()),
                                                        values.shape[1])
         table = table.append_column(name, column)
-    pq.write_table(table, path)
+    pq.write_table(table, path, row_group_size=ROW_GROUP)
