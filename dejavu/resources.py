@@ -197,6 +197,24 @@ def onemodel(*, n_crops: int) -> int:
     return score(n_crops=n_crops, tables=5)
 
 
+# What the summary and the report hold per row of the per-sample tables they read (the
+# one-model test's samples and SSLMem's per-image table, every combination's): the
+# rehearsal's slopes against its run at a twentieth of the rows (issue 38) were 1,637 and
+# 3,661 bytes per attacked crop with five such rows per crop (four one-model combinations
+# and SSLMem), 330 and 730 per row
+SUMMARY_BYTES_PER_SAMPLE = 512
+REPORT_BYTES_PER_SAMPLE = 1024
+REPORT_BASE_MB = 4000  # matplotlib, the figures and the example panel's images
+
+
+def summary(*, n_samples: int) -> int:
+    return math.ceil(LIGHT_BASE_MB + SUMMARY_BYTES_PER_SAMPLE * n_samples / MB)
+
+
+def report(*, n_samples: int) -> int:
+    return math.ceil(REPORT_BASE_MB + REPORT_BYTES_PER_SAMPLE * n_samples / MB)
+
+
 def probe(*, n_train: int, n_test: int, dims: int) -> int:
     """The linear probe fits on all training embeddings at once (float32, by design), and
     holds the test split's."""

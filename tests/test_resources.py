@@ -69,6 +69,16 @@ def test_terms_that_grow_with_the_data_are_the_stated_ones():
         assert rows(1000) - rows(10) <= 4 * 8 * 4096 * 990 / MB + 1
 
 
+def test_the_summary_and_report_grow_with_the_per_sample_rows_they_read():
+    """Their slopes in the ImageNet-shaped rehearsal (issue 38): 1,637 and 3,661 bytes per
+    attacked crop with five per-sample rows per crop; the formulas hold them with room."""
+    crops, per_crop = 600_000, 5
+    for formula, measured in ((res.summary, 1637), (res.report, 3661)):
+        grown = formula(n_samples=per_crop * crops) - formula(n_samples=0)
+        assert grown * MB >= measured * crops
+        assert formula(n_samples=0) in (res.LIGHT_BASE_MB, res.REPORT_BASE_MB)
+
+
 def test_the_synthetic_block_is_the_benchmarks_own():
     from dejavu.data import synth
     assert res.SYNTH_BLOCK_MB * MB == synth.BLOCK_BYTES

@@ -26,7 +26,7 @@ rule summary:
     benchmark:
         bench_path("summary")
     resources:
-        mem_mb=2000,
+        mem_mb=sized(summary_memory),
         runtime=10,
     conda:
         ENV
@@ -71,7 +71,7 @@ rule report:
     benchmark:
         bench_path("report")
     resources:
-        mem_mb=4000,
+        mem_mb=sized(report_memory),
         runtime=10,
     conda:
         ENV

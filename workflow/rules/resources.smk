@@ -247,6 +247,20 @@ def onemodel_memory(wildcards, input) -> int:
     return dejavu.resources.onemodel(n_crops=dejavu.resources.table_rows(input.knn_a))
 
 
+def sample_rows(input) -> int:
+    """Rows of the per-sample tables a summary or report job reads."""
+    return sum(dejavu.resources.table_rows(path)
+               for path in [*input.get("onemodel_samples", []), *input.get("sslmem", [])])
+
+
+def summary_memory(wildcards, input) -> int:
+    return dejavu.resources.summary(n_samples=sample_rows(input))
+
+
+def report_memory(wildcards, input) -> int:
+    return dejavu.resources.report(n_samples=sample_rows(input))
+
+
 def correlation_memory(wildcards, input) -> int:
     return dejavu.resources.correlation(
         n_train=dejavu.resources.split_count(input.split, (wildcards.subset,), True),
