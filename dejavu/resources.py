@@ -228,6 +228,10 @@ def sslmem(*, n_scored: int, side: int, batch_size: int, views: int) -> int:
 
 
 CORRELATION_BLOCK = 4096  # onemodel.distributions.BLOCK_CROPS (a unit test keeps them equal)
+# Per crop: its table row, its five classes and their probabilities, and their Arrow copies
+# when written. The rehearsal's slope (issue 38) was 1,340 bytes per attacked crop, of which
+# about 420 were the training crops growing with them (16 px, 300 per class): ~920
+CORRELATION_BYTES_PER_CROP = 1024
 
 
 def correlation(*, n_train: int, n_crops: int, side: int, classes: int) -> int:
@@ -237,7 +241,7 @@ def correlation(*, n_train: int, n_crops: int, side: int, classes: int) -> int:
     return math.ceil(TORCH_BASE_MB + min(image_mb(n_train, side), CORRELATION_HOLD_MB)
                      + image_mb(CORRELATION_BLOCK, side)
                      + 4 * 8 * CORRELATION_BLOCK * classes / MB
-                     + TABLE_BYTES_PER_CROP * n_crops / MB)
+                     + CORRELATION_BYTES_PER_CROP * n_crops / MB)
 
 
 def decoder_train(*, n_public: int, resolution: int, cond_dims: int, cond_bytes: int) -> int:
