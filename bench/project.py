@@ -83,7 +83,7 @@ def memory(c: dict) -> dict[str, int]:
                            block_rows=BLOCK_ROWS),
         "embed": res.embed(batch_size=batch, canvas=canvas, side=side,
                            shard_rows=c["embed"]["shard_rows"], dims=sum(dims.values()),
-                           dtype_bytes=dtype_bytes),
+                           dtype_bytes=dtype_bytes, table_rows=IMAGES),
         "index": res.knn(n_public=n_public, n_queries=0, dims=largest, k=0),
         "knn": res.knn(n_public=n_public, n_queries=2 * n_set, dims=largest,
                        k=max(c["knn"]["k"]), flat_index=knn_backend(c) == "faiss"),

@@ -120,12 +120,20 @@ def crops(*, n_attacked: int, canvas: int, side: int, block_rows: int) -> int:
                      + n_attacked * 1024 / MB)
 
 
+# What an embed job holds per row of the table it picks its rows from (the split or the
+# crops table, as pandas holds it): the rehearsal's slope was 188 bytes per index row
+# (issue 38)
+EMBED_BYTES_PER_ROW = 256
+
+
 def embed(*, batch_size: int, canvas: int, side: int, shard_rows: int, dims: int,
-          dtype_bytes: int) -> int:
+          dtype_bytes: int, table_rows: int = 0) -> int:
     """An embed job holds two batches (the one embedded, the one read ahead) as stored and
-    as the model sees them (float32), and one shard of embeddings."""
+    as the model sees them (float32), one shard of embeddings, and the table of rows it
+    picks its own from."""
     batch = 2 * batch_size * (canvas * canvas * 3 + 4 * side * side * 3) / MB
-    return math.ceil(TORCH_BASE_MB + batch + shard_rows * dims * dtype_bytes / MB)
+    return math.ceil(TORCH_BASE_MB + batch + shard_rows * dims * dtype_bytes / MB
+                     + EMBED_BYTES_PER_ROW * table_rows / MB)
 
 
 # Bytes per crop of a k-NN table's scalar columns as pandas holds them (id strings, set,
@@ -221,10 +229,17 @@ def probe(*, n_train: int, n_test: int, dims: int) -> int:
     return math.ceil(TORCH_BASE_MB + 2 * 4 * dims * (n_train + n_test) / MB)
 
 
+# SSLMem per scored image: its rows of the split and of both tables written, beside its
+# draws and distances per view (the rehearsal's slope: 715 bytes per attacked image at two
+# views; issue 38)
+SSLMEM_BYTES_PER_IMAGE = 768
+
+
 def sslmem(*, n_scored: int, side: int, batch_size: int, views: int) -> int:
-    """SSLMem holds one batch and its views, and per image its draws and distances."""
+    """SSLMem holds one batch and its views, and per image its rows and, per view, its
+    draws and distances."""
     return math.ceil(TORCH_BASE_MB + (1 + views) * 4 * image_mb(batch_size, side)
-                     + n_scored * views * 64 / MB)
+                     + n_scored * (SSLMEM_BYTES_PER_IMAGE + views * 64) / MB)
 
 
 CORRELATION_BLOCK = 4096  # onemodel.distributions.BLOCK_CROPS (a unit test keeps them equal)

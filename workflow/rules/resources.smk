@@ -206,7 +206,8 @@ def embed_memory(wildcards, input) -> int:
         canvas=dejavu.resources.stored_shape(input.images)[1], side=config["crop"]["side"],
         shard_rows=config["embed"]["shard_rows"],
         dims=sum(embedding_dims(wildcards, e) for e in EMBED_ARRAYS),
-        dtype_bytes=dejavu.resources.dtype_bytes(config["embed"]["dtype"]))
+        dtype_bytes=dejavu.resources.dtype_bytes(config["embed"]["dtype"]),
+        table_rows=dejavu.resources.table_rows(input.table))
 
 
 def knn_memory(wildcards, input) -> int:
