@@ -28,6 +28,7 @@ import dejavu.core.epochs
 import dejavu.core.layers
 import dejavu.data.sources
 import dejavu.resources
+import dejavu.runtime
 import dejavu.variants
 
 min_version("9.0")

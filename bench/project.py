@@ -39,6 +39,7 @@ from scratch import REPO, copy_workflow
 sys.path.insert(0, str(REPO))
 
 from dejavu import resources as res  # noqa: E402
+from dejavu import runtime as rt  # noqa: E402
 from dejavu.config import knn_backend  # noqa: E402
 from dejavu.data.crops import BLOCK_ROWS  # noqa: E402
 
@@ -104,46 +105,46 @@ def memory(c: dict) -> dict[str, int]:
 
 def runtimes(c: dict) -> dict[str, int]:
     """Run time (minutes) per rule at ImageNet-1k's sizes, where it is a formula of them
-    (`dejavu/resources.py`, "run time"; the slowest job of each rule)."""
+    (`dejavu/runtime.py`; the slowest job of each rule)."""
     npc, side = max(c["split"]["npc"]), c["crop"]["side"]
     n_set, n_test = npc * CLASSES, c["split"]["public_test_per_class"] * CLASSES
     n_public = IMAGES - 2 * n_set - n_test
     model, rcdm, net = c["model"], c["rcdm"], c["onemodel"]["resnet"]
     backbone, head = model["backbones"][0], model["projector"]
-    forward = res.forward_macs(backbone, model["width"], side, head,
+    forward = rt.forward_macs(backbone, model["width"], side, head,
                                small_stem=model["small_stem"], patch_size=model["patch_size"])
     features = res.backbone_size(backbone, model["width"])[1]
     largest = max(features, head[-1])
     processes = c["train"]["processes"] or max(1, c["train"]["gpus"])
-    unet = res.unet_macs(rcdm["resolution"], [rcdm["width"] * m for m in rcdm["channel_mult"]],
+    unet = rt.unet_macs(rcdm["resolution"], [rcdm["width"] * m for m in rcdm["channel_mult"]],
                          rcdm["layers_per_block"])
     gpus = {key: c[key]["gpus"] for key in ("train", "embed", "knn", "sslmem", "rcdm",
                                              "onemodel")}
     return {
-        "train": res.limited_minutes(c["train"]["max_runtime"]) or res.train_minutes(
+        "train": rt.limited_minutes(c["train"]["max_runtime"]) or rt.train_minutes(
             epochs=c["train"]["epochs"], n_images=n_set, forward=forward, gpus=gpus["train"],
             processes=processes),
-        "snapshot": res.train_minutes(epochs=c["train"]["state_every"], n_images=n_set,
+        "snapshot": rt.train_minutes(epochs=c["train"]["state_every"], n_images=n_set,
                                       forward=forward, gpus=gpus["train"],
                                       processes=processes),
-        "embed": res.embed_minutes(rows=-(-n_public // c["embed"]["jobs"]), forward=forward,
+        "embed": rt.embed_minutes(rows=-(-n_public // c["embed"]["jobs"]), forward=forward,
                                    gpus=gpus["embed"]),
-        "knn": res.knn_minutes(n_public=n_public, n_queries=2 * n_set, dims=largest,
+        "knn": rt.knn_minutes(n_public=n_public, n_queries=2 * n_set, dims=largest,
                                gpus=gpus["knn"] if knn_backend(c) == "torch" else 0),
-        "probe": res.probe_minutes(n_train=n_set, n_test=n_test, n_public=n_public,
+        "probe": rt.probe_minutes(n_train=n_set, n_test=n_test, n_public=n_public,
                                    forward=forward, dims=features, classes=CLASSES,
                                    steps=c["probe"]["steps"], gpus=gpus["embed"]),
-        "sslmem": res.sslmem_minutes(n_scored=2 * n_set, views=c["sslmem"]["views"],
+        "sslmem": rt.sslmem_minutes(n_scored=2 * n_set, views=c["sslmem"]["views"],
                                      forward=forward, gpus=gpus["sslmem"]),
-        "correlation": res.correlation_minutes(
+        "correlation": rt.correlation_minutes(
             n_train=n_set, n_crops=2 * n_set, epochs=net["epochs"], gpus=gpus["onemodel"],
-            forward=res.resnet_macs(f"resnet{net['depth']}", side, net["small_stem"],
+            forward=rt.resnet_macs(f"resnet{net['depth']}", side, net["small_stem"],
                                     net["width"])),
-        "decoder_train": (res.limited_minutes(rcdm["max_runtime"]) or rcdm["runtime"]
-                          or res.decoder_train_minutes(steps=rcdm["steps"],
+        "decoder_train": (rt.limited_minutes(rcdm["max_runtime"]) or rcdm["runtime"]
+                          or rt.decoder_train_minutes(steps=rcdm["steps"],
                                                        batch_size=rcdm["batch_size"],
                                                        forward=unet, gpus=gpus["rcdm"])),
-        "decoder_sample": res.decoder_sample_minutes(
+        "decoder_sample": rt.decoder_sample_minutes(
             examples=rcdm["examples"], self_images=rcdm["self_images"], samples=rcdm["samples"],
             sample_steps=rcdm["sample_steps"], forward=unet, gpus=gpus["rcdm"]),
     }
@@ -153,10 +154,10 @@ def whole_training(c: dict) -> int:
     """Minutes of a model's whole training (the train rule's runtime is one continuation
     job's where train.max_runtime is set)."""
     model, npc = c["model"], max(c["split"]["npc"])
-    forward = res.forward_macs(model["backbones"][0], model["width"], c["crop"]["side"],
+    forward = rt.forward_macs(model["backbones"][0], model["width"], c["crop"]["side"],
                                model["projector"], small_stem=model["small_stem"],
                                patch_size=model["patch_size"])
-    return res.train_minutes(epochs=c["train"]["epochs"], n_images=npc * CLASSES,
+    return rt.train_minutes(epochs=c["train"]["epochs"], n_images=npc * CLASSES,
                              forward=forward, gpus=c["train"]["gpus"],
                              processes=c["train"]["processes"] or max(1, c["train"]["gpus"]))
 
@@ -164,9 +165,9 @@ def whole_training(c: dict) -> int:
 def whole_decoder_training(c: dict) -> int:
     """Minutes of a decoder's whole training (rcdm.max_runtime splits it into jobs)."""
     rcdm = c["rcdm"]
-    unet = res.unet_macs(rcdm["resolution"], [rcdm["width"] * m for m in rcdm["channel_mult"]],
+    unet = rt.unet_macs(rcdm["resolution"], [rcdm["width"] * m for m in rcdm["channel_mult"]],
                          rcdm["layers_per_block"])
-    return rcdm["runtime"] or res.decoder_train_minutes(
+    return rcdm["runtime"] or rt.decoder_train_minutes(
         steps=rcdm["steps"], batch_size=rcdm["batch_size"], forward=unet, gpus=rcdm["gpus"])
 
 

@@ -5,6 +5,7 @@ import math
 import pytest
 
 from dejavu import resources as res
+from dejavu import runtime as rt
 
 pytestmark = pytest.mark.unit
 
@@ -84,7 +85,7 @@ def test_the_synthetic_block_is_the_benchmarks_own():
     assert res.SYNTH_BLOCK_MB * MB == synth.BLOCK_BYTES
     # ImageNet's row count at 16 px: 1.281M x 0.40 ms = 8.6 minutes of drawing, asked for
     # three times over with five to start
-    assert res.synth_minutes(n_images=1_281_000, side=16) == 5 + math.ceil(3 * 8.566)
+    assert rt.synth_minutes(n_images=1_281_000, side=16) == 5 + math.ceil(3 * 8.566)
 
 
 def test_the_correlation_hold_is_the_classifiers_own():
@@ -145,7 +146,7 @@ def test_forward_work_is_what_the_model_computes(backbone, side, small_stem, tol
     from dejavu.core.models import SSLModel
     model = SSLModel(backbone, [64, 32], width=8, small_stem=small_stem, image_size=side)
     counted = counted_macs(model, torch.zeros(2, 3, side, side)) / 2
-    planned = res.forward_macs(backbone, 8, side, [64, 32], small_stem=small_stem,
+    planned = rt.forward_macs(backbone, 8, side, [64, 32], small_stem=small_stem,
                                patch_size=model.arch["patch_size"])
     assert planned == pytest.approx(counted, rel=tolerance)
 
@@ -158,25 +159,25 @@ def test_decoder_work_is_about_what_its_unet_computes():
                             layers_per_block=layers)
         counted = counted_macs(Decoder(10, cfg), torch.zeros(1, 3, 16, 16),
                                torch.zeros(1, dtype=torch.long), torch.zeros(1, 10))
-        assert res.unet_macs(16, [32, 64, 96], layers) == pytest.approx(counted, rel=0.1)
+        assert rt.unet_macs(16, [32, 64, 96], layers) == pytest.approx(counted, rel=0.1)
 
 
 def test_run_time_is_the_start_and_the_work_at_the_planned_rate():
-    rate = res.CPU_MACS_PER_S
+    rate = rt.CPU_MACS_PER_S
     work = 3600 * rate  # an hour at the planned rate: three with the safety factor
-    assert res.minutes(work) == res.START_MINUTES + res.SAFETY * 60
-    assert res.minutes(2 * work) == res.START_MINUTES + 2 * res.SAFETY * 60
-    assert res.minutes(work, threads=2) == res.START_MINUTES + res.SAFETY * 30
-    assert res.minutes(work, gpus=1) == res.MIN_MINUTES  # a GPU: seconds of work
-    assert res.minutes(0) == res.MIN_MINUTES
+    assert rt.minutes(work) == rt.START_MINUTES + rt.SAFETY * 60
+    assert rt.minutes(2 * work) == rt.START_MINUTES + 2 * rt.SAFETY * 60
+    assert rt.minutes(work, threads=2) == rt.START_MINUTES + rt.SAFETY * 30
+    assert rt.minutes(work, gpus=1) == rt.MIN_MINUTES  # a GPU: seconds of work
+    assert rt.minutes(0) == rt.MIN_MINUTES
     # training: epochs x images x two views x forward and backward
-    forward = res.forward_macs("convnet", 16, 32, [512, 512, 512])
-    assert res.train_minutes(epochs=400, n_images=500, forward=forward, gpus=0,
-                             processes=1) == res.minutes(400 * 500 * 2 * 3 * forward)
+    forward = rt.forward_macs("convnet", 16, 32, [512, 512, 512])
+    assert rt.train_minutes(epochs=400, n_images=500, forward=forward, gpus=0,
+                             processes=1) == rt.minutes(400 * 500 * 2 * 3 * forward)
     # twice the data, (about) twice the time
-    small = res.knn_minutes(n_public=10**6, n_queries=10**5, dims=2048, gpus=0)
-    large = res.knn_minutes(n_public=2 * 10**6, n_queries=10**5, dims=2048, gpus=0)
-    assert large - res.START_MINUTES == pytest.approx(2 * (small - res.START_MINUTES), abs=1)
+    small = rt.knn_minutes(n_public=10**6, n_queries=10**5, dims=2048, gpus=0)
+    large = rt.knn_minutes(n_public=2 * 10**6, n_queries=10**5, dims=2048, gpus=0)
+    assert large - rt.START_MINUTES == pytest.approx(2 * (small - rt.START_MINUTES), abs=1)
 
 
 @pytest.mark.parametrize("depth, width, side, small_stem", [(10, 16, 32, True),
@@ -186,11 +187,11 @@ def test_correlation_classifier_work_is_what_it_computes(depth, width, side, sma
     from dejavu.onemodel.correlation import ResNetClassifier
     model = ResNetClassifier(10, depth=depth, width=width, small_stem=small_stem)
     counted = counted_macs(model, torch.zeros(1, 3, side, side))
-    assert res.resnet_macs(f"resnet{depth}", side, small_stem, width) == pytest.approx(
+    assert rt.resnet_macs(f"resnet{depth}", side, small_stem, width) == pytest.approx(
         counted, rel=0.15 if small_stem else 0.02)
 
 
 def test_a_job_that_continues_itself_asks_for_its_limit_and_ten_minutes():
-    assert res.limited_minutes(None) is None
-    assert res.limited_minutes(720) == 730
-    assert res.limited_minutes(0.0001) == 11   # a part of a minute counts as one
+    assert rt.limited_minutes(None) is None
+    assert rt.limited_minutes(720) == 730
+    assert rt.limited_minutes(0.0001) == 11   # a part of a minute counts as one

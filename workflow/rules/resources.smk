@@ -11,7 +11,7 @@ def train_runtime(wildcards, input):
 
 def limited_runtime(section: str) -> int | None:
     """`section`.max_runtime + 10 minutes to start and save; None where it is not set."""
-    return dejavu.resources.limited_minutes(config[section]["max_runtime"])
+    return dejavu.runtime.limited_minutes(config[section]["max_runtime"])
 
 
 def continuations(section: str) -> int:
@@ -70,19 +70,19 @@ def model_forward(wildcards) -> float:
     arch, head, width = model_arch(wildcards)
     model = (config["model"] if wildcards.method == EXTERNAL
              else settings(wildcards)["model"])
-    return dejavu.resources.forward_macs(arch, width, config["crop"]["side"], head,
+    return dejavu.runtime.forward_macs(arch, width, config["crop"]["side"], head,
                                          small_stem=model["small_stem"],
                                          patch_size=model["patch_size"])
 
 
 def planned(formula, override=None):
     """A job's run time in minutes: `override` where the config sets one, else
-    formula(wildcards, input) of its sizes (dejavu.resources, "run time")."""
+    formula(wildcards, input) of its sizes (dejavu.runtime)."""
     return sized(formula) if override is None else override
 
 
 def training_minutes(wildcards, input, epochs: int) -> int:
-    return dejavu.resources.train_minutes(
+    return dejavu.runtime.train_minutes(
         epochs=epochs, n_images=dejavu.resources.split_count(input.split, (wildcards.subset,)),
         forward=model_forward(wildcards), gpus=config["train"]["gpus"],
         processes=train_processes())
@@ -96,13 +96,13 @@ def snapshot_runtime(wildcards, input) -> int:
 def embed_runtime(wildcards, input) -> int:
     rows = (dejavu.resources.split_count(input.table, ("public",))
             if wildcards.part == "public" else stored_rows(input.images))
-    return dejavu.resources.embed_minutes(rows=math.ceil(rows / config["embed"]["jobs"]),
+    return dejavu.runtime.embed_minutes(rows=math.ceil(rows / config["embed"]["jobs"]),
                                           forward=model_forward(wildcards),
                                           gpus=config["embed"]["gpus"])
 
 
 def knn_runtime(wildcards, input) -> int:
-    return dejavu.resources.knn_minutes(
+    return dejavu.runtime.knn_minutes(
         n_public=embedded_rows(input.public), n_queries=embedded_rows(input.crops),
         dims=embedding_dims(wildcards),
         gpus=config["knn"]["gpus"] if KNN_BACKEND == "torch" else 0)
@@ -110,7 +110,7 @@ def knn_runtime(wildcards, input) -> int:
 
 def probe_runtime(wildcards, input) -> int:
     count = dejavu.resources.split_count
-    return dejavu.resources.probe_minutes(
+    return dejavu.runtime.probe_minutes(
         n_train=count(input.split, (wildcards.subset,)),
         n_test=count(input.split, ("public_test",)),
         n_public=embedded_rows(input.public), forward=model_forward(wildcards),
@@ -125,7 +125,7 @@ def scored_images(input) -> int:
 
 
 def sslmem_runtime(wildcards, input) -> int:
-    return dejavu.resources.sslmem_minutes(
+    return dejavu.runtime.sslmem_minutes(
         n_scored=scored_images(input),
         views=config["sslmem"]["views"], forward=model_forward(wildcards),
         gpus=config["sslmem"]["gpus"])
@@ -135,11 +135,11 @@ def correlation_runtime(wildcards, input) -> int:
     """The ResNet classifier's training and predictions (naive Bayes counts tags: the
     least a job asks for)."""
     if wildcards.classifier != "resnet":
-        return dejavu.resources.MIN_MINUTES
+        return dejavu.runtime.MIN_MINUTES
     net = config["onemodel"]["resnet"]
-    forward = dejavu.resources.resnet_macs(f"resnet{net['depth']}", config["crop"]["side"],
+    forward = dejavu.runtime.resnet_macs(f"resnet{net['depth']}", config["crop"]["side"],
                                            net["small_stem"], net["width"])
-    return dejavu.resources.correlation_minutes(
+    return dejavu.runtime.correlation_minutes(
         n_train=dejavu.resources.split_count(input.split, (wildcards.subset,), True),
         n_crops=stored_rows(input.crops), forward=forward, epochs=net["epochs"],
         gpus=config["onemodel"]["gpus"])
@@ -147,7 +147,7 @@ def correlation_runtime(wildcards, input) -> int:
 
 def decoder_forward() -> float:
     rcdm = config["rcdm"]
-    return dejavu.resources.unet_macs(rcdm["resolution"],
+    return dejavu.runtime.unet_macs(rcdm["resolution"],
                                       [rcdm["width"] * m for m in rcdm["channel_mult"]],
                                       rcdm["layers_per_block"])
 
@@ -159,14 +159,14 @@ def decoder_train_runtime(wildcards, input) -> int:
     fixed = limited_runtime("rcdm") or rcdm["runtime"]
     if fixed:
         return fixed
-    return dejavu.resources.decoder_train_minutes(
+    return dejavu.runtime.decoder_train_minutes(
         steps=rcdm["steps"], batch_size=rcdm["batch_size"], forward=decoder_forward(),
         gpus=rcdm["gpus"])
 
 
 def decoder_sample_runtime(wildcards, input) -> int:
     rcdm = config["rcdm"]
-    return dejavu.resources.decoder_sample_minutes(
+    return dejavu.runtime.decoder_sample_minutes(
         examples=rcdm["examples"], self_images=rcdm["self_images"], samples=rcdm["samples"],
         sample_steps=rcdm["sample_steps"], forward=decoder_forward(), gpus=rcdm["gpus"])
 

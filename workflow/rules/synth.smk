@@ -22,7 +22,7 @@ rule synth:
         bench_path("synth")
     resources:
         mem_mb=dejavu.resources.synth(n_images=SYNTH_IMAGES),
-        runtime=dejavu.resources.synth_minutes(n_images=SYNTH_IMAGES,
+        runtime=dejavu.runtime.synth_minutes(n_images=SYNTH_IMAGES,
                                                side=config["dataset"]["image_size"]),
     conda:
         ENV
