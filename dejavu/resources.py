@@ -199,9 +199,9 @@ def onemodel(*, n_crops: int) -> int:
 
 # What the summary and the report hold per row of the per-sample tables they read (the
 # one-model test's samples and SSLMem's per-image table, every combination's): the
-# rehearsal's slopes against its run at a twentieth of the rows (issue 38) were 1,637 and
-# 3,661 bytes per attacked crop with five such rows per crop (four one-model combinations
-# and SSLMem), 330 and 730 per row
+# rehearsal's slopes against its run at a twentieth of the rows (issue 38), in two runs,
+# were 1,637-1,931 and 2,678-3,661 bytes per attacked crop with five such rows per crop
+# (four one-model combinations and SSLMem): up to 390 and 730 per row
 SUMMARY_BYTES_PER_SAMPLE = 512
 REPORT_BYTES_PER_SAMPLE = 1024
 

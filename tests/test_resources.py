@@ -71,10 +71,10 @@ def test_terms_that_grow_with_the_data_are_the_stated_ones():
 
 
 def test_the_summary_and_report_grow_with_the_per_sample_rows_they_read():
-    """Their slopes in the ImageNet-shaped rehearsal (issue 38): 1,637 and 3,661 bytes per
-    attacked crop with five per-sample rows per crop; the formulas hold them with room."""
+    """Their largest slopes in the ImageNet-shaped rehearsal (issue 38): 1,931 and 3,661
+    bytes per attacked crop with five per-sample rows per crop; the formulas hold them."""
     crops, per_crop = 600_000, 5
-    for formula, measured in ((res.summary, 1637), (res.report, 3661)):
+    for formula, measured in ((res.summary, 1931), (res.report, 3661)):
         grown = formula(n_samples=per_crop * crops) - formula(n_samples=0)
         assert grown * MB >= measured * crops
         assert formula(n_samples=0) in (res.LIGHT_BASE_MB, res.REPORT_BASE_MB)
