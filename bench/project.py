@@ -75,7 +75,12 @@ def memory(c: dict) -> dict[str, int]:
                         projector=head, on_cpu=c["train"]["gpus"] == 0,
                         small_stem=c["model"]["small_stem"], canvas=canvas,
                         **loader)["mem_mb"]
+    combos = (len(c["onemodel"]["classifiers"]) * len(c["knn"]["embeddings"])
+              * len(c["knn"]["k"]) * len(c["crop"]["modes"])) if c["onemodel"]["enabled"] else 0
+    samples = (combos + bool(c["sslmem"]["enabled"])) * 2 * n_set  # per-sample table rows
     return {
+        "summary": res.summary(n_samples=samples),
+        "report": res.report(n_samples=samples),
         "split": res.split(n_rows=IMAGES),
         "score": res.score(n_crops=2 * n_set),
         "onemodel": res.onemodel(n_crops=2 * n_set),
