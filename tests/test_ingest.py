@@ -71,7 +71,7 @@ def bad_tree(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ingested(bad_tree, tmp_path_factory):
     tree, planted = bad_tree
-    manifest, classes, rejects = sources.scan(imagenet_source(tree))
+    manifest, classes, rejects = ingest.scan(imagenet_source(tree))
     store, index, rejects = ingest_all(tmp_path_factory.mktemp("out"), manifest, rejects,
                                        workers=2)
     return tree, planted, manifest, classes, store, index, rejects
@@ -173,8 +173,8 @@ def test_conversions_give_plain_rgb(ingested):
 
 def test_box_outside_clipped_or_rejected_by_rule(bad_tree):
     tree, planted = bad_tree
-    clip, _, _ = sources.scan(imagenet_source(tree))
-    reject, _, table = sources.scan(imagenet_source(tree, boxes_outside="reject"))
+    clip, _, _ = ingest.scan(imagenet_source(tree))
+    reject, _, table = ingest.scan(imagenet_source(tree, boxes_outside="reject"))
     image_id = planted["box_outside"].stem
     assert boxes_of(clip, image_id) == [[60, 40, 80, 60]]
     assert len(boxes_of(reject, image_id)) == 0
@@ -185,13 +185,13 @@ def test_box_outside_clipped_or_rejected_by_rule(bad_tree):
 def test_strict_mode_fails_at_the_first_problem_naming_the_file(bad_tree, tmp_path):
     tree, planted = bad_tree
     with pytest.raises(sources.BadInput, match="strict mode"):
-        sources.scan(imagenet_source(tree), strict=True)
+        ingest.scan(imagenet_source(tree), strict=True)
     # decoding: a tree whose only problem is a truncated file fails in the ingest job
     clean = write_imagenet_tree(tmp_path / "t", classes=2, per_class=3)
     whole = (clean["train"] / wnid(0) / f"{wnid(0)}_1.JPEG").read_bytes()
     bad = clean["train"] / wnid(0) / f"{wnid(0)}_2.JPEG"
     bad.write_bytes(whole[:len(whole) // 2])
-    manifest, _, rejects = sources.scan(imagenet_source(clean), strict=True)
+    manifest, _, rejects = ingest.scan(imagenet_source(clean), strict=True)
     with pytest.raises(sources.BadInput, match=str(bad)):
         ingest_all(tmp_path / "out", manifest, rejects, jobs=1, workers=2, strict=True)
 
@@ -201,14 +201,14 @@ def test_strict_mode_accepts_format_conversions(tmp_path):
     good, box = draw(0, 80, 60, np.random.default_rng(0))
     (tree["train"] / wnid(0) / f"{wnid(0)}_1.JPEG").write_bytes(
         jpeg_bytes(Image.fromarray(good).convert("CMYK")))
-    manifest, _, rejects = sources.scan(imagenet_source(tree), strict=True)
+    manifest, _, rejects = ingest.scan(imagenet_source(tree), strict=True)
     _, index, table = ingest_all(tmp_path / "out", manifest, rejects, jobs=1, strict=True)
     assert len(index) == 6 and list(table["kind"]) == ["cmyk"]
 
 
 def test_resize_policies_center_and_stretch(tmp_path):
     tree = write_imagenet_tree(tmp_path / "t", classes=2, per_class=2, box_fraction=1.0)
-    manifest, _, rejects = sources.scan(imagenet_source(tree))
+    manifest, _, rejects = ingest.scan(imagenet_source(tree))
     for policy, size in (("center", (64, 64)), ("stretch", (64, 64))):
         _, index, _ = ingest_all(tmp_path / policy, manifest, rejects, jobs=1, resize=policy)
         assert set(zip(index["width"], index["height"])) == {size}
@@ -227,7 +227,7 @@ def test_resize_policies_center_and_stretch(tmp_path):
 
 def test_a_killed_job_rerun_rewrites_identical_shards_and_finalize_checks_coverage(tmp_path):
     tree = write_imagenet_tree(tmp_path / "t", classes=2, per_class=10)
-    manifest, _, rejects = sources.scan(imagenet_source(tree))
+    manifest, _, rejects = ingest.scan(imagenet_source(tree))
     store, index, _ = ingest_all(tmp_path / "a", manifest, rejects, jobs=3, workers=2)
     first = store[:]
     out = tmp_path / "b"
@@ -281,7 +281,7 @@ def test_own_images_with_boxes_from_a_csv(tmp_path):
                                           for rel, (name, b) in boxes.items() if "0" not in rel]
     lines += ["ghost/none.png,cat,1,1,5,5", "dog/dog1.png,dog,5,five,9,9"]
     (tmp_path / "boxes.csv").write_text("\n".join(lines) + "\n")
-    manifest, classes, rejects = sources.scan({"name": "folder",
+    manifest, classes, rejects = ingest.scan({"name": "folder",
                                                "root": str(tmp_path / "images"),
                                                "boxes": str(tmp_path / "boxes.csv")})
     assert list(classes["key"]) == ["cat", "dog"]
@@ -305,7 +305,7 @@ def test_own_images_from_a_list_file_with_coco_boxes(tmp_path):
                             for i, (name, b) in enumerate(boxes[r] for r in files)]}
     (tmp_path / "coco.json").write_text(json.dumps(coco))
     (tmp_path / "classes.txt").write_text("cat a cat\ndog a dog\n")
-    manifest, classes, rejects = sources.scan({
+    manifest, classes, rejects = ingest.scan({
         "name": "folder", "root": str(tmp_path / "images"), "list": str(tmp_path / "list.csv"),
         "boxes": str(tmp_path / "coco.json"), "class_list": str(tmp_path / "classes.txt")})
     assert list(classes["name"]) == ["a cat", "a dog"]
@@ -326,7 +326,7 @@ def test_every_entry_of_a_folder_dataset_that_is_not_ingested_is_recorded(tmp_pa
     (cat / "folder.jpg").mkdir()
     (cat / "notes.txt").write_text("not an image")
     (tmp_path / "images" / "README.md").write_text("my dataset")
-    manifest, _, rejects = sources.scan({"name": "folder", "root": str(tmp_path / "images")})
+    manifest, _, rejects = ingest.scan({"name": "folder", "root": str(tmp_path / "images")})
     recorded = {(row.path.split("/")[-1], row.kind, row.action)
                 for row in rejects.itertuples()}
     assert recorded == {("gone.jpg", "missing_file", "image skipped"),
@@ -340,7 +340,7 @@ def test_every_entry_of_a_folder_dataset_that_is_not_ingested_is_recorded(tmp_pa
     assert "first" in gif["reason"].item() and "cat/moving" in set(index["id"])
     # strict mode fails at the first skipped entry (sorted: folder.jpg), not at stray files
     with pytest.raises(sources.BadInput, match="folder.jpg"):
-        sources.scan({"name": "folder", "root": str(tmp_path / "images")}, strict=True)
+        ingest.scan({"name": "folder", "root": str(tmp_path / "images")}, strict=True)
 
 
 @pytest.mark.parametrize("folders", [False, True])
@@ -352,7 +352,7 @@ def test_validation_images_are_the_held_out_pool_labelled_by_their_annotations(t
     from dejavu.data.testing import VAL_BAD, write_imagenet_val
     tree = write_imagenet_tree(tmp_path, classes=3, per_class=4)
     val = write_imagenet_val(tmp_path, classes=3, per_class=2, folders=folders)
-    manifest, _, rejects = sources.scan({
+    manifest, _, rejects = ingest.scan({
         "name": "imagenet", "root": str(tree["train"]), "annotations": str(tree["annotations"]),
         "heldout_root": str(val["val"]), "heldout_annotations": str(val["val_annotations"])})
     held = manifest[manifest["pool"] == "heldout"]
@@ -364,5 +364,5 @@ def test_validation_images_are_the_held_out_pool_labelled_by_their_annotations(t
     assert set(skipped["id"]) == set(val["planted"].values())
     assert (skipped["action"] == "image skipped").all()
     with pytest.raises(sources.BadInput, match="dataset.heldout_root"):
-        sources.scan({"name": "imagenet", "root": str(tree["train"]),
+        ingest.scan({"name": "imagenet", "root": str(tree["train"]),
                       "heldout_root": str(tmp_path / "nowhere")})

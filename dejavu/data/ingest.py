@@ -32,7 +32,8 @@ import zarr
 from zarr.codecs import ZstdCodec
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .sources import BoxRules, Rejects, check_box
+from .imagenet import scan_imagenet
+from .sources import BadInput, BoxRules, Rejects, check_box, scan_folder
 from ..core.store import (file_digest, finish_partial, open_or_create, partial_store,
                           shard_range, store_key)
 
@@ -361,9 +362,30 @@ def finalize(manifest_path: str, scan_rejects_path: str, metas: list[str], image
 
 
 def run_scan(dataset: dict, manifest_path: str, classes_path: str, rejects_path: str) -> None:
-    from .sources import scan
     manifest, classes, rejects = scan(dataset, strict=dataset.get("strict", False))
     manifest.to_parquet(manifest_path, index=False)
     classes.to_csv(classes_path, index=False)
     rejects.to_parquet(rejects_path, index=False)
 
+
+def scan(dataset: dict, strict: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(manifest, classes, rejects) of the configured dataset (`config["dataset"]`)."""
+    rejects = Rejects("scan", strict)
+    rules = BoxRules(outside=dataset.get("boxes_outside", "clip"))
+    if dataset["name"] == "imagenet":
+        manifest, classes = scan_imagenet(dataset["root"], dataset.get("annotations"),
+                                          dataset.get("class_list"), rules, rejects,
+                                          dataset.get("heldout_root"),
+                                          dataset.get("heldout_annotations"))
+    elif dataset["name"] == "folder":
+        manifest, classes = scan_folder(dataset["root"], dataset.get("list"),
+                                        dataset.get("boxes"), dataset.get("class_list"),
+                                        rules, rejects)
+    else:
+        raise ValueError(f"dataset {dataset['name']!r} has no adapter")
+    if manifest.empty:
+        raise BadInput(f"dataset.root: no usable image under {dataset['root']}")
+    log.info("%d images in %d classes, %d with boxes; %d input problems recorded",
+             len(manifest), manifest["label"].nunique(),
+             sum(len(b) > 0 for b in manifest["boxes"]), len(rejects.rows))
+    return manifest, classes, rejects.table()

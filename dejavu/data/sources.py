@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 REJECT_COLUMNS = ("stage", "id", "path", "kind", "action", "reason")
@@ -257,30 +255,6 @@ def scan_folder(root: str, list_file: str | None, boxes_file: str | None,
         rows.append((image_id, str(path), label_of[key], boxes, 0, 0, "train"))
     manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     return _drop_duplicates(manifest, rejects), classes
-
-
-def scan(dataset: dict, strict: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(manifest, classes, rejects) of the configured dataset (`config["dataset"]`)."""
-    rejects = Rejects("scan", strict)
-    rules = BoxRules(outside=dataset.get("boxes_outside", "clip"))
-    if dataset["name"] == "imagenet":
-        from .imagenet import scan_imagenet
-        manifest, classes = scan_imagenet(dataset["root"], dataset.get("annotations"),
-                                          dataset.get("class_list"), rules, rejects,
-                                          dataset.get("heldout_root"),
-                                          dataset.get("heldout_annotations"))
-    elif dataset["name"] == "folder":
-        manifest, classes = scan_folder(dataset["root"], dataset.get("list"),
-                                        dataset.get("boxes"), dataset.get("class_list"),
-                                        rules, rejects)
-    else:
-        raise ValueError(f"dataset {dataset['name']!r} has no adapter")
-    if manifest.empty:
-        raise BadInput(f"dataset.root: no usable image under {dataset['root']}")
-    log.info("%d images in %d classes, %d with boxes; %d input problems recorded",
-             len(manifest), manifest["label"].nunique(),
-             sum(len(b) > 0 for b in manifest["boxes"]), len(rejects.rows))
-    return manifest, classes, rejects.table()
 
 
 def default_path(value: str | None, root: str, name: str) -> str | None:
