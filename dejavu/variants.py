@@ -64,6 +64,13 @@ def setting_of(config: dict, setting: str):
     return node
 
 
+def own_values(config: dict, setting: str, methods: list[str]) -> dict[str, object]:
+    """The value of `setting` each method's default run trains with (its recipe's, else
+    the config's)."""
+    return {m: setting_of(overlaid(config, config.get("recipes", {}).get(m, {})), setting)
+            for m in methods}
+
+
 def sweep_entries(config: dict) -> list[dict]:
     """Each sweep as variant entries, one per value (named <name>_<value>), leaving out a
     value that every method of the sweep already trains with in its default run (that run
@@ -73,8 +80,7 @@ def sweep_entries(config: dict) -> list[dict]:
     for sweep in config.get("sweeps", []):
         section, *path = sweep["setting"].split(".")
         methods = sweep.get("methods") or config["train"]["methods"]
-        base = [setting_of(overlaid(config, config.get("recipes", {}).get(m, {})),
-                           sweep["setting"]) for m in methods]
+        base = own_values(config, sweep["setting"], methods).values()
         name = sweep.get("name") or path[-1]
         for value in sweep["values"]:
             if all(b == value for b in base):
@@ -210,8 +216,7 @@ def sweep_specs(config: dict) -> list[dict]:
     specs = []
     for sweep in config.get("sweeps", []):
         methods = sweep.get("methods") or config["train"]["methods"]
-        base = {m: setting_of(overlaid(config, config.get("recipes", {}).get(m, {})),
-                              sweep["setting"]) for m in methods}
+        base = own_values(config, sweep["setting"], methods)
         points = {e["name"]: e["value"] for e in sweep_entries({**config, "sweeps": [sweep]})}
         specs.append({"setting": sweep["setting"], "methods": methods, "base": base,
                       "points": points})
