@@ -34,8 +34,9 @@ def check(config: dict, workdir: str = ".") -> None:
                             f"train.method_modules)")
             continue
         method = methods.info(name)
-        problems += method.check(model["projector"], train["batch_size"],
-                                 train.get("loss", {}).get(name, {}))
+        if name not in config.get("recipes", {}):  # else checked with its recipe (variants)
+            problems += method.check(model["projector"], train["batch_size"],
+                                     train.get("loss", {}).get(name, {}), model["backbones"])
         try:
             AugmentConfig.from_options({**method.augment, **train.get("augment", {})})
         except (TypeError, ValueError) as err:

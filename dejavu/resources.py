@@ -27,7 +27,8 @@ REPORT_BASE_MB = 1200
 # Parameters (millions) and feature size of the fixed-size backbones (torchvision / the
 # ViTs of `core.models`); the ConvNet's follow from its width
 BACKBONES = {"resnet18": (11.2, 512), "resnet34": (21.3, 512), "resnet50": (23.5, 2048),
-             "resnet101": (42.5, 2048), "vit_tiny": (5.5, 192), "vit_small": (21.7, 384)}
+             "resnet101": (42.5, 2048), "vit_mini": (1.2, 128), "vit_tiny": (5.5, 192),
+             "vit_small": (21.7, 384), "vit_base": (85.8, 768)}
 STATE_BYTES_PER_PARAM = 16  # weights, gradients and two optimizer moments, float32
 CORRELATION_HOLD_MB = 1024  # onemodel.correlation.HOLD_BYTES (a unit test keeps them equal)
 
@@ -72,10 +73,12 @@ def model_state_mb(backbone: str, width: int, projector: list[int]) -> float:
 # width * 2^i channels on 1/4^i of the pixels, doubled for the backward: 7.5 * width
 # (measured: the 64 px, width-16, batch-128 training of `python bench/scale.py` peaked 0.3
 # GB above its declared memory without this term). ResNets and ViTs: estimates from their
-# usual training memory at 224 px (about 35, 55, 110, 160, 35, 70 MB per image), not
-# measured here; a small stem keeps 16 times the pixels through the network.
+# usual training memory at 224 px (about 35, 55, 110, 160 MB per image; the ViTs 35, 70 and
+# 150 from tiny to base, 12 for the 6-block, 128-wide vit_mini), not measured here; a small
+# stem keeps 16 times the pixels through the network.
 ACTIVATION_FLOATS_PER_PIXEL = {"resnet18": 175, "resnet34": 275, "resnet50": 550,
-                               "resnet101": 800, "vit_tiny": 175, "vit_small": 350}
+                               "resnet101": 800, "vit_mini": 60, "vit_tiny": 175,
+                               "vit_small": 350, "vit_base": 750}
 VIEWS = 2  # images per training example (multi-crop's small views add little)
 
 

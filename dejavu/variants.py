@@ -177,7 +177,8 @@ def model_settings(config: dict, configs: dict[str, dict], schema_path: str,
             own["train"]["methods"] = [method]
             where = f"recipes.{method}" + ("" if name == DEFAULT_VARIANT
                                            else f" (in variant {name})")
-            found = _checked(own, where, validator, workdir)
+            # checked as a config of its own, in which the method has no recipe left
+            found = _checked({**own, "recipes": {}}, where, validator, workdir)
             problems += found
             settings[name, method] = own
     if problems:

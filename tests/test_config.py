@@ -41,6 +41,7 @@ def test_the_demo_config_is_valid():
 @pytest.mark.parametrize("overlay", ["config/sweep.yaml", "config/mitigation.yaml",
                                      "config/cpu_check.yaml",
                                      "bench/methods.yaml", "bench/supervised.yaml",
+                                     "bench/supervised_why.yaml", "bench/mae.yaml",
                                      "tests/known_answer.yaml",
                                      *(f"config/paper/cpu/{name}.yaml" for name in (
                                          "vicreg_invariance", "simclr_temperature", "sizes",
@@ -64,6 +65,10 @@ def test_every_shipped_overlay_is_valid_with_its_variants(overlay):
     ({"score": {"p": 0}}, "score.p: 0 is less than or equal"),                         # p of 0
     ({"model": {"projector": [64, 1]}}, "model.projector: vicreg needs a projector output"),
     ({"train": {"batch_size": 1}}, "train.batch_size: vicreg needs a batch of at least 2"),
+    ({"train": {"methods": ["vicreg", "mae"]}},
+     "model.backbones: mae trains vit* backbones only, not convnet"),
+    ({"train": {"methods": ["mae"]}, "model": {"backbones": ["vit_mini"]}},
+     "model.projector: mae trains no projector, set it to []"),
     ({"train": {"loss": {"vicreg": {"sim_coef": 1}}}}, "'sim_coef' was unexpected"),
     ({"train": {"method_modules": ["nowhere.py"]}}, "train.method_modules"),
     ({"onemodel": {"classifiers": ["svm"]}}, "onemodel.classifiers.0: 'svm' is not one of"),

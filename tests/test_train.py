@@ -15,8 +15,14 @@ def images(n=24, seed=0):
     return np.random.default_rng(seed).integers(0, 256, size=(n, 16, 16, 3), dtype=np.uint8)
 
 
-def small_model(seed=0):
+def small_model(seed=0, method=""):
+    """A small ConvNet with a projector, or for MAE the small ViT without one."""
+    if method == "mae":
+        return init_model("vit_mini", [], 0, seed, image_size=16, patch_size=4)
     return init_model("convnet", [16, 8], 4, seed)
+
+
+MAE_OPTIONS = {"decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2}
 
 
 def test_training_is_reproducible_bit_for_bit_on_cpu():
@@ -199,7 +205,7 @@ def labelled(n_classes=4, per_class=6, side=16):
 METHOD_CASES = [
     ("vicreg", {}), ("simclr", {}), ("barlow_twins", {}), ("byol", {"predictor_hidden": 16}),
     ("dino", {"prototypes": 16, "local_crops": 2, "warmup_teacher_temp_epochs": 2}),
-    ("supervised", {}),
+    ("supervised", {}), ("mae", MAE_OPTIONS),
 ]
 
 
@@ -210,24 +216,25 @@ def test_every_method_resumes_to_the_same_weights(method, options, tmp_path):
     cfg = TrainConfig(method=method, loss=options, epochs=3, batch_size=8, warmup_epochs=1,
                       classes=4, device="cpu", resume_every=1)
     whole = {}
-    train(small_model(), data, cfg, lambda e, m, *_: whole.update({e: copy_state(m)}),
-          labels=labels)
+    train(small_model(method=method), data, cfg,
+          lambda e, m, *_: whole.update({e: copy_state(m)}), labels=labels)
 
     def killed_at_3(epoch, model, *_):
         if epoch == 3:
             raise Killed
 
     with pytest.raises(Killed):
-        train(small_model(), data, cfg, killed_at_3, str(tmp_path / "r"), labels)
+        train(small_model(method=method), data, cfg, killed_at_3, str(tmp_path / "r"), labels)
     resumed = {}
-    train(small_model(), data, cfg, lambda e, m, *_: resumed.update({e: copy_state(m)}),
-          str(tmp_path / "r"), labels)
+    train(small_model(method=method), data, cfg,
+          lambda e, m, *_: resumed.update({e: copy_state(m)}), str(tmp_path / "r"), labels)
     for name, value in whole[3].items():
         assert torch.equal(value, resumed[3][name]), name
 
 
 DDP_CASES = {"vicreg": {}, "byol": {"predictor_hidden": 16},
-             "dino": {"prototypes": 16, "local_crops": 1}, "supervised": {}}
+             "dino": {"prototypes": 16, "local_crops": 1}, "supervised": {},
+             "mae": MAE_OPTIONS}
 
 
 def ddp_config(method):
@@ -245,7 +252,8 @@ def _two_processes(rank, size, port, paths):
         assert distributed.from_rank0(lambda: rank) == 0  # rank 0's answer, on every rank
         data, labels = labelled()
         for method, path in paths.items():
-            train(small_model(), data, ddp_config(method), SaveTo({2: path}), labels=labels)
+            train(small_model(method=method), data, ddp_config(method), SaveTo({2: path}),
+                  labels=labels)
     finally:
         torch.distributed.destroy_process_group()
 
@@ -270,11 +278,11 @@ def test_two_data_parallel_processes_equal_one_with_the_whole_batch(method, two_
     before BatchNorm, into steps of size lr)."""
     data, labels = labelled()
     path = str(tmp_path / "one.pt")
-    train_processes(1, small_model(), data, ddp_config(method), SaveTo({2: path}),
+    train_processes(1, small_model(method=method), data, ddp_config(method), SaveTo({2: path}),
                     labels=labels)
     one = torch.load(path, weights_only=True)["state_dict"]
     two = torch.load(two_process_runs[method], weights_only=True)["state_dict"]
-    start = small_model().state_dict()
+    start = small_model(method=method).state_dict()
     moved = max((one[k].double() - start[k].double()).abs().max().item() for k in one)
     apart = max((one[k].double() - two[k].double()).abs().max().item() for k in one)
     assert moved > 1e-2              # training changed the weights...

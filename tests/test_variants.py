@@ -77,6 +77,19 @@ def test_a_bad_recipe_is_named_with_its_method_and_key(recipes, key):
     assert key in settings_problems(with_methods("vicreg", "simclr", recipes=recipes))
 
 
+@pytest.mark.parametrize("mae_projector, key", [
+    ([], ""), ([8], "recipes.mae: model.projector: mae trains no projector")])
+def test_a_method_without_a_projector_trains_beside_others_through_its_recipe(mae_projector,
+                                                                               key):
+    """VICReg with its projector and MAE without one, on the same ViT backbones: the
+    top-level projector is VICReg's, MAE's recipe says it has none."""
+    config = with_methods("vicreg", "mae", recipes={"mae": {"model": {"projector": mae_projector}}})
+    config["model"]["backbones"] = ["vit_mini"]
+    checks.check(config, str(REPO))
+    found = settings_problems(config)
+    assert (key in found) if key else found == ""
+
+
 def test_a_sweep_is_one_variant_per_value_leaving_out_the_default_runs_own():
     config = with_methods("vicreg", "simclr", sweeps=[
         {"setting": "train.loss.vicreg.sim_coeff", "values": [5, 10.0, 25, 0.5],

@@ -20,7 +20,7 @@ OUTPUTS = ("backbone", "projector")  # what every embedding store holds
 PATTERN = r"backbone|projector|block[1-9][0-9]*|hidden[1-9][0-9]*"
 # Stages of each built-in backbone (dejavu.core.models keeps to these: a unit test compares)
 STAGES = {"convnet": 4, **{f"resnet{d}": 4 for d in (18, 34, 50, 101)},
-          "vit_tiny": 12, "vit_small": 12}
+          "vit_mini": 6, "vit_tiny": 12, "vit_small": 12, "vit_base": 12}
 _NAME = re.compile(r"(block|hidden)([1-9][0-9]*)")
 
 

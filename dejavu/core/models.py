@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from . import gpus, layers
+from .vit import VIT_SIZES, ViT
 
 log = logging.getLogger(__name__)
 
@@ -79,57 +80,13 @@ class ResNet(nn.Module):
         return self.net(x)
 
 
-class ViT(nn.Module):
-    """A small Vision Transformer (Dosovitskiy et al., ICLR 2021): patch embedding, a class
-    token, learned position embeddings, pre-norm Transformer blocks; the class token's final
-    state is the representation. Inputs of another size than `image_size` (multi-crop
-    views) get bicubically interpolated position embeddings."""
-
-    def __init__(self, image_size: int, patch_size: int, dim: int, depth: int, heads: int,
-                 mlp_ratio: int = 4):
-        super().__init__()
-        if image_size % patch_size:
-            raise ValueError(f"ViT: image side {image_size} is not a multiple of the patch "
-                             f"size {patch_size} (model.patch_size)")
-        self.patch_size, self.grid = patch_size, image_size // patch_size
-        self.patches = nn.Conv2d(3, dim, patch_size, stride=patch_size)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.position = nn.Parameter(torch.randn(1, 1 + self.grid ** 2, dim) * 0.02)
-        block = nn.TransformerEncoderLayer(dim, heads, dim * mlp_ratio, dropout=0.0,
-                                           activation="gelu", batch_first=True,
-                                           norm_first=True)
-        self.blocks = nn.TransformerEncoder(block, depth, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(dim)
-        self.out_dim = dim
-
-    def position_embedding(self, grid_h: int, grid_w: int) -> torch.Tensor:
-        if (grid_h, grid_w) == (self.grid, self.grid):
-            return self.position
-        cls, grid = self.position[:, :1], self.position[:, 1:]
-        grid = grid.reshape(1, self.grid, self.grid, -1).permute(0, 3, 1, 2)
-        grid = nn.functional.interpolate(grid, size=(grid_h, grid_w), mode="bicubic",
-                                         align_corners=False)
-        return torch.cat([cls, grid.flatten(2).transpose(1, 2)], dim=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.patches(x)
-        grid_h, grid_w = tokens.shape[2:]
-        tokens = tokens.flatten(2).transpose(1, 2)
-        tokens = torch.cat([self.cls_token.expand(len(x), -1, -1), tokens], dim=1)
-        tokens = self.blocks(tokens + self.position_embedding(grid_h, grid_w))
-        return self.norm(tokens[:, 0])
-
-
-# ViT sizes of DeiT (Touvron et al., 2021): (dim, depth, heads)
-VIT_SIZES = {"vit_tiny": (192, 12, 3), "vit_small": (384, 12, 6)}
-
 BACKBONES = {
-    "convnet": lambda width, small_stem, image_size, patch_size: ConvNet(width=width),
-    **{f"resnet{d}": (lambda width, small_stem, image_size, patch_size, d=d:
+    "convnet": lambda width, small_stem, image_size, patch_size, pool: ConvNet(width=width),
+    **{f"resnet{d}": (lambda width, small_stem, image_size, patch_size, pool, d=d:
                       ResNet(d, small_stem))
        for d in (18, 34, 50, 101)},
-    **{name: (lambda width, small_stem, image_size, patch_size, size=size:
-              ViT(image_size, patch_size, *size))
+    **{name: (lambda width, small_stem, image_size, patch_size, pool, size=size:
+              ViT(image_size, patch_size, *size, pool=pool))
        for name, size in VIT_SIZES.items()},
 }
 
@@ -210,9 +167,9 @@ def known_architecture(name: str) -> str | None:
 
 
 def build_backbone(name: str, width: int, small_stem: bool, image_size: int,
-                   patch_size: int) -> nn.Module:
+                   patch_size: int, pool: str = "cls") -> nn.Module:
     """A backbone module with `.out_dim`. torchvision/timm models keep their own defaults:
-    width, small_stem, image_size and patch_size only shape dejavu's own backbones."""
+    width, small_stem, image_size, patch_size and pool only shape dejavu's own backbones."""
     if name.startswith("torchvision."):
         return torchvision_backbone(name.removeprefix("torchvision."))
     if name.startswith("timm."):
@@ -221,23 +178,25 @@ def build_backbone(name: str, width: int, small_stem: bool, image_size: int,
         raise ValueError(f"unknown backbone {name!r}; known: {sorted(BACKBONES)}, "
                          f"torchvision.<name> or timm.<name>")
     return BACKBONES[name](width=width, small_stem=small_stem, image_size=image_size,
-                           patch_size=patch_size)
+                           patch_size=patch_size, pool=pool)
 
 
 class SSLModel(nn.Module):
     """Backbone plus projector. `projector_dims=[]` means no projector: the projector
     embedding is then the backbone embedding itself (models trained elsewhere often come
     without their head). `normalize` picks the input statistics: "dejavu" (fixed 0.5/0.25)
-    or "imagenet" (what torchvision and timm weights expect)."""
+    or "imagenet" (what torchvision and timm weights expect). `pool`: a ViT's
+    representation, its class token ("cls") or its patch tokens' mean ("mean")."""
 
     def __init__(self, backbone: str = "convnet", projector_dims: list[int] = (512, 512, 512),
                  width: int = 16, small_stem: bool = True, image_size: int = 32,
-                 patch_size: int = 4, normalize: str = "dejavu"):
+                 patch_size: int = 4, normalize: str = "dejavu", pool: str = "cls"):
         super().__init__()
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"unknown input normalisation {normalize!r}; known: "
                              f"{NORMALIZATIONS}")
-        self.backbone = build_backbone(backbone, width, small_stem, image_size, patch_size)
+        self.backbone = build_backbone(backbone, width, small_stem, image_size, patch_size,
+                                       pool)
         self.projector = (projector(self.backbone.out_dim, list(projector_dims))
                           if len(projector_dims) else nn.Identity())
         self.normalize = normalize
@@ -248,6 +207,8 @@ class SSLModel(nn.Module):
         # that existed before this option stay exactly as they were.
         if normalize != "dejavu":
             self.arch["normalize"] = normalize
+        if pool != "cls":
+            self.arch["pool"] = pool
 
     @property
     def projector_dim(self) -> int:
@@ -262,9 +223,17 @@ class SSLModel(nn.Module):
         std = x.new_tensor(IMAGENET_STD).view(1, -1, 1, 1)
         return (x - mean) / std
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (N, 3, H, W) floats in [0, 1] -> backbone (N, Db), projector (N, Dp)."""
-        h = self.backbone(self.normalize_input(x))
+    def forward(self, x: torch.Tensor, visible: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (N, 3, H, W) floats in [0, 1] -> backbone (N, Db), projector (N, Dp).
+        `visible` (N, K): the patches a ViT sees (masked-autoencoder views); None: all."""
+        x = self.normalize_input(x)
+        if visible is None:
+            h = self.backbone(x)
+        elif isinstance(self.backbone, ViT):
+            h = self.backbone(x, visible)
+        else:
+            raise ValueError(f"masked views need a ViT backbone, not {self.arch['backbone']}")
         return h, self.projector(h)
 
     def layer_modules(self, names) -> dict[str, nn.Module]:
@@ -294,7 +263,8 @@ class SSLModel(nn.Module):
             out[name] = found[i - 1]
         return out
 
-    def embed(self, x: torch.Tensor, names=layers.OUTPUTS) -> dict[str, torch.Tensor]:
+    def embed(self, x: torch.Tensor, names=layers.OUTPUTS,
+              visible: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The embeddings `names` of x (the two outputs always among them): intermediate
         ones taken by forward hooks as the model runs, pooled over space (a stage's feature
         map) or the class token (a Transformer block's tokens)."""
@@ -309,7 +279,7 @@ class SSLModel(nn.Module):
         handles = [module.register_forward_hook(take(name))
                    for name, module in self.layer_modules(names).items()]
         try:
-            h, z = self(x)
+            h, z = self(x, visible)
         finally:
             for handle in handles:
                 handle.remove()

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core import layers
+from ..core.vit import visible_patches
 from ..training.augment import AugmentConfig, ViewAugment, apply, sample, take
 from .sslmem_summary import summarize
 
@@ -55,14 +56,16 @@ def draws(n: int, view: ViewAugment, n_views: int, seed: int) -> list[dict[str, 
             for j in range(n_views)]
 
 
-def represent(model: nn.Module, x: torch.Tensor, embeddings) -> dict[str, torch.Tensor]:
+def represent(model: nn.Module, x: torch.Tensor, embeddings,
+              visible: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Each of `embeddings` of x (N, 3, H, W) in [0, 1], (N, D) L2-normalised: the model's
-    outputs or its intermediate layers (dejavu.core.layers), from one forward pass. For the
-    outputs alone any module returning (backbone, projector) will do."""
+    outputs or its intermediate layers (dejavu.core.layers), from one forward pass; a ViT
+    seeing only the patches `visible` (N, K) when given. For the outputs of whole images any
+    module returning (backbone, projector) will do."""
     if set(embeddings) <= set(layers.OUTPUTS):
-        out = dict(zip(layers.OUTPUTS, model(x)))
+        out = dict(zip(layers.OUTPUTS, model(x) if visible is None else model(x, visible)))
     else:
-        out = model.embed(x, embeddings)
+        out = model.embed(x, embeddings, visible)
     return {name: F.normalize(out[name].float(), dim=1) for name in embeddings}
 
 
@@ -90,12 +93,14 @@ def _per_view(models: dict[str, nn.Module], images: Images, view: ViewAugment,
             raise ValueError(f"images must be (N, S, S, 3) uint8, not {batch.shape} "
                              f"{batch.dtype}")
         x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float() / 255
-        views = [apply(x, {k: v.to(device) for k, v in take(p, rows).items()}, view)
-                 for p in params]
+        drawn = [{k: v.to(device) for k, v in take(p, rows).items()} for p in params]
+        views = [apply(x, p, view) for p in drawn]
+        masks = [visible_patches(p["mask_noise"], view.mask_ratio) if view.mask_ratio else None
+                 for p in drawn]
         for name, model in models.items():
             original = represent(model, x, embeddings)
             for j, v in enumerate(views):
-                seen = represent(model, v, embeddings)
+                seen = represent(model, v, embeddings, masks[j])
                 for e in embeddings:
                     out[e][name][j, rows] = (original[e] - seen[e]).norm(dim=1).cpu().numpy()
     return out
@@ -260,19 +265,23 @@ def run(checkpoint_a: str, checkpoint_b: str, images_path: str, split_path: str,
         out_path: str, *, side: int, n_views: int = 5, seed: int = 0,
         embedding: str = "backbone", augment: dict | None = None, device: str = "auto",
         batch_size: int = 256, split_heldout: bool = True, threads: int = 1,
-        along_depth=(), out_layers: str | None = None) -> None:
+        along_depth=(), out_layers: str | None = None, mask_ratio: float = 0.0) -> None:
     """The sslmem stage: score models A and B on the attacked images of A and B and on the
     held-out set, with the first view of the training augmentation (`augment`: the config's
-    overrides of AugmentConfig), and write the `score_table` of `embedding` to parquet.
+    overrides of AugmentConfig; `mask_ratio`: the share of a ViT's patches its training
+    views hide, for a masked autoencoder), and write the `score_table` of `embedding`.
     With `out_layers`: the `summarize` of every embedding of `along_depth` too, one row
     each (LayerMem, definitions §11), from the same passes."""
     from ..core.models import load_checkpoint, pick_device
     torch.set_num_threads(threads)
     models = {"A": load_checkpoint(checkpoint_a)[0], "B": load_checkpoint(checkpoint_b)[0]}
-    view = AugmentConfig.from_options(augment or {}).view(0)
+    patches = getattr(models["A"].backbone, "grid", 0) ** 2
+    view = AugmentConfig.from_options(augment or {}).view(0, mask_ratio=mask_ratio,
+                                                          mask_patches=patches)
     images = read_scored(images_path, split_path, side)
-    log.info("SSLMem on %s images, %d draws, %s embedding", {k: len(v) for k, v in
-                                                             images.items()}, n_views, embedding)
+    log.info("SSLMem on %s images, %d draws, %s embedding, views hiding %.0f %% of the "
+             "patches", {k: len(v) for k, v in images.items()}, n_views, embedding,
+             100 * mask_ratio)
     embeddings = sorted({embedding, *along_depth}, key=layers.depth)
     tables = score_tables(pd.read_parquet(split_path), images, models, view=view,
                           n_views=n_views, seed=seed, device=pick_device(device),

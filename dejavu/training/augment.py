@@ -49,14 +49,16 @@ def crop_boxes(n: int, scale, ratio, generator: torch.Generator, device: torch.d
 def sample(n: int, cfg: ViewAugment, generator: torch.Generator,
            device: torch.device) -> dict[str, torch.Tensor]:
     """Each of n images' random parameters for one view. Every draw is made whatever the
-    probabilities, so the random stream does not depend on which augmentations are on."""
+    probabilities, so the random stream does not depend on which augmentations are on. A
+    masked view's `mask_noise` (n, mask_patches) ranks its patches (`core.vit`); `apply`
+    leaves it to the model."""
     def uniform(lo, hi):
         return torch.empty(n, device=device).uniform_(lo, hi, generator=generator)
 
     def chance(p):
         return torch.rand(n, device=device, generator=generator) < p
 
-    return {
+    params = {
         "box": crop_boxes(n, cfg.scale, cfg.ratio, generator, device),
         "flip": chance(cfg.flip_prob),
         "jitter": chance(cfg.jitter_prob),
@@ -69,6 +71,10 @@ def sample(n: int, cfg: ViewAugment, generator: torch.Generator,
         "sigma": uniform(*cfg.blur_sigma),
         "solarize": chance(cfg.solarize_prob),
     }
+    if cfg.mask_ratio > 0:  # drawn last: the other draws are those of an unmasked view
+        params["mask_noise"] = torch.rand(n, cfg.mask_patches, device=device,
+                                          generator=generator)
+    return params
 
 
 def take(params: dict[str, torch.Tensor], rows: slice) -> dict[str, torch.Tensor]:

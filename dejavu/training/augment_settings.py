@@ -23,6 +23,8 @@ class ViewAugment:
     blur_sigma: tuple[float, float] = (0.1, 2.0)  # pixels, as torchvision's GaussianBlur
     solarize_prob: float = 0.0                  # invert pixels above 0.5
     size: float = 1.0                           # output side / input side (multi-crop)
+    mask_ratio: float = 0.0                     # patches removed (a masked autoencoder's
+    mask_patches: int = 0                       #   view), of this many
 
 
 @dataclass(frozen=True)

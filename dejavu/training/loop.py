@@ -81,7 +81,8 @@ def fingerprint(model: SSLModel, images: Images, cfg: TrainConfig) -> str:
 def check(model: SSLModel, n_images: int, cfg: TrainConfig) -> type[methods.Method]:
     """Refuse settings the method cannot train with, before anything is trained."""
     method = methods.get(cfg.method)
-    problems = method.check(model.arch["projector_dims"], cfg.batch_size, cfg.loss)
+    problems = method.check(model.arch["projector_dims"], cfg.batch_size, cfg.loss,
+                            [model.arch["backbone"]])
     steps = math.ceil(n_images / cfg.batch_size)
     if n_images // max(1, steps) < method.min_batch:
         problems.append(f"{cfg.method} needs batches of at least {method.min_batch} images, "

@@ -39,9 +39,11 @@ def run_seed(seed: int, subset: str) -> int:
 
 
 def init_model(backbone: str, projector_dims: list[int], width: int, seed: int,
-               small_stem: bool = True, image_size: int = 32, patch_size: int = 4) -> SSLModel:
+               small_stem: bool = True, image_size: int = 32, patch_size: int = 4,
+               pool: str = "cls") -> SSLModel:
     torch.manual_seed(seed)
-    return SSLModel(backbone, projector_dims, width, small_stem, image_size, patch_size)
+    return SSLModel(backbone, projector_dims, width, small_stem, image_size, patch_size,
+                    pool=pool)
 
 
 class SaveTo:
@@ -129,10 +131,10 @@ def training_set(images_path: str, split_path: str, subset: str,
 
 def run_init(out_path: str, *, backbone: str, projector_dims: list[int], width: int,
              seed: int, subset: str, small_stem: bool = True, image_size: int = 32,
-             patch_size: int = 4) -> None:
+             patch_size: int = 4, pool: str = "cls") -> None:
     """The untrained model (epoch 0): the start of training and the untrained control."""
     model = init_model(backbone, projector_dims, width, run_seed(seed, subset), small_stem,
-                       image_size, patch_size)
+                       image_size, patch_size, pool)
     save_checkpoint(out_path, model, epoch=0)
 
 

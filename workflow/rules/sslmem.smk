@@ -16,6 +16,8 @@ rule sslmem:
         along_depth=config["knn"]["embeddings"],  # LayerMem beside the score along depth
         augment=lambda wc: dict(sorted({**dejavu.training.methods.info(wc.method).augment,
                                         **settings(wc)["train"]["augment"]}.items())),
+        mask_ratio=lambda wc: dejavu.training.methods.scoring_mask(
+            wc.method, settings(wc)["train"]["loss"].get(wc.method, {})),
         side=config["crop"]["side"],
         batch_size=config["embed"]["batch_size"],
         split_heldout=config["score"]["split_heldout"],

@@ -10,6 +10,7 @@ rule init:
         small_stem=modelled("small_stem"),
         image_size=config["crop"]["side"],
         patch_size=modelled("patch_size"),
+        pool=modelled("pool"),
         seed=wildcard("seed", int),
         subset=wildcard("subset"),
     log:

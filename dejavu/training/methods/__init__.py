@@ -58,6 +58,14 @@ def info(name: str):
                      f"registered from train.method_modules)")
 
 
+def scoring_mask(name: str, options: dict) -> float:
+    """The share of patches SSLMem's views of a `name` encoder hide: its training mask
+    ratio for a masked autoencoder (the option its `scoring_mask` names), else 0."""
+    method = info(name)
+    key = getattr(method, "scoring_mask", "")
+    return float(options.get(key, method.options[key])) if key else 0.0
+
+
 def get(name: str) -> type:
     """The class of method `name`, importing a built-in method's module on first use."""
     if name not in METHODS and name in BUILT_IN:
@@ -83,4 +91,4 @@ def __getattr__(attribute: str):
 
 
 __all__ = ["BUILT_IN", "METHODS", "MethodInfo", "check_settings", "get", "info",
-           "load_modules", "names", "register", "source_file", *_BASE]
+           "load_modules", "names", "register", "scoring_mask", "source_file", *_BASE]

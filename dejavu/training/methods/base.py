@@ -32,7 +32,7 @@ from . import METHODS, register  # noqa: F401  (re-exported for method modules)
 from .catalog import BUILT_IN, check_settings
 
 SETTINGS = ("options", "augment", "min_batch", "min_projector_dim", "uses_labels",
-            "option_minimums")
+            "option_minimums", "trains_projector", "backbones", "scoring_mask")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,9 @@ class Method(nn.Module, abc.ABC):
     min_projector_dim: int = 2    # smallest projector output it is defined for
     uses_labels: bool = False
     option_minimums: dict = {}    # least value of some options
+    trains_projector: bool = True  # False: no projector (model.projector [])
+    backbones: tuple = ()         # name prefixes of the backbones it trains (): any
+    scoring_mask: str = ""        # the option whose patch-mask ratio SSLMem's views use
 
     def __init_subclass__(cls, **kwargs):
         """A built-in method takes its settings from the torch-free catalog."""
@@ -105,9 +108,10 @@ class Method(nn.Module, abc.ABC):
 
     # --- checks before training ---------------------------------------------------------
     @classmethod
-    def check(cls, projector_dims: list[int], batch_size: int, options: dict) -> list[str]:
+    def check(cls, projector_dims: list[int], batch_size: int, options: dict,
+              backbones=()) -> list[str]:
         """Problems with these settings, as (config key, message) sentences; [] if none."""
-        return check_settings(cls, projector_dims, batch_size, options)
+        return check_settings(cls, projector_dims, batch_size, options, backbones)
 
 
 class TwoViewMethod(Method):

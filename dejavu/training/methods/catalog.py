@@ -18,15 +18,20 @@ class MethodInfo:
     min_projector_dim: int = 2    # smallest projector output it is defined for
     uses_labels: bool = False
     option_minimums: dict = field(default_factory=dict)
+    trains_projector: bool = True  # False: the encoder has no projector (model.projector [])
+    backbones: tuple = ()         # name prefixes of the backbones it trains (): any
+    scoring_mask: str = ""        # the option whose patch-mask ratio SSLMem's views use
 
-    def check(self, projector_dims: list[int], batch_size: int, options: dict) -> list[str]:
-        return check_settings(self, projector_dims, batch_size, options)
+    def check(self, projector_dims: list[int], batch_size: int, options: dict,
+              backbones=()) -> list[str]:
+        return check_settings(self, projector_dims, batch_size, options, backbones)
 
 
 def check_settings(method, projector_dims: list[int], batch_size: int,
-                   options: dict) -> list[str]:
+                   options: dict, backbones=()) -> list[str]:
     """Problems of these settings for `method` (a MethodInfo or a Method class), each
-    sentence naming its config key; [] if none."""
+    sentence naming its config key; [] if none. `projector_dims` [] is no projector (the
+    objective then reads the backbone's output, whose size is not known here)."""
     name = method.name
     problems = []
     unknown = set(options) - set(method.options)
@@ -36,9 +41,17 @@ def check_settings(method, projector_dims: list[int], batch_size: int,
     if batch_size < method.min_batch:
         problems.append(f"train.batch_size: {name} needs a batch of at least "
                         f"{method.min_batch}, got {batch_size}")
-    if projector_dims[-1] < method.min_projector_dim:
+    if len(projector_dims) and projector_dims[-1] < method.min_projector_dim:
         problems.append(f"model.projector: {name} needs a projector output of at least "
                         f"{method.min_projector_dim} dimensions, got {projector_dims[-1]}")
+    if not getattr(method, "trains_projector", True) and len(projector_dims):
+        problems.append(f"model.projector: {name} trains no projector, set it to [] for "
+                        f"{name} (recipes: {{{name}: {{model: {{projector: []}}}}}})")
+    prefixes = getattr(method, "backbones", ())
+    for backbone in backbones if prefixes else ():
+        if not backbone.startswith(tuple(prefixes)):
+            problems.append(f"model.backbones: {name} trains {'/'.join(prefixes)}* backbones "
+                            f"only, not {backbone} (train {name} in a config of its own)")
     for key, least in getattr(method, "option_minimums", {}).items():
         if options.get(key, method.options[key]) < least:
             problems.append(f"train.loss.{name}.{key}: needs at least {least}")
@@ -59,4 +72,12 @@ BUILT_IN = {info.name: info for info in (
     MethodInfo("supervised", {"label_smoothing": 0.0, "head": "bn_relu_linear"},
                min_projector_dim=1,
                uses_labels=True),
+    # He et al. 2022: 75 % of the patches removed, a decoder of 8 blocks 512 wide (16
+    # heads), per-patch normalised targets; crops of 20-100 % of the image and flips only.
+    MethodInfo("mae", {"mask_ratio": 0.75, "decoder_dim": 512, "decoder_depth": 8,
+                       "decoder_heads": 16, "norm_pix_loss": True},
+               augment={"scale_min": 0.2, "jitter_prob": 0.0, "grayscale_prob": 0.0,
+                        "blur_prob": (0.0, 0.0), "solarize_prob": (0.0, 0.0)},
+               min_batch=1, trains_projector=False, backbones=("vit",),
+               scoring_mask="mask_ratio"),
 )}
