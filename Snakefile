@@ -27,6 +27,7 @@ import dejavu.config
 import dejavu.core.epochs
 import dejavu.core.layers
 import dejavu.data.sources
+import dejavu.removal
 import dejavu.resources
 import dejavu.runtime
 import dejavu.variants
@@ -108,4 +109,5 @@ include: "workflow/rules/rcdm.smk"
 include: "workflow/rules/onemodel.smk"
 include: "workflow/rules/external.smk"
 include: "workflow/rules/sslmem.smk"
+include: "workflow/rules/removal.smk"
 include: "workflow/rules/report.smk"

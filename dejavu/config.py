@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from . import removal
 from .core import layers, provenance
 from .dataset_config import (STORE_SETTINGS, STORE_SOURCE, dataset_problems,  # noqa: F401
                              dataset_settings, dataset_store, heldout_problems, store_problems,
@@ -70,6 +71,7 @@ def check(config: dict, workdir: str = ".") -> None:
     problems += _rcdm_problems(config)
     problems += _onemodel_problems(config, workdir)
     problems += _external_problems(config, workdir)
+    problems += _removal_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 
@@ -136,7 +138,7 @@ def wildcard_constraints(schema_path: str) -> dict[str, str]:
     crop = choices("crop", "modes")
     embedding = schema["properties"]["knn"]["properties"]["embeddings"]["items"]["pattern"]
     return {"method": NAME, "backbone": NAME, "variant": NAME, "size": r"\d+", "seed": r"\d+",
-            "subset": "A|B",
+            "subset": removal.SUBSET_PATTERN,
             "epoch": r"\d+", "job": r"\d+", "k": r"\d+", "crop": crop,
             "part": f"public|crops-({crop})", "embedding": "(?:" + embedding.strip("^$")[1:],
             "classifier": choices("onemodel", "classifiers")}
@@ -254,4 +256,25 @@ def _external_problems(config: dict, workdir: str) -> list[str]:
         if size is not None and size not in config["split"]["npc"]:
             problems.append(f"{key}.train_size: {size} is not one of split.npc "
                             f"{config['split']['npc']}")
+    return problems
+
+
+def _removal_problems(config: dict) -> list[str]:
+    """The removal experiment needs SSLMem's ranking and the probe's accuracy, and must
+    leave images in set A."""
+    spec = config.get("removal", {})
+    if not spec.get("enabled"):
+        return []
+    problems = [f"removal.enabled: needs {key}.enabled: true ({why})"
+                for key, why in (("sslmem", "SSLMem ranks the images"),
+                                 ("probe", "the probe measures what removal costs"))
+                if not config[key]["enabled"]]
+    strangers = [m for m in spec["methods"] if m not in config["train"]["methods"]]
+    if strangers:
+        problems.append(f"removal.methods: {strangers} not in train.methods")
+    if config["dataset"]["name"] == "synthetic":  # every image of A is scored
+        least = min(config["split"]["npc"]) * config["dataset"]["classes"]
+        if max(spec["counts"]) >= least:
+            problems.append(f"removal.counts: {max(spec['counts'])} images removed of a set A "
+                            f"of {least} (split.npc x dataset.classes): remove fewer")
     return problems

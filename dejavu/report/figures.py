@@ -360,6 +360,11 @@ def plot_self_reconstructions(shown: dict) -> plt.Figure:
     return fig
 
 
+def img(b64: str) -> str:
+    """A base64 PNG (`figure_png`) as an HTML image, embedded in the page."""
+    return f"<img src='data:image/png;base64,{b64}'>"
+
+
 def figure_png(fig: plt.Figure, path: Path) -> str:
     """Save the figure as `path` (PNG) and beside it as SVG; return the PNG base64-encoded
     for the HTML page."""

@@ -20,7 +20,9 @@ from ..core.provenance import environment, version_of
 from . import figures as fig
 from . import layer_figures
 from . import loading, mitigation, tables
+from .figures import img
 from .loading import files
+from .removal_figures import removal_sections
 from .summary import onemodel_parts, sslmem_figures
 
 Section = tuple[str, str]
@@ -39,6 +41,7 @@ def run(inputs: dict, outputs: dict, *, p: float, heldout_fraction, first: dict,
     sections += sweep_sections(paired, sweeps, out)
     sections += onemodel_sections(onemodel, samples, paired, out, p, first)
     sections += sslmem_sections(sslmem, files(inputs, "sslmem"), out)
+    sections += removal_sections(inputs, out)
     sections += rcdm_sections(inputs, out)
     sections += data_sections(inputs, sizes, benchmarks)
     sections.append(("Provenance", "<pre>" + html.escape(yaml.safe_dump(
@@ -324,10 +327,6 @@ def render_html(sections: list[Section]) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>dejavu report</title>"
             f"<style>{style}</style></head><body><h1>Déjà vu memorization report</h1>"
             f"{body}</body></html>")
-
-
-def img(b64: str) -> str:
-    return f"<img src='data:image/png;base64,{b64}'>"
 
 
 def score_intro(p: float) -> str:

@@ -25,6 +25,7 @@ import torch
 
 from ..core.models import SSLModel, load_checkpoint, pick_device, save_checkpoint
 from ..core.deadline import OUT_OF_TIME_EXIT, OutOfTime, deadline_after
+from .. import removal
 from ..data.split import SetImages
 from . import distributed, methods
 from .loader import Images, LoaderConfig
@@ -118,11 +119,21 @@ def _process(rank, size, port, threads, model, images, cfg, save, resume_dir, la
 
 
 def training_set(images_path: str, split_path: str, subset: str,
-                 side: int | None = None) -> tuple[SetImages, np.ndarray, int]:
+                 side: int | None = None,
+                 removed: str | None = None) -> tuple[SetImages, np.ndarray, int]:
     """One training set, read as the eval transform reads it (`data.split.SetImages`: each
     image's region, shorter side to `side`, centre square), its labels, and the class
-    count."""
-    images = SetImages(images_path, split_path, subset, side)
+    count. A removal run's (`dejavu.removal`) is its base set without the ids listed in the
+    parquet file `removed`."""
+    rows = None
+    if removed is not None:
+        split = pd.read_parquet(split_path, columns=["id", "row", "set"])
+        gone = pd.read_parquet(removed)["id"]
+        mine = split[split["set"] == removal.base(subset)]
+        if not gone.isin(mine["id"]).all():
+            raise ValueError(f"{removed}: ids not in set {removal.base(subset)}")
+        rows = np.sort(mine.loc[~mine["id"].isin(gone), "row"].to_numpy())
+    images = SetImages(images_path, split_path, removal.base(subset), side, rows)
     if len(images) == 0:
         raise ValueError(f"training set {subset!r} is empty in {split_path}")
     classes = int(pd.read_parquet(split_path, columns=["label"])["label"].max()) + 1
@@ -133,23 +144,24 @@ def run_init(out_path: str, *, backbone: str, projector_dims: list[int], width: 
              seed: int, subset: str, small_stem: bool = True, image_size: int = 32,
              patch_size: int = 4, pool: str = "cls") -> None:
     """The untrained model (epoch 0): the start of training and the untrained control."""
-    model = init_model(backbone, projector_dims, width, run_seed(seed, subset), small_stem,
-                       image_size, patch_size, pool)
+    model = init_model(backbone, projector_dims, width, run_seed(seed, removal.base(subset)),
+                       small_stem, image_size, patch_size, pool)
     save_checkpoint(out_path, model, epoch=0)
 
 
 def run(init_path: str, images_path: str, split_path: str, out_paths: dict[int, str], *,
         subset: str, seed: int, threads: int = 1, processes: int = 1,
         resume_dir: str | None = None, method_modules: list[str] = (), side: int | None = None,
-        loader: dict | None = None, max_runtime: float | None = None, **params) -> None:
+        loader: dict | None = None, max_runtime: float | None = None,
+        removed: str | None = None, **params) -> None:
     """The train stage: train from the untrained model to `epochs`, writing a state file
     (checkpoint + training state) at each epoch of `out_paths`. With `max_runtime`
     (minutes from now), it may stop early at a resume state (OutOfTime): run it again."""
     deadline = deadline_after(max_runtime)
     torch.set_num_threads(threads)
     methods.load_modules(list(method_modules))
-    images, labels, classes = training_set(images_path, split_path, subset, side)
-    cfg = TrainConfig(seed=run_seed(seed, subset), classes=classes,
+    images, labels, classes = training_set(images_path, split_path, subset, side, removed)
+    cfg = TrainConfig(seed=run_seed(seed, removal.base(subset)), classes=classes,
                       checkpoints=tuple(sorted(out_paths)), **params)
     if max(out_paths) != cfg.epochs:
         raise ValueError(f"the last state saved ({max(out_paths)}) is not the last epoch "
@@ -164,7 +176,7 @@ def run(init_path: str, images_path: str, split_path: str, out_paths: dict[int, 
 def run_snapshot(init_path: str, state_path: str | None, images_path: str, split_path: str,
                  out_path: str, *, epoch: int, subset: str, seed: int, threads: int = 1,
                  processes: int = 1, method_modules: list[str] = (), side: int | None = None,
-                 loader: dict | None = None, **params) -> None:
+                 loader: dict | None = None, removed: str | None = None, **params) -> None:
     """The checkpoint evaluated at `epoch`: taken from the state file saved at that epoch,
     or trained on from the nearest state before it (from the untrained model where there is
     none) with the run's own schedule, which reaches the weights of an uninterrupted run."""
@@ -177,8 +189,9 @@ def run_snapshot(init_path: str, state_path: str | None, images_path: str, split
         if saved["epoch"] > epoch:
             raise ValueError(f"{state_path} is at epoch {saved['epoch']}, after {epoch}")
     methods.load_modules(list(method_modules))
-    images, labels, classes = training_set(images_path, split_path, subset, side)
-    cfg = TrainConfig(seed=run_seed(seed, subset), classes=classes, until=epoch, **params)
+    images, labels, classes = training_set(images_path, split_path, subset, side, removed)
+    cfg = TrainConfig(seed=run_seed(seed, removal.base(subset)), classes=classes, until=epoch,
+                      **params)
     start = None
     if state_path is not None:
         # on the CPU: each data-parallel process moves it to its own device

@@ -2,7 +2,8 @@
 #
 # The results path scheme, written only here: each pattern, and the rule that writes it.
 # R = {results}/{dataset.name}; RUN = {method}/{backbone}/{variant}/n{size}/s{seed} (variant:
-# default, or a name from variants:); MODEL = RUN/{subset} (A, B). Every rule also writes a
+# default, or a name from variants:); MODEL = RUN/{subset} (A, B, and the removal runs
+# A-memorized<m>, A-random<m>: dejavu/removal.py). Every rule also writes a
 # log and a timing file: R/logs/<rule>/..., R/benchmarks/<rule>/... (log_path, bench_path).
 
 import itertools
@@ -43,6 +44,8 @@ CORRELATION = f"{R}/correlation/n{{size}}/{{crop}}/{{classifier}}-{{subset}}"  #
 ONEMODEL = f"{R}/onemodel/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}-{{classifier}}"
 SSLMEM = f"{R}/sslmem/{RUN}/epoch{{epoch}}.parquet"  # sslmem: per attacked image
 SSLMEM_LAYERS = f"{R}/sslmem/{RUN}/epoch{{epoch}}.layers.parquet"  # LayerMem per embedding
+REMOVED = f"{R}/removal/{RUN}/{{kind}}{{m}}.parquet"  # removal_list: ids a removal run leaves out
+REMOVAL_TABLE = f"{R}/removal/removal.csv"           # removal: downstream accuracy per run
 # What every embedding store holds: the model's two outputs, and the intermediate layers
 # knn.embeddings asks for (definitions §11)
 EMBED_ARRAYS = [*dejavu.core.layers.OUTPUTS, *dejavu.core.layers.inner(config["knn"]["embeddings"])]
@@ -354,3 +357,28 @@ def first_combination() -> dict:
     return {"crop_mode": config["crop"]["modes"][0],
             "embedding": config["knn"]["embeddings"][0], "k": config["knn"]["k"][0],
             "classifier": config["onemodel"]["classifiers"][0]}
+
+
+def removal_runs() -> list[dict]:
+    """The wildcards of every removal run's probe: the default variant of each removal
+    method, size and seed, at the last epoch, A itself (nothing removed) first."""
+    spec = config["removal"]
+    if not spec["enabled"]:
+        return []
+    subsets = ["A"] + [dejavu.removal.subset(kind, m) for kind in spec["kinds"]
+                       for m in spec["counts"]]
+    grid = run_grid(DEFAULT, variant=[DEFAULT])
+    grid["method"] = [m for m in grid["method"] if m in (spec["methods"] or grid["method"])]
+    keys = ("method", "backbone", "variant", "size", "seed")
+    return [dict(zip(keys, values), subset=subset, epoch=train_epochs()[-1])
+            for values in itertools.product(*(grid[k] for k in keys)) for subset in subsets]
+
+
+def removed_list(wildcards):
+    """A removal run's list of ids left out ([] for A and B, which leave nothing out)."""
+    base, kind, m = dejavu.removal.parse(wildcards.subset)
+    if kind is None:
+        return []
+    return REMOVED.format(**{k: getattr(wildcards, k) for k in
+                             ("method", "backbone", "variant", "size", "seed")},
+                          kind=kind, m=m)

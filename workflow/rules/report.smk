@@ -49,6 +49,7 @@ rule report:
         dataset_rejects=DATASET_REJECTS,
         **example_inputs(),
         **rcdm_targets(),
+        **({"removal": REMOVAL_TABLE} if config["removal"]["enabled"] else {}),
     output:
         html=REPORT_HTML,
         figures=report(

@@ -56,6 +56,7 @@ rule train:
         images=DATASET_IMAGES,
         split=SPLIT,
         method_module=method_module,
+        removed=removed_list,
     output:
         states=[STATE.replace("{epoch}", str(e)) for e in state_epochs()],
     wildcard_constraints:
@@ -93,6 +94,7 @@ rule snapshot:
         images=DATASET_IMAGES,
         split=SPLIT,
         method_module=method_module,
+        removed=removed_list,
     output:
         checkpoint=CHECKPOINT,
     wildcard_constraints:

@@ -8,4 +8,5 @@ if __name__ == "__main__":
         train.run_snapshot(snakemake.input.init, snakemake.input.get("state"),
                            snakemake.input.images, snakemake.input.split,
                            snakemake.output.checkpoint, threads=snakemake.threads,
-                           loader=snakemake.config["train"]["loader"], **params)
+                           loader=snakemake.config["train"]["loader"],
+                           removed=snakemake.input.get("removed") or None, **params)

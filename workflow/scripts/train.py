@@ -10,4 +10,5 @@ if __name__ == "__main__":
         out_paths = dict(zip(params.pop("epochs_saved"), snakemake.output.states))
         train.run(snakemake.input.init, snakemake.input.images, snakemake.input.split,
                   out_paths, threads=snakemake.threads, loader=settings["loader"],
-                  max_runtime=settings["max_runtime"], **params)
+                  max_runtime=settings["max_runtime"],
+                  removed=snakemake.input.get("removed") or None, **params)

@@ -1,0 +1,5 @@
+from dejavu import removal
+from dejavu.core.logs import job
+
+with job(snakemake) as params:
+    removal.table(list(snakemake.input.probes)).to_csv(snakemake.output[0], index=False)

@@ -1,0 +1,5 @@
+from dejavu import removal
+from dejavu.core.logs import job
+
+with job(snakemake) as params:
+    removal.run(snakemake.input.sslmem, snakemake.output[0], **params)
