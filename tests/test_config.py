@@ -42,6 +42,7 @@ def test_the_demo_config_is_valid():
                                      "config/cpu_check.yaml",
                                      "bench/methods.yaml", "bench/supervised.yaml",
                                      "bench/supervised_why.yaml", "bench/mae.yaml",
+                                     "bench/removal.yaml",
                                      "tests/known_answer.yaml",
                                      *(f"config/paper/cpu/{name}.yaml" for name in (
                                          "vicreg_invariance", "simclr_temperature", "sizes",
