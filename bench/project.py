@@ -65,7 +65,7 @@ def memory(c: dict) -> dict[str, int]:
     canvas, loader = c["dataset"]["image_size"], c["train"]["loader"]
     backbone, width, head = c["model"]["backbones"][0], c["model"]["width"], c["model"]["projector"]
     features = res.backbone_size(backbone, width)[1]
-    dims = {"backbone": features, "projector": head[-1]}
+    dims = {"backbone": features, "projector": head[-1] if head else features}
     largest = max(dims.values())
     batch = res.batch_rows(c["embed"]["batch_size"])
     dtype_bytes = res.dtype_bytes(c["embed"]["dtype"])
@@ -119,7 +119,7 @@ def runtimes(c: dict) -> dict[str, int]:
     forward = rt.forward_macs(backbone, model["width"], side, head,
                                small_stem=model["small_stem"], patch_size=model["patch_size"])
     features = res.backbone_size(backbone, model["width"])[1]
-    largest = max(features, head[-1])
+    largest = max(features, head[-1] if head else features)
     processes = c["train"]["processes"] or max(1, c["train"]["gpus"])
     unet = rt.unet_macs(rcdm["resolution"], [rcdm["width"] * m for m in rcdm["channel_mult"]],
                          rcdm["layers_per_block"])

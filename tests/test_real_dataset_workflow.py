@@ -57,6 +57,8 @@ PAPER_FIGURES = {
     "simclr_temperature": 10 * 2,  # ten temperatures, 0.15 the recipe's own
     "model_size": 2 * 2 * 2,       # VICReg, SimCLR x ResNet-101, ResNet-50
     "rcdm": 1 * 2,
+    "mae": 1 * 2,                  # the SSLMem paper's: MAE on ViT-Base
+    "removal": 1 * 2 + 6,          # VICReg's pair and A retrained six ways
 }
 
 
