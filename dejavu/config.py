@@ -63,6 +63,9 @@ def check(config: dict, workdir: str = ".") -> None:
     problems += store_problems(config, workdir)
     problems += layers.problems(config["knn"]["embeddings"], model["backbones"],
                                 model["projector"])
+    if config.get("unitmem", {}).get("enabled"):
+        problems += layers.problems(config["unitmem"]["layers"], model["backbones"],
+                                    model["projector"], "unitmem.layers")
     for entry in config.get("external", []):  # models trained elsewhere have their layers too
         problems += layers.problems(config["knn"]["embeddings"], [entry["architecture"]],
                                     entry.get("projector") or [],

@@ -236,6 +236,12 @@ def sslmem(*, n_scored: int, side: int, batch_size: int, views: int) -> int:
                      + n_scored * (SSLMEM_BYTES_PER_IMAGE + views * 64) / MB)
 
 
+def unitmem(*, side: int, batch_size: int) -> int:
+    """UnitMem holds one batch, one view of it and the view as floats: the per-unit sums and
+    maxima are a layer's width each, whatever the number of images."""
+    return math.ceil(TORCH_BASE_MB + 3 * 4 * image_mb(batch_size, side))
+
+
 CORRELATION_BLOCK = 4096  # onemodel.distributions.BLOCK_CROPS (a unit test keeps them equal)
 # Per crop: its table row, its five classes and their probabilities, and their Arrow copies
 # when written. The rehearsal's slope (issue 38) was 1,340 bytes per attacked crop, of which

@@ -23,6 +23,7 @@ from . import loading, mitigation, tables
 from .figures import img
 from .loading import files
 from .removal_figures import removal_sections
+from .unit_figures import unitmem_sections
 from .summary import onemodel_parts, sslmem_figures
 
 Section = tuple[str, str]
@@ -41,6 +42,7 @@ def run(inputs: dict, outputs: dict, *, p: float, heldout_fraction, first: dict,
     sections += sweep_sections(paired, sweeps, out)
     sections += onemodel_sections(onemodel, samples, paired, out, p, first)
     sections += sslmem_sections(sslmem, files(inputs, "sslmem"), out)
+    sections += unitmem_sections(inputs, out)
     sections += removal_sections(inputs, out)
     sections += rcdm_sections(inputs, out)
     sections += data_sections(inputs, sizes, benchmarks)

@@ -44,6 +44,7 @@ CORRELATION = f"{R}/correlation/n{{size}}/{{crop}}/{{classifier}}-{{subset}}"  #
 ONEMODEL = f"{R}/onemodel/{RUN}/epoch{{epoch}}/{{crop}}-{{embedding}}-k{{k}}-{{classifier}}"
 SSLMEM = f"{R}/sslmem/{RUN}/epoch{{epoch}}.parquet"  # sslmem: per attacked image
 SSLMEM_LAYERS = f"{R}/sslmem/{RUN}/epoch{{epoch}}.layers.parquet"  # LayerMem per embedding
+UNITMEM = f"{R}/unitmem/{RUN}/epoch{{epoch}}.parquet"  # unitmem: per unit of A and B
 REMOVED = f"{R}/removal/{RUN}/{{kind}}{{m}}.parquet"  # removal_list: ids a removal run leaves out
 REMOVAL_TABLE = f"{R}/removal/removal.csv"           # removal: downstream accuracy per run
 # What every embedding store holds: the model's two outputs, and the intermediate layers
@@ -382,3 +383,12 @@ def removed_list(wildcards):
     return REMOVED.format(**{k: getattr(wildcards, k) for k in
                              ("method", "backbone", "variant", "size", "seed")},
                           kind=kind, m=m)
+
+
+def unitmem_targets() -> list[str]:
+    """UnitMem's tables: every trained pair of every variant at its last epoch."""
+    if not config["unitmem"]["enabled"]:
+        return []
+    return [path for variant in VARIANTS
+            for path in expand(UNITMEM, epoch=train_epochs(variant)[-1],
+                               **run_grid(variant, variant=[variant]))]

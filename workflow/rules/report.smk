@@ -50,6 +50,7 @@ rule report:
         **example_inputs(),
         **rcdm_targets(),
         **({"removal": REMOVAL_TABLE} if config["removal"]["enabled"] else {}),
+        unitmem=unitmem_targets(),
     output:
         html=REPORT_HTML,
         figures=report(

@@ -131,6 +131,20 @@ def sslmem_runtime(wildcards, input) -> int:
         gpus=config["sslmem"]["gpus"])
 
 
+def unitmem_runtime(wildcards, input) -> int:
+    """Every image of set A's views through both models (SSLMem's shape of work)."""
+    return dejavu.runtime.sslmem_minutes(
+        n_scored=dejavu.resources.split_count(input.split, ("A",), False),
+        views=config["unitmem"]["views"], forward=model_forward(wildcards),
+        gpus=config["unitmem"]["gpus"])
+
+
+def unitmem_memory(wildcards, input) -> int:
+    return dejavu.resources.unitmem(
+        side=config["crop"]["side"],
+        batch_size=dejavu.resources.batch_rows(config["embed"]["batch_size"]))
+
+
 def correlation_runtime(wildcards, input) -> int:
     """The ResNet classifier's training and predictions (naive Bayes counts tags: the
     least a job asks for)."""
