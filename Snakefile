@@ -27,7 +27,7 @@ import dejavu.config
 import dejavu.core.epochs
 import dejavu.core.layers
 import dejavu.data.sources
-import dejavu.removal
+import dejavu.data.removal
 import dejavu.resources
 import dejavu.runtime
 import dejavu.variants

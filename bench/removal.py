@@ -29,7 +29,7 @@ from scratch import REPO, copy_workflow, seeded, snakemake
 
 sys.path.insert(0, str(REPO))  # the checkout's package, installed or not
 
-from dejavu import removal  # noqa: E402
+from dejavu.data import removal  # noqa: E402
 
 OVERLAY = REPO / "bench" / "removal.yaml"
 

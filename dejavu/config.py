@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from . import removal
+from .data import removal
 from .core import layers, provenance
 from .dataset_config import (STORE_SETTINGS, STORE_SOURCE, dataset_problems,  # noqa: F401
                              dataset_settings, dataset_store, heldout_problems, store_problems,

@@ -34,7 +34,7 @@ def extended(tiny_run, tmp_path_factory):
 
 
 def test_removal_retrains_a_without_its_most_memorized_images_and_reports_the_cost(extended):
-    from dejavu import removal
+    from dejavu.data import removal
     work, jobs = extended
     # the two removal runs: listed, trained from A's start, embedded (public set) and
     # probed; UnitMem's one job; nothing of the finished run again

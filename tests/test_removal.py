@@ -1,4 +1,4 @@
-"""The removal experiment (dejavu/removal.py): which images a removal run leaves out, the
+"""The removal experiment (dejavu/data/removal.py): which images a removal run leaves out, the
 training set it then trains on, its table and curves, and the settings refused."""
 
 import json
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dejavu import removal
+from dejavu.data import removal
 
 pytestmark = pytest.mark.unit
 

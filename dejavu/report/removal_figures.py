@@ -1,4 +1,4 @@
-"""The report's section on the removal experiment (dejavu/removal.py, definitions §12):
+"""The report's section on the removal experiment (dejavu/data/removal.py, definitions §12):
 downstream accuracy against the number of training images removed, the most memorized
 against random ones, one panel per method and backbone."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import removal
+from ..data import removal
 from . import figures as fig
 
 STYLE = {"memorized": ("o-", "#c0392b"), "random": ("s--", "#2c7fb8")}

@@ -25,7 +25,7 @@ import torch
 
 from ..core.models import SSLModel, load_checkpoint, pick_device, save_checkpoint
 from ..core.deadline import OUT_OF_TIME_EXIT, OutOfTime, deadline_after
-from .. import removal
+from ..data import removal
 from ..data.split import SetImages
 from . import distributed, methods
 from .loader import Images, LoaderConfig
@@ -123,7 +123,7 @@ def training_set(images_path: str, split_path: str, subset: str,
                  removed: str | None = None) -> tuple[SetImages, np.ndarray, int]:
     """One training set, read as the eval transform reads it (`data.split.SetImages`: each
     image's region, shorter side to `side`, centre square), its labels, and the class
-    count. A removal run's (`dejavu.removal`) is its base set without the ids listed in the
+    count. A removal run's (`dejavu.data.removal`) is its base set without the ids listed in the
     parquet file `removed`."""
     rows = None
     if removed is not None:

@@ -3,7 +3,7 @@
 # The results path scheme, written only here: each pattern, and the rule that writes it.
 # R = {results}/{dataset.name}; RUN = {method}/{backbone}/{variant}/n{size}/s{seed} (variant:
 # default, or a name from variants:); MODEL = RUN/{subset} (A, B, and the removal runs
-# A-memorized<m>, A-random<m>: dejavu/removal.py). Every rule also writes a
+# A-memorized<m>, A-random<m>: dejavu/data/removal.py). Every rule also writes a
 # log and a timing file: R/logs/<rule>/..., R/benchmarks/<rule>/... (log_path, bench_path).
 
 import itertools
@@ -366,7 +366,7 @@ def removal_runs() -> list[dict]:
     spec = config["removal"]
     if not spec["enabled"]:
         return []
-    subsets = ["A"] + [dejavu.removal.subset(kind, m) for kind in spec["kinds"]
+    subsets = ["A"] + [dejavu.data.removal.subset(kind, m) for kind in spec["kinds"]
                        for m in spec["counts"]]
     grid = run_grid(DEFAULT, variant=[DEFAULT])
     grid["method"] = [m for m in grid["method"] if m in (spec["methods"] or grid["method"])]
@@ -377,7 +377,7 @@ def removal_runs() -> list[dict]:
 
 def removed_list(wildcards):
     """A removal run's list of ids left out ([] for A and B, which leave nothing out)."""
-    base, kind, m = dejavu.removal.parse(wildcards.subset)
+    base, kind, m = dejavu.data.removal.parse(wildcards.subset)
     if kind is None:
         return []
     return REMOVED.format(**{k: getattr(wildcards, k) for k in

@@ -15,7 +15,7 @@ rule probe:
         embedding=config["probe"]["embedding"],
         weight_decay=config["probe"]["weight_decay"],
         steps=config["probe"]["steps"],
-        subset=lambda wc: dejavu.removal.base(wc.subset),  # removal runs: probed on all of A
+        subset=lambda wc: dejavu.data.removal.base(wc.subset),  # removal runs: probed on all of A
         side=config["crop"]["side"],
         batch_size=config["embed"]["batch_size"],
         device=device_for(config["embed"]["gpus"]),

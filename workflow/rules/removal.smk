@@ -14,7 +14,7 @@ rule removal_list:
     output:
         REMOVED,
     wildcard_constraints:
-        kind="|".join(dejavu.removal.KINDS),
+        kind="|".join(dejavu.data.removal.KINDS),
         m=r"[1-9]\d*",
     params:
         kind=wildcard("kind"),

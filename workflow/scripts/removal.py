@@ -1,4 +1,4 @@
-from dejavu import removal
+from dejavu.data import removal
 from dejavu.core.logs import job
 
 with job(snakemake) as params:
