@@ -50,6 +50,8 @@ def overlay(npc: int) -> dict:
         "onemodel": {"resnet": {"depth": 10, "width": 4, "epochs": 2, "batch_size": 64}},
         "sslmem": {"views": 2},
         "probe": {"steps": 20},
+        "unitmem": {"enabled": True, "views": 2},
+        "removal": {"enabled": True, "counts": [npc], "kinds": ["memorized"]},
     }
 
 
@@ -61,10 +63,11 @@ def run(npc: int, work: Path) -> None:
 
 def data_read(rule: str, split: pd.DataFrame) -> float:
     """MB of pixels a job of `rule` reads at one size, from its split table: the training
-    set (train, snapshot, probe), the attacked images (crops: stored canvases; sslmem, the
-    crop embeddings and classifiers: what they were made from at the model's side)."""
+    set (train, snapshot, probe, unitmem), the attacked images (crops: stored canvases;
+    sslmem, the crop embeddings and classifiers, the removal lists: what they were made from
+    at the model's side)."""
     attacked = int(split["attacked"].sum())
-    if rule in ("train", "snapshot", "probe"):
+    if rule in ("train", "snapshot", "probe", "unitmem"):
         return int((split["set"] == "A").sum()) * SIDE * SIDE * 3 / MB
     if rule == "crops":
         return attacked * CANVAS * CANVAS * 3 / MB

@@ -86,7 +86,7 @@ def test_nan_loss_stops_with_epoch_and_step_keeping_the_last_good_weights(tmp_pa
 
 def test_unknown_method_and_tiny_batch_fail_before_training():
     with pytest.raises(ValueError, match="unknown method"):
-        train(small_model(), images(), TrainConfig(method="mae", device="cpu"), lambda e, m, *_: None)
+        train(small_model(), images(), TrainConfig(method="ijepa", device="cpu"), lambda e, m, *_: None)
     with pytest.raises(ValueError, match="at least 2"):
         train(small_model(), images(n=1), TrainConfig(device="cpu"), lambda e, m, *_: None)
 
