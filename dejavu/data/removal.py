@@ -97,12 +97,13 @@ def table(probe_paths: list[str]) -> pd.DataFrame:
 
 def curves(results: pd.DataFrame, metric: str = "probe_test_acc") -> pd.DataFrame:
     """Per method, kind and number removed: the metric's mean over seeds, its standard
-    error and the seeds counted. A (nothing removed) is the start of both kinds' curves."""
+    error and the seeds counted. A (nothing removed) is the start of each kind's curve."""
     import numpy as np
     import pandas as pd
     start = results[results["kind"] == "none"]
+    kinds = [kind for kind in KINDS if (results["kind"] == kind).any()]
     both = pd.concat([results[results["kind"] != "none"],
-                      *(start.assign(kind=kind) for kind in KINDS)], ignore_index=True)
+                      *(start.assign(kind=kind) for kind in kinds)], ignore_index=True)
     grouped = both.groupby(["method", "backbone", "kind", "removed"])[metric]
     out = grouped.agg(["mean", "std", "count"]).reset_index()
     out["se"] = out["std"].fillna(0) / np.sqrt(out["count"])
