@@ -1,7 +1,7 @@
 """bench/known_answer.py's table and its `--check` findings on a summary written by hand:
 a method whose projector score is above zero and its held-out control, with quiet controls,
 holds; one whose score is not, or whose control strays, is named; the supervised baseline
-and the backbone rows are not held to them."""
+and the backbone rows are not held to them, except a method without a projector's (MAE)."""
 
 import pandas as pd
 import pytest
@@ -35,12 +35,14 @@ def test_findings_name_each_method_that_breaks_them(known_answer):
         + summary_rows("barlow_twins", "projector", 0.04, -0.04, -0.015)  # its interval
                                                                         # reaches 0: reported
         + summary_rows("dino", "projector", 0.12, 0.05, 0.0, untrained=-0.15)
-        + summary_rows("supervised", "projector", 0.5, -0.2, 0.5))     # its own overlay's
-    rows = known_answer.table(summary)
-    assert len(rows) == 6 and set(rows.columns) >= {"score", "ci", "heldout", "untrained"}
+        + summary_rows("supervised", "projector", 0.5, -0.2, 0.5)      # its own overlay's
+        + summary_rows("mae", "backbone", -0.01, -0.08, 0.0))          # no projector: read
+    rows = known_answer.table(summary)                                  # at its backbone
+    assert len(rows) == 7 and set(rows.columns) >= {"score", "ci", "heldout", "untrained"}
     assert known_answer.findings(rows) == [
         "byol: projector score +0.040 not above zero and its held-out control (+0.060)",
-        "dino: untrained control -0.150 beyond ±0.1"]
+        "dino: untrained control -0.150 beyond ±0.1",
+        "mae: backbone score -0.010 not above zero and its held-out control (+0.000)"]
     ok = summary[summary["method"] == "simclr"]
     assert known_answer.findings(known_answer.table(ok)) == []
 
