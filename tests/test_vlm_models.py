@@ -1,0 +1,92 @@
+"""The vision-language half's parts (dejavu/vlm/): the synthetic captioned benchmark, the
+tokenizer and text tower, and the CLIP loss, against hand-computed answers."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dejavu.vlm import clip, synth, text
+
+pytestmark = pytest.mark.unit
+
+
+def test_the_captioned_benchmark_holds_what_its_definition_says():
+    cfg = synth.CaptionedConfig(records=300, seed=3)
+    images, records = synth.generate(cfg)
+    again, same = synth.generate(cfg)
+    assert np.array_equal(images, again) and records.equals(same)
+    assert images.shape == (300, 32, 32, 3) and records["id"].tolist() == list(range(300))
+    rng = np.random.default_rng(cfg.seed)  # the draws generate makes first
+    synth.scene_palette(rng, cfg.n_scenes)
+    synth.class_colours(cfg.n_objects, rng)
+    typical = synth.scene_objects(cfg, rng)
+    for row in records.itertuples():
+        assert len(row.objects) == len(set(row.objects)) == cfg.from_scene + cfg.own
+        assert len(set(row.objects) & set(typical[row.scene])) >= cfg.from_scene
+        assert row.named[0] in typical[row.scene] and row.named[0] in row.objects
+        assert synth.SCENE_WORDS[row.scene] in row.caption
+        assert synth.OBJECT_NOUNS[row.named[0]] in row.caption
+    assert records["caption"].nunique() > 0.9 * len(records)   # captions nearly unique
+    combos = records["objects"].map(tuple)
+    assert combos.nunique() > 0.5 * len(records)                 # own combinations vary
+
+
+def test_tokens_hash_words_end_and_pad():
+    ids = text.tokenize(["A cup, a CUP!", "", "one two three four five"], context=4,
+                        buckets=100)
+    cup, a = ids[0][1], ids[0][0]
+    assert ids[0].tolist()[:3] == [a, cup, a] and ids[0][3] == text.END  # 3 words, END
+    assert ids[1].tolist() == [text.END, text.PAD, text.PAD, text.PAD]
+    assert ids[2][3] == text.END and len(set(ids[2][:3])) == 3            # truncated
+    assert (ids >= 0).all() and (ids < text.RESERVED + 100).all()
+    assert text.tokenize(["a cup"], 4, 100)[0][1] == cup                    # fixed ids
+
+
+def test_the_text_tower_reads_the_caption_not_its_padding():
+    torch.manual_seed(0)
+    tower = text.TextTower(out_dim=8, buckets=50, context=12, dim=16, depth=1, heads=2).eval()
+    ids = torch.from_numpy(text.tokenize(["a quiet beach with a kite", "a cup"], 12, 50))
+    with torch.no_grad():
+        out = tower(ids)
+        short = tower(ids[:, :8])  # the same captions in a shorter context
+    assert out.shape == (2, 8)
+    torch.testing.assert_close(out, short, rtol=1e-5, atol=1e-6)
+    assert (out[0] - out[1]).abs().max() > 1e-3
+
+
+def test_the_clip_loss_is_the_mean_of_both_cross_entropies():
+    g = torch.Generator().manual_seed(0)
+    image_z, text_z = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
+    log_scale = torch.tensor(math.log(5.0))
+    loss = clip.clip_loss(image_z, text_z, log_scale).item()
+    i = image_z.double() / image_z.double().norm(dim=1, keepdim=True)
+    t = text_z.double() / text_z.double().norm(dim=1, keepdim=True)
+    logits = 5.0 * (i @ t.T)
+    by_image = -sum(logits[k, k] - torch.logsumexp(logits[k], 0) for k in range(4)) / 4
+    by_text = -sum(logits[k, k] - torch.logsumexp(logits[:, k], 0) for k in range(4)) / 4
+    assert loss == pytest.approx(float(by_image + by_text) / 2, rel=1e-6)
+    # the scale is clamped at 100: a larger learned scale scores as 100
+    big = clip.clip_loss(image_z, text_z, torch.tensor(10.0)).item()
+    assert big == pytest.approx(clip.clip_loss(image_z, text_z,
+                                               torch.tensor(math.log(100.0))).item())
+
+
+def test_a_small_clip_learns_to_pair_captions_with_their_images():
+    from dejavu.core.models import SSLModel
+    torch.manual_seed(0)
+    images, records = synth.generate(synth.CaptionedConfig(records=64, seed=1))
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    ids = torch.from_numpy(text.tokenize(records["caption"].tolist(), 16, 1000))
+    model = clip.CLIP(SSLModel("convnet", [64, 32], width=8),
+                      text.TextTower(32, buckets=1000, context=16, dim=32, depth=1, heads=2))
+    assert model.log_scale.exp().item() == pytest.approx(1 / 0.07)
+    opt = torch.optim.AdamW(model.parameters(), 3e-3)
+    first = model(x, ids).item()
+    for _ in range(80):
+        loss = model(x, ids)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
