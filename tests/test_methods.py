@@ -71,8 +71,10 @@ def test_batch_of_one_is_refused(name):
         LOSSES[name](torch.randn(1, 4), torch.randn(1, 4))
 
 
-BUILT_INS = ("vicreg", "simclr", "barlow_twins", "byol", "dino", "supervised", "mae")
-PROJECTED = BUILT_INS[:-1]  # the methods with a projector (MAE's tests: tests/test_mae.py)
+BUILT_INS = ("vicreg", "simclr", "barlow_twins", "byol", "dino", "supervised", "mae", "clip")
+# the methods trained on images (and class labels) with a projector (MAE's tests:
+# tests/test_mae.py; CLIP's, on captions: tests/test_vlm_models.py)
+PROJECTED = BUILT_INS[:-2]
 
 
 def test_every_built_in_method_is_known_and_registers_when_used():

@@ -1,5 +1,6 @@
-"""The vision-language half's parts (dejavu/vlm/): the synthetic captioned benchmark, the
-tokenizer and text tower, and the CLIP loss, against hand-computed answers."""
+"""The vision-language half's parts: the synthetic captioned benchmark (dejavu/vlm/synth.py),
+the tokenizer and text tower (dejavu/core/text.py), and CLIP training
+(dejavu/training/methods/clip.py), against hand-computed answers."""
 
 import math
 
@@ -7,7 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from dejavu.vlm import clip, synth, text
+from dejavu.core import text
+from dejavu.training.methods import Progress, get
+from dejavu.training.methods import clip
+from dejavu.vlm import synth
 
 pytestmark = pytest.mark.unit
 
@@ -73,20 +77,31 @@ def test_the_clip_loss_is_the_mean_of_both_cross_entropies():
                                                torch.tensor(math.log(100.0))).item())
 
 
-def test_a_small_clip_learns_to_pair_captions_with_their_images():
-    from dejavu.core.models import SSLModel
+def test_clip_learns_to_pair_captions_with_their_images_and_saves_its_text_tower(tmp_path):
+    from dejavu.core.models import SSLModel, load_checkpoint, save_checkpoint
+    from dejavu.training.augment import AugmentConfig
     torch.manual_seed(0)
     images, records = synth.generate(synth.CaptionedConfig(records=64, seed=1))
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
     ids = torch.from_numpy(text.tokenize(records["caption"].tolist(), 16, 1000))
-    model = clip.CLIP(SSLModel("convnet", [64, 32], width=8),
-                      text.TextTower(32, buckets=1000, context=16, dim=32, depth=1, heads=2))
-    assert model.log_scale.exp().item() == pytest.approx(1 / 0.07)
-    opt = torch.optim.AdamW(model.parameters(), 3e-3)
-    first = model(x, ids).item()
+    method = get("clip")(SSLModel("convnet", [64, 32], width=8), context=16, buckets=1000,
+                         text_dim=32, text_depth=1, text_heads=2)
+    assert method.log_scale.exp().item() == pytest.approx(1 / 0.07)
+    views = method.make_views(x, AugmentConfig.from_options(method.augment),
+                              torch.Generator().manual_seed(0), slice(0, 64), 64)
+    assert len(views) == 1
+    opt = torch.optim.AdamW(method.parameters(), 3e-3)
+    first = method(views, ids, Progress(0, 1, 1, 1)).item()
     for _ in range(80):
-        loss = model(x, ids)
+        loss = method([x], ids, Progress(0, 1, 1, 1))
         opt.zero_grad()
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first
+    save_checkpoint(str(tmp_path / "clip.pt"), method.encoder(), epoch=1)
+    loaded, _ = load_checkpoint(str(tmp_path / "clip.pt"))
+    method.eval()
+    loaded.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.text(ids), method.model.text(ids))
+        torch.testing.assert_close(loaded(x)[1], method.model(x)[1])

@@ -307,7 +307,13 @@ def save_checkpoint(path: str, model: SSLModel, **extra) -> None:
 def load_checkpoint(path: str, map_location="cpu") -> tuple[SSLModel, dict]:
     """Rebuild a model from a checkpoint; weights-only loading (safe for untrusted files)."""
     ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    model = SSLModel(**ckpt["arch"])
+    arch = dict(ckpt["arch"])
+    text = arch.pop("text", None)  # a vision-language model's text tower (dejavu.vlm)
+    model = SSLModel(**arch)
+    if text is not None:
+        from .text import TextTower
+        model.text = TextTower(**text)
+        model.arch["text"] = text
     model.load_state_dict(ckpt["state_dict"])
     return model, ckpt
 

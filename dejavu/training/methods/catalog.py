@@ -80,4 +80,13 @@ BUILT_IN = {info.name: info for info in (
                         "blur_prob": (0.0, 0.0), "solarize_prob": (0.0, 0.0)},
                min_batch=1, trains_projector=False, backbones=("vit",),
                scoring_mask="mask_ratio"),
+    # Radford et al. 2021 (section 2.3): the contrastive image-caption loss, a learned
+    # temperature; the text tower here is dejavu's (core/text.py: hashed words, no
+    # vocabulary file), 4 blocks 256 wide; crops of 90-100 % of the image, as OpenCLIP's
+    # training transform. Its labels are the captions' token ids.
+    MethodInfo("clip", {"context": 32, "buckets": 32768, "text_dim": 256, "text_depth": 4,
+                        "text_heads": 4},
+               augment={"scale_min": 0.9, "jitter_prob": 0.0, "grayscale_prob": 0.0,
+                        "blur_prob": (0.0, 0.0), "solarize_prob": (0.0, 0.0)},
+               uses_labels=True),
 )}

@@ -44,7 +44,7 @@ class TextTower(nn.Module):
     def __init__(self, out_dim: int, buckets: int = 2**15, context: int = 32, dim: int = 128,
                  depth: int = 2, heads: int = 4):
         super().__init__()
-        from ..core.vit import transformer
+        from .vit import transformer
         self.tokens = nn.Embedding(RESERVED + buckets, dim, padding_idx=PAD)
         self.position = nn.Parameter(torch.randn(1, context, dim) * 0.01)
         self.blocks = transformer(dim, depth, heads)
