@@ -105,3 +105,40 @@ def test_clip_learns_to_pair_captions_with_their_images_and_saves_its_text_tower
     with torch.no_grad():
         torch.testing.assert_close(loaded.text(ids), method.model.text(ids))
         torch.testing.assert_close(loaded(x)[1], method.model(x)[1])
+
+
+class Killed(Exception):
+    pass
+
+
+def test_clip_trains_through_the_training_loop_and_resumes_to_the_same_weights(tmp_path):
+    """Captions' token ids are the loop's labels; the text tower and the logit scale are in
+    the resume state, so a killed run continues to the uninterrupted run's weights."""
+    from dejavu.training.train import TrainConfig, init_model, train
+    images, records = synth.generate(synth.CaptionedConfig(records=24, image_size=16, grid=2,
+                                                           seed=2))
+    ids = text.tokenize(records["caption"].tolist(), 12, 500)
+    options = {"context": 12, "buckets": 500, "text_dim": 16, "text_depth": 1,
+               "text_heads": 2}
+    cfg = TrainConfig(method="clip", loss=options, epochs=3, batch_size=8, warmup_epochs=1,
+                      device="cpu", resume_every=1)
+
+    def model():
+        return init_model("convnet", [16, 8], 4, 0)
+
+    whole = {}
+    train(model(), images, cfg, lambda e, m, *_: whole.update(
+        {e: {k: v.clone() for k, v in m.state_dict().items()}}), labels=ids)
+    assert any(k.startswith("text.") for k in whole[3])
+
+    def killed_at_3(epoch, m, *_):
+        if epoch == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(model(), images, cfg, killed_at_3, str(tmp_path / "r"), ids)
+    resumed = {}
+    train(model(), images, cfg, lambda e, m, *_: resumed.update(
+        {e: {k: v.clone() for k, v in m.state_dict().items()}}), str(tmp_path / "r"), ids)
+    for name, value in whole[3].items():
+        assert torch.equal(value, resumed[3][name]), name
