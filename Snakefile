@@ -59,6 +59,8 @@ rule all:
     input:
         SUMMARY,
         REPORT_HTML,
+        # the vision-language test's rows (workflow/rules/vlm.smk)
+        [f"{config['results']}/vlm_summary.csv"] if config["vlm"]["enabled"] else [],
 
 
 # On a cluster these run in the main Snakemake process, not as jobs of their own: each is a
@@ -111,4 +113,5 @@ include: "workflow/rules/external.smk"
 include: "workflow/rules/sslmem.smk"
 include: "workflow/rules/removal.smk"
 include: "workflow/rules/unitmem.smk"
+include: "workflow/rules/vlm.smk"
 include: "workflow/rules/report.smk"

@@ -63,7 +63,7 @@ def copy_workflow(dst: Path) -> Path:
     for name in WORKFLOW_FILES:
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dst / name)
-    for name in ("tiny.yaml", "tiny_imagenet.yaml"):
+    for name in ("tiny.yaml", "tiny_imagenet.yaml", "vlm_tiny.yaml"):
         shutil.copy(REPO / "tests" / name, dst / name)
     return dst
 

@@ -1,0 +1,92 @@
+"""The vision-language test's data stages (definitions §14): a captioned dataset into a
+records store, the records' split into A, B, held-out and public sets, and what a CLIP
+model is trained on and embeds.
+
+A records store is a folder: `images.zarr` (uint8, one row per record, as the image
+store), `records.parquet` (id, row, caption, objects, named), `vocabulary.csv` (the object
+names by id) and `rejects.parquet` (every input skipped or changed, with its reason).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..core.store import open_images, read_rows, write_images
+from ..data.sources import Rejects
+from . import synth
+
+SETS = ("A", "B", "heldout")  # records scored; the rest are public
+
+
+def write_store(out: str, images: np.ndarray, records: pd.DataFrame, vocabulary: list[str],
+                rejects: pd.DataFrame) -> None:
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_images(folder / "images.zarr", images)
+    records = records.assign(row=np.arange(len(records)))
+    records[["id", "row", "caption", "objects", "named"]].to_parquet(folder / "records.parquet",
+                                                                     index=False)
+    pd.DataFrame({"object": vocabulary}).to_csv(folder / "vocabulary.csv", index_label="id")
+    rejects.to_parquet(folder / "rejects.parquet", index=False)
+
+
+def run_synthetic(out: str, *, records: int, image_size: int, n_scenes: int, n_objects: int,
+                  seed: int) -> None:
+    """The vlm_data stage for the built-in captioned benchmark."""
+    cfg = synth.CaptionedConfig(records=records, image_size=image_size, n_scenes=n_scenes,
+                                n_objects=n_objects, seed=seed)
+    images, table = synth.generate(cfg)
+    write_store(out, images, table.assign(id=table["id"].astype(str)),
+                synth.OBJECT_NOUNS[:n_objects], Rejects("vlm_data").table())
+
+
+def split(n_records: int, per_set: int, seed: int) -> pd.DataFrame:
+    """Each record's set: `per_set` records in each of A, B and held-out, drawn at random
+    (seeded), the rest public. Columns row, set."""
+    if 3 * per_set >= n_records:
+        raise ValueError(f"vlm.split.per_set: 3 x {per_set} records leave no public ones of "
+                         f"{n_records}")
+    order = np.random.default_rng(seed).permutation(n_records)
+    sets = np.full(n_records, "public", dtype=object)
+    for i, name in enumerate(SETS):
+        sets[order[i * per_set:(i + 1) * per_set]] = name
+    return pd.DataFrame({"row": np.arange(n_records), "set": sets})
+
+
+def run_split(records_path: str, out: str, *, per_set: int, seed: int) -> None:
+    n = len(pd.read_parquet(records_path, columns=["row"]))
+    split(n, per_set, seed).to_parquet(out, index=False)
+
+
+def set_rows(split_path: str, name: str) -> np.ndarray:
+    table = pd.read_parquet(split_path)
+    return np.sort(table.loc[table["set"] == name, "row"].to_numpy())
+
+
+def read_images(store: str, rows: np.ndarray) -> np.ndarray:
+    """(n, S, S, 3) uint8 of the records at store `rows` (sorted)."""
+    return read_rows(open_images(str(Path(store) / "images.zarr")), rows)
+
+
+def all_rows(store: str) -> np.ndarray:
+    return pd.read_parquet(Path(store) / "records.parquet", columns=["row"])["row"].to_numpy()
+
+
+def captions(store: str, rows: np.ndarray) -> list[str]:
+    table = pd.read_parquet(Path(store) / "records.parquet", columns=["row", "caption"])
+    return table.set_index("row").loc[rows, "caption"].tolist()
+
+
+def objects_matrix(store: str, rows: np.ndarray, unnamed_only: bool = False) -> np.ndarray:
+    """(n, V) bool: the objects of the records at `rows` (without those their captions name
+    with `unnamed_only`)."""
+    from . import objects
+    table = pd.read_parquet(Path(store) / "records.parquet").set_index("row").loc[rows]
+    vocabulary = len(pd.read_csv(Path(store) / "vocabulary.csv"))
+    true = objects.multi_hot(table["objects"].tolist(), vocabulary)
+    if unnamed_only:
+        true = objects.unnamed(true, objects.multi_hot(table["named"].tolist(), vocabulary))
+    return true

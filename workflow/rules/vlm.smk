@@ -1,0 +1,155 @@
+# The vision-language test (definitions §14; dejavu/vlm/): the captioned records, their
+# split, CLIP-style models of A and B, every record's embeddings, the test per epoch (0: the
+# untrained control) and results/vlm_summary.csv.
+
+VLM = f"{config['results']}/vlm/synthetic"
+VLM_STORE = f"{VLM}/data"                                   # vlm_data: images, records
+VLM_SPLIT = f"{VLM}/split.parquet"                          # vlm_split
+VLM_MODEL = f"{VLM}/models/s{{seed}}/{{subset}}/epoch{{epoch}}.pt"   # vlm_train
+VLM_EMBED = f"{VLM}/embed/s{{seed}}/{{subset}}/epoch{{epoch}}.npz"   # vlm_embed
+VLM_TEST = f"{VLM}/test/s{{seed}}/epoch{{epoch}}.json"      # vlm_test
+VLM_SUMMARY = f"{config['results']}/vlm_summary.csv"        # vlm_summary
+VC = config["vlm"]
+VLM_EPOCHS = [0, VC["train"]["epochs"]]
+VLM_LOSS = {**dejavu.training.methods.info("clip").options, **VC["train"]["loss"]}
+
+
+rule vlm_data:
+    output:
+        directory(VLM_STORE),
+    params:
+        **VC["data"],
+    log:
+        log_path("vlm_data"),
+    benchmark:
+        bench_path("vlm_data")
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/vlm_data.py"
+
+
+rule vlm_split:
+    input:
+        store=VLM_STORE,
+    output:
+        VLM_SPLIT,
+    params:
+        per_set=VC["per_set"],
+        seed=VC["split_seed"],
+    log:
+        log_path("vlm_split"),
+    benchmark:
+        bench_path("vlm_split")
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/vlm_split.py"
+
+
+rule vlm_train:
+    input:
+        store=VLM_STORE,
+        split=VLM_SPLIT,
+    output:
+        untrained=VLM_MODEL.replace("{epoch}", "0"),
+        trained=VLM_MODEL.replace("{epoch}", str(VC["train"]["epochs"])),
+    wildcard_constraints:
+        subset="A|B",
+    params:
+        subset=wildcard("subset"),
+        seed=wildcard("seed", int),
+        image_size=VC["data"]["image_size"],
+        loss=VLM_LOSS,
+        resume_dir=filled(f"{VLM}/models/s{{seed}}/{{subset}}/resume"),
+        **VC["model"],
+        **{k: v for k, v in VC["train"].items() if k not in ("seeds", "loss")},
+    threads: 1
+    log:
+        log_path("vlm_train", "s{seed}/{subset}"),
+    benchmark:
+        bench_path("vlm_train", "s{seed}/{subset}")
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    conda:
+        ENV
+    script:
+        "../scripts/vlm_train.py"
+
+
+rule vlm_embed:
+    input:
+        store=VLM_STORE,
+        checkpoint=VLM_MODEL,
+    output:
+        VLM_EMBED,
+    wildcard_constraints:
+        subset="A|B",
+    params:
+        batch_size=256,
+    threads: 1
+    log:
+        log_path("vlm_embed", "s{seed}/{subset}/epoch{epoch}"),
+    benchmark:
+        bench_path("vlm_embed", "s{seed}/{subset}/epoch{epoch}")
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    conda:
+        ENV
+    script:
+        "../scripts/vlm_embed.py"
+
+
+rule vlm_test:
+    input:
+        store=VLM_STORE,
+        split=VLM_SPLIT,
+        a=VLM_EMBED.replace("{subset}", "A"),
+        b=VLM_EMBED.replace("{subset}", "B"),
+    output:
+        VLM_TEST,
+    params:
+        ks=VC["ks"],
+        modes=VC["modes"],
+        searches=VC["searches"],
+        unnamed_only=VC["unnamed_only"],
+        n_boot=VC["bootstrap"],
+        seed=VC["seed"],
+        meta=lambda wc: {"seed": int(wc.seed), "epoch": int(wc.epoch)},
+    log:
+        log_path("vlm_test", "s{seed}/epoch{epoch}"),
+    benchmark:
+        bench_path("vlm_test", "s{seed}/epoch{epoch}")
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    conda:
+        ENV
+    script:
+        "../scripts/vlm_test.py"
+
+
+rule vlm_summary:
+    input:
+        expand(VLM_TEST, seed=VC["train"]["seeds"], epoch=VLM_EPOCHS),
+    output:
+        VLM_SUMMARY,
+    log:
+        log_path("vlm_summary"),
+    benchmark:
+        bench_path("vlm_summary")
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/vlm_summary.py"
