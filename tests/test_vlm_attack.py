@@ -59,3 +59,23 @@ def test_a_model_recalling_its_records_images_shows_gaps_and_equal_models_none()
     assert 0 < low <= out[10, "top10"]["recall_gap"] <= high
     again = attack.bootstrap(found_t, found_r, public_objects, true, 10, "top10", 200, seed=1)
     assert np.array_equal(boot["recall_gap"], again["recall_gap"])
+
+
+def test_the_report_draws_the_gaps_and_copies_the_table(tmp_path):
+    import pandas as pd
+
+    from dejavu.report.vlm_figures import vlm_sections
+    rows = [{"test": "vlm", "seed": 0, "epoch": 2, "control": control, "search": search,
+             "k": k, "mode": "top10", "precision_gap": value, "precision_gap_ci_low": value - .1,
+             "precision_gap_ci_high": value + .1, "recall_gap": value,
+             "recall_gap_ci_low": value - .1, "recall_gap_ci_high": value + .1}
+            for control, value in (("none", 0.2), ("heldout", 0.0), ("untrained", 0.01))
+            for search in ("t2i", "t2t") for k in (1, 10)]
+    pd.DataFrame(rows).to_csv(tmp_path / "vlm_summary.csv", index=False)
+    out = tmp_path / "figures"
+    out.mkdir()
+    assert vlm_sections({}, out) == []
+    (title, body), = vlm_sections({"vlm": str(tmp_path / "vlm_summary.csv")}, out)
+    assert "Vision–language" in title and body.count("<img") == 2
+    for name in ("vlm_precision_gap.png", "vlm_recall_gap.png", "vlm_summary.csv"):
+        assert (out / name).stat().st_size > 0

@@ -24,6 +24,7 @@ from .figures import img
 from .loading import files
 from .removal_figures import removal_sections
 from .unit_figures import unitmem_sections
+from .vlm_figures import vlm_sections
 from .summary import onemodel_parts, sslmem_figures
 
 Section = tuple[str, str]
@@ -44,6 +45,7 @@ def run(inputs: dict, outputs: dict, *, p: float, heldout_fraction, first: dict,
     sections += sslmem_sections(sslmem, files(inputs, "sslmem"), out)
     sections += unitmem_sections(inputs, out)
     sections += removal_sections(inputs, out)
+    sections += vlm_sections(inputs, out)
     sections += rcdm_sections(inputs, out)
     sections += data_sections(inputs, sizes, benchmarks)
     sections.append(("Provenance", "<pre>" + html.escape(yaml.safe_dump(

@@ -51,6 +51,7 @@ rule report:
         **rcdm_targets(),
         **({"removal": REMOVAL_TABLE} if config["removal"]["enabled"] else {}),
         unitmem=unitmem_targets(),
+        **({"vlm": f"{config['results']}/vlm_summary.csv"} if config["vlm"]["enabled"] else {}),
     output:
         html=REPORT_HTML,
         figures=report(
