@@ -20,6 +20,7 @@ memorized removal is below the accuracy after random removal (by more than zero)
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -36,9 +37,9 @@ OVERLAY = REPO / "bench" / "removal.yaml"
 
 def run(seed: int, work: Path) -> pd.DataFrame:
     copy_workflow(work)
+    shutil.copy(OVERLAY, work / "removal.yaml")  # bench/ is not part of the copy
     seed_file = seeded(work, seed)
-    snakemake(work, "-c2", "--rerun-incomplete", "--configfile",
-              str(OVERLAY.relative_to(REPO)), seed_file)
+    snakemake(work, "-c2", "--rerun-incomplete", "--configfile", "removal.yaml", seed_file)
     return pd.read_csv(work / "results" / "synthetic" / "removal" / "removal.csv")
 
 

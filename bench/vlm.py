@@ -16,6 +16,7 @@ captions do not involve the image the target saw.)
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -31,10 +32,11 @@ K, MODE = 10, "top10"
 
 def run(seed: int, work: Path) -> pd.DataFrame:
     copy_workflow(work)
+    shutil.copy(OVERLAY, work / "vlm.yaml")
     seeds = {"vlm": {"data": {"seed": seed}, "split_seed": seed, "train": {"seeds": [seed]}}}
     (work / "seed.yaml").write_text(yaml.safe_dump(seeds))
-    snakemake(work, "-c2", "--configfile", str(OVERLAY.relative_to(REPO)), "seed.yaml",
-              "--", "results/vlm_summary.csv")
+    snakemake(work, "-c2", "--configfile", "vlm.yaml", "seed.yaml", "--",
+              "results/vlm_summary.csv")
     return pd.read_csv(work / "results" / "vlm_summary.csv")
 
 
