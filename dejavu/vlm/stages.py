@@ -88,40 +88,52 @@ def directions(split_path: str) -> list[tuple[str, str, np.ndarray]]:
             ("A", "B", held[0::2]), ("B", "A", held[1::2])]
 
 
+def searched(emb: dict, halves, public: np.ndarray, search: str, k: int, store: str,
+             unnamed_only: bool, device: str) -> list[tuple[np.ndarray, ...]]:
+    """Per direction: the target's and the reference's k nearest public records of each
+    scored caption (`search`: by image or by caption), and the records' true objects."""
+    base = "image" if search == "t2i" else "text"
+    out = []
+    for target, reference, scored in halves:
+        found = [attack.neighbours(emb[m]["text"][scored], emb[m][base][public], k, device)
+                 for m in (target, reference)]
+        out.append((*found, data.objects_matrix(store, scored, unnamed_only)))
+    return out
+
+
+def intervals(found, public_objects: np.ndarray, k: int, mode: str, n_boot: int,
+              seed: int) -> dict[str, float]:
+    """The 95 % bootstrap intervals of the swap-averaged precision and recall gaps (each
+    direction resampled, the two averaged)."""
+    boots = [attack.bootstrap(t, r, public_objects, true, k, mode, n_boot, seed)
+             for t, r, true in found]
+    out = {}
+    for name in ("precision_gap", "recall_gap"):
+        both = (boots[0][name] + boots[1][name]) / 2
+        out[f"{name}_ci_low"], out[f"{name}_ci_high"] = (
+            float(v) for v in np.nanquantile(both, [0.025, 0.975]))
+    return out
+
+
 def run_test(store: str, split_path: str, embeddings: dict[str, str], out: str, *,
              ks: list[int], modes: list[str], searches: list[str], unnamed_only: bool,
              n_boot: int, seed: int, meta: dict, device: str = "cpu") -> None:
     """The vlm_test stage: per control (none, held-out; the untrained control is this stage
     at epoch 0), search, k and prediction mode, the swap-averaged gaps with bootstrap
-    intervals (each direction resampled, the two averaged)."""
+    intervals."""
     emb = {name: np.load(path) for name, path in embeddings.items()}
     public = data.set_rows(split_path, "public")
     public_objects = data.objects_matrix(store, public)
-    rows = []
-    plan = directions(split_path)
+    plan, rows = directions(split_path), []
     for control, halves in (("none", plan[:2]), ("heldout", plan[2:])):
         for search in searches:
-            base = "image" if search == "t2i" else "text"
-            found = []
-            for target, reference, scored in halves:
-                true = data.objects_matrix(store, scored, unnamed_only)
-                found.append([attack.neighbours(emb[m]["text"][scored], emb[m][base][public],
-                                                 max(ks), device) for m in (target, reference)]
-                             + [true])
-            numbers = [attack.direction(t, r, public_objects, true, ks, modes)
-                       for t, r, true in found]
-            averaged = attack.swapped(*numbers)
-            for k in ks:
-                for mode in modes:
-                    boots = [attack.bootstrap(t, r, public_objects, true, k, mode, n_boot, seed)
-                             for t, r, true in found]
-                    row = {**meta, "control": control, "search": search, "k": k, "mode": mode,
-                           **averaged[k, mode]}
-                    for name in ("precision_gap", "recall_gap"):
-                        both = (boots[0][name] + boots[1][name]) / 2
-                        row[f"{name}_ci_low"], row[f"{name}_ci_high"] = (
-                            float(v) for v in np.nanquantile(both, [0.025, 0.975]))
-                    rows.append(row)
+            found = searched(emb, halves, public, search, max(ks), store, unnamed_only, device)
+            averaged = attack.swapped(*(attack.direction(t, r, public_objects, true, ks, modes)
+                                        for t, r, true in found))
+            rows += [{**meta, "control": control, "search": search, "k": k, "mode": mode,
+                      **averaged[k, mode],
+                      **intervals(found, public_objects, k, mode, n_boot, seed)}
+                     for k in ks for mode in modes]
     with open(out, "w") as f:
         json.dump(rows, f, indent=1)
 
