@@ -19,14 +19,13 @@ memorized removal is below the accuracy after random removal (by more than zero)
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
-from scratch import REPO, copy_workflow, seeded, snakemake
+from scratch import (REPO, copy_workflow, over_seeds, seed_parser, seeded, snakemake,
+                     verdict)
 
 sys.path.insert(0, str(REPO))  # the checkout's package, installed or not
 
@@ -63,22 +62,11 @@ def findings(results: pd.DataFrame) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--keep", type=Path, help="run here and keep it (default: a temp dir)")
-    parser.add_argument("--check", action="store_true", help="exit 1 if the finding fails")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        base = args.keep or Path(tmp)
-        results = pd.concat([run(seed, base / f"seed{seed}") for seed in args.seeds],
-                            ignore_index=True)
+    args = seed_parser(__doc__).parse_args()
+    results = pd.concat(over_seeds(args.keep, args.seeds, run), ignore_index=True)
     print(f"removal, seeds {args.seeds}: public-test accuracy, mean over seeds (se)")
     print(table(results).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    broken = findings(results)
-    print("finding: " + ("holds" if not broken else "BROKEN\n  " + "\n  ".join(broken)))
-    if args.check and broken:
-        sys.exit(1)
-
+    verdict(findings(results), args.check)
 
 if __name__ == "__main__":
     main()

@@ -3,9 +3,11 @@ sibling module: `python bench/<script>.py` puts bench/ on the path)."""
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -45,3 +47,29 @@ def snakemake(work: Path, *args: str) -> None:
     if done.returncode:
         sys.exit(f"Snakemake failed in {work}; its output ends:\n"
                  + (work / "snakemake.log").read_text()[-5000:])
+
+
+def seed_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line of a bench run at several data/model seeds: --seeds, --keep,
+    --check (the script's own arguments are added to it)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--keep", type=Path, help="run here and keep it (default: a temp dir)")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a finding fails")
+    return parser
+
+
+def over_seeds(keep: Path | None, seeds: list[int], run, folder: str = "") -> list:
+    """run(seed, work) for each seed, each in `keep`/`folder`/seed<N> (reused when kept)
+    or in a temporary folder; their results, read before a temporary folder goes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = (keep or Path(tmp)) / folder
+        return [run(seed, base / f"seed{seed}") for seed in seeds]
+
+
+def verdict(broken: list[str], check: bool) -> None:
+    """Print whether the findings hold; with --check, exit 1 when one does not."""
+    print("findings: " + ("hold" if not broken else "BROKEN\n  " + "\n  ".join(broken)))
+    if check and broken:
+        sys.exit(1)
+

@@ -27,14 +27,13 @@ benchmark", gives what was measured and whether the paper's finding was reproduc
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import yaml
-from scratch import REPO, copy_workflow, seeded, snakemake
+from scratch import (REPO, copy_workflow, over_seeds, seed_parser, seeded, snakemake,
+                     verdict)
 
 sys.path.insert(0, str(REPO))  # the checkout's package, installed or not
 
@@ -112,25 +111,16 @@ def findings(sweep: str, rows: pd.DataFrame) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = seed_parser(__doc__)
     parser.add_argument("sweep", choices=SWEEPS)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--keep", type=Path, help="run here and keep it (default: a temp dir)")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a finding fails")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        base = args.keep or Path(tmp)
-        summaries = [run(args.sweep, seed, base / args.sweep / f"seed{seed}")
-                     for seed in args.seeds]
+    summaries = over_seeds(args.keep, args.seeds,
+                           lambda seed, work: run(args.sweep, seed, work), args.sweep)
     rows = pd.concat([points(s, args.sweep) for s in summaries], ignore_index=True)
     print(f"{args.sweep}, seeds {args.seeds}, epoch {rows['epoch'].max()}, p = "
           f"{rows['p'].iloc[0]}, last epoch; score mean [min, max] over seeds")
     print(table(rows).to_string(index=False, float_format=lambda v: f"{v:+.3f}"))
-    broken = findings(args.sweep, rows)
-    print("findings: " + ("hold" if not broken else "BROKEN\n  " + "\n  ".join(broken)))
-    if args.check and broken:
-        sys.exit(1)
-
+    verdict(findings(args.sweep, rows), args.check)
 
 if __name__ == "__main__":
     main()

@@ -15,15 +15,12 @@ captions do not involve the image the target saw.)
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import yaml
-from scratch import REPO, copy_workflow, snakemake
+from scratch import REPO, copy_workflow, over_seeds, seed_parser, snakemake, verdict
 
 OVERLAY = REPO / "bench" / "vlm.yaml"
 CONTROL = 0.10
@@ -63,22 +60,11 @@ def findings(rows: pd.DataFrame) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--keep", type=Path, help="run here and keep it (default: a temp dir)")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a finding fails")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        base = args.keep or Path(tmp)
-        rows = pd.concat([run(seed, base / f"seed{seed}") for seed in args.seeds],
-                         ignore_index=True)
+    args = seed_parser(__doc__).parse_args()
+    rows = pd.concat(over_seeds(args.keep, args.seeds, run), ignore_index=True)
     print(f"vision-language test, seeds {args.seeds}, k = {K}, {MODE}")
     print(table(rows).to_string(index=False, float_format=lambda v: f"{v:+.3f}"))
-    broken = findings(rows)
-    print("findings: " + ("hold" if not broken else "BROKEN\n  " + "\n  ".join(broken)))
-    if args.check and broken:
-        sys.exit(1)
-
+    verdict(findings(rows), args.check)
 
 if __name__ == "__main__":
     main()
