@@ -26,19 +26,20 @@ def test_dry_run_plans_every_stage(tmp_path):
     jobs = planned_jobs(work)
     assert set(jobs) == {"synth", "split", "crops", "init", "train", "snapshot", "embed",
                          "embed_finalize", "index", "knn", "probe", "score", "decoder_train",
-                         "decoder_sample", "correlation", "onemodel", "sslmem", "summary",
-                         "report", "all"}
+                         "decoder_sample", "correlation", "onemodel", "sslmem", "unitmem",
+                         "summary", "report", "all"}
     assert jobs["train"] == 2 and jobs["init"] == 2  # models A and B
     assert jobs["decoder_train"] == 2 and jobs["decoder_sample"] == 1  # RCDM: A, B; the pair
     assert jobs["snapshot"] == 2 and jobs["probe"] == 4  # (A, B) x (epoch 0, 400)
     # one-model test: (resnet, naive_bayes) x (trained on A, on B); per epoch, embedding and
     # classifier; SSLMem of the trained pair
     assert jobs["correlation"] == 4 and jobs["onemodel"] == 2 * 2 * 2 and jobs["sslmem"] == 1
+    assert jobs["unitmem"] == 1  # the trained pair at its last epoch
 
 
 @pytest.mark.parametrize("section, change, key", [
     ("train", {"epochs": "many"}, "epochs"),          # the schema's check
-    ("train", {"methods": ["mae"]}, "train.methods: unknown method 'mae'"),  # dejavu.config's
+    ("train", {"methods": ["ijepa"]}, "train.methods: unknown method 'ijepa'"),  # dejavu.config's
 ])
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, section, change, key):
     """Through Snakemake itself; every other bad setting: tests/test_config.py."""
