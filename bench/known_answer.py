@@ -21,7 +21,8 @@ at small scale (tests/test_rcdm.py):
     python bench/known_answer.py --seed 0 --check     # the demo itself, decoders included
 
 A `--keep` folder run again is reused (only what is missing is computed), so the same
-command re-prints a finished run.
+command re-prints a finished run -- at the commit it ran at: the workflow is copied in
+again, and a rule whose code or parameters changed since reruns its jobs.
 
 Seed 0 is the shipped demo, so its row is also what `snakemake --cores 2` writes. Numbers
 are bit-for-bit reproducible on the same machine kind with the same thread counts; on a CPU
@@ -56,11 +57,13 @@ def table(summary: pd.DataFrame) -> pd.DataFrame:
     """One row per method and embedding: the real score with its interval, the controls,
     the partition, and the utility (linear probe and k-NN test accuracy) where computed."""
     last = summary["epoch"].max()
+    keys = ["method", "variant", "embedding"] if summary.get(
+        "variant", pd.Series(["default"])).nunique() > 1 else ["method", "embedding"]
     rows = []
-    for (method, embedding), part in summary.groupby(["method", "embedding"]):
+    for names, part in summary.groupby(keys):
         at = part[part["epoch"].isin([0, last])].set_index("control")
         real = at.loc["none"]
-        rows.append({"method": method, "embedding": embedding, "score": real["score"],
+        rows.append({**dict(zip(keys, names)), "score": real["score"],
                      "ci": f"[{real['score_ci_low']:.3f}, {real['score_ci_high']:.3f}]",
                      "heldout": at.loc["heldout", "score"] if "heldout" in at.index else None,
                      "untrained": at.loc["untrained", "score"]

@@ -64,3 +64,11 @@ def test_rcdm_findings_name_what_breaks_the_decoders_known_answer(known_answer):
         "decoder B: class read 0.200 below 0.3",
         "memorized crops: 12 images, target - reference decoder +0.050 (at least 8 and 0.08)"]
     assert len(known_answer.rcdm_findings(quality(images=7))) == 1
+
+
+def test_a_run_with_variants_gets_a_row_per_variant(known_answer):
+    rows = pd.DataFrame([{**r, "variant": v} for v in ("default", "linear_head")
+                         for r in summary_rows("supervised", "projector", 0.4, 0.3, 0.0)])
+    table = known_answer.table(rows)
+    assert table[["variant", "embedding"]].values.tolist() == [
+        ["default", "projector"], ["linear_head", "projector"]]
