@@ -43,3 +43,23 @@ def test_the_records_split_is_seeded_and_sized():
                                                    "heldout": 20}
     with pytest.raises(ValueError, match="vlm.split.per_set"):
         data.split(60, 20, seed=0)
+
+
+def test_the_records_store_gives_each_records_objects_with_or_without_the_named(tmp_path):
+    import numpy as np
+
+    from dejavu.data.sources import Rejects
+    from dejavu.vlm import data
+    records = pd.DataFrame({"id": ["a", "b"], "caption": ["a cup", "a kite"],
+                            "objects": [[0, 2], [1]], "named": [[0], []]})
+    images = np.zeros((2, 8, 8, 3), np.uint8)
+    images[1] += 7
+    data.write_store(str(tmp_path / "s"), images, records, ["cup", "kite", "lamp"],
+                     Rejects("vlm_data").table())
+    rows = np.array([0, 1])
+    assert data.objects_matrix(str(tmp_path / "s"), rows).tolist() == [
+        [True, False, True], [False, True, False]]
+    assert data.objects_matrix(str(tmp_path / "s"), rows, unnamed_only=True).tolist() == [
+        [False, False, True], [False, True, False]]
+    assert data.captions(str(tmp_path / "s"), np.array([1])) == ["a kite"]
+    assert (data.read_images(str(tmp_path / "s"), np.array([1])) == 7).all()
