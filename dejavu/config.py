@@ -75,10 +75,9 @@ def check(config: dict, workdir: str = ".") -> None:
     problems += _onemodel_problems(config, workdir)
     problems += _external_problems(config, workdir)
     problems += _removal_problems(config)
-    if "clip" in train["methods"]:
-        problems.append("train.methods: clip trains on captioned records, which the "
-                        "workflow does not read yet (issue 35): its parts are in "
-                        "dejavu/training/methods/clip.py and dejavu/vlm/")
+    for name in {"clip", "siglip"} & set(train["methods"]):
+        problems.append(f"train.methods: {name} trains on captioned records: the "
+                        f"vision-language test trains it (vlm.train.method; docs/vlm.md)")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 

@@ -71,6 +71,7 @@ def test_every_shipped_overlay_is_valid_with_its_variants(overlay):
     ({"train": {"methods": ["mae"]}, "model": {"backbones": ["vit_mini"]}},
      "model.projector: mae trains no projector, set it to []"),
     ({"train": {"methods": ["clip"]}}, "train.methods: clip trains on captioned records"),
+    ({"train": {"methods": ["siglip"]}}, "train.methods: siglip trains on captioned records"),
     ({"train": {"loss": {"vicreg": {"sim_coef": 1}}}}, "'sim_coef' was unexpected"),
     ({"train": {"method_modules": ["nowhere.py"]}}, "train.method_modules"),
     ({"onemodel": {"classifiers": ["svm"]}}, "onemodel.classifiers.0: 'svm' is not one of"),

@@ -71,10 +71,11 @@ def test_batch_of_one_is_refused(name):
         LOSSES[name](torch.randn(1, 4), torch.randn(1, 4))
 
 
-BUILT_INS = ("vicreg", "simclr", "barlow_twins", "byol", "dino", "supervised", "mae", "clip")
+BUILT_INS = ("vicreg", "simclr", "barlow_twins", "byol", "dino", "supervised", "mae", "clip",
+             "siglip")
 # the methods trained on images (and class labels) with a projector (MAE's tests:
-# tests/test_mae.py; CLIP's, on captions: tests/test_vlm_models.py)
-PROJECTED = BUILT_INS[:-2]
+# tests/test_mae.py; CLIP's and SigLIP's, on captions: tests/test_vlm_models.py)
+PROJECTED = BUILT_INS[:-3]
 
 
 def test_every_built_in_method_is_known_and_registers_when_used():

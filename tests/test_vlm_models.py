@@ -142,3 +142,36 @@ def test_clip_trains_through_the_training_loop_and_resumes_to_the_same_weights(t
         {e: {k: v.clone() for k, v in m.state_dict().items()}}), str(tmp_path / "r"), ids)
     for name, value in whole[3].items():
         assert torch.equal(value, resumed[3][name]), name
+
+
+def test_the_sigmoid_loss_is_each_pairs_log_likelihood_and_trains():
+    from dejavu.core.models import SSLModel
+    from dejavu.training.methods import siglip
+    g = torch.Generator().manual_seed(1)
+    image_z, text_z = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
+    got = siglip.sigmoid_loss(image_z, text_z, torch.tensor(math.log(10.0)),
+                              torch.tensor(-10.0)).item()
+    i = image_z.double() / image_z.double().norm(dim=1, keepdim=True)
+    t = text_z.double() / text_z.double().norm(dim=1, keepdim=True)
+    want = 0.0
+    for a in range(3):
+        for b in range(3):
+            z = 1.0 if a == b else -1.0
+            logit = 10.0 * float(i[a] @ t[b]) - 10.0
+            want -= math.log(1 / (1 + math.exp(-z * logit)))
+    assert got == pytest.approx(want / 3, rel=1e-6)
+    torch.manual_seed(0)
+    images, records = synth.generate(synth.CaptionedConfig(records=32, seed=1))
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    ids = torch.from_numpy(text.tokenize(records["caption"].tolist(), 16, 1000))
+    method = get("siglip")(SSLModel("convnet", [64, 32], width=8), context=16, buckets=1000,
+                           text_dim=32, text_depth=1, text_heads=2)
+    assert method.bias.item() == -10.0 and method.log_scale.exp().item() == pytest.approx(10)
+    opt = torch.optim.AdamW(method.parameters(), 3e-3)
+    first = method([x], ids, Progress(0, 1, 1, 1)).item()
+    for _ in range(60):
+        loss = method([x], ids, Progress(0, 1, 1, 1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first

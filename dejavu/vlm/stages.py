@@ -25,19 +25,19 @@ log = logging.getLogger(__name__)
 SEARCHES = ("t2i", "t2t")  # caption to public images, caption to public captions
 
 
-def untrained(backbone: str, projector: list[int], width: int, image_size: int, seed: int,
-              subset: str, loss: dict):
+def untrained(method: str, backbone: str, projector: list[int], width: int,
+              image_size: int, seed: int, subset: str, loss: dict):
     """The epoch-0 model with its text tower, as the training loop builds it."""
     from ..training import methods
     from ..training.train import init_model, run_seed
     model = init_model(backbone, projector, width, run_seed(seed, subset),
                        image_size=image_size)
     torch.manual_seed(run_seed(seed, subset))  # the loop's seed for the method's own parts
-    return methods.get("clip")(model, **loss).encoder()
+    return methods.get(method)(model, **loss).encoder()
 
 
 def run_train(store: str, split_path: str, out_paths: dict[int, str], *, subset: str,
-              seed: int, backbone: str, width: int, projector: list[int], image_size: int,
+              seed: int, method: str, backbone: str, width: int, projector: list[int], image_size: int,
               epochs: int, batch_size: int, lr: float, weight_decay: float,
               warmup_epochs: int, loss: dict, resume_dir: str | None = None,
               threads: int = 1, device: str = "auto") -> None:
@@ -48,14 +48,15 @@ def run_train(store: str, split_path: str, out_paths: dict[int, str], *, subset:
     rows = data.set_rows(split_path, subset)
     images = data.read_images(store, rows)
     ids = tokenize(data.captions(store, rows), loss["context"], loss["buckets"])
-    save_checkpoint(out_paths[0], untrained(backbone, projector, width, image_size, seed,
-                                            subset, loss), epoch=0)
-    cfg = TrainConfig(method="clip", loss=loss, epochs=epochs, batch_size=batch_size, lr=lr,
+    save_checkpoint(out_paths[0], untrained(method, backbone, projector, width, image_size,
+                                            seed, subset, loss), epoch=0)
+    cfg = TrainConfig(method=method, loss=loss, epochs=epochs, batch_size=batch_size, lr=lr,
                       weight_decay=weight_decay, warmup_epochs=warmup_epochs,
                       seed=run_seed(seed, subset), device=device, checkpoints=(epochs,))
     model = init_model(backbone, projector, width, run_seed(seed, subset),
                        image_size=image_size)
-    log.info("training clip on the %d records of set %s, %d epochs", len(rows), subset, epochs)
+    log.info("training %s on the %d records of set %s, %d epochs", method, len(rows), subset,
+             epochs)
     train(model, images, cfg, SaveTo({epochs: out_paths[epochs]}), resume_dir, ids)
 
 

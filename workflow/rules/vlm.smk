@@ -11,7 +11,7 @@ VLM_TEST = f"{VLM}/test/s{{seed}}/epoch{{epoch}}.json"      # vlm_test
 VLM_SUMMARY = f"{config['results']}/vlm_summary.csv"        # vlm_summary
 VC = config["vlm"]
 VLM_EPOCHS = [0, VC["train"]["epochs"]]
-VLM_LOSS = {**dejavu.training.methods.info("clip").options, **VC["train"]["loss"]}
+VLM_LOSS = {**dejavu.training.methods.info(VC["train"]["method"]).options, **VC["train"]["loss"]}
 
 
 rule vlm_data:

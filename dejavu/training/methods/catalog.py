@@ -89,4 +89,10 @@ BUILT_IN = {info.name: info for info in (
                augment={"scale_min": 0.9, "jitter_prob": 0.0, "grayscale_prob": 0.0,
                         "blur_prob": (0.0, 0.0), "solarize_prob": (0.0, 0.0)},
                uses_labels=True),
+    # Zhai et al. 2023: the pairwise sigmoid loss over CLIP's towers (clip's options).
+    MethodInfo("siglip", {"context": 32, "buckets": 32768, "text_dim": 256, "text_depth": 4,
+                          "text_heads": 4},
+               augment={"scale_min": 0.9, "jitter_prob": 0.0, "grayscale_prob": 0.0,
+                        "blur_prob": (0.0, 0.0), "solarize_prob": (0.0, 0.0)},
+               uses_labels=True),
 )}
