@@ -27,21 +27,7 @@ def check(config: dict, workdir: str = ".") -> None:
         if not Path(path).is_file():
             raise ConfigError(f"train.method_modules: {path} does not exist")
     methods.load_modules(modules)  # torch is imported only for methods of your own
-    problems = []
-    for name in train["methods"]:
-        if name not in methods.names():
-            problems.append(f"train.methods: unknown method {name!r}; known: "
-                            f"{methods.names()} (register your own through "
-                            f"train.method_modules)")
-            continue
-        method = methods.info(name)
-        if name not in config.get("recipes", {}):  # else checked with its recipe (variants)
-            problems += method.check(model["projector"], train["batch_size"],
-                                     train.get("loss", {}).get(name, {}), model["backbones"])
-        try:
-            AugmentConfig.from_options({**method.augment, **train.get("augment", {})})
-        except (TypeError, ValueError) as err:
-            problems.append(f"train.augment: {err}")
+    problems = _method_problems(config)
     side, patch = config["crop"]["side"], model.get("patch_size", 4)
     if any(b.startswith("vit") for b in model["backbones"]) and side % patch:
         problems.append(f"model.patch_size: {patch} does not divide the image side "
@@ -80,6 +66,28 @@ def check(config: dict, workdir: str = ".") -> None:
                         f"vision-language test trains it (vlm.train.method; docs/vlm.md)")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _method_problems(config: dict) -> list[str]:
+    """Each trained method known, and its settings (a method with a recipe is checked with
+    it, by dejavu.variants) and augmentation ones it can train with."""
+    train, model = config["train"], config["model"]
+    problems = []
+    for name in train["methods"]:
+        if name not in methods.names():
+            problems.append(f"train.methods: unknown method {name!r}; known: "
+                            f"{methods.names()} (register your own through "
+                            f"train.method_modules)")
+            continue
+        method = methods.info(name)
+        if name not in config.get("recipes", {}):
+            problems += method.check(model["projector"], train["batch_size"],
+                                     train.get("loss", {}).get(name, {}), model["backbones"])
+        try:
+            AugmentConfig.from_options({**method.augment, **train.get("augment", {})})
+        except (TypeError, ValueError) as err:
+            problems.append(f"train.augment: {err}")
+    return problems
 
 
 @lru_cache(maxsize=None)

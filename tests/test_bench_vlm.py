@@ -56,10 +56,10 @@ def test_the_records_store_gives_each_records_objects_with_or_without_the_named(
     images[1] += 7
     data.write_store(str(tmp_path / "s"), images, records, ["cup", "kite", "lamp"],
                      Rejects("vlm_data").table())
-    rows = np.array([0, 1])
-    assert data.objects_matrix(str(tmp_path / "s"), rows).tolist() == [
+    rows, store = np.array([0, 1]), data.Records(str(tmp_path / "s"))
+    assert store.objects(rows).tolist() == [
         [True, False, True], [False, True, False]]
-    assert data.objects_matrix(str(tmp_path / "s"), rows, unnamed_only=True).tolist() == [
+    assert store.objects(rows, unnamed_only=True).tolist() == [
         [False, False, True], [False, True, False]]
-    assert data.captions(str(tmp_path / "s"), np.array([1])) == ["a kite"]
-    assert (data.read_images(str(tmp_path / "s"), np.array([1])) == 7).all()
+    assert store.captions(np.array([1])) == ["a kite"]
+    assert (store.images(np.array([1])) == 7).all()

@@ -77,6 +77,17 @@ def test_the_clip_loss_is_the_mean_of_both_cross_entropies():
                                                torch.tensor(math.log(100.0))).item())
 
 
+def fit(method, x, ids, steps: int) -> float:
+    """`steps` AdamW steps of a vision-language method on one batch; the last loss."""
+    opt = torch.optim.AdamW(method.parameters(), 3e-3)
+    for _ in range(steps):
+        loss = method([x], ids, Progress(0, 1, 1, 1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return loss.item()
+
+
 def test_clip_learns_to_pair_captions_with_their_images_and_saves_its_text_tower(tmp_path):
     from dejavu.core.models import SSLModel, load_checkpoint, save_checkpoint
     from dejavu.training.augment import AugmentConfig
@@ -90,14 +101,8 @@ def test_clip_learns_to_pair_captions_with_their_images_and_saves_its_text_tower
     views = method.make_views(x, AugmentConfig.from_options(method.augment),
                               torch.Generator().manual_seed(0), slice(0, 64), 64)
     assert len(views) == 1
-    opt = torch.optim.AdamW(method.parameters(), 3e-3)
     first = method(views, ids, Progress(0, 1, 1, 1)).item()
-    for _ in range(80):
-        loss = method([x], ids, Progress(0, 1, 1, 1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.5 * first
+    assert fit(method, x, ids, 80) < 0.5 * first
     save_checkpoint(str(tmp_path / "clip.pt"), method.encoder(), epoch=1)
     loaded, _ = load_checkpoint(str(tmp_path / "clip.pt"))
     method.eval()
@@ -167,11 +172,5 @@ def test_the_sigmoid_loss_is_each_pairs_log_likelihood_and_trains():
     method = get("siglip")(SSLModel("convnet", [64, 32], width=8), context=16, buckets=1000,
                            text_dim=32, text_depth=1, text_heads=2)
     assert method.bias.item() == -10.0 and method.log_scale.exp().item() == pytest.approx(10)
-    opt = torch.optim.AdamW(method.parameters(), 3e-3)
     first = method([x], ids, Progress(0, 1, 1, 1)).item()
-    for _ in range(60):
-        loss = method([x], ids, Progress(0, 1, 1, 1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.5 * first
+    assert fit(method, x, ids, 60) < 0.5 * first

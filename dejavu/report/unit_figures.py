@@ -54,10 +54,14 @@ def plot_distributions(table: pd.DataFrame):
     return figure
 
 
-def plot_top_images(table: pd.DataFrame, images: np.ndarray):
-    """The images behind the target's most selective units, each titled by its unit."""
-    top = (table[table["model"] == "target"]
-           .sort_values("unitmem", ascending=False, kind="stable").head(TOP_UNITS))
+def top_units(table: pd.DataFrame) -> pd.DataFrame:
+    """The target's TOP_UNITS most selective units, most selective first."""
+    return (table[table["model"] == "target"]
+            .sort_values("unitmem", ascending=False, kind="stable").head(TOP_UNITS))
+
+
+def plot_top_images(top: pd.DataFrame, images: np.ndarray):
+    """The images behind the most selective units (`top_units`), each titled by its unit."""
     figure, axes = plt.subplots(1, max(len(top), 1), figsize=(1.4 * max(len(top), 1), 1.8),
                                 squeeze=False)
     for ax, row, image in zip(axes[0], top.itertuples(), images):
@@ -68,11 +72,9 @@ def plot_top_images(table: pd.DataFrame, images: np.ndarray):
     return figure
 
 
-def top_images(table: pd.DataFrame, inputs: dict) -> np.ndarray:
-    """The dataset images behind the target's TOP_UNITS most selective units."""
+def top_images(top: pd.DataFrame, inputs: dict) -> np.ndarray:
+    """The dataset images behind the units `top` (`top_units`), in its order."""
     from ..core.store import open_images, read_index, read_rows
-    top = (table[table["model"] == "target"]
-           .sort_values("unitmem", ascending=False, kind="stable").head(TOP_UNITS))
     index = read_index(inputs["index"], columns=["id"])
     rows = index.reset_index().set_index("id").loc[top["top_id"]].iloc[:, 0].to_numpy()
     order = np.argsort(rows, kind="stable")
@@ -100,6 +102,7 @@ def unitmem_sections(inputs: dict, out: Path) -> list[tuple[str, str]]:
     body = text + fig.img(fig.figure_png(plot_distributions(first), out / "unitmem.png"))
     body += ("<p>The training images behind the target's most selective units (layer/unit "
              "and UnitMem above each):</p>")
-    body += fig.img(fig.figure_png(plot_top_images(first, top_images(first, inputs)),
+    top = top_units(first)
+    body += fig.img(fig.figure_png(plot_top_images(top, top_images(top, inputs)),
                                    out / "unitmem_top.png"))
     return [("UnitMem: units that single training images dominate", body)]

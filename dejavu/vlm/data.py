@@ -66,27 +66,34 @@ def set_rows(split_path: str, name: str) -> np.ndarray:
     return np.sort(table.loc[table["set"] == name, "row"].to_numpy())
 
 
-def read_images(store: str, rows: np.ndarray) -> np.ndarray:
-    """(n, S, S, 3) uint8 of the records at store `rows` (sorted)."""
-    return read_rows(open_images(str(Path(store) / "images.zarr")), rows)
+class Records:
+    """A records store, its table and vocabulary read once; images read a block of rows
+    at a time."""
 
+    def __init__(self, store: str):
+        folder = Path(store)
+        self.table = pd.read_parquet(folder / "records.parquet").set_index("row")
+        self.vocabulary = len(pd.read_csv(folder / "vocabulary.csv"))
+        self.store = open_images(str(folder / "images.zarr"))
 
-def all_rows(store: str) -> np.ndarray:
-    return pd.read_parquet(Path(store) / "records.parquet", columns=["row"])["row"].to_numpy()
+    @property
+    def rows(self) -> np.ndarray:
+        return self.table.index.to_numpy()
 
+    def images(self, rows: np.ndarray) -> np.ndarray:
+        """(n, S, S, 3) uint8 of the records at store `rows` (sorted)."""
+        return read_rows(self.store, rows)
 
-def captions(store: str, rows: np.ndarray) -> list[str]:
-    table = pd.read_parquet(Path(store) / "records.parquet", columns=["row", "caption"])
-    return table.set_index("row").loc[rows, "caption"].tolist()
+    def captions(self, rows: np.ndarray) -> list[str]:
+        return self.table.loc[rows, "caption"].tolist()
 
-
-def objects_matrix(store: str, rows: np.ndarray, unnamed_only: bool = False) -> np.ndarray:
-    """(n, V) bool: the objects of the records at `rows` (without those their captions name
-    with `unnamed_only`)."""
-    from . import objects
-    table = pd.read_parquet(Path(store) / "records.parquet").set_index("row").loc[rows]
-    vocabulary = len(pd.read_csv(Path(store) / "vocabulary.csv"))
-    true = objects.multi_hot(table["objects"].tolist(), vocabulary)
-    if unnamed_only:
-        true = objects.unnamed(true, objects.multi_hot(table["named"].tolist(), vocabulary))
-    return true
+    def objects(self, rows: np.ndarray, unnamed_only: bool = False) -> np.ndarray:
+        """(n, V) bool: the objects of the records at `rows` (without those their captions
+        name with `unnamed_only`)."""
+        from . import objects
+        table = self.table.loc[rows]
+        true = objects.multi_hot(table["objects"].tolist(), self.vocabulary)
+        if unnamed_only:
+            named = objects.multi_hot(table["named"].tolist(), self.vocabulary)
+            true = objects.unnamed(true, named)
+        return true

@@ -45,9 +45,9 @@ def run_train(store: str, split_path: str, out_paths: dict[int, str], *, subset:
     from ..core.models import save_checkpoint
     from ..training.train import SaveTo, TrainConfig, init_model, run_seed, train
     torch.set_num_threads(threads)
-    rows = data.set_rows(split_path, subset)
-    images = data.read_images(store, rows)
-    ids = tokenize(data.captions(store, rows), loss["context"], loss["buckets"])
+    records, rows = data.Records(store), data.set_rows(split_path, subset)
+    images = records.images(rows)
+    ids = tokenize(records.captions(rows), loss["context"], loss["buckets"])
     save_checkpoint(out_paths[0], untrained(method, backbone, projector, width, image_size,
                                             seed, subset, loss), epoch=0)
     cfg = TrainConfig(method=method, loss=loss, epochs=epochs, batch_size=batch_size, lr=lr,
@@ -69,14 +69,14 @@ def run_embed(store: str, checkpoint: str, out: str, *, batch_size: int = 256,
     torch.set_num_threads(threads)
     dev = pick_device(device)
     model = load_checkpoint(checkpoint)[0].to(dev).eval()
-    arch = model.arch["text"]
-    rows = data.all_rows(store)
+    arch, records = model.arch["text"], data.Records(store)
+    rows = records.rows
     image, text = [], []
     for lo in range(0, len(rows), batch_size):
         part = rows[lo:lo + batch_size]
-        x = torch.from_numpy(data.read_images(store, part)).to(dev).permute(0, 3, 1, 2)
+        x = torch.from_numpy(records.images(part)).to(dev).permute(0, 3, 1, 2)
         image.append(model(x.float() / 255)[1].float().cpu().numpy())
-        ids = tokenize(data.captions(store, part), arch["context"], arch["buckets"])
+        ids = tokenize(records.captions(part), arch["context"], arch["buckets"])
         text.append(model.text(torch.from_numpy(ids).to(dev)).float().cpu().numpy())
     np.savez(out, image=np.concatenate(image), text=np.concatenate(text))
 
@@ -89,17 +89,14 @@ def directions(split_path: str) -> list[tuple[str, str, np.ndarray]]:
             ("A", "B", held[0::2]), ("B", "A", held[1::2])]
 
 
-def searched(emb: dict, halves, public: np.ndarray, search: str, k: int, store: str,
-             unnamed_only: bool, device: str) -> list[tuple[np.ndarray, ...]]:
+def searched(emb: dict, halves, truths: list[np.ndarray], public: np.ndarray, search: str,
+             k: int, device: str) -> list[tuple[np.ndarray, ...]]:
     """Per direction: the target's and the reference's k nearest public records of each
     scored caption (`search`: by image or by caption), and the records' true objects."""
     base = "image" if search == "t2i" else "text"
-    out = []
-    for target, reference, scored in halves:
-        found = [attack.neighbours(emb[m]["text"][scored], emb[m][base][public], k, device)
-                 for m in (target, reference)]
-        out.append((*found, data.objects_matrix(store, scored, unnamed_only)))
-    return out
+    return [(*(attack.neighbours(emb[m]["text"][scored], emb[m][base][public], k, device)
+               for m in (target, reference)), true)
+            for (target, reference, scored), true in zip(halves, truths)]
 
 
 def intervals(found, public_objects: np.ndarray, k: int, mode: str, n_boot: int,
@@ -123,12 +120,13 @@ def run_test(store: str, split_path: str, embeddings: dict[str, str], out: str, 
     at epoch 0), search, k and prediction mode, the swap-averaged gaps with bootstrap
     intervals."""
     emb = {name: np.load(path) for name, path in embeddings.items()}
-    public = data.set_rows(split_path, "public")
-    public_objects = data.objects_matrix(store, public)
+    records, public = data.Records(store), data.set_rows(split_path, "public")
+    public_objects = records.objects(public)
     plan, rows = directions(split_path), []
     for control, halves in (("none", plan[:2]), ("heldout", plan[2:])):
+        truths = [records.objects(scored, unnamed_only) for _, _, scored in halves]
         for search in searches:
-            found = searched(emb, halves, public, search, max(ks), store, unnamed_only, device)
+            found = searched(emb, halves, truths, public, search, max(ks), device)
             averaged = attack.swapped(*(attack.direction(t, r, public_objects, true, ks, modes)
                                         for t, r, true in found))
             rows += [{**meta, "control": control, "search": search, "k": k, "mode": mode,

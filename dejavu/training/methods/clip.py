@@ -56,4 +56,8 @@ class CLIP(Method):
         image_z = gather(self.model(views[0])[1].float())
         text_z = gather(self.model.text(labels).float())
         with loss_precision(image_z):
-            return clip_loss(image_z, text_z, self.log_scale)
+            return self.pair_loss(image_z, text_z)
+
+    def pair_loss(self, image_z: torch.Tensor, text_z: torch.Tensor) -> torch.Tensor:
+        """The loss of the batch's image and caption embeddings, row i one pair."""
+        return clip_loss(image_z, text_z, self.log_scale)

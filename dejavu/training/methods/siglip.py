@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..distributed import gather
-from .base import loss_precision, register
+from .base import register
 from .clip import CLIP
 
 INITIAL_SCALE, INITIAL_BIAS = 10.0, -10.0
@@ -42,8 +41,5 @@ class SigLIP(CLIP):
         self.log_scale = nn.Parameter(torch.tensor(math.log(INITIAL_SCALE)))
         self.bias = nn.Parameter(torch.tensor(INITIAL_BIAS))
 
-    def forward(self, views, labels, progress):
-        image_z = gather(self.model(views[0])[1].float())
-        text_z = gather(self.model.text(labels).float())
-        with loss_precision(image_z):
-            return sigmoid_loss(image_z, text_z, self.log_scale, self.bias)
+    def pair_loss(self, image_z, text_z):
+        return sigmoid_loss(image_z, text_z, self.log_scale, self.bias)
