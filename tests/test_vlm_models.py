@@ -77,6 +77,19 @@ def test_the_clip_loss_is_the_mean_of_both_cross_entropies():
                                                torch.tensor(math.log(100.0))).item())
 
 
+def small_vlm(name: str, records: int):
+    """A small vision-language method on `records` captioned images: (method, images,
+    their captions' token ids)."""
+    from dejavu.core.models import SSLModel
+    torch.manual_seed(0)
+    images, table = synth.generate(synth.CaptionedConfig(records=records, seed=1))
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    ids = torch.from_numpy(text.tokenize(table["caption"].tolist(), 16, 1000))
+    method = get(name)(SSLModel("convnet", [64, 32], width=8), context=16, buckets=1000,
+                       text_dim=32, text_depth=1, text_heads=2)
+    return method, x, ids
+
+
 def fit(method, x, ids, steps: int) -> float:
     """`steps` AdamW steps of a vision-language method on one batch; the last loss."""
     opt = torch.optim.AdamW(method.parameters(), 3e-3)
@@ -89,14 +102,9 @@ def fit(method, x, ids, steps: int) -> float:
 
 
 def test_clip_learns_to_pair_captions_with_their_images_and_saves_its_text_tower(tmp_path):
-    from dejavu.core.models import SSLModel, load_checkpoint, save_checkpoint
+    from dejavu.core.models import load_checkpoint, save_checkpoint
     from dejavu.training.augment import AugmentConfig
-    torch.manual_seed(0)
-    images, records = synth.generate(synth.CaptionedConfig(records=64, seed=1))
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
-    ids = torch.from_numpy(text.tokenize(records["caption"].tolist(), 16, 1000))
-    method = get("clip")(SSLModel("convnet", [64, 32], width=8), context=16, buckets=1000,
-                         text_dim=32, text_depth=1, text_heads=2)
+    method, x, ids = small_vlm("clip", 64)
     assert method.log_scale.exp().item() == pytest.approx(1 / 0.07)
     views = method.make_views(x, AugmentConfig.from_options(method.augment),
                               torch.Generator().manual_seed(0), slice(0, 64), 64)
@@ -150,7 +158,6 @@ def test_clip_trains_through_the_training_loop_and_resumes_to_the_same_weights(t
 
 
 def test_the_sigmoid_loss_is_each_pairs_log_likelihood_and_trains():
-    from dejavu.core.models import SSLModel
     from dejavu.training.methods import siglip
     g = torch.Generator().manual_seed(1)
     image_z, text_z = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
@@ -165,12 +172,7 @@ def test_the_sigmoid_loss_is_each_pairs_log_likelihood_and_trains():
             logit = 10.0 * float(i[a] @ t[b]) - 10.0
             want -= math.log(1 / (1 + math.exp(-z * logit)))
     assert got == pytest.approx(want / 3, rel=1e-6)
-    torch.manual_seed(0)
-    images, records = synth.generate(synth.CaptionedConfig(records=32, seed=1))
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
-    ids = torch.from_numpy(text.tokenize(records["caption"].tolist(), 16, 1000))
-    method = get("siglip")(SSLModel("convnet", [64, 32], width=8), context=16, buckets=1000,
-                           text_dim=32, text_depth=1, text_heads=2)
+    method, x, ids = small_vlm("siglip", 32)
     assert method.bias.item() == -10.0 and method.log_scale.exp().item() == pytest.approx(10)
     first = method([x], ids, Progress(0, 1, 1, 1)).item()
     assert fit(method, x, ids, 60) < 0.5 * first
