@@ -61,9 +61,7 @@ def check(config: dict, workdir: str = ".") -> None:
     problems += _onemodel_problems(config, workdir)
     problems += _external_problems(config, workdir)
     problems += _removal_problems(config)
-    for name in {"clip", "siglip"} & set(train["methods"]):
-        problems.append(f"train.methods: {name} trains on captioned records: the "
-                        f"vision-language test trains it (vlm.train.method; docs/vlm.md)")
+    problems += _vlm_problems(config, workdir)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 
@@ -291,4 +289,28 @@ def _removal_problems(config: dict) -> list[str]:
         if max(spec["counts"]) >= least:
             problems.append(f"removal.counts: {max(spec['counts'])} images removed of a set A "
                             f"of {least} (split.npc x dataset.classes): remove fewer")
+    return problems
+
+
+def _vlm_problems(config: dict, workdir: str) -> list[str]:
+    """The vision-language methods trained only by the VLM test, and its records' files
+    present before any job."""
+    problems = [f"train.methods: {name} trains on captioned records: the vision-language "
+                f"test trains it (vlm.train.method; docs/vlm.md)"
+                for name in sorted({"clip", "siglip"} & set(config["train"]["methods"]))]
+    data = config.get("vlm", {}).get("data", {})
+    if not config.get("vlm", {}).get("enabled") or data.get("source") == "synthetic":
+        return problems
+    if data["source"] == "coco":
+        wanted = {f"vlm.data.coco.{key}": (data["coco"].get(key), kind)
+                  for key, kind in (("captions", "file"), ("instances", "file"),
+                                    ("images", "folder"))}
+    else:
+        wanted = {"vlm.data.jsonl": (data.get("jsonl"), "file")}
+    for key, (value, kind) in wanted.items():
+        path = Path(workdir) / str(value)
+        if value is None:
+            problems.append(f"{key}: needed for vlm.data.source {data['source']}")
+        elif not (path.is_file() if kind == "file" else path.is_dir()):
+            problems.append(f"{key}: {value} is not a {kind}")
     return problems

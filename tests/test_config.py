@@ -380,3 +380,12 @@ def test_a_shared_dataset_store_made_from_other_settings_is_refused(tmp_path):
     said = " ".join(checks.store_problems(config, str(REPO)))
     assert f"dataset.store: {tmp_path / 'data'} holds a dataset made from other" in said
     assert "dataset.seed: 0 there, 3 here" in said
+
+
+def test_the_vlm_records_files_are_checked_before_any_job():
+    said = problems(vlm={"enabled": True, "data": {"source": "coco",
+                                                   "coco": {"captions": "c.json"}}})
+    assert "vlm.data.coco.captions: c.json is not a file" in said
+    assert "vlm.data.coco.instances: needed for vlm.data.source coco" in said
+    assert "vlm.data.jsonl: needed" in problems(vlm={"enabled": True,
+                                                     "data": {"source": "jsonl"}})

@@ -52,12 +52,13 @@ class Rejects:
     stage: str
     strict: bool = False
     rows: list[dict] = field(default_factory=list)
+    key: str = "dataset.strict"  # the setting a strict-mode error names
 
     def add(self, path, kind: str, action: str, reason: str, image_id: str = "") -> None:
         row = {"stage": self.stage, "id": image_id, "path": str(path), "kind": kind,
                "action": action, "reason": reason}
         if self.strict and action not in HARMLESS:
-            raise BadInput(f"{path}: {reason} (strict mode; set dataset.strict: false to "
+            raise BadInput(f"{path}: {reason} (strict mode; set {self.key}: false to "
                            f"skip and record such inputs)")
         self.rows.append(row)
 

@@ -21,11 +21,13 @@ from . import synth
 SETS = ("A", "B", "heldout")  # records scored; the rest are public
 
 
-def write_store(out: str, images: np.ndarray, records: pd.DataFrame, vocabulary: list[str],
-                rejects: pd.DataFrame) -> None:
+def write_store(out: str, images: np.ndarray | None, records: pd.DataFrame,
+                vocabulary: list[str], rejects: pd.DataFrame) -> None:
+    """The store's files; `images` None when `images.zarr` was written a block at a time."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    write_images(folder / "images.zarr", images)
+    if images is not None:
+        write_images(folder / "images.zarr", images)
     records = records.assign(row=np.arange(len(records)))
     records[["id", "row", "caption", "objects", "named"]].to_parquet(folder / "records.parquet",
                                                                      index=False)

@@ -2,23 +2,39 @@
 # split, CLIP-style models of A and B, every record's embeddings, the test per epoch (0: the
 # untrained control) and results/vlm_summary.csv.
 
-VLM = f"{config['results']}/vlm/synthetic"
+VC = config["vlm"]
+VLM = f"{config['results']}/vlm/{VC['data']['source']}"
 VLM_STORE = f"{VLM}/data"                                   # vlm_data: images, records
 VLM_SPLIT = f"{VLM}/split.parquet"                          # vlm_split
 VLM_MODEL = f"{VLM}/models/s{{seed}}/{{subset}}/epoch{{epoch}}.pt"   # vlm_train
 VLM_EMBED = f"{VLM}/embed/s{{seed}}/{{subset}}/epoch{{epoch}}.npz"   # vlm_embed
 VLM_TEST = f"{VLM}/test/s{{seed}}/epoch{{epoch}}.json"      # vlm_test
 VLM_SUMMARY = f"{config['results']}/vlm_summary.csv"        # vlm_summary
-VC = config["vlm"]
 VLM_EPOCHS = [0, VC["train"]["epochs"]]
 VLM_LOSS = {**dejavu.training.methods.info(VC["train"]["method"]).options, **VC["train"]["loss"]}
 
 
+def vlm_source():
+    """The settings of the configured source (a change to another's reruns nothing), and
+    its files as the stage's inputs."""
+    data, common = VC["data"], ("source", "image_size")
+    if data["source"] == "synthetic":
+        keys = (*common, "records", "n_scenes", "n_objects", "seed")
+    else:
+        keys = (*common, "coco", "jsonl", "resize", "strict", "chunk_rows")
+    params = {key: data.get(key) for key in keys}
+    files = {"coco": [data["coco"].get(k) for k in ("captions", "instances")],
+             "jsonl": [data.get("jsonl")]}.get(data["source"], [])
+    return params, files
+
+
 rule vlm_data:
+    input:
+        vlm_source()[1],
     output:
         directory(VLM_STORE),
     params:
-        **VC["data"],
+        **vlm_source()[0],
     log:
         log_path("vlm_data"),
     benchmark:

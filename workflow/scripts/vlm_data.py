@@ -1,5 +1,9 @@
 from dejavu.core.logs import job
-from dejavu.vlm import data
+from dejavu.vlm import data, ingest
 
 with job(snakemake) as params:
-    data.run_synthetic(snakemake.output[0], **params)
+    source = params.pop("source")
+    if source == "synthetic":
+        data.run_synthetic(snakemake.output[0], **params)
+    else:
+        ingest.run(snakemake.output[0], source=source, **params)
