@@ -41,6 +41,9 @@ def seeded(work: Path, seed: int, **train) -> str:
 def snakemake(work: Path, *args: str) -> None:
     """Runs Snakemake in `work`, its output in work/snakemake.log (kept with the run); exits
     with the log's end when it fails."""
+    if any((work / ".snakemake" / "locks").glob("*")):  # a kept run that was killed: one
+        subprocess.run([sys.executable, "-m", "snakemake", "--unlock", *args], cwd=work,
+                       capture_output=True)  # bench run per folder, so the lock is stale
     with open(work / "snakemake.log", "w") as log:
         done = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=work,
                               stdout=log, stderr=subprocess.STDOUT)

@@ -54,10 +54,12 @@ def test_a_model_recalling_its_records_images_shows_gaps_and_equal_models_none()
     assert out[10, "top10"]["top0.1_recall_gap"] > 0.3
     same = attack.direction(found_t, found_t, public_objects, true, [1, 10], ["top1"])
     assert all(v == 0.0 for gaps in same.values() for v in gaps.values())
-    boot = attack.bootstrap(found_t, found_r, public_objects, true, 10, "top10", 200, seed=1)
+    scores = [attack.per_record(found, public_objects, true, [10], ["top10"])[10, "top10"]
+              for found in (found_t, found_r)]
+    boot = attack.bootstrap(*scores, 200, seed=1)
     low, high = np.quantile(boot["recall_gap"], [0.025, 0.975])
     assert 0 < low <= out[10, "top10"]["recall_gap"] <= high
-    again = attack.bootstrap(found_t, found_r, public_objects, true, 10, "top10", 200, seed=1)
+    again = attack.bootstrap(*scores, 200, seed=1)
     assert np.array_equal(boot["recall_gap"], again["recall_gap"])
 
 

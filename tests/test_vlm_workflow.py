@@ -1,7 +1,11 @@
 """The vision-language test's DAG on the tiny captioned config (tests/vlm_tiny.yaml): the
 records, their split, CLIP models of A and B, every record's embeddings, the test and
-results/vlm_summary.csv with its controls; a rerun does nothing."""
+results/vlm_summary.csv with its controls, the recall CCDFs and examples the report draws
+(its VLM section built from them); a rerun does nothing."""
 
+import json
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -35,3 +39,27 @@ def test_the_vlm_test_runs_from_records_to_its_summary(tmp_path):
     assert split["set"].value_counts().to_dict() == {"public": 180, "A": 40, "B": 40,
                                                      "heldout": 40}
     assert planned_jobs(work, *args) == {}
+    report_section_from(work, split, tmp_path / "figures")
+
+
+def report_section_from(work, split, figures):
+    """The test's CCDFs and examples as the report reads them, and the section drawn."""
+    from dejavu.report.vlm_figures import vlm_sections
+    test = json.loads((work / "results/vlm/synthetic/test/s0/epoch2.json").read_text())
+    for curve in test["ccdf"]:
+        for role in ("target", "reference"):
+            assert np.all(np.diff(curve[role]) <= 0) and 0 <= curve[role][0] <= 1
+    assert len(test["ccdf"]) == 2 * 2 * 3 and test["examples"]["k"] == 10
+    public = set(split.loc[split["set"] == "public", "row"])
+    shown = test["examples"]["records"]
+    assert len(shown) == 5 and all(split["set"][e["row"]] == "A" for e in shown)
+    for example in shown:
+        for role in ("target", "reference"):
+            assert set(example[role]["neighbours"]) <= public
+            assert 0 <= example[role]["precision"] <= 1
+    figures.mkdir()
+    results = work / "results"
+    (title, body), = vlm_sections({"vlm": str(results / "vlm_summary.csv"),
+                                   "vlm_test": str(results / "vlm/synthetic/test/s0/epoch2.json"),
+                                   "vlm_store": str(results / "vlm/synthetic/data")}, figures)
+    assert body.count("<img") == 4 and (figures / "vlm_examples.png").stat().st_size > 0

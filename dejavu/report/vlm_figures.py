@@ -1,11 +1,15 @@
 """The report's vision-language section (dejavu/vlm/, definitions §14): the population
 precision and recall gaps against k, per search and prediction mode, the real test beside
-its held-out and untrained controls, with bootstrap intervals (mean over seeds)."""
+its held-out and untrained controls, with bootstrap intervals (mean over seeds); the recall
+CCDF of target against reference; example captions with each model's nearest public
+images and the objects it predicts."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import figures as fig
@@ -35,8 +39,77 @@ def plot_gaps(table: pd.DataFrame, gap: str):
     return figure
 
 
+def plot_ccdf(curves: list[dict], k: int, mode: str):
+    """One panel per search: P(recall > t) against t, target beside reference."""
+    chosen = [c for c in curves if c["k"] == k and c["mode"] == mode]
+    figure, axes = fig.panels(len(chosen), 3.4, 3.0)
+    for ax, curve in zip(axes[0], chosen):
+        for role, colour, style in (("target", fig.REAL, "-"), ("reference", fig.CONTROL, "--")):
+            ax.step(curve["recall"], curve[role], where="post", color=colour, ls=style,
+                    label=role)
+        ax.set(xlabel="recall threshold t", ylabel="share of records with recall > t",
+               title=f"{curve['search']}, k = {k}, {mode}", ylim=(0, 1.02))
+        ax.grid(alpha=0.3)
+        fig.legend(ax, 6)
+    figure.tight_layout()
+    return figure
+
+
+def plot_examples(shown: dict, images, vocabulary: list[str]):
+    """Per example record: its caption and objects, then each model's nearest public
+    images, with the objects the model predicts and their precision and recall."""
+    records = shown["records"]
+    n_show = len(records[0]["target"]["neighbours"]) if records else 1
+    figure, axes = fig.plt.subplots(2 * max(len(records), 1), n_show,
+                                    figsize=(1.25 * n_show, 1.55 * 2 * max(len(records), 1)),
+                                    squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    names = lambda ids: ", ".join(vocabulary[i] for i in ids) or "none"  # noqa: E731
+    for i, record in enumerate(records):
+        for j, role in enumerate(("target", "reference")):
+            part, row = record[role], 2 * i + j
+            for col, public_row in enumerate(part["neighbours"]):
+                axes[row, col].imshow(images[public_row])
+            axes[row, 0].set_title(
+                (f"\u201c{record['caption']}\u201d \u2014 objects: {names(record['objects'])}\n"
+                 if j == 0 else "") +
+                f"{role} ({part['model']}) predicts {names(part['predicted'])}: "
+                f"precision {part['precision']:.2f}, recall {part['recall']:.2f}",
+                fontsize=6, loc="left")
+    figure.subplots_adjust(wspace=0.05, hspace=0.55)  # not tight_layout: titles span rows
+    return figure
+
+
+def detail_sections(inputs: dict, out: Path) -> str:
+    """The recall CCDFs and the examples of the first seed's test at the last epoch."""
+    if "vlm_test" not in inputs:
+        return ""
+    test = json.loads(Path(inputs["vlm_test"]).read_text())
+    shown = test["examples"]
+    body = (f"<p>Recall CCDF: the share of A's and B's records (their own model as target) "
+            f"whose recall exceeds each threshold, text-to-image and text-to-text, at k = "
+            f"{shown['k']} and {shown['mode']}; the target's curve above the reference's is "
+            f"memorization (its area gap is <code>recall_ccdf_area_gap</code>).</p>")
+    body += fig.img(fig.figure_png(plot_ccdf(test["ccdf"], shown["k"], shown["mode"]),
+                                   out / "vlm_recall_ccdf.png"))
+    from ..vlm.data import Records
+    records = Records(inputs["vlm_store"])
+    vocabulary = pd.read_csv(Path(inputs["vlm_store"]) / "vocabulary.csv")["object"].tolist()
+    rows = sorted({r for e in shown["records"] for role in ("target", "reference")
+                   for r in e[role]["neighbours"]})
+    images = dict(zip(rows, records.images(np.asarray(rows, dtype=np.int64))))
+    body += ("<p>The records whose objects the target recovers most beyond the reference: "
+             "the caption, then each model's five nearest public images by its caption "
+             "query, and the objects each predicts from its neighbours.</p>")
+    body += fig.img(fig.figure_png(plot_examples(shown, images, vocabulary),
+                                   out / "vlm_examples.png"))
+    return body
+
+
 def vlm_sections(inputs: dict, out: Path) -> list[tuple[str, str]]:
-    """The gaps' figures and the table (figures/vlm_summary.csv), when the test ran."""
+    """The gaps' figures and the table (figures/vlm_summary.csv), the recall CCDFs and the
+    examples, when the test ran."""
     if "vlm" not in inputs:
         return []
     table = pd.read_csv(inputs["vlm"])
@@ -50,4 +123,5 @@ def vlm_sections(inputs: dict, out: Path) -> list[tuple[str, str]]:
     body = text
     for gap in ("precision_gap", "recall_gap"):
         body += fig.img(fig.figure_png(plot_gaps(table, gap), out / f"vlm_{gap}.png"))
+    body += detail_sections(inputs, out)
     return [("Vision–language models: déjà vu from captions", body)]

@@ -39,7 +39,8 @@ def per_record(found: np.ndarray, public_objects: np.ndarray, true: np.ndarray,
                 scores = objects.precision_recall(objects.predict(theirs, mode), true[rows])
                 for acc, part in zip(out[k, mode], scores):
                     acc.append(part)
-    return {key: tuple(np.concatenate(parts) for parts in acc) for key, acc in out.items()}
+    return {key: tuple(np.concatenate(parts).astype(np.float32) for parts in acc)
+            for key, acc in out.items()}  # float32: 12 bytes per record, key and model
 
 
 def direction(found_t: np.ndarray, found_r: np.ndarray, public_objects: np.ndarray,
@@ -56,13 +57,13 @@ def swapped(first: dict, second: dict) -> dict:
             for key in first}
 
 
-def bootstrap(found_t, found_r, public_objects, true, k: int, mode: str, n_boot: int,
-              seed: int) -> dict[str, np.ndarray]:
-    """(n_boot,) resampled values of each gap at one (k, mode): records drawn with
+def bootstrap(target: tuple[np.ndarray, ...], reference: tuple[np.ndarray, ...],
+              n_boot: int, seed: int) -> dict[str, np.ndarray]:
+    """(n_boot,) resampled values of each gap of one direction at one (k, mode), from the
+    target's and the reference's per-record (precision, recall, hits): records drawn with
     replacement."""
-    t = per_record(found_t, public_objects, true, [k], [mode])[k, mode]
-    r = per_record(found_r, public_objects, true, [k], [mode])[k, mode]
+    n = len(target[0])
     rng = np.random.default_rng(seed)
-    draws = [gaps.gaps(*(x[idx] for x in t), *(x[idx] for x in r))
-             for idx in (rng.integers(0, len(true), len(true)) for _ in range(n_boot))]
+    draws = [gaps.gaps(*(x[idx] for x in target), *(x[idx] for x in reference))
+             for idx in (rng.integers(0, n, n) for _ in range(n_boot))]
     return {name: np.array([d[name] for d in draws]) for name in draws[0]}

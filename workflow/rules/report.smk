@@ -51,7 +51,7 @@ rule report:
         **rcdm_targets(),
         **({"removal": REMOVAL_TABLE} if config["removal"]["enabled"] else {}),
         unitmem=unitmem_targets(),
-        **({"vlm": f"{config['results']}/vlm_summary.csv"} if config["vlm"]["enabled"] else {}),
+        **vlm_report_inputs(),
     output:
         html=REPORT_HTML,
         figures=report(

@@ -7,7 +7,7 @@ VLM = f"{config['results']}/vlm/{VC['data']['source']}"
 VLM_STORE = f"{VLM}/data"                                   # vlm_data: images, records
 VLM_SPLIT = f"{VLM}/split.parquet"                          # vlm_split
 VLM_MODEL = f"{VLM}/models/s{{seed}}/{{subset}}/epoch{{epoch}}.pt"   # vlm_train
-VLM_EMBED = f"{VLM}/embed/s{{seed}}/{{subset}}/epoch{{epoch}}.npz"   # vlm_embed
+VLM_EMBED = f"{VLM}/embed/s{{seed}}/{{subset}}/epoch{{epoch}}.zarr"  # vlm_embed
 VLM_TEST = f"{VLM}/test/s{{seed}}/epoch{{epoch}}.json"      # vlm_test
 VLM_SUMMARY = f"{config['results']}/vlm_summary.csv"        # vlm_summary
 VLM_EPOCHS = [0, VC["train"]["epochs"]]
@@ -26,6 +26,15 @@ def vlm_source():
     files = {"coco": [data["coco"].get(k) for k in ("captions", "instances")],
              "jsonl": [data.get("jsonl")]}.get(data["source"], [])
     return params, files
+
+
+def vlm_report_inputs() -> dict:
+    """What the report draws the VLM section from: the summary, the first seed's test at
+    the last epoch (its recall CCDFs and examples) and the records (the examples' images)."""
+    if not VC["enabled"]:
+        return {}
+    last = VLM_TEST.format(seed=VC["train"]["seeds"][0], epoch=VC["train"]["epochs"])
+    return {"vlm": VLM_SUMMARY, "vlm_test": last, "vlm_store": VLM_STORE}
 
 
 rule vlm_data:
@@ -105,11 +114,11 @@ rule vlm_embed:
         store=VLM_STORE,
         checkpoint=VLM_MODEL,
     output:
-        VLM_EMBED,
+        directory(VLM_EMBED),
     wildcard_constraints:
         subset="A|B",
     params:
-        batch_size=256,
+        **VC["embed"],
     threads: 1
     log:
         log_path("vlm_embed", "s{seed}/{subset}/epoch{epoch}"),
@@ -139,6 +148,7 @@ rule vlm_test:
         unnamed_only=VC["unnamed_only"],
         n_boot=VC["bootstrap"],
         seed=VC["seed"],
+        query_rows=VC["query_rows"],
         meta=lambda wc: {"seed": int(wc.seed), "epoch": int(wc.epoch)},
     log:
         log_path("vlm_test", "s{seed}/epoch{epoch}"),
