@@ -42,8 +42,9 @@ def run_train(store: str, split_path: str, out_paths: dict[int, str], *, subset:
     from ..core.models import save_checkpoint
     from ..training.train import SaveTo, TrainConfig, init_model, run_seed, train
     torch.set_num_threads(threads)
+    from ..data.split import SetImages
     records, rows = data.Records(store), data.set_rows(split_path, subset)
-    images = records.images(rows)
+    images = SetImages(f"{store}/images.zarr", split_path, subset)  # read a batch at a time
     ids = tokenize(records.captions(rows), loss["context"], loss["buckets"])
     save_checkpoint(out_paths[0], untrained(method, backbone, projector, width, image_size,
                                             seed, subset, loss), epoch=0)
