@@ -69,33 +69,49 @@ def set_rows(split_path: str, name: str) -> np.ndarray:
 
 
 class Records:
-    """A records store, its table and vocabulary read once; images read a block of rows
-    at a time."""
+    """A records store read once per stage, compactly: the captions as one Arrow string
+    array, each record's objects and named objects as (n, V) bools (from the lists' offsets,
+    never as Python objects), the images read a block of rows at a time. About caption
+    bytes + 2V + 16 bytes a record (RECORD_BYTES in vlm/resources.py bounds it)."""
 
     def __init__(self, store: str):
+        import pyarrow.parquet as pq
         folder = Path(store)
-        self.table = pd.read_parquet(folder / "records.parquet").set_index("row")
+        table = pq.read_table(folder / "records.parquet",
+                              columns=["row", "caption", "objects", "named"])
+        if not np.array_equal(table["row"].to_numpy(), np.arange(table.num_rows)):
+            raise ValueError(f"{store}: records.parquet's rows are not 0..n-1 in order")
         self.vocabulary = len(pd.read_csv(folder / "vocabulary.csv"))
+        self._captions = table["caption"].combine_chunks()
+        self._objects = self._multi_hot(table["objects"])
+        self._named = self._multi_hot(table["named"])
         self.store = open_images(str(folder / "images.zarr"))
+
+    def _multi_hot(self, column) -> np.ndarray:
+        lists = column.combine_chunks()
+        ids = lists.flatten().to_numpy().astype(np.int64)
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.vocabulary):
+            raise ValueError(f"object ids outside the vocabulary of {self.vocabulary}")
+        counts = np.diff(lists.offsets.to_numpy())
+        out = np.zeros((len(lists), self.vocabulary), bool)
+        out[np.repeat(np.arange(len(lists)), counts), ids] = True
+        return out
 
     @property
     def rows(self) -> np.ndarray:
-        return self.table.index.to_numpy()
+        return np.arange(len(self._captions))
 
     def images(self, rows: np.ndarray) -> np.ndarray:
         """(n, S, S, 3) uint8 of the records at store `rows` (sorted)."""
         return read_rows(self.store, rows)
 
     def captions(self, rows: np.ndarray) -> list[str]:
-        return self.table.loc[rows, "caption"].tolist()
+        import pyarrow as pa
+        return self._captions.take(pa.array(np.asarray(rows, np.int64))).to_pylist()
 
     def objects(self, rows: np.ndarray, unnamed_only: bool = False) -> np.ndarray:
         """(n, V) bool: the objects of the records at `rows` (without those their captions
         name with `unnamed_only`)."""
         from . import objects
-        table = self.table.loc[rows]
-        true = objects.multi_hot(table["objects"].tolist(), self.vocabulary)
-        if unnamed_only:
-            named = objects.multi_hot(table["named"].tolist(), self.vocabulary)
-            true = objects.unnamed(true, named)
-        return true
+        true = self._objects[rows]
+        return objects.unnamed(true, self._named[rows]) if unnamed_only else true

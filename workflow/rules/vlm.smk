@@ -2,6 +2,8 @@
 # split, CLIP-style models of A and B, every record's embeddings, the test per epoch (0: the
 # untrained control) and results/vlm_summary.csv.
 
+import dejavu.vlm.resources as vlm_res
+
 VC = config["vlm"]
 VLM = f"{config['results']}/vlm/{VC['data']['source']}"
 VLM_STORE = f"{VLM}/data"                                   # vlm_data: images, records
@@ -28,6 +30,70 @@ def vlm_source():
     return params, files
 
 
+def vlm_count(split: str, sets: tuple[str, ...]) -> int:
+    import pyarrow.parquet as pq
+    return int(pq.read_table(split, columns=["set"]).to_pandas()["set"].isin(sets).sum())
+
+
+def vlm_records(input) -> int:
+    return dejavu.resources.stored_shape(f"{input.store}/images.zarr")[0]
+
+
+def vlm_vocabulary(input) -> int:
+    with open(f"{input.store}/vocabulary.csv") as f:
+        return sum(1 for _ in f) - 1
+
+
+VLM_MODEL_SIZE = {**{k: VC["model"][k] for k in ("backbone", "width", "projector")},
+                  "side": VC["data"]["image_size"],
+                  "text": {k: VLM_LOSS[k] for k in ("context", "buckets", "text_dim", "text_depth")}}
+VLM_DIM = vlm_res.image_dim(VC["model"]["backbone"], VC["model"]["width"], VC["model"]["projector"])
+VLM_SEARCH_MB = config["knn"]["memory_mb"] or 1024  # the test's torch search, per block
+
+
+def vlm_memory(stage: str):
+    """A VLM stage's mem_mb (dejavu/vlm/resources.py), from its inputs once they exist."""
+    def formula(wildcards, input):
+        if stage == "data":
+            files = [p for p in input if os.path.isfile(p)]
+            return vlm_res.data_mb(source=VC["data"]["source"], side=VC["data"]["image_size"],
+                                   chunk_rows=VC["data"]["chunk_rows"],
+                                   n_records=VC["data"]["records"],
+                                   annotation_bytes=sum(os.path.getsize(p) for p in files))
+        if stage == "train":
+            return vlm_res.train_mb(n_records=vlm_records(input), vocabulary=vlm_vocabulary(input),
+                                    n_set=vlm_count(input.split, (wildcards.subset,)),
+                                    batch_size=VC["train"]["batch_size"], on_cpu=VC["gpus"] == 0,
+                                    **VLM_MODEL_SIZE)
+        if stage == "embed":
+            return vlm_res.embed_mb(n_records=vlm_records(input), vocabulary=vlm_vocabulary(input),
+                                    side=VC["data"]["image_size"],
+                                    batch_size=VC["embed"]["batch_size"],
+                                    chunk_rows=VC["embed"]["chunk_rows"], dims=2 * VLM_DIM)
+        return vlm_res.test_mb(n_records=vlm_records(input),
+                               n_public=vlm_count(input.split, ("public",)),
+                               n_scored=2 * VC["per_set"], vocabulary=vlm_vocabulary(input),
+                               dim=VLM_DIM, k=max(VC["ks"]), keys=len(VC["ks"]) * len(VC["modes"]),
+                               query_rows=VC["query_rows"], search_mb=VLM_SEARCH_MB)
+    return sized(formula)
+
+
+def vlm_runtime(stage: str):
+    """A VLM stage's minutes (dejavu/vlm/resources.py), from its inputs once they exist."""
+    def formula(wildcards, input):
+        if stage == "train":
+            return vlm_res.train_min(epochs=VC["train"]["epochs"], gpus=VC["gpus"],
+                                     n_set=vlm_count(input.split, (wildcards.subset,)),
+                                     **VLM_MODEL_SIZE)
+        if stage == "embed":
+            return vlm_res.embed_min(n_records=vlm_records(input), gpus=VC["gpus"],
+                                     **VLM_MODEL_SIZE)
+        return vlm_res.test_min(n_public=vlm_count(input.split, ("public",)), dim=VLM_DIM,
+                                n_scored=4 * VC["per_set"], searches=len(VC["searches"]),
+                                gpus=VC["gpus"])
+    return sized(formula)
+
+
 def vlm_report_inputs() -> dict:
     """What the report draws the VLM section from: the summary, the first seed's test at
     the last epoch (its recall CCDFs and examples) and the records (the examples' images)."""
@@ -49,8 +115,8 @@ rule vlm_data:
     benchmark:
         bench_path("vlm_data")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=vlm_memory("data"),
+        runtime=60,
     conda:
         ENV
     script:
@@ -93,6 +159,7 @@ rule vlm_train:
         image_size=VC["data"]["image_size"],
         loss=VLM_LOSS,
         resume_dir=filled(f"{VLM}/models/s{{seed}}/{{subset}}/resume"),
+        device=device_for(VC["gpus"]),
         **VC["model"],
         **{k: v for k, v in VC["train"].items() if k not in ("seeds", "loss")},
     threads: 1
@@ -101,8 +168,9 @@ rule vlm_train:
     benchmark:
         bench_path("vlm_train", "s{seed}/{subset}")
     resources:
-        mem_mb=4000,
-        runtime=240,
+        mem_mb=vlm_memory("train"),
+        runtime=vlm_runtime("train"),
+        gpu=VC["gpus"],
     conda:
         ENV
     script:
@@ -119,14 +187,16 @@ rule vlm_embed:
         subset="A|B",
     params:
         **VC["embed"],
+        device=device_for(VC["gpus"]),
     threads: 1
     log:
         log_path("vlm_embed", "s{seed}/{subset}/epoch{epoch}"),
     benchmark:
         bench_path("vlm_embed", "s{seed}/{subset}/epoch{epoch}")
     resources:
-        mem_mb=3000,
-        runtime=60,
+        mem_mb=vlm_memory("embed"),
+        runtime=vlm_runtime("embed"),
+        gpu=VC["gpus"],
     conda:
         ENV
     script:
@@ -149,14 +219,16 @@ rule vlm_test:
         n_boot=VC["bootstrap"],
         seed=VC["seed"],
         query_rows=VC["query_rows"],
+        device=device_for(VC["gpus"]),
         meta=lambda wc: {"seed": int(wc.seed), "epoch": int(wc.epoch)},
     log:
         log_path("vlm_test", "s{seed}/epoch{epoch}"),
     benchmark:
         bench_path("vlm_test", "s{seed}/epoch{epoch}")
     resources:
-        mem_mb=3000,
-        runtime=60,
+        mem_mb=vlm_memory("test"),
+        runtime=vlm_runtime("test"),
+        gpu=VC["gpus"],
     conda:
         ENV
     script:

@@ -1,0 +1,125 @@
+"""What the vision-language test's jobs ask a cluster for (docs/cluster.md, "The
+vision-language test at scale"): memory (MB) and minutes as formulas of the records'
+sizes and the `vlm` settings, on the image test's bases and rates (`dejavu.resources`,
+`dejavu.runtime`). Pure arithmetic, no torch.
+
+Terms that grow with the records by design, each named: the records every stage reads
+(`vlm.data.Records`: captions and object bools, `record_bytes` a record; vlm_data holds
+them as Python objects while it writes them, SOURCE_RECORD_BYTES), the training set's
+token ids (context x 8 bytes a record, twice: NumPy and torch), the true objects and the
+per-record scores of the test (12 bytes per model, k and mode). Everything else follows a
+batch, a chunk or a block of queries.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..resources import (LIGHT_BASE_MB, MB, STATE_BYTES_PER_PARAM, TORCH_BASE_MB, VIEWS,
+                         backbone_size, image_mb, train)
+from ..runtime import forward_macs, minutes, train_minutes
+
+# A record as the adapters and the synthetic benchmark hold it while vlm_data writes the
+# store: id, path and caption strings, two lists of object ids as Python objects
+SOURCE_RECORD_BYTES = 1024
+
+
+def record_bytes(vocabulary: int) -> int:
+    """A record as `vlm.data.Records` holds it: its caption in an Arrow array (COCO's are
+    about 52 characters), its objects and named objects as 2V bools, and what reading the
+    Parquet file holds for a moment. Measured 270-330 bytes at V = 80 with 56-character
+    captions (`python bench/vlm_scale.py`: 200,000 records, RSS growth); 192 + 2V is
+    352."""
+    return 192 + 2 * vocabulary
+JSON_BYTES_PER_FILE_BYTE = 8   # an annotation file parsed into Python objects
+DECODE_MB = 64                 # one large image decoded at full size (PIL), and its resize
+
+
+def text_params(*, buckets: int, context: int, text_dim: int, text_depth: int,
+                out_dim: int, **_) -> float:
+    """Parameters of the text tower (core.text.TextTower): token and position tables,
+    `text_depth` Transformer blocks of about 12 x dim² each, the projection."""
+    return ((buckets + 2 + context) * text_dim + 12 * text_depth * text_dim ** 2
+            + text_dim * out_dim)
+
+
+def text_macs(*, context: int, text_dim: int, text_depth: int, out_dim: int, **_) -> float:
+    """Forward MACs of one caption: per block 12 x dim² per token and the attention's
+    2 x context x dim per token, then the projection."""
+    per_token = text_depth * (12 * text_dim ** 2 + 2 * context * text_dim)
+    return context * per_token + text_dim * out_dim
+
+
+def data_mb(*, source: str, side: int, chunk_rows: int, n_records: int = 0,
+            annotation_bytes: int = 0) -> int:
+    """vlm_data: the synthetic benchmark is drawn whole (its images twice); a real source
+    holds its parsed annotation files, the records, one decoded image and one block of
+    `chunk_rows` images (twice: drawn and encoded)."""
+    records = SOURCE_RECORD_BYTES * n_records / MB
+    if source == "synthetic":
+        return math.ceil(TORCH_BASE_MB + 2 * image_mb(n_records, side) + records)
+    return math.ceil(LIGHT_BASE_MB + JSON_BYTES_PER_FILE_BYTE * annotation_bytes / MB
+                     + records + DECODE_MB + 2 * image_mb(chunk_rows, side))
+
+
+def train_mb(*, n_records: int, vocabulary: int, n_set: int, side: int, batch_size: int,
+             backbone: str, width: int, projector: list[int], text: dict,
+             on_cpu: bool) -> int:
+    """vlm_train: the image test's training formula for the image tower (its set streamed
+    from the store a batch at a time, cache_mb 0), the text tower's state, the set's token
+    ids, the records table."""
+    image = train(n_images=n_set, side=side, processes=1, batch_size=batch_size,
+                  backbone=backbone, width=width, projector=projector, cache_mb=0,
+                  workers=1, prefetch=2, on_cpu=on_cpu)["mem_mb"]
+    tower = STATE_BYTES_PER_PARAM * text_params(**text, out_dim=projector[-1]) / MB
+    tokens = 2 * 8 * text["context"] * n_set / MB
+    return math.ceil(image + tower + tokens + record_bytes(vocabulary) * n_records / MB)
+
+
+def embed_mb(*, n_records: int, vocabulary: int, side: int, batch_size: int,
+             chunk_rows: int, dims: int) -> int:
+    """vlm_embed: one batch of images as stored and as float32, the chunk of embeddings
+    buffered and its concatenated copy (image and caption: `dims` together), the records
+    table."""
+    batch = batch_size * 5 * side * side * 3 / MB
+    return math.ceil(TORCH_BASE_MB + batch + 2 * 4 * chunk_rows * dims / MB
+                     + record_bytes(vocabulary) * n_records / MB)
+
+
+def test_mb(*, n_records: int, n_public: int, n_scored: int, vocabulary: int, dim: int,
+            k: int, keys: int, query_rows: int, search_mb: int) -> int:
+    """vlm_test: the records, the public records' objects, the true objects and the
+    per-record scores of the two sets a control holds at once (target and reference, 12
+    bytes per k and mode), one block of queries with their k neighbours and those
+    neighbours' objects, and the search's working memory (`search_mb`: knn.memory_mb)."""
+    per_record = record_bytes(vocabulary) * n_records + vocabulary * n_public
+    scored = n_scored * (vocabulary + 2 * 12 * keys)
+    block = query_rows * (8 * dim + 20 * k + k * vocabulary)
+    return math.ceil(TORCH_BASE_MB + (per_record + scored + block) / MB + search_mb)
+
+
+def train_min(*, epochs: int, n_set: int, side: int, backbone: str, width: int,
+              projector: list[int], text: dict, gpus: int) -> int:
+    """vlm_train: every epoch's images and captions, forward and backward."""
+    forward = (forward_macs(backbone, width, side, projector)
+               + text_macs(**text, out_dim=projector[-1]))
+    return train_minutes(epochs=epochs, n_images=n_set, forward=forward / VIEWS, gpus=gpus,
+                         processes=1)  # train_minutes counts VIEWS views; a record is one
+
+
+def embed_min(*, n_records: int, side: int, backbone: str, width: int,
+              projector: list[int], text: dict, gpus: int) -> int:
+    forward = (forward_macs(backbone, width, side, projector)
+               + text_macs(**text, out_dim=projector[-1]))
+    return minutes(n_records * forward, gpus)
+
+
+def test_min(*, n_public: int, n_scored: int, dim: int, searches: int, gpus: int) -> int:
+    """vlm_test: each scored caption against every public record, by each model, per
+    search."""
+    return minutes(2 * searches * n_scored * n_public * dim, gpus)
+
+
+def image_dim(backbone: str, width: int, projector: list[int]) -> int:
+    """The shared embedding's size: the projector's output (the backbone's without one)."""
+    return projector[-1] if projector else backbone_size(backbone, width)[1]
