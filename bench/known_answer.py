@@ -74,12 +74,14 @@ def table(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def stage_answers(summary: pd.DataFrame, work: Path) -> dict:
-    """What tests/test_sweep.py asserts besides `table`: the projector score at each epoch,
+    """What tests/test_sweep.py asserts besides `table`: the projector score (the backbone's,
+    for a method without a projector) at each epoch,
     the one-model test and SSLMem at the last epoch, and the RCDM decoders' quality (of a
     run of one method)."""
-    real = summary[(summary["control"] == "none") & (summary["embedding"] == "projector")]
+    attacked = "projector" if (summary["embedding"] == "projector").any() else "backbone"
+    real = summary[(summary["control"] == "none") & (summary["embedding"] == attacked)]
     last = real[real["epoch"] == real["epoch"].max()].iloc[0]
-    heldout = summary[(summary["control"] == "heldout") & (summary["embedding"] == "projector")
+    heldout = summary[(summary["control"] == "heldout") & (summary["embedding"] == attacked)
                       & (summary["epoch"] == last["epoch"])].iloc[0]
     answers = {f"score at epoch {e}": s for e, s in real.set_index("epoch")["score"].items()}
     columns = {  # where the run computed them

@@ -63,7 +63,7 @@ def allowed_growth(rule: str, n: int) -> float:
     design (dejavu/vlm/resources.py)."""
     grow, held = 3 * n, res.record_bytes(24)  # records added; vlm.data.Records
     terms = {"vlm_data": 2 * SIDE * SIDE * 3 + res.SOURCE_RECORD_BYTES,  # drawn whole
-             "vlm_train": held + 2 * 8 * 16 / 5,
+             "vlm_train": held + 2 * 8 * 16 / 5 + SIDE * SIDE * 3 / 5,  # set cached (<1 GB)
              "vlm_embed": held,
              "vlm_test": held + 24 * 2 / 5 + 2 / 5 * (24 + 2 * 12 * 9)}
     return grow * terms.get(rule, held) / MB

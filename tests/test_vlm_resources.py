@@ -62,3 +62,10 @@ def test_the_minutes_are_the_stages_work_at_the_planned_rate():
         10 * 10**6 * rt.PASSES * forward, gpus=1)
     assert res.test_min(n_public=10**6, n_scored=10**6, dim=128, searches=2, gpus=1) == \
         rt.minutes(2 * 2 * 10**12 * 128, gpus=1)
+
+
+def test_the_training_loaders_settings_are_its_own():
+    from dataclasses import asdict
+
+    from dejavu.training.loader import LoaderConfig
+    assert res.LOADER == asdict(LoaderConfig())

@@ -33,6 +33,9 @@ def record_bytes(vocabulary: int) -> int:
     return 192 + 2 * vocabulary
 JSON_BYTES_PER_FILE_BYTE = 8   # an annotation file parsed into Python objects
 DECODE_MB = 64                 # one large image decoded at full size (PIL), and its resize
+# training.loader.LoaderConfig's defaults, which the VLM training uses (a unit test keeps
+# them equal; not imported: this module is read when the Snakefile is parsed, without torch)
+LOADER = {"cache_mb": 1024, "workers": 2, "prefetch": 2}
 
 
 def text_params(*, buckets: int, context: int, text_dim: int, text_depth: int,
@@ -65,12 +68,12 @@ def data_mb(*, source: str, side: int, chunk_rows: int, n_records: int = 0,
 def train_mb(*, n_records: int, vocabulary: int, n_set: int, side: int, batch_size: int,
              backbone: str, width: int, projector: list[int], text: dict,
              on_cpu: bool) -> int:
-    """vlm_train: the image test's training formula for the image tower (its set streamed
-    from the store a batch at a time, cache_mb 0), the text tower's state, the set's token
-    ids, the records table."""
+    """vlm_train: the image test's training formula for the image tower (its set held by
+    the loader when it fits the default 1 GB cache, else streamed from the store a batch
+    at a time), the text tower's state, the set's token ids, the records."""
     image = train(n_images=n_set, side=side, processes=1, batch_size=batch_size,
-                  backbone=backbone, width=width, projector=projector, cache_mb=0,
-                  workers=1, prefetch=2, on_cpu=on_cpu)["mem_mb"]
+                  backbone=backbone, width=width, projector=projector, **LOADER,
+                  on_cpu=on_cpu)["mem_mb"]
     tower = STATE_BYTES_PER_PARAM * text_params(**text, out_dim=projector[-1]) / MB
     tokens = 2 * 8 * text["context"] * n_set / MB
     return math.ceil(image + tower + tokens + record_bytes(vocabulary) * n_records / MB)
