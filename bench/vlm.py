@@ -27,10 +27,12 @@ CONTROL = 0.10
 K, MODE = 10, "top10"
 
 
-def run(seed: int, work: Path) -> pd.DataFrame:
+def run(seed: int, work: Path, more: dict | None = None) -> pd.DataFrame:
+    """The test at `seed` in `work`, with `more` config layered over it."""
     copy_workflow(work)
     shutil.copy(OVERLAY, work / "vlm.yaml")
-    seeds = {"vlm": {"data": {"seed": seed}, "split_seed": seed, "train": {"seeds": [seed]}}}
+    seeds = {"vlm": {"data": {"seed": seed}, "split_seed": seed, "train": {"seeds": [seed]},
+                     **(more or {})}}
     (work / "seed.yaml").write_text(yaml.safe_dump(seeds))
     snakemake(work, "-c2", "--configfile", "vlm.yaml", "seed.yaml", "--",
               "results/vlm_summary.csv")
@@ -38,7 +40,7 @@ def run(seed: int, work: Path) -> pd.DataFrame:
 
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:
-    at = rows[(rows["k"] == K) & (rows["mode"] == MODE)]
+    at = rows[(rows["k"] == K) & (rows["mode"] == MODE) & (rows["test"] == "vlm")]
     return at[["seed", "search", "control", "precision_gap", "precision_gap_ci_low",
                "precision_gap_ci_high", "recall_gap", "recall_gap_ci_low",
                "recall_gap_ci_high"]].sort_values(["search", "control", "seed"])

@@ -1,7 +1,8 @@
 """The vision-language test's DAG on the tiny captioned config (tests/vlm_tiny.yaml): the
 records, their split, CLIP models of A and B, every record's embeddings, the test and
-results/vlm_summary.csv with its controls, the recall CCDFs and examples the report draws
-(its VLM section built from them); a rerun does nothing."""
+results/vlm_summary.csv with its controls and the one-model test's rows (the TF-IDF
+reference), the recall CCDFs, examples and the tests' agreement the report draws (its VLM
+section built from them); a rerun does nothing."""
 
 import json
 
@@ -21,13 +22,16 @@ def test_the_vlm_test_runs_from_records_to_its_summary(tmp_path):
     args = ("--configfile", "tiny.yaml", "vlm_tiny.yaml", "--", TARGET)
     jobs = planned_jobs(work, *args)
     assert jobs == {"vlm_data": 1, "vlm_split": 1, "vlm_train": 2, "vlm_embed": 4,
-                    "vlm_test": 2, "vlm_summary": 1}
+                    "vlm_reference": 1, "vlm_test": 2, "vlm_summary": 1}
     snakemake(work, "-c2", *args)
-    table = pd.read_csv(work / TARGET)
+    everything = pd.read_csv(work / TARGET)
+    one = everything[everything["test"] == "vlm_onemodel"]
+    assert set(one["reference"]) == {"tfidf"} and len(one) == len(everything) / 2
+    table = everything[everything["test"] == "vlm"]
     grid = 2 * 2 * 3  # searches x k x modes
     assert table["control"].value_counts().to_dict() == {"none": grid, "heldout": grid,
                                                          "untrained": grid}
-    assert set(table["test"]) == {"vlm"} and set(table["k"]) == {1, 10}
+    assert set(table["k"]) == {1, 10}
     assert set(table["search"]) == {"t2i", "t2t"} and set(table["mode"]) == {"top1", "top10", "all"}
     for name in ("precision_gap", "recall_gap"):
         assert table[name].between(-1, 1).all()
@@ -50,6 +54,8 @@ def report_section_from(work, split, figures):
         for role in ("target", "reference"):
             assert np.all(np.diff(curve[role]) <= 0) and 0 <= curve[role][0] <= 1
     assert len(test["ccdf"]) == 2 * 2 * 3 and test["examples"]["k"] == 10
+    assert [a["search"] for a in test["agreement"]] == ["t2i", "t2t"]
+    assert all(np.sum(a["counts"]) == 80 for a in test["agreement"])  # A's and B's records
     public = set(split.loc[split["set"] == "public", "row"])
     shown = test["examples"]["records"]
     assert len(shown) == 5 and all(split["set"][e["row"]] == "A" for e in shown)
@@ -62,4 +68,5 @@ def report_section_from(work, split, figures):
     (title, body), = vlm_sections({"vlm": str(results / "vlm_summary.csv"),
                                    "vlm_test": str(results / "vlm/synthetic/test/s0/epoch2.json"),
                                    "vlm_store": str(results / "vlm/synthetic/data")}, figures)
-    assert body.count("<img") == 4 and (figures / "vlm_examples.png").stat().st_size > 0
+    assert body.count("<img") == 7 and (figures / "vlm_examples.png").stat().st_size > 0
+    assert (figures / "vlm_agreement.png").stat().st_size > 0

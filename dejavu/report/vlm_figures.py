@@ -81,6 +81,63 @@ def plot_examples(shown: dict, images, vocabulary: list[str]):
     return figure
 
 
+def plot_agreement(agreed: list[dict]):
+    """One panel per search: the records each test finds memorized, as a 2 x 2 heatmap."""
+    figure, axes = fig.panels(len(agreed), 2.8, 2.6)
+    for ax, part in zip(axes[0], agreed):
+        counts = np.array(part["counts"])
+        ax.imshow(counts, cmap="Blues")
+        for (i, j), n in np.ndenumerate(counts):
+            ax.text(j, i, f"{n}\n{n / max(counts.sum(), 1):.0%}", ha="center", va="center",
+                    fontsize=8, color="white" if n > counts.max() / 2 else "black")
+        ax.set_xticks([0, 1], ["memorized", "not"], fontsize=7)
+        ax.set_yticks([0, 1], ["memorized", "not"], fontsize=7)
+        ax.set(xlabel="one-model test", ylabel="two-model test",
+               title=f"{part['search']}, k = {part['k']}, {part['mode']}")
+    figure.tight_layout()
+    return figure
+
+
+def onemodel_section(table: pd.DataFrame, agreed: list[dict], out: Path) -> str:
+    """The one-model test's gaps beside the two-model test's, and their agreement."""
+    one = table[table["test"] == "vlm_onemodel"]
+    if one.empty:
+        return ""
+    body = (f"<p>The one-model test: each VLM against the reference text model "
+            f"<code>{one['reference'].iloc[0]}</code> (never trained on A), whose "
+            f"caption-to-caption search predicts the objects; its gaps (dashed) beside the "
+            f"two-model test's (solid), real test and held-out records.</p>")
+    both = table[table["control"].isin(["none", "heldout"])]
+    for gap in ("precision_gap", "recall_gap"):
+        body += fig.img(fig.figure_png(plot_tests(both, gap), out / f"vlm_onemodel_{gap}.png"))
+    if agreed:
+        body += ("<p>Which records each test finds memorized (the target's recall above the "
+                 "reference's), over A's and B's records, first seed, last epoch.</p>")
+        body += fig.img(fig.figure_png(plot_agreement(agreed), out / "vlm_agreement.png"))
+    return body
+
+
+def plot_tests(table: pd.DataFrame, gap: str):
+    """One panel per search and mode: `gap` against k, the two tests on the real test's
+    and the held-out records."""
+    panels = sorted({(r.search, r.mode) for r in table.itertuples()})
+    figure, axes = fig.panels(len(panels), 3.4, 3.0)
+    for ax, (search, mode) in zip(axes[0], panels):
+        part = table[(table["search"] == search) & (table["mode"] == mode)]
+        for (test, control), mine in part.groupby(["test", "control"]):
+            style = ("o" if control == "none" else "x") + ("--" if test == "vlm_onemodel" else "-")
+            fig.series(ax, mine, "k", gap, f"{test}, {control}", style=style,
+                       colour=STYLE[control][1], low=f"{gap}_ci_low", high=f"{gap}_ci_high")
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_xscale("log")
+        ax.set(xlabel="k (neighbours)", ylabel=gap.replace("_", " "),
+               title=f"{search}, {mode}")
+        ax.grid(alpha=0.3)
+        fig.legend(ax, 6)
+    figure.tight_layout()
+    return figure
+
+
 def detail_sections(inputs: dict, out: Path) -> str:
     """The recall CCDFs and the examples of the first seed's test at the last epoch."""
     if "vlm_test" not in inputs:
@@ -112,8 +169,9 @@ def vlm_sections(inputs: dict, out: Path) -> list[tuple[str, str]]:
     examples, when the test ran."""
     if "vlm" not in inputs:
         return []
-    table = pd.read_csv(inputs["vlm"])
-    table.to_csv(out / "vlm_summary.csv", index=False)
+    everything = pd.read_csv(inputs["vlm"])
+    everything.to_csv(out / "vlm_summary.csv", index=False)
+    table = everything[everything["test"] == "vlm"]
     text = ("<p>Each training record's caption alone, queried against the public records' "
             "images (t2i) or captions (t2t): the objects its neighbours hold, scored against "
             "the record's own. Population gap: the share of records where the target does "
@@ -124,4 +182,7 @@ def vlm_sections(inputs: dict, out: Path) -> list[tuple[str, str]]:
     for gap in ("precision_gap", "recall_gap"):
         body += fig.img(fig.figure_png(plot_gaps(table, gap), out / f"vlm_{gap}.png"))
     body += detail_sections(inputs, out)
+    agreed = (json.loads(Path(inputs["vlm_test"]).read_text()).get("agreement", [])
+              if "vlm_test" in inputs else [])
+    body += onemodel_section(everything, agreed, out)
     return [("Vision–language models: déjà vu from captions", body)]

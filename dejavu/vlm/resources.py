@@ -89,6 +89,15 @@ def embed_mb(*, n_records: int, vocabulary: int, side: int, batch_size: int,
                      + record_bytes(vocabulary) * n_records / MB)
 
 
+def reference_mb(*, n_records: int, vocabulary: int, dim: int, chunk_rows: int,
+                 batch_size: int = 4096) -> int:
+    """vlm_reference (TF-IDF; torch is imported with the tokenizer's module): the records,
+    a batch of counts and its weighted copy, the chunk of embeddings buffered and its
+    concatenated copy."""
+    return math.ceil(TORCH_BASE_MB + record_bytes(vocabulary) * n_records / MB
+                     + 4 * dim * (2 * batch_size + 2 * chunk_rows) / MB)
+
+
 def test_mb(*, n_records: int, n_public: int, n_scored: int, vocabulary: int, dim: int,
             k: int, keys: int, query_rows: int, search_mb: int) -> int:
     """vlm_test: the records, the public records' objects, the true objects and the

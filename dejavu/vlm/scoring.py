@@ -105,34 +105,65 @@ def examples(stores: dict, plan, both, records, public: np.ndarray,
     return {"k": key[0], "mode": key[1], "records": out}
 
 
+def pair_rows(both: list[tuple[dict, dict]], meta: dict, ks, modes, n_boot: int,
+              seed: int) -> list[dict]:
+    """Per k and mode: the two directions' gaps averaged, with bootstrap intervals."""
+    averaged = attack.swapped(*({key: gaps.gaps(*t[key], *r[key]) for key in t}
+                                for t, r in both))
+    return [{**meta, "k": k, "mode": mode, **averaged[k, mode],
+             **intervals(both, (k, mode), n_boot, seed)} for k in ks for mode in modes]
+
+
+def agreement(both: list[tuple[dict, dict]], one: list[dict], key) -> list[list[int]]:
+    """Records of both directions counted by which test finds them memorized at `key` --
+    the two-model test (the target's recall above the reference model's) and the one-model
+    test (above the reference text model's): [[both, two-model only], [one-model only,
+    neither]]."""
+    two = np.concatenate([t[key][1] > r[key][1] for t, r in both])
+    single = np.concatenate([t[key][1] > g[key][1] for (t, _), g in zip(both, one)])
+    return [[int((two & single).sum()), int((two & ~single).sum())],
+            [int((~two & single).sum()), int((~two & ~single).sum())]]
+
+
 def run_test(store: str, split_path: str, stores_at: dict[str, str], out: str, *,
              ks: list[int], modes: list[str], searches: list[str], unnamed_only: bool,
              n_boot: int, seed: int, meta: dict, query_rows: int = 65_536,
-             device: str = "cpu") -> None:
+             reference: str | None = None, device: str = "cpu") -> None:
     """The vlm_test stage: per control (none, held-out; the untrained control is this stage
     at epoch 0), search, k and prediction mode, the swap-averaged gaps with bootstrap
-    intervals; the real test's recall CCDFs and, text-to-image, its example records."""
+    intervals; the real test's recall CCDFs and, text-to-image, its example records. With
+    a reference text model's store (`stores_at["g"]`, named `reference`), the one-model
+    test too (each VLM against g's text-to-text search, `test` vlm_onemodel) and, per
+    search, which records each test finds memorized."""
     stores = {name: embeddings.open_store(path) for name, path in stores_at.items()}
     records, public = data.Records(store), data.set_rows(split_path, "public")
     public_objects = records.objects(public)
-    plan, rows, curves, shown = directions(split_path), [], [], {}
+    key = (min(ks, key=lambda k: abs(k - 10)), "top10" if "top10" in modes else modes[-1])
+    plan, rows, curves, shown, agreed = directions(split_path), [], [], {}, []
     for control, halves in (("none", plan[:2]), ("heldout", plan[2:])):
         truths = [records.objects(r, unnamed_only) for _, _, r in halves]
+        find = lambda name, search, r, true: scored(  # noqa: E731
+            stores[name], search, r, true, public, public_objects, ks, modes, query_rows,
+            device)
+        by_g = ([find("g", "t2t", r, true) for (_, _, r), true in zip(halves, truths)]
+                if "g" in stores else None)
         for search in searches:
-            both = [tuple(scored(stores[m], search, r, true, public, public_objects, ks,
-                                 modes, query_rows, device) for m in (t, ref))
+            both = [(find(t, search, r, true), find(ref, search, r, true))
                     for (t, ref, r), true in zip(halves, truths)]
-            averaged = attack.swapped(*(
-                {key: gaps.gaps(*t[key], *r[key]) for key in t} for t, r in both))
-            rows += [{**meta, "control": control, "search": search, "k": k, "mode": mode,
-                      **averaged[k, mode], **intervals(both, (k, mode), n_boot, seed)}
-                     for k in ks for mode in modes]
+            where = {**meta, "control": control, "search": search}
+            rows += pair_rows(both, {**where, "test": "vlm"}, ks, modes, n_boot, seed)
+            if by_g is not None:
+                one = [(t, g) for (t, _), g in zip(both, by_g)]
+                rows += pair_rows(one, {**where, "test": "vlm_onemodel", "reference": reference},
+                                  ks, modes, n_boot, seed)
+                if control == "none":
+                    agreed.append({**where, "k": key[0], "mode": key[1],
+                                   "counts": agreement(both, by_g, key)})
             if control == "none":
                 curves += ccdf_rows(both, {**meta, "search": search})
             if control == "none" and search == "t2i":
-                key = (min(ks, key=lambda k: abs(k - 10)), modes[-1] if "top10" not in modes
-                       else "top10")
                 shown = examples(stores, halves[0], both, records, public, public_objects,
                                  key, unnamed_only, device)
     with open(out, "w") as f:
-        json.dump({"rows": rows, "ccdf": curves, "examples": shown}, f, indent=1)
+        json.dump({"rows": rows, "ccdf": curves, "examples": shown, "agreement": agreed}, f,
+                  indent=1)

@@ -93,6 +93,6 @@ def run_summary(paths: list[str], out: str) -> None:
     untrained = table["epoch"] == 0
     table = table[~(untrained & (table["control"] == "heldout"))].copy()
     table.loc[table["epoch"] == 0, "control"] = "untrained"
-    table.insert(0, "test", "vlm")
+    table.insert(0, "test", table.pop("test"))  # vlm, or vlm_onemodel
     table.to_csv(out, index=False)
 

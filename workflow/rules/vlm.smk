@@ -11,6 +11,7 @@ VLM_SPLIT = f"{VLM}/split.parquet"                          # vlm_split
 VLM_MODEL = f"{VLM}/models/s{{seed}}/{{subset}}/epoch{{epoch}}.pt"   # vlm_train
 VLM_EMBED = f"{VLM}/embed/s{{seed}}/{{subset}}/epoch{{epoch}}.zarr"  # vlm_embed
 VLM_TEST = f"{VLM}/test/s{{seed}}/epoch{{epoch}}.json"      # vlm_test
+VLM_REFERENCE = f"{VLM}/reference/{config['vlm']['onemodel']['reference']}.zarr"  # vlm_reference
 VLM_SUMMARY = f"{config['results']}/vlm_summary.csv"        # vlm_summary
 VLM_EPOCHS = [0, VC["train"]["epochs"]]
 VLM_LOSS = {**dejavu.training.methods.info(VC["train"]["method"]).options, **VC["train"]["loss"]}
@@ -65,6 +66,11 @@ def vlm_memory(stage: str):
                                     n_set=vlm_count(input.split, (wildcards.subset,)),
                                     batch_size=VC["train"]["batch_size"], on_cpu=VC["gpus"] == 0,
                                     **VLM_MODEL_SIZE)
+        if stage == "reference":
+            return vlm_res.reference_mb(n_records=vlm_records(input),
+                                        vocabulary=vlm_vocabulary(input),
+                                        dim=VC["onemodel"]["dim"],
+                                        chunk_rows=VC["embed"]["chunk_rows"])
         if stage == "embed":
             return vlm_res.embed_mb(n_records=vlm_records(input), vocabulary=vlm_vocabulary(input),
                                     side=VC["data"]["image_size"],
@@ -203,8 +209,31 @@ rule vlm_embed:
         "../scripts/vlm_embed.py"
 
 
+rule vlm_reference:
+    input:
+        store=VLM_STORE,
+        split=VLM_SPLIT,
+    output:
+        directory(VLM_REFERENCE),
+    params:
+        dim=VC["onemodel"]["dim"],
+        chunk_rows=VC["embed"]["chunk_rows"],
+    log:
+        log_path("vlm_reference"),
+    benchmark:
+        bench_path("vlm_reference")
+    resources:
+        mem_mb=vlm_memory("reference"),
+        runtime=60,
+    conda:
+        ENV
+    script:
+        "../scripts/vlm_reference.py"
+
+
 rule vlm_test:
     input:
+        unpack(lambda wc: {"g": VLM_REFERENCE} if VC["onemodel"]["enabled"] else {}),
         store=VLM_STORE,
         split=VLM_SPLIT,
         a=VLM_EMBED.replace("{subset}", "A"),
@@ -219,6 +248,7 @@ rule vlm_test:
         n_boot=VC["bootstrap"],
         seed=VC["seed"],
         query_rows=VC["query_rows"],
+        reference=VC["onemodel"]["reference"] if VC["onemodel"]["enabled"] else None,
         device=device_for(VC["gpus"]),
         meta=lambda wc: {"seed": int(wc.seed), "epoch": int(wc.epoch)},
     log:
