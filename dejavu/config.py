@@ -298,8 +298,11 @@ def _vlm_problems(config: dict, workdir: str) -> list[str]:
     problems = [f"train.methods: {name} trains on captioned records: the vision-language "
                 f"test trains it (vlm.train.method; docs/vlm.md)"
                 for name in sorted({"clip", "siglip"} & set(config["train"]["methods"]))]
-    data = config.get("vlm", {}).get("data", {})
-    if not config.get("vlm", {}).get("enabled") or data.get("source") == "synthetic":
+    vlm = config.get("vlm", {})
+    if vlm.get("enabled") and vlm.get("external"):
+        problems += _vlm_external_problems(vlm, workdir)
+    data = vlm.get("data", {})
+    if not vlm.get("enabled") or data.get("source") == "synthetic":
         return problems
     if data["source"] == "coco":
         wanted = {f"vlm.data.coco.{key}": (data["coco"].get(key), kind)
@@ -313,4 +316,22 @@ def _vlm_problems(config: dict, workdir: str) -> list[str]:
             problems.append(f"{key}: needed for vlm.data.source {data['source']}")
         elif not (path.is_file() if kind == "file" else path.is_dir()):
             problems.append(f"{key}: {value} is not a {kind}")
+    return problems
+
+
+def _vlm_external_problems(vlm: dict, workdir: str) -> list[str]:
+    """A VLM trained elsewhere: its files present, its training set declared, a test to
+    run."""
+    external, problems = vlm["external"], []
+    for key in ("checkpoint", "model_config", "reference_checkpoint"):
+        value = external.get(key)
+        if value and not (Path(workdir) / value).is_file():
+            problems.append(f"vlm.external.{key}: {value} is not a file")
+    if not vlm.get("sets"):
+        problems.append("vlm.external: needs vlm.sets, the records it was trained on (set A)")
+    elif not (Path(workdir) / vlm["sets"]).is_file():
+        problems.append(f"vlm.sets: {vlm['sets']} is not a file")
+    if not external.get("reference_checkpoint") and not vlm["onemodel"]["enabled"]:
+        problems.append("vlm.external: without reference_checkpoint only the one-model test "
+                        "can run; set vlm.onemodel.enabled: true")
     return problems

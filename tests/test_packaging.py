@@ -27,7 +27,7 @@ EXTRAS = {extra: [Requirement(r) for r in rs if not r.startswith(PROJECT["name"]
 # what CI installs (.[test]): every requirement but the gpu extra's faiss-gpu, which needs
 # CUDA 12 and a GPU (docs/cluster.md, "Installing")
 TESTED = CORE + sum((rs for extra, rs in EXTRAS.items() if extra != "gpu"), [])
-CONDA_NAMES = {"torch": "pytorch"}  # conda-forge's names where they differ from PyPI's
+CONDA_NAMES = {"torch": "pytorch", "open_clip_torch": "open-clip-torch"}  # conda-forge's names where they differ from PyPI's
 
 
 def canonical(name: str) -> str:
@@ -106,7 +106,7 @@ def test_conda_environment_lists_what_pyproject_lists():
         name, spec = re.match(r"([A-Za-z0-9_.-]+)(.*)", entry).groups()
         conda[name] = spec
     expected = {CONDA_NAMES.get(r.name, r.name): str(r.specifier)
-                for r in CORE + EXTRAS["cpu"] + EXTRAS["timm"]}
+                for r in CORE + EXTRAS["cpu"] + EXTRAS["timm"] + EXTRAS["openclip"]}
     expected["python"] = ">=3.11"
     assert {n: ",".join(sorted(s.split(","))) for n, s in conda.items()} == \
         {n: ",".join(sorted(s.split(","))) for n, s in expected.items()}

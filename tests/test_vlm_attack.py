@@ -23,7 +23,7 @@ def test_a_hand_sized_direction():
     # predicts {0, 1} for record 0 (1/2, 1) and {0, 1} for record 1 (1/2, 1): equal
     two = out[2, "all"]
     assert two["precision_gap"] == 0.0 and two["recall_gap"] == 0.0
-    both = attack.swapped(out, attack.direction(found_r, found_t, public, true, [1, 2],
+    both = attack.averaged(out, attack.direction(found_r, found_t, public, true, [1, 2],
                                                 ["top1", "all"]))
     assert both[1, "top1"]["recall_gap"] == 0.0  # the directions cancel here
 

@@ -144,18 +144,24 @@ def detail_sections(inputs: dict, out: Path) -> str:
         return ""
     test = json.loads(Path(inputs["vlm_test"]).read_text())
     shown = test["examples"]
-    body = (f"<p>Recall CCDF: the share of A's and B's records (their own model as target) "
-            f"whose recall exceeds each threshold, text-to-image and text-to-text, at k = "
-            f"{shown['k']} and {shown['mode']}; the target's curve above the reference's is "
-            f"memorization (its area gap is <code>recall_ccdf_area_gap</code>).</p>")
-    body += fig.img(fig.figure_png(plot_ccdf(test["ccdf"], shown["k"], shown["mode"]),
+    k = min({c["k"] for c in test["ccdf"]}, key=lambda k: abs(k - 10))
+    mode = "top10" if any(c["mode"] == "top10" for c in test["ccdf"]) else test["ccdf"][-1]["mode"]
+    body = (f"<p>Recall CCDF: the share of the scored records (each model on the records it "
+            f"trained on) whose recall exceeds each threshold, text-to-image and text-to-text, "
+            f"at k = {k} and {mode}; the target's curve above the reference's (a VLM trained "
+            f"elsewhere: the reference text model's) is memorization (its area gap is "
+            f"<code>recall_ccdf_area_gap</code>).</p>")
+    body += fig.img(fig.figure_png(plot_ccdf(test["ccdf"], k, mode),
                                    out / "vlm_recall_ccdf.png"))
-    from ..vlm.data import Records
-    records = Records(inputs["vlm_store"])
-    vocabulary = pd.read_csv(Path(inputs["vlm_store"]) / "vocabulary.csv")["object"].tolist()
+    if not shown:  # one VLM trained elsewhere: no reference VLM's neighbours to show
+        return body
+    from ..core.store import open_images, read_rows
+    store = Path(inputs["vlm_store"])
+    vocabulary = pd.read_csv(store / "vocabulary.csv")["object"].tolist()
     rows = sorted({r for e in shown["records"] for role in ("target", "reference")
                    for r in e[role]["neighbours"]})
-    images = dict(zip(rows, records.images(np.asarray(rows, dtype=np.int64))))
+    images = dict(zip(rows, read_rows(open_images(store / "images.zarr"),
+                                      np.asarray(rows, dtype=np.int64))))
     body += ("<p>The records whose objects the target recovers most beyond the reference: "
              "the caption, then each model's five nearest public images by its caption "
              "query, and the objects each predicts from its neighbours.</p>")

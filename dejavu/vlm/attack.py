@@ -51,10 +51,12 @@ def direction(found_t: np.ndarray, found_r: np.ndarray, public_objects: np.ndarr
     return {key: gaps.gaps(*target[key], *reference[key]) for key in target}
 
 
-def swapped(first: dict, second: dict) -> dict:
-    """The two directions' numbers averaged, key by key."""
-    return {key: {name: (first[key][name] + second[key][name]) / 2 for name in first[key]}
-            for key in first}
+def averaged(*directions: dict) -> dict:
+    """The directions' numbers averaged, key by key (two: the swap of target and
+    reference)."""
+    first = directions[0]
+    return {key: {name: sum(d[key][name] for d in directions) / len(directions)
+                  for name in first[key]} for key in first}
 
 
 def bootstrap(target: tuple[np.ndarray, ...], reference: tuple[np.ndarray, ...],

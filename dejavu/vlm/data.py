@@ -58,7 +58,35 @@ def split(n_records: int, per_set: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame({"row": np.arange(n_records), "set": sets})
 
 
-def run_split(records_path: str, out: str, *, per_set: int, seed: int) -> None:
+def declared(records_path: str, sets_path: str) -> pd.DataFrame:
+    """The split a user declares (`vlm.sets`): a CSV of record `id` and `set` (A, B or
+    heldout; a model trained elsewhere is trained on A); records it does not list are
+    public. An id that is not a record, or a set that is none of these, is an error naming
+    it."""
+    ids = pd.read_parquet(records_path, columns=["id", "row"])
+    listed = pd.read_csv(sets_path, dtype={"id": str, "set": str})
+    unknown = sorted(set(listed["set"]) - set(SETS))
+    if unknown:
+        raise ValueError(f"{sets_path}: sets {unknown} are none of {list(SETS)}")
+    rows = listed.merge(ids, on="id", how="left")
+    missing = rows.loc[rows["row"].isna(), "id"].tolist()
+    if missing:
+        raise ValueError(f"{sets_path}: {len(missing)} ids are not records of the store, "
+                         f"e.g. {missing[:3]}")
+    if rows["id"].duplicated().any():
+        raise ValueError(f"{sets_path}: ids listed twice, e.g. "
+                         f"{rows.loc[rows['id'].duplicated(), 'id'].tolist()[:3]}")
+    sets = np.full(len(ids), "public", dtype=object)
+    sets[rows["row"].astype(int).to_numpy()] = rows["set"].to_numpy()
+    return pd.DataFrame({"row": ids["row"].to_numpy(), "set": sets})
+
+
+def run_split(records_path: str, out: str, *, per_set: int, seed: int,
+              sets: str | None = None) -> None:
+    """The vlm_split stage: the declared sets (`sets`), else a seeded random split."""
+    if sets:
+        declared(records_path, sets).to_parquet(out, index=False)
+        return
     n = len(pd.read_parquet(records_path, columns=["row"]))
     split(n, per_set, seed).to_parquet(out, index=False)
 

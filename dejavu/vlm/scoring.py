@@ -22,12 +22,18 @@ CCDF_POINTS = 51   # recall thresholds 0, 0.02, ..., 1 of the CCDF curves
 EXAMPLES = 5       # example records kept for the report, and the neighbours shown for each
 
 
-def directions(split_path: str) -> list[tuple[str, str, np.ndarray]]:
-    """(target, reference, scored rows) of the real test's two directions, and of the
-    held-out control's two halves (alternate held-out records, in row order)."""
+def directions(split_path: str, pair: bool = True) -> dict[str, list[tuple]]:
+    """Per control, (target, reference, scored rows) of each direction: with a pair of
+    VLMs, A against B on A's records and B against A on B's, and on the held-out records
+    alternate halves; a single VLM (trained elsewhere on A, `pair` False), A on A's records
+    and on all the held-out records, with no reference VLM."""
     held = data.set_rows(split_path, "heldout")
-    return [("A", "B", data.set_rows(split_path, "A")), ("B", "A", data.set_rows(split_path, "B")),
-            ("A", "B", held[0::2]), ("B", "A", held[1::2])]
+    if not pair:
+        return {"none": [("A", None, data.set_rows(split_path, "A"))],
+                "heldout": [("A", None, held)]}
+    return {"none": [("A", "B", data.set_rows(split_path, "A")),
+                     ("B", "A", data.set_rows(split_path, "B"))],
+            "heldout": [("A", "B", held[0::2]), ("B", "A", held[1::2])]}
 
 
 def neighbours(store, base: str, queries: np.ndarray, public: np.ndarray, k: int,
@@ -56,11 +62,11 @@ def scored(store, search: str, rows: np.ndarray, true: np.ndarray, public: np.nd
 
 def intervals(both: list[tuple[dict, dict]], key, n_boot: int, seed: int) -> dict[str, float]:
     """The 95 % bootstrap intervals of the swap-averaged precision and recall gaps at one
-    (k, mode): each direction's records resampled, the two directions averaged."""
+    (k, mode): each direction's records resampled, the directions averaged."""
     boots = [attack.bootstrap(t[key], r[key], n_boot, seed) for t, r in both]
     out = {}
     for name in ("precision_gap", "recall_gap"):
-        pair = (boots[0][name] + boots[1][name]) / 2
+        pair = sum(b[name] for b in boots) / len(boots)
         out[f"{name}_ci_low"], out[f"{name}_ci_high"] = (
             float(v) for v in np.nanquantile(pair, [0.025, 0.975]))
     return out
@@ -108,8 +114,8 @@ def examples(stores: dict, plan, both, records, public: np.ndarray,
 def pair_rows(both: list[tuple[dict, dict]], meta: dict, ks, modes, n_boot: int,
               seed: int) -> list[dict]:
     """Per k and mode: the two directions' gaps averaged, with bootstrap intervals."""
-    averaged = attack.swapped(*({key: gaps.gaps(*t[key], *r[key]) for key in t}
-                                for t, r in both))
+    averaged = attack.averaged(*({key: gaps.gaps(*t[key], *r[key]) for key in t}
+                                 for t, r in both))
     return [{**meta, "k": k, "mode": mode, **averaged[k, mode],
              **intervals(both, (k, mode), n_boot, seed)} for k in ks for mode in modes]
 
@@ -134,13 +140,15 @@ def run_test(store: str, split_path: str, stores_at: dict[str, str], out: str, *
     intervals; the real test's recall CCDFs and, text-to-image, its example records. With
     a reference text model's store (`stores_at["g"]`, named `reference`), the one-model
     test too (each VLM against g's text-to-text search, `test` vlm_onemodel) and, per
-    search, which records each test finds memorized."""
+    search, which records each test finds memorized. Without a store "B" (one VLM, trained
+    elsewhere on A) only the one-model test runs, its CCDFs against g's."""
     stores = {name: embeddings.open_store(path) for name, path in stores_at.items()}
     records, public = data.Records(store), data.set_rows(split_path, "public")
     public_objects = records.objects(public)
     key = (min(ks, key=lambda k: abs(k - 10)), "top10" if "top10" in modes else modes[-1])
-    plan, rows, curves, shown, agreed = directions(split_path), [], [], {}, []
-    for control, halves in (("none", plan[:2]), ("heldout", plan[2:])):
+    pair = "B" in stores
+    out_of = {"rows": [], "ccdf": [], "examples": {}, "agreement": []}
+    for control, halves in directions(split_path, pair).items():
         truths = [records.objects(r, unnamed_only) for _, _, r in halves]
         find = lambda name, search, r, true: scored(  # noqa: E731
             stores[name], search, r, true, public, public_objects, ks, modes, query_rows,
@@ -148,22 +156,26 @@ def run_test(store: str, split_path: str, stores_at: dict[str, str], out: str, *
         by_g = ([find("g", "t2t", r, true) for (_, _, r), true in zip(halves, truths)]
                 if "g" in stores else None)
         for search in searches:
-            both = [(find(t, search, r, true), find(ref, search, r, true))
-                    for (t, ref, r), true in zip(halves, truths)]
             where = {**meta, "control": control, "search": search}
-            rows += pair_rows(both, {**where, "test": "vlm"}, ks, modes, n_boot, seed)
-            if by_g is not None:
-                one = [(t, g) for (t, _), g in zip(both, by_g)]
-                rows += pair_rows(one, {**where, "test": "vlm_onemodel", "reference": reference},
-                                  ks, modes, n_boot, seed)
-                if control == "none":
-                    agreed.append({**where, "k": key[0], "mode": key[1],
-                                   "counts": agreement(both, by_g, key)})
-            if control == "none":
-                curves += ccdf_rows(both, {**meta, "search": search})
-            if control == "none" and search == "t2i":
-                shown = examples(stores, halves[0], both, records, public, public_objects,
-                                 key, unnamed_only, device)
+            targets = [find(t, search, r, true) for (t, _, r), true in zip(halves, truths)]
+            both = [(t, find(ref, search, r, true)) for t, (_, ref, r), true
+                    in zip(targets, halves, truths)] if pair else []
+            one = list(zip(targets, by_g)) if by_g is not None else []
+            if pair:
+                out_of["rows"] += pair_rows(both, {**where, "test": "vlm"}, ks, modes, n_boot,
+                                            seed)
+            if one:
+                out_of["rows"] += pair_rows(one, {**where, "test": "vlm_onemodel",
+                                                  "reference": reference}, ks, modes, n_boot,
+                                            seed)
+            if control != "none":
+                continue
+            out_of["ccdf"] += ccdf_rows(both or one, {**meta, "search": search})
+            if pair and one:
+                out_of["agreement"].append({**where, "k": key[0], "mode": key[1],
+                                            "counts": agreement(both, by_g, key)})
+            if pair and search == "t2i":
+                out_of["examples"] = examples(stores, halves[0], both, records, public,
+                                              public_objects, key, unnamed_only, device)
     with open(out, "w") as f:
-        json.dump({"rows": rows, "ccdf": curves, "examples": shown, "agreement": agreed}, f,
-                  indent=1)
+        json.dump(out_of, f, indent=1)

@@ -13,6 +13,8 @@ VLM_EMBED = f"{VLM}/embed/s{{seed}}/{{subset}}/epoch{{epoch}}.zarr"  # vlm_embed
 VLM_TEST = f"{VLM}/test/s{{seed}}/epoch{{epoch}}.json"      # vlm_test
 VLM_REFERENCE = f"{VLM}/reference/{config['vlm']['onemodel']['reference']}.zarr"  # vlm_reference
 VLM_SUMMARY = f"{config['results']}/vlm_summary.csv"        # vlm_summary
+VLM_EXTERNAL = f"{VLM}/external/{VC['external']['name'] if VC['external'] else ''}"
+VLM_EXTERNAL_TEST = f"{VLM_EXTERNAL}/test.json"              # vlm_external_test
 VLM_EPOCHS = [0, VC["train"]["epochs"]]
 VLM_LOSS = {**dejavu.training.methods.info(VC["train"]["method"]).options, **VC["train"]["loss"]}
 
@@ -100,12 +102,26 @@ def vlm_runtime(stage: str):
     return sized(formula)
 
 
+def vlm_declared() -> list[str]:
+    """The user's declared sets, an input of the split when given."""
+    return [VC["sets"]] if VC["sets"] else []
+
+
+def vlm_tests() -> list[str]:
+    """The tests the summary gathers: of the VLMs trained here, at each seed and at epoch
+    0 and the last; or of the VLM trained elsewhere (vlm.external)."""
+    if VC["external"]:
+        return [VLM_EXTERNAL_TEST]
+    return expand(VLM_TEST, seed=VC["train"]["seeds"], epoch=VLM_EPOCHS)
+
+
 def vlm_report_inputs() -> dict:
     """What the report draws the VLM section from: the summary, the first seed's test at
     the last epoch (its recall CCDFs and examples) and the records (the examples' images)."""
     if not VC["enabled"]:
         return {}
-    last = VLM_TEST.format(seed=VC["train"]["seeds"][0], epoch=VC["train"]["epochs"])
+    last = (VLM_EXTERNAL_TEST if VC["external"] else
+            VLM_TEST.format(seed=VC["train"]["seeds"][0], epoch=VC["train"]["epochs"]))
     return {"vlm": VLM_SUMMARY, "vlm_test": last, "vlm_store": VLM_STORE}
 
 
@@ -131,12 +147,14 @@ rule vlm_data:
 
 rule vlm_split:
     input:
+        vlm_declared(),
         store=VLM_STORE,
     output:
         VLM_SPLIT,
     params:
         per_set=VC["per_set"],
         seed=VC["split_seed"],
+        sets=VC["sets"],
     log:
         log_path("vlm_split"),
     benchmark:
@@ -231,6 +249,12 @@ rule vlm_reference:
         "../scripts/vlm_reference.py"
 
 
+VLM_TEST_PARAMS = {  # vlm_test's and vlm_external_test's
+    **{key: VC[key] for key in ("ks", "modes", "searches", "unnamed_only", "query_rows")},
+    "n_boot": VC["bootstrap"], "seed": VC["seed"], "device": device_for(VC["gpus"]),
+    "reference": VC["onemodel"]["reference"] if VC["onemodel"]["enabled"] else None}
+
+
 rule vlm_test:
     input:
         unpack(lambda wc: {"g": VLM_REFERENCE} if VC["onemodel"]["enabled"] else {}),
@@ -241,16 +265,9 @@ rule vlm_test:
     output:
         VLM_TEST,
     params:
-        ks=VC["ks"],
-        modes=VC["modes"],
-        searches=VC["searches"],
-        unnamed_only=VC["unnamed_only"],
-        n_boot=VC["bootstrap"],
-        seed=VC["seed"],
-        query_rows=VC["query_rows"],
-        reference=VC["onemodel"]["reference"] if VC["onemodel"]["enabled"] else None,
-        device=device_for(VC["gpus"]),
-        meta=lambda wc: {"seed": int(wc.seed), "epoch": int(wc.epoch)},
+        **VLM_TEST_PARAMS,
+        meta=lambda wc: {"model": VC["train"]["method"], "seed": int(wc.seed),
+                         "epoch": int(wc.epoch)},
     log:
         log_path("vlm_test", "s{seed}/epoch{epoch}"),
     benchmark:
@@ -267,7 +284,7 @@ rule vlm_test:
 
 rule vlm_summary:
     input:
-        expand(VLM_TEST, seed=VC["train"]["seeds"], epoch=VLM_EPOCHS),
+        vlm_tests(),
     output:
         VLM_SUMMARY,
     log:
