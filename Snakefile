@@ -113,6 +113,11 @@ include: "workflow/rules/external.smk"
 include: "workflow/rules/sslmem.smk"
 include: "workflow/rules/removal.smk"
 include: "workflow/rules/unitmem.smk"
+include: "workflow/rules/vlm_common.smk"
 include: "workflow/rules/vlm.smk"
-include: "workflow/rules/vlm_external.smk"
+
+if config["vlm"]["external"]:  # a VLM trained elsewhere
+
+    include: "workflow/rules/vlm_external.smk"
+
 include: "workflow/rules/report.smk"

@@ -114,8 +114,10 @@ def knn_backends(device: str) -> list[dict]:
     rng = np.random.default_rng(0)
     public = rng.normal(5.0, 1.0, (4000, 512)).astype(np.float32)
     queries = public[:100] + rng.normal(0, 0.05, (100, 512)).astype(np.float32)
-    exact = ((queries.astype(np.float64)[:, None] - public.astype(np.float64)[None]) ** 2
-             ).sum(-1)
+    q, x = queries.astype(np.float64), public.astype(np.float64)
+    # |q|^2 + |x|^2 - 2 q.x in float64: its rounding (~1e-12 of |q|^2 = 13,000) is far below
+    # the gap between a query's neighbours (~1), and it needs no (100, 4000, 512) difference
+    exact = (q ** 2).sum(1)[:, None] + (x ** 2).sum(1)[None] - 2 * q @ x.T
     expected = np.argsort(exact, axis=1, kind="stable")[:, :10]
     found = {"torch": torch_search([(0, public)], len(public), queries, 10, device=device)[1],
              "faiss": search(public, queries, 10, device=device)[1]}

@@ -299,6 +299,13 @@ def _vlm_problems(config: dict, workdir: str) -> list[str]:
                 f"test trains it (vlm.train.method; docs/vlm.md)"
                 for name in sorted({"clip", "siglip"} & set(config["train"]["methods"]))]
     vlm = config.get("vlm", {})
+    onemodel = vlm.get("onemodel", {})
+    if vlm.get("enabled") and onemodel.get("enabled") and \
+            onemodel.get("reference") == "sentence_transformers":
+        path = onemodel.get("path")
+        if not path or not (Path(workdir) / path).is_dir():
+            problems.append(f"vlm.onemodel.path: {path} is not a folder (the "
+                            f"sentence-transformers model of reference sentence_transformers)")
     if vlm.get("enabled") and vlm.get("external"):
         problems += _vlm_external_problems(vlm, workdir)
     data = vlm.get("data", {})

@@ -13,8 +13,8 @@ def rows(real_low=0.05, heldout=0.02, untrained=-0.01):
     for control, value, low in (("none", 0.2, real_low), ("heldout", heldout, -0.1),
                                 ("untrained", untrained, -0.1)):
         for search in ("t2i", "t2t"):
-            out.append({"seed": 0, "search": search, "control": control, "k": 10,
-                        "mode": "top10", "precision_gap": value,
+            out.append({"test": "vlm", "seed": 0, "search": search, "control": control,
+                        "k": 10, "mode": "top10", "precision_gap": value,
                         "precision_gap_ci_low": low, "precision_gap_ci_high": value + 0.1,
                         "recall_gap": value, "recall_gap_ci_low": low,
                         "recall_gap_ci_high": value + 0.1})

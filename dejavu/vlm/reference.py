@@ -9,6 +9,11 @@ the public captions', so nothing of A, B or the held-out records reaches it; it 
 training and no download, and it is deterministic. It stands for "what the words of a
 caption say about its objects, given the public records", the baseline the one-model test
 measures a VLM against.
+
+A user's sentence-embedding model can be g instead: a sentence-transformers folder (or a
+Hugging Face model folder, mean-pooled by sentence-transformers) given by path, loaded
+from disk only (`pip install 'dejavu-memorization[sentence]'`). It must not have been
+trained on A's captions; that is the user's to know.
 """
 
 from __future__ import annotations
@@ -48,15 +53,39 @@ def tfidf(captions: list[str], idf: np.ndarray) -> np.ndarray:
     return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
 
 
-def run_embed(store: str, split_path: str, out: str, *, dim: int, batch_size: int = 4096,
-              chunk_rows: int = 65_536) -> None:
-    """The vlm_reference stage: every record's caption embedded by g (its IDF fitted on the
-    public captions), as a store of `text` embeddings in row order."""
-    records, public = data.Records(store), data.set_rows(split_path, "public")
-    idf = fit_idf((records.captions(public[lo:lo + batch_size])
-                   for lo in range(0, len(public), batch_size)), dim)
+def sentence_model(path: str, device: str = "cpu"):
+    """A local sentence-transformers model, never fetched from the Hub."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as err:
+        raise ImportError("vlm.onemodel.reference sentence_transformers needs "
+                          "pip install 'dejavu-memorization[sentence]'") from err
+    return SentenceTransformer(path, device=device, local_files_only=True)
+
+
+def run_embed(store: str, split_path: str, out: str, *, reference: str = "tfidf",
+              dim: int = 4096, path: str | None = None, batch_size: int = 4096,
+              chunk_rows: int = 65_536, device: str = "cpu") -> None:
+    """The vlm_reference stage: every record's caption embedded by g -- TF-IDF with its IDF
+    fitted on the public captions, or the sentence-embedding model at `path` -- as a store
+    of `text` embeddings in row order."""
+    records = data.Records(store)
     rows = records.rows
-    writer = Writer(out, len(rows), {"text": dim}, chunk_rows)
+    if reference == "tfidf":
+        public = data.set_rows(split_path, "public")
+        idf = fit_idf((records.captions(public[lo:lo + batch_size])
+                       for lo in range(0, len(public), batch_size)), dim)
+        embed = lambda captions: tfidf(captions, idf)  # noqa: E731
+    else:
+        from ..core.models import pick_device
+        model = sentence_model(path, str(pick_device(device)))
+        embed = lambda captions: model.encode(  # noqa: E731
+            captions, batch_size=min(batch_size, 256), convert_to_numpy=True,
+            show_progress_bar=False).astype(np.float32)
+    writer = None
     for lo in range(0, len(rows), batch_size):
-        writer.add(text=tfidf(records.captions(rows[lo:lo + batch_size]), idf))
+        block = embed(records.captions(rows[lo:lo + batch_size]))
+        if writer is None:
+            writer = Writer(out, len(rows), {"text": block.shape[1]}, chunk_rows)
+        writer.add(text=block)
     writer.close()

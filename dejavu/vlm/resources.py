@@ -90,12 +90,14 @@ def embed_mb(*, n_records: int, vocabulary: int, side: int, batch_size: int,
 
 
 def reference_mb(*, n_records: int, vocabulary: int, dim: int, chunk_rows: int,
-                 batch_size: int = 4096) -> int:
-    """vlm_reference (TF-IDF; torch is imported with the tokenizer's module): the records,
-    a batch of counts and its weighted copy, the chunk of embeddings buffered and its
-    concatenated copy."""
+                 batch_size: int = 4096, model_bytes: int = 0) -> int:
+    """vlm_reference (torch is imported with the tokenizer's module): the records, a batch
+    of counts and its weighted copy (TF-IDF: `dim` wide; a sentence model's embeddings are
+    narrower), the chunk of embeddings buffered and its concatenated copy, and a sentence
+    model's weights twice (read, then loaded) -- `model_bytes`, its folder's size."""
     return math.ceil(TORCH_BASE_MB + record_bytes(vocabulary) * n_records / MB
-                     + 4 * dim * (2 * batch_size + 2 * chunk_rows) / MB)
+                     + 4 * dim * (2 * batch_size + 2 * chunk_rows) / MB
+                     + 2 * model_bytes / MB)
 
 
 def test_mb(*, n_records: int, n_public: int, n_scored: int, vocabulary: int, dim: int,

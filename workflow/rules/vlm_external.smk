@@ -2,15 +2,6 @@
 # trained on the declared set A (and, for the two-model test, one trained on B) embeds every
 # record, and the tests run on its stores as on a VLM trained here.
 
-VLM_EXTERNAL_EMBED = f"{VLM_EXTERNAL}/{{subset}}.zarr"
-VX = VC["external"] or {}
-
-
-def external_checkpoint(wildcards) -> str:
-    key = "checkpoint" if wildcards.subset == "A" else "reference_checkpoint"
-    return VX[key]
-
-
 rule vlm_external_embed:
     input:
         store=VLM_STORE,

@@ -1,0 +1,149 @@
+# The vision-language test's paths, settings and the functions its rules call (resources,
+# the report's inputs, the tests the summary gathers); its rules are in vlm.smk and
+# vlm_external.smk.
+
+import dejavu.vlm.resources as vlm_res
+
+VC = config["vlm"]
+VLM = f"{config['results']}/vlm/{VC['data']['source']}"
+VLM_STORE = f"{VLM}/data"                                   # vlm_data: images, records
+VLM_SPLIT = f"{VLM}/split.parquet"                          # vlm_split
+VLM_MODEL = f"{VLM}/models/s{{seed}}/{{subset}}/epoch{{epoch}}.pt"   # vlm_train
+VLM_EMBED = f"{VLM}/embed/s{{seed}}/{{subset}}/epoch{{epoch}}.zarr"  # vlm_embed
+VLM_TEST = f"{VLM}/test/s{{seed}}/epoch{{epoch}}.json"      # vlm_test
+VLM_REFERENCE = f"{VLM}/reference/{config['vlm']['onemodel']['reference']}.zarr"  # vlm_reference
+VLM_SUMMARY = f"{config['results']}/vlm_summary.csv"        # vlm_summary
+VLM_EXTERNAL = f"{VLM}/external/{(VC['external'] or {}).get('name', 'none')}"
+VLM_EXTERNAL_TEST = f"{VLM_EXTERNAL}/test.json"              # vlm_external_test
+VLM_EPOCHS = [0, VC["train"]["epochs"]]
+VLM_LOSS = {**dejavu.training.methods.info(VC["train"]["method"]).options, **VC["train"]["loss"]}
+
+
+def vlm_source():
+    """The settings of the configured source (a change to another's reruns nothing), and
+    its files as the stage's inputs."""
+    data, common = VC["data"], ("source", "image_size")
+    if data["source"] == "synthetic":
+        keys = (*common, "records", "n_scenes", "n_objects", "seed")
+    else:
+        keys = (*common, "coco", "jsonl", "resize", "strict", "chunk_rows")
+    params = {key: data.get(key) for key in keys}
+    files = {"coco": [data["coco"].get(k) for k in ("captions", "instances")],
+             "jsonl": [data.get("jsonl")]}.get(data["source"], [])
+    return params, files
+
+
+def vlm_count(split: str, sets: tuple[str, ...]) -> int:
+    import pyarrow.parquet as pq
+    return int(pq.read_table(split, columns=["set"]).to_pandas()["set"].isin(sets).sum())
+
+
+def vlm_records(input) -> int:
+    return dejavu.resources.stored_shape(f"{input.store}/images.zarr")[0]
+
+
+def vlm_vocabulary(input) -> int:
+    with open(f"{input.store}/vocabulary.csv") as f:
+        return sum(1 for _ in f) - 1
+
+
+VLM_MODEL_SIZE = {**{k: VC["model"][k] for k in ("backbone", "width", "projector")},
+                  "side": VC["data"]["image_size"],
+                  "text": {k: VLM_LOSS[k] for k in ("context", "buckets", "text_dim", "text_depth")}}
+VLM_DIM = vlm_res.image_dim(VC["model"]["backbone"], VC["model"]["width"], VC["model"]["projector"])
+VLM_SEARCH_MB = config["knn"]["memory_mb"] or 1024  # the test's torch search, per block
+
+
+def vlm_memory(stage: str):
+    """A VLM stage's mem_mb (dejavu/vlm/resources.py), from its inputs once they exist."""
+    def formula(wildcards, input):
+        if stage == "data":
+            files = [p for p in input if os.path.isfile(p)]
+            return vlm_res.data_mb(source=VC["data"]["source"], side=VC["data"]["image_size"],
+                                   chunk_rows=VC["data"]["chunk_rows"],
+                                   n_records=VC["data"]["records"],
+                                   annotation_bytes=sum(os.path.getsize(p) for p in files))
+        if stage == "train":
+            return vlm_res.train_mb(n_records=vlm_records(input), vocabulary=vlm_vocabulary(input),
+                                    n_set=vlm_count(input.split, (wildcards.subset,)),
+                                    batch_size=VC["train"]["batch_size"], on_cpu=VC["gpus"] == 0,
+                                    **VLM_MODEL_SIZE)
+        if stage == "reference":
+            return vlm_res.reference_mb(n_records=vlm_records(input),
+                                        vocabulary=vlm_vocabulary(input),
+                                        dim=VC["onemodel"]["dim"],
+                                        chunk_rows=VC["embed"]["chunk_rows"],
+                                        model_bytes=folder_bytes(VC["onemodel"]["path"]))
+        if stage == "embed":
+            return vlm_res.embed_mb(n_records=vlm_records(input), vocabulary=vlm_vocabulary(input),
+                                    side=VC["data"]["image_size"],
+                                    batch_size=VC["embed"]["batch_size"],
+                                    chunk_rows=VC["embed"]["chunk_rows"], dims=2 * VLM_DIM)
+        return vlm_res.test_mb(n_records=vlm_records(input),
+                               n_public=vlm_count(input.split, ("public",)),
+                               n_scored=2 * VC["per_set"], vocabulary=vlm_vocabulary(input),
+                               dim=VLM_DIM, k=max(VC["ks"]), keys=len(VC["ks"]) * len(VC["modes"]),
+                               query_rows=VC["query_rows"], search_mb=VLM_SEARCH_MB)
+    return sized(formula)
+
+
+def vlm_runtime(stage: str):
+    """A VLM stage's minutes (dejavu/vlm/resources.py), from its inputs once they exist."""
+    def formula(wildcards, input):
+        if stage == "train":
+            return vlm_res.train_min(epochs=VC["train"]["epochs"], gpus=VC["gpus"],
+                                     n_set=vlm_count(input.split, (wildcards.subset,)),
+                                     **VLM_MODEL_SIZE)
+        if stage == "embed":
+            return vlm_res.embed_min(n_records=vlm_records(input), gpus=VC["gpus"],
+                                     **VLM_MODEL_SIZE)
+        return vlm_res.test_min(n_public=vlm_count(input.split, ("public",)), dim=VLM_DIM,
+                                n_scored=4 * VC["per_set"], searches=len(VC["searches"]),
+                                gpus=VC["gpus"])
+    return sized(formula)
+
+
+def folder_bytes(path: str | None) -> int:
+    """Bytes of the files under `path` (a sentence-embedding model's weights); 0 for none."""
+    if not path:
+        return 0
+    return sum(os.path.getsize(os.path.join(root, name))
+               for root, _, names in os.walk(path) for name in names)
+
+
+def vlm_declared() -> list[str]:
+    """The user's declared sets, an input of the split when given."""
+    return [VC["sets"]] if VC["sets"] else []
+
+
+def vlm_tests() -> list[str]:
+    """The tests the summary gathers: of the VLMs trained here, at each seed and at epoch
+    0 and the last; or of the VLM trained elsewhere (vlm.external)."""
+    if VC["external"]:
+        return [VLM_EXTERNAL_TEST]
+    return expand(VLM_TEST, seed=VC["train"]["seeds"], epoch=VLM_EPOCHS)
+
+
+def vlm_report_inputs() -> dict:
+    """What the report draws the VLM section from: the summary, the first seed's test at
+    the last epoch (its recall CCDFs and examples) and the records (the examples' images)."""
+    if not VC["enabled"]:
+        return {}
+    last = (VLM_EXTERNAL_TEST if VC["external"] else
+            VLM_TEST.format(seed=VC["train"]["seeds"][0], epoch=VC["train"]["epochs"]))
+    return {"vlm": VLM_SUMMARY, "vlm_test": last, "vlm_store": VLM_STORE}
+
+
+VLM_TEST_PARAMS = {  # vlm_test's and vlm_external_test's
+    **{key: VC[key] for key in ("ks", "modes", "searches", "unnamed_only", "query_rows")},
+    "n_boot": VC["bootstrap"], "seed": VC["seed"], "device": device_for(VC["gpus"]),
+    "reference": VC["onemodel"]["reference"] if VC["onemodel"]["enabled"] else None}
+
+
+VLM_EXTERNAL_EMBED = f"{VLM_EXTERNAL}/{{subset}}.zarr"
+VX = VC["external"] or {}
+
+
+def external_checkpoint(wildcards) -> str:
+    key = "checkpoint" if wildcards.subset == "A" else "reference_checkpoint"
+    return VX[key]
