@@ -7,9 +7,7 @@ import pytest
 
 from dejavu.vlm import reference, scoring
 
-pytestmark = pytest.mark.unit
-
-
+@pytest.mark.unit
 def test_tfidf_weights_rare_public_words_and_normalises():
     public = ["a red cup", "a red kite", "a blue cup"]
     idf = reference.fit_idf([public[:2], public[2:]], dim=4096)  # batches add up
@@ -24,6 +22,7 @@ def test_tfidf_weights_rare_public_words_and_normalises():
     assert idf[bucket("unseen")] == pytest.approx(np.log(4) + 1)  # df 0
 
 
+@pytest.mark.unit
 def test_agreement_counts_which_test_finds_each_record_memorized():
     key = (10, "top10")
     score = lambda recall: {key: (None, np.array(recall, float), None)}  # noqa: E731
@@ -51,6 +50,7 @@ def save_tiny_sentence_model(folder):
     return folder / "st"
 
 
+@pytest.mark.unit
 def test_a_sentence_model_folder_is_g_and_the_one_model_test_runs_on_it(tmp_path):
     pytest.importorskip("sentence_transformers")  # the test extras install it
     import pandas as pd
@@ -86,3 +86,16 @@ def test_a_sentence_model_folder_is_g_and_the_one_model_test_runs_on_it(tmp_path
     rows = json.loads((tmp_path / "test.json").read_text())["rows"]
     assert {r["test"] for r in rows} == {"vlm_onemodel"} and len(rows) == 2 * 2
     assert all(r["recall_gap"] == 0 and r["reference"] == "mine" for r in rows)
+
+
+@pytest.mark.workflow
+def test_the_workflow_plans_a_sentence_model_folder_as_g(tmp_path):
+    """The config check finds the folder before any job, and the plan embeds with it."""
+    pytest.importorskip("sentence_transformers")
+    from conftest import copy_workflow, planned_jobs
+    folder = save_tiny_sentence_model(tmp_path)
+    work = copy_workflow(tmp_path / "w")
+    (work / "st.yaml").write_text(f"vlm: {{onemodel: {{reference: sentence_transformers, "
+                                  f"path: {folder}}}}}\n")
+    assert planned_jobs(work, "--configfile", "tiny.yaml", "vlm_tiny.yaml", "st.yaml", "--",
+                        "results/vlm_summary.csv")["vlm_reference"] == 1

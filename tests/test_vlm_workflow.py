@@ -68,5 +68,6 @@ def report_section_from(work, split, figures):
     (title, body), = vlm_sections({"vlm": str(results / "vlm_summary.csv"),
                                    "vlm_test": str(results / "vlm/synthetic/test/s0/epoch2.json"),
                                    "vlm_store": str(results / "vlm/synthetic/data")}, figures)
+    assert "Models measured: clip; one-model reference: tfidf." in body
     assert body.count("<img") == 7 and (figures / "vlm_examples.png").stat().st_size > 0
     assert (figures / "vlm_agreement.png").stat().st_size > 0

@@ -170,6 +170,16 @@ def detail_sections(inputs: dict, out: Path) -> str:
     return body
 
 
+def models_line(table: pd.DataFrame) -> str:
+    """Which VLMs the rows measured, and against which reference text model."""
+    models = sorted(table["model"].dropna().astype(str).unique()) if "model" in table else []
+    refs = (sorted(table["reference"].dropna().astype(str).unique())
+            if "reference" in table else [])
+    line = f"Models measured: {', '.join(models) or 'unnamed'}"
+    return f"<p>{line}; one-model reference: {', '.join(refs)}.</p>" if refs else \
+        f"<p>{line}.</p>"
+
+
 def vlm_sections(inputs: dict, out: Path) -> list[tuple[str, str]]:
     """The gaps' figures and the table (figures/vlm_summary.csv), the recall CCDFs and the
     examples, when the test ran."""
@@ -184,7 +194,7 @@ def vlm_sections(inputs: dict, out: Path) -> list[tuple[str, str]]:
             "better than the reference minus the share where it does worse; the held-out and "
             "untrained controls should sit at zero (definitions §14). Error bars: the "
             "bootstrap interval, or the seeds' spread.</p>")
-    body = text
+    body = text + models_line(everything)
     for gap in ("precision_gap", "recall_gap"):
         body += fig.img(fig.figure_png(plot_gaps(table, gap), out / f"vlm_{gap}.png"))
     body += detail_sections(inputs, out)
