@@ -234,7 +234,19 @@ def test_every_method_resumes_to_the_same_weights(method, options, tmp_path):
 
 DDP_CASES = {"vicreg": {}, "byol": {"predictor_hidden": 16},
              "dino": {"prototypes": 16, "local_crops": 1}, "supervised": {},
-             "mae": MAE_OPTIONS}
+             "mae": MAE_OPTIONS,
+             "clip": {"context": 8, "buckets": 50, "text_dim": 16, "text_depth": 1,
+                      "text_heads": 2}}
+
+
+def labels_for(method: str, labels):
+    """What a method trains on besides the images: a CLIP-style method's captions' token
+    ids (a caption per image, naming its class), the class labels otherwise."""
+    if method != "clip":
+        return labels
+    from dejavu.core.text import tokenize
+    return tokenize([f"a picture of thing {label} number {i % 3}"
+                     for i, label in enumerate(labels)], 8, 50)
 
 
 def ddp_config(method):
@@ -253,7 +265,7 @@ def _two_processes(rank, size, port, paths):
         data, labels = labelled()
         for method, path in paths.items():
             train(small_model(method=method), data, ddp_config(method), SaveTo({2: path}),
-                  labels=labels)
+                  labels=labels_for(method, labels))
     finally:
         torch.distributed.destroy_process_group()
 
@@ -275,15 +287,17 @@ def test_two_data_parallel_processes_equal_one_with_the_whole_batch(method, two_
     (`train_processes` itself, spawning: tests/test_loader.py and the workflow's own-method
     test). SGD: its update is proportional to the gradient, so float rounding stays
     rounding (Adam would turn rounding noise in parameters without gradient, like a bias
-    before BatchNorm, into steps of size lr)."""
+    before BatchNorm, into steps of size lr). CLIP's loss gathers both processes'
+    embeddings, so its pairs span the whole batch, as the VLM training relies on."""
     data, labels = labelled()
     path = str(tmp_path / "one.pt")
     train_processes(1, small_model(method=method), data, ddp_config(method), SaveTo({2: path}),
-                    labels=labels)
+                    labels=labels_for(method, labels))
     one = torch.load(path, weights_only=True)["state_dict"]
     two = torch.load(two_process_runs[method], weights_only=True)["state_dict"]
     start = small_model(method=method).state_dict()
-    moved = max((one[k].double() - start[k].double()).abs().max().item() for k in one)
+    moved = max((one[k].double() - start[k].double()).abs().max().item()
+                for k in start)      # the image tower's (CLIP's text tower starts in training)
     apart = max((one[k].double() - two[k].double()).abs().max().item() for k in one)
     assert moved > 1e-2              # training changed the weights...
     assert apart < 1e-3 * moved      # ...and both runs changed them alike

@@ -67,16 +67,18 @@ def data_mb(*, source: str, side: int, chunk_rows: int, n_records: int = 0,
 
 def train_mb(*, n_records: int, vocabulary: int, n_set: int, side: int, batch_size: int,
              backbone: str, width: int, projector: list[int], text: dict,
-             on_cpu: bool) -> int:
+             on_cpu: bool, processes: int = 1) -> int:
     """vlm_train: the image test's training formula for the image tower (its set held by
     the loader when it fits the default 1 GB cache, else streamed from the store a batch
-    at a time), the text tower's state, the set's token ids, the records."""
-    image = train(n_images=n_set, side=side, processes=1, batch_size=batch_size,
+    at a time), the text tower's state, the set's token ids, the records -- each of these
+    but the records (read before the processes start) once per data-parallel process."""
+    image = train(n_images=n_set, side=side, processes=processes, batch_size=batch_size,
                   backbone=backbone, width=width, projector=projector, **LOADER,
                   on_cpu=on_cpu)["mem_mb"]
     tower = STATE_BYTES_PER_PARAM * text_params(**text, out_dim=projector[-1]) / MB
     tokens = 2 * 8 * text["context"] * n_set / MB
-    return math.ceil(image + tower + tokens + record_bytes(vocabulary) * n_records / MB)
+    return math.ceil(image + processes * (tower + tokens)
+                     + record_bytes(vocabulary) * n_records / MB)
 
 
 def embed_mb(*, n_records: int, vocabulary: int, side: int, batch_size: int,
@@ -113,12 +115,13 @@ def test_mb(*, n_records: int, n_public: int, n_scored: int, vocabulary: int, di
 
 
 def train_min(*, epochs: int, n_set: int, side: int, backbone: str, width: int,
-              projector: list[int], text: dict, gpus: int) -> int:
-    """vlm_train: every epoch's images and captions, forward and backward."""
+              projector: list[int], text: dict, gpus: int, processes: int = 1) -> int:
+    """vlm_train: every epoch's images and captions, forward and backward, shared by the
+    job's GPUs (or its processes' CPU threads)."""
     forward = (forward_macs(backbone, width, side, projector)
                + text_macs(**text, out_dim=projector[-1]))
     return train_minutes(epochs=epochs, n_images=n_set, forward=forward / VIEWS, gpus=gpus,
-                         processes=1)  # train_minutes counts VIEWS views; a record is one
+                         processes=processes)  # train_minutes counts VIEWS views; a record 1
 
 
 def embed_min(*, n_records: int, side: int, backbone: str, width: int,

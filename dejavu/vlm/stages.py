@@ -34,15 +34,18 @@ def untrained(method: str, backbone: str, projector: list[int], width: int,
 
 
 def run_train(store: str, split_path: str, out_paths: dict[int, str], *, subset: str,
-              seed: int, method: str, backbone: str, width: int, projector: list[int], image_size: int,
-              epochs: int, batch_size: int, lr: float, weight_decay: float,
+              seed: int, method: str, backbone: str, width: int, projector: list[int],
+              image_size: int, epochs: int, batch_size: int, lr: float, weight_decay: float,
               warmup_epochs: int, loss: dict, resume_dir: str | None = None,
-              threads: int = 1, device: str = "auto") -> None:
-    """The vlm_train stage: the untrained model (epoch 0) and the trained one."""
+              processes: int = 1, threads: int = 1, device: str = "auto") -> None:
+    """The vlm_train stage: the untrained model (epoch 0) and the trained one, in
+    `processes` data-parallel processes (`training.train.train_processes`: each reads its
+    slice of every batch; the CLIP-style losses gather the embeddings of the whole batch, so
+    two processes train as one does)."""
     from ..core.models import save_checkpoint
-    from ..training.train import SaveTo, TrainConfig, init_model, run_seed, train
-    torch.set_num_threads(threads)
     from ..data.split import SetImages
+    from ..training.train import SaveTo, TrainConfig, init_model, run_seed, train_processes
+    torch.set_num_threads(threads)
     records, rows = data.Records(store), data.set_rows(split_path, subset)
     images = SetImages(f"{store}/images.zarr", split_path, subset)  # read a batch at a time
     ids = tokenize(records.captions(rows), loss["context"], loss["buckets"])
@@ -53,9 +56,10 @@ def run_train(store: str, split_path: str, out_paths: dict[int, str], *, subset:
                       seed=run_seed(seed, subset), device=device, checkpoints=(epochs,))
     model = init_model(backbone, projector, width, run_seed(seed, subset),
                        image_size=image_size)
-    log.info("training %s on the %d records of set %s, %d epochs", method, len(rows), subset,
-             epochs)
-    train(model, images, cfg, SaveTo({epochs: out_paths[epochs]}), resume_dir, ids)
+    log.info("training %s on the %d records of set %s, %d epochs, %d process(es)", method,
+             len(rows), subset, epochs, processes)
+    train_processes(processes, model, images, cfg, SaveTo({epochs: out_paths[epochs]}),
+                    resume_dir, ids, threads=threads)
 
 
 @torch.inference_mode()

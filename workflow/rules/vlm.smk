@@ -61,9 +61,10 @@ rule vlm_train:
         loss=VLM_LOSS,
         resume_dir=filled(f"{VLM}/models/s{{seed}}/{{subset}}/resume"),
         device=device_for(VC["gpus"]),
+        processes=VLM_PROCESSES,
         **VC["model"],
-        **{k: v for k, v in VC["train"].items() if k not in ("seeds", "loss")},
-    threads: 1
+        **{k: v for k, v in VC["train"].items() if k not in ("seeds", "loss", "processes")},
+    threads: VLM_PROCESSES
     log:
         log_path("vlm_train", "s{seed}/{subset}"),
     benchmark:

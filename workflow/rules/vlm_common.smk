@@ -16,6 +16,7 @@ VLM_SUMMARY = f"{config['results']}/vlm_summary.csv"        # vlm_summary
 VLM_EXTERNAL = f"{VLM}/external/{(VC['external'] or {}).get('name', 'none')}"
 VLM_EXTERNAL_TEST = f"{VLM_EXTERNAL}/test.json"              # vlm_external_test
 VLM_EPOCHS = [0, VC["train"]["epochs"]]
+VLM_PROCESSES = VC["train"]["processes"] or max(1, VC["gpus"])  # per training job
 VLM_LOSS = {**dejavu.training.methods.info(VC["train"]["method"]).options, **VC["train"]["loss"]}
 
 
@@ -67,6 +68,7 @@ def vlm_memory(stage: str):
             return vlm_res.train_mb(n_records=vlm_records(input), vocabulary=vlm_vocabulary(input),
                                     n_set=vlm_count(input.split, (wildcards.subset,)),
                                     batch_size=VC["train"]["batch_size"], on_cpu=VC["gpus"] == 0,
+                                    processes=VLM_PROCESSES,
                                     **VLM_MODEL_SIZE)
         if stage == "reference":
             return vlm_res.reference_mb(n_records=vlm_records(input),
@@ -92,6 +94,7 @@ def vlm_runtime(stage: str):
     def formula(wildcards, input):
         if stage == "train":
             return vlm_res.train_min(epochs=VC["train"]["epochs"], gpus=VC["gpus"],
+                                     processes=VLM_PROCESSES,
                                      n_set=vlm_count(input.split, (wildcards.subset,)),
                                      **VLM_MODEL_SIZE)
         if stage == "embed":
