@@ -24,8 +24,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from scratch import (REPO, copy_workflow, over_seeds, seed_parser, seeded, snakemake,
-                     verdict)
+from scratch import REPO, copy_workflow, seed_main, seeded, snakemake
 
 sys.path.insert(0, str(REPO))  # the checkout's package, installed or not
 
@@ -62,11 +61,9 @@ def findings(results: pd.DataFrame) -> list[str]:
 
 
 def main() -> None:
-    args = seed_parser(__doc__).parse_args()
-    results = pd.concat(over_seeds(args.keep, args.seeds, run), ignore_index=True)
-    print(f"removal, seeds {args.seeds}: public-test accuracy, mean over seeds (se)")
-    print(table(results).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    verdict(findings(results), args.check)
+    seed_main(__doc__, run, table, findings,
+              "removal, seeds {seeds}: public-test accuracy, mean over seeds (se)", "{:.4f}")
+
 
 if __name__ == "__main__":
     main()

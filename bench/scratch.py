@@ -70,6 +70,18 @@ def over_seeds(keep: Path | None, seeds: list[int], run, folder: str = "") -> li
         return [run(seed, base / f"seed{seed}") for seed in seeds]
 
 
+def seed_main(doc: str, run, table, findings, title: str, number: str = "{:+.3f}") -> None:
+    """A bench script's main at several seeds: run each (`over_seeds`), print `title`
+    (`{seeds}` filled in) and `table` of every seed's rows, then the verdict on `findings`
+    (with --check, exit 1 when one breaks)."""
+    import pandas as pd
+    args = seed_parser(doc).parse_args()
+    rows = pd.concat(over_seeds(args.keep, args.seeds, run), ignore_index=True)
+    print(title.format(seeds=args.seeds))
+    print(table(rows).to_string(index=False, float_format=number.format))
+    verdict(findings(rows), args.check)
+
+
 def verdict(broken: list[str], check: bool) -> None:
     """Print whether the findings hold; with --check, exit 1 when one does not."""
     print("findings: " + ("hold" if not broken else "BROKEN\n  " + "\n  ".join(broken)))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from scratch import REPO, copy_workflow, over_seeds, seed_parser, snakemake, verdict
+from scratch import REPO, copy_workflow, seed_main, snakemake
 
 OVERLAY = REPO / "bench" / "vlm.yaml"
 CONTROL = 0.10
@@ -62,11 +62,9 @@ def findings(rows: pd.DataFrame) -> list[str]:
 
 
 def main() -> None:
-    args = seed_parser(__doc__).parse_args()
-    rows = pd.concat(over_seeds(args.keep, args.seeds, run), ignore_index=True)
-    print(f"vision-language test, seeds {args.seeds}, k = {K}, {MODE}")
-    print(table(rows).to_string(index=False, float_format=lambda v: f"{v:+.3f}"))
-    verdict(findings(rows), args.check)
+    seed_main(__doc__, run, table, findings,
+              f"vision-language test, seeds {{seeds}}, k = {K}, {MODE}")
+
 
 if __name__ == "__main__":
     main()

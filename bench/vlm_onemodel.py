@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-from scratch import over_seeds, seed_parser, verdict
+from scratch import seed_main
 from vlm import K, MODE, run
 
 COLUMNS = ["seed", "control", "test", "precision_gap", "recall_gap", "recall_gap_ci_low",
@@ -53,11 +53,8 @@ def findings(rows: pd.DataFrame) -> list[str]:
 
 
 def main() -> None:
-    args = seed_parser(__doc__).parse_args()
-    rows = pd.concat(over_seeds(args.keep, args.seeds, run_both), ignore_index=True)
-    print(f"one-model vs two-model VLM test, seeds {args.seeds}, t2i, k = {K}, {MODE}")
-    print(table(rows).to_string(index=False, float_format=lambda v: f"{v:+.3f}"))
-    verdict(findings(rows), args.check)
+    seed_main(__doc__, run_both, table, findings,
+              f"one-model vs two-model VLM test, seeds {{seeds}}, t2i, k = {K}, {MODE}")
 
 
 if __name__ == "__main__":

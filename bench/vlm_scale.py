@@ -121,7 +121,8 @@ def record_footprint(n: int = 200_000, vocabulary: int = 80) -> float:
                          [f"o{i}" for i in range(vocabulary)], Rejects("vlm_data").table())
         del table, objects
         gc.collect()
-        rss = lambda: int(open(f"/proc/{os.getpid()}/statm").read().split()[1]) * 4096  # noqa: E731
+        def rss() -> int:  # resident bytes of this process
+            return int(open(f"/proc/{os.getpid()}/statm").read().split()[1]) * 4096
         before = rss()
         records = data.Records(folder)
         grown = (rss() - before) / n

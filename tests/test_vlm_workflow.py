@@ -32,7 +32,8 @@ def test_the_vlm_test_runs_from_records_to_its_summary(tmp_path):
     assert table["control"].value_counts().to_dict() == {"none": grid, "heldout": grid,
                                                          "untrained": grid}
     assert set(table["k"]) == {1, 10}
-    assert set(table["search"]) == {"t2i", "t2t"} and set(table["mode"]) == {"top1", "top10", "all"}
+    assert set(table["search"]) == {"t2i", "t2t"}
+    assert set(table["mode"]) == {"top1", "top10", "all"}
     for name in ("precision_gap", "recall_gap"):
         assert table[name].between(-1, 1).all()
         assert (table[f"{name}_ci_low"] <= table[f"{name}_ci_high"]).all()

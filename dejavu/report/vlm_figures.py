@@ -14,21 +14,35 @@ import pandas as pd
 
 from . import figures as fig
 
-STYLE = {"none": ("o-", "#c0392b"), "heldout": ("x:", "#7f8c8d"),
-         "untrained": ("s--", "#2c7fb8")}
+STYLE = {"none": ("o-", fig.REAL), "heldout": ("x:", fig.CONTROL),  # colour-blind safe
+         "untrained": ("s--", fig.PALETTE[0])}
 
 
-def plot_gaps(table: pd.DataFrame, gap: str):
-    """One panel per search and mode: `gap` against k, one line per control."""
+def by_control(part: pd.DataFrame):
+    """The lines of a gaps panel: one per control."""
+    for control, (style, colour) in STYLE.items():
+        mine = part[part["control"] == control]
+        if len(mine):
+            yield control, mine, style, colour
+
+
+def by_test(part: pd.DataFrame):
+    """The lines of a tests panel: the two-model (solid) and one-model (dashed) test, on
+    the real test's and the held-out records."""
+    for (test, control), mine in part.groupby(["test", "control"]):
+        style = ("o" if control == "none" else "x") + ("--" if test == "vlm_onemodel" else "-")
+        yield f"{test}, {control}", mine, style, STYLE[control][1]
+
+
+def plot_gaps(table: pd.DataFrame, gap: str, lines=by_control):
+    """One panel per search and mode: `gap` against k, a line per `lines(panel's rows)`."""
     panels = sorted({(r.search, r.mode) for r in table.itertuples()})
     figure, axes = fig.panels(len(panels), 3.4, 3.0)
     for ax, (search, mode) in zip(axes[0], panels):
         part = table[(table["search"] == search) & (table["mode"] == mode)]
-        for control, (style, colour) in STYLE.items():
-            mine = part[part["control"] == control]
-            if len(mine):
-                fig.series(ax, mine, "k", gap, control, colour=colour, style=style,
-                           low=f"{gap}_ci_low", high=f"{gap}_ci_high")
+        for label, mine, style, colour in lines(part):
+            fig.series(ax, mine, "k", gap, label, colour=colour, style=style,
+                       low=f"{gap}_ci_low", high=f"{gap}_ci_high")
         ax.axhline(0, color="k", lw=0.6)
         ax.set_xscale("log")
         ax.set(xlabel="k (neighbours)", ylabel=gap.replace("_", " "),
@@ -109,33 +123,13 @@ def onemodel_section(table: pd.DataFrame, agreed: list[dict], out: Path) -> str:
             f"two-model test's (solid), real test and held-out records.</p>")
     both = table[table["control"].isin(["none", "heldout"])]
     for gap in ("precision_gap", "recall_gap"):
-        body += fig.img(fig.figure_png(plot_tests(both, gap), out / f"vlm_onemodel_{gap}.png"))
+        body += fig.img(fig.figure_png(plot_gaps(both, gap, by_test),
+                                       out / f"vlm_onemodel_{gap}.png"))
     if agreed:
         body += ("<p>Which records each test finds memorized (the target's recall above the "
                  "reference's), over A's and B's records, first seed, last epoch.</p>")
         body += fig.img(fig.figure_png(plot_agreement(agreed), out / "vlm_agreement.png"))
     return body
-
-
-def plot_tests(table: pd.DataFrame, gap: str):
-    """One panel per search and mode: `gap` against k, the two tests on the real test's
-    and the held-out records."""
-    panels = sorted({(r.search, r.mode) for r in table.itertuples()})
-    figure, axes = fig.panels(len(panels), 3.4, 3.0)
-    for ax, (search, mode) in zip(axes[0], panels):
-        part = table[(table["search"] == search) & (table["mode"] == mode)]
-        for (test, control), mine in part.groupby(["test", "control"]):
-            style = ("o" if control == "none" else "x") + ("--" if test == "vlm_onemodel" else "-")
-            fig.series(ax, mine, "k", gap, f"{test}, {control}", style=style,
-                       colour=STYLE[control][1], low=f"{gap}_ci_low", high=f"{gap}_ci_high")
-        ax.axhline(0, color="k", lw=0.6)
-        ax.set_xscale("log")
-        ax.set(xlabel="k (neighbours)", ylabel=gap.replace("_", " "),
-               title=f"{search}, {mode}")
-        ax.grid(alpha=0.3)
-        fig.legend(ax, 6)
-    figure.tight_layout()
-    return figure
 
 
 def detail_sections(inputs: dict, out: Path) -> str:

@@ -12,7 +12,8 @@ Adapters:
   sorted.
 
 A caption *names* an object when the object's name occurs in it as whole words
-(case-insensitive; "cats" does not name "cat"). Nothing here decodes an image: a missing file is found by its path.
+(case-insensitive; "cats" does not name "cat"). Nothing here decodes an image: a missing
+file is found by its path.
 """
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ def vlm_vocabulary(input) -> int:
 
 VLM_MODEL_SIZE = {**{k: VC["model"][k] for k in ("backbone", "width", "projector")},
                   "side": VC["data"]["image_size"],
-                  "text": {k: VLM_LOSS[k] for k in ("context", "buckets", "text_dim", "text_depth")}}
+                  "text": {k: VLM_LOSS[k]
+                           for k in ("context", "buckets", "text_dim", "text_depth")}}
 VLM_DIM = vlm_res.image_dim(VC["model"]["backbone"], VC["model"]["width"], VC["model"]["projector"])
 VLM_SEARCH_MB = config["knn"]["memory_mb"] or 1024  # the test's torch search, per block
 
