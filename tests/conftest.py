@@ -233,11 +233,19 @@ def head_start(fixture: str, needs_cluster: bool = False):
     return register
 
 
+def requested(item) -> set[str]:
+    """The fixtures a test uses; not its parametrize arguments, which pytest lists among its
+    fixture names too (a unit test's `sweep` argument once started the sweep's head start
+    in every worker of the unit tier, doubling its time)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return set(item.fixturenames) - set(params)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def head_starts(request, test_cluster, tmp_path_factory):
     """Start the head starts the selected tests need; at the session's end, kill what is
     left of them (a session stopped early does not wait for a sweep)."""
-    used = {name for item in request.session.items for name in item.fixturenames}
+    used = {name for item in request.session.items for name in requested(item)}
     for head in HEAD_STARTS.values():
         head.tmp_path_factory = tmp_path_factory
     started = [head for name, head in HEAD_STARTS.items() if name in used
