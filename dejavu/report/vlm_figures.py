@@ -132,11 +132,11 @@ def onemodel_section(table: pd.DataFrame, agreed: list[dict], out: Path) -> str:
     return body
 
 
-def detail_sections(inputs: dict, out: Path) -> str:
-    """The recall CCDFs and the examples of the first seed's test at the last epoch."""
-    if "vlm_test" not in inputs:
+def detail_sections(test: dict | None, store: str | None, out: Path) -> str:
+    """The recall CCDFs and the examples of the first seed's test at the last epoch (its
+    JSON, `test`; the records store for the examples' images)."""
+    if test is None:
         return ""
-    test = json.loads(Path(inputs["vlm_test"]).read_text())
     shown = test["examples"]
     k = min({c["k"] for c in test["ccdf"]}, key=lambda k: abs(k - 10))
     mode = "top10" if any(c["mode"] == "top10" for c in test["ccdf"]) else test["ccdf"][-1]["mode"]
@@ -150,7 +150,7 @@ def detail_sections(inputs: dict, out: Path) -> str:
     if not shown:  # one VLM trained elsewhere: no reference VLM's neighbours to show
         return body
     from ..core.store import open_images, read_rows
-    store = Path(inputs["vlm_store"])
+    store = Path(store)
     vocabulary = pd.read_csv(store / "vocabulary.csv")["object"].tolist()
     rows = sorted({r for e in shown["records"] for role in ("target", "reference")
                    for r in e[role]["neighbours"]})
@@ -191,8 +191,8 @@ def vlm_sections(inputs: dict, out: Path) -> list[tuple[str, str]]:
     body = text + models_line(everything)
     for gap in ("precision_gap", "recall_gap"):
         body += fig.img(fig.figure_png(plot_gaps(table, gap), out / f"vlm_{gap}.png"))
-    body += detail_sections(inputs, out)
-    agreed = (json.loads(Path(inputs["vlm_test"]).read_text()).get("agreement", [])
-              if "vlm_test" in inputs else [])
-    body += onemodel_section(everything, agreed, out)
+    test = (json.loads(Path(inputs["vlm_test"]).read_text()) if "vlm_test" in inputs
+            else None)  # read once: the CCDFs, the examples and the agreement
+    body += detail_sections(test, inputs.get("vlm_store"), out)
+    body += onemodel_section(everything, (test or {}).get("agreement", []), out)
     return [("Vision–language models: déjà vu from captions", body)]

@@ -59,6 +59,20 @@ class Writer:
         self.partial.rename(self.path)
 
 
+def write_blocks(path: str, n_rows: int, blocks, chunk_rows: int) -> None:
+    """A store of `n_rows` rows from `blocks`: dicts of equal-length (rows, width) arrays in
+    row order, the arrays and their widths those of the first (each embed stage's loop)."""
+    writer = None
+    for block in blocks:
+        if writer is None:
+            writer = Writer(path, n_rows, {k: v.shape[1] for k, v in block.items()},
+                            chunk_rows)
+        writer.add(**block)
+    if writer is None:
+        raise ValueError(f"{path}: no rows to write")
+    writer.close()
+
+
 def open_store(path: str) -> zarr.Group:
     return zarr.open_group(str(path), mode="r")
 

@@ -17,7 +17,7 @@ import logging
 import torch
 
 from . import data
-from .embeddings import Writer
+from .embeddings import write_blocks
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +57,17 @@ def run_embed(store: str, out: str, *, architecture: str, checkpoint: str,
     model, tokenizer, side, mean, std = load(architecture, checkpoint, model_config)
     model, mean, std = model.to(dev), mean.to(dev), std.to(dev)
     records = data.Records(store)
-    rows, writer = records.rows, None
+    rows = records.rows
     log.info("embedding %d records with OpenCLIP %s (%s) at %d px", len(rows), architecture,
              checkpoint, side)
-    for lo in range(0, len(rows), batch_size):
-        part = rows[lo:lo + batch_size]
-        x = torch.from_numpy(records.images(part)).to(dev).permute(0, 3, 1, 2).float() / 255
-        x = torch.nn.functional.interpolate(x, size=(side, side), mode="bicubic",
-                                            align_corners=False).clamp(0, 1)
-        image = model.encode_image((x - mean) / std).float().cpu().numpy()
-        text = model.encode_text(tokenizer(records.captions(part)).to(dev)).float().cpu().numpy()
-        if writer is None:
-            writer = Writer(out, len(rows), {"image": image.shape[1], "text": text.shape[1]},
-                            chunk_rows)
-        writer.add(image=image, text=text)
-    writer.close()
+
+    def blocks():
+        for lo in range(0, len(rows), batch_size):
+            part = rows[lo:lo + batch_size]
+            x = torch.from_numpy(records.images(part)).to(dev).permute(0, 3, 1, 2).float()
+            x = torch.nn.functional.interpolate(x / 255, size=(side, side), mode="bicubic",
+                                                align_corners=False).clamp(0, 1)
+            ids = tokenizer(records.captions(part)).to(dev)
+            yield {"image": model.encode_image((x - mean) / std).float().cpu().numpy(),
+                   "text": model.encode_text(ids).float().cpu().numpy()}
+    write_blocks(out, len(rows), blocks(), chunk_rows)

@@ -63,9 +63,8 @@ def decode(table: pd.DataFrame, images, cfg: IngestConfig, rejects: Rejects,
 
 
 def run(out: str, *, source: str, coco: dict, jsonl: str | None, image_size: int,
-        resize: str = "center", strict: bool = False, chunk_rows: int = 256, **_) -> None:
-    """The vlm_data stage for files on disk (the synthetic benchmark: `data.run_synthetic`).
-    Settings of the synthetic benchmark given beside them are ignored."""
+        resize: str = "center", strict: bool = False, chunk_rows: int = 256) -> None:
+    """The vlm_data stage for files on disk (the synthetic benchmark: `data.run_synthetic`)."""
     from .data import write_store
     rejects = Rejects("vlm_data", strict, key="vlm.data.strict")
     table, vocabulary = read_source(source, coco, jsonl, rejects)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..core.text import words
 from . import data
-from .embeddings import Writer
+from .embeddings import write_blocks
 
 
 def counts(captions: list[str], dim: int) -> np.ndarray:
@@ -82,10 +82,5 @@ def run_embed(store: str, split_path: str, out: str, *, reference: str = "tfidf"
         embed = lambda captions: model.encode(  # noqa: E731
             captions, batch_size=min(batch_size, 256), convert_to_numpy=True,
             show_progress_bar=False).astype(np.float32)
-    writer = None
-    for lo in range(0, len(rows), batch_size):
-        block = embed(records.captions(rows[lo:lo + batch_size]))
-        if writer is None:
-            writer = Writer(out, len(rows), {"text": block.shape[1]}, chunk_rows)
-        writer.add(text=block)
-    writer.close()
+    write_blocks(out, len(rows), ({"text": embed(records.captions(rows[lo:lo + batch_size]))}
+                                  for lo in range(0, len(rows), batch_size)), chunk_rows)

@@ -69,23 +69,20 @@ def run_embed(store: str, checkpoint: str, out: str, *, batch_size: int = 256,
     caption embedding (the text tower), float32, in store row order, streamed to a Zarr
     store (`embeddings.Writer`) `chunk_rows` at a time."""
     from ..core.models import load_checkpoint, pick_device
-    from .embeddings import Writer
+    from .embeddings import write_blocks
     torch.set_num_threads(threads)
     dev = pick_device(device)
     model = load_checkpoint(checkpoint)[0].to(dev).eval()
     arch, records = model.arch["text"], data.Records(store)
-    rows, writer = records.rows, None
-    for lo in range(0, len(rows), batch_size):
-        part = rows[lo:lo + batch_size]
-        x = torch.from_numpy(records.images(part)).to(dev).permute(0, 3, 1, 2)
-        image = model(x.float() / 255)[1].float().cpu().numpy()
-        ids = tokenize(records.captions(part), arch["context"], arch["buckets"])
-        text = model.text(torch.from_numpy(ids).to(dev)).float().cpu().numpy()
-        if writer is None:
-            writer = Writer(out, len(rows), {"image": image.shape[1], "text": text.shape[1]},
-                            chunk_rows)
-        writer.add(image=image, text=text)
-    writer.close()
+
+    def blocks():
+        for lo in range(0, len(records.rows), batch_size):
+            part = records.rows[lo:lo + batch_size]
+            x = torch.from_numpy(records.images(part)).to(dev).permute(0, 3, 1, 2)
+            ids = tokenize(records.captions(part), arch["context"], arch["buckets"])
+            yield {"image": model(x.float() / 255)[1].float().cpu().numpy(),
+                   "text": model.text(torch.from_numpy(ids).to(dev)).float().cpu().numpy()}
+    write_blocks(out, len(records.rows), blocks(), chunk_rows)
 
 
 def run_summary(paths: list[str], out: str) -> None:
