@@ -30,7 +30,7 @@ COLUMNS = ["seed", "control", "test", "precision_gap", "recall_gap", "recall_gap
 def run_both(seed: int, work) -> pd.DataFrame:
     rows = run(seed, work, {"onemodel": {"enabled": True}})
     agreed = json.loads(next((work / "results/vlm").glob(
-        f"*/test/s{seed}/epoch*[1-9]*.json")).read_text())["agreement"]
+        f"*/test/default/s{seed}/epoch*[1-9]*.json")).read_text())["agreement"]
     counts = {a["search"]: a["counts"] for a in agreed}
     print(f"seed {seed}, t2i: [[both, two-model only], [one-model only, neither]] = "
           f"{counts.get('t2i')}")

@@ -308,6 +308,11 @@ def _vlm_problems(config: dict, workdir: str) -> list[str]:
                             f"sentence-transformers model of reference sentence_transformers)")
     if vlm.get("enabled") and vlm.get("external"):
         problems += _vlm_external_problems(vlm, workdir)
+    train = vlm.get("train", {})
+    late = [e for e in train.get("checkpoints", []) if e >= train.get("epochs", 0)]
+    if vlm.get("enabled") and late:
+        problems.append(f"vlm.train.checkpoints: epochs {late} are not before vlm.train.epochs "
+                        f"({train['epochs']}), which is always tested")
     data = vlm.get("data", {})
     if not vlm.get("enabled") or data.get("source") == "synthetic":
         return problems

@@ -230,3 +230,34 @@ def run_labels(config: dict) -> dict:
     return {"recipes": {m: recipe_text(config, m) for m in config["train"]["methods"]},
             "sweeps": [{k: spec[k] for k in ("setting", "points")}
                        for spec in sweep_specs(config)]}
+
+
+# What every VLM variant shares (vlm.variants): the DAG's shape and how a training job runs
+VLM_SHARED = ("seeds", "epochs", "checkpoints", "processes", "max_runtime", "continuations")
+
+
+def vlm_variants(config: dict, schema_path: str) -> dict[str, dict]:
+    """The vlm section each VLM variant trains and tests with, by name, `default` (the
+    section as written) first: each entry's train and model settings merged into the
+    section's, checked against the schema. Raises ConfigError naming the entry and the key."""
+    import jsonschema
+    vlm = config["vlm"]
+    out, problems = {DEFAULT_VARIANT: vlm}, []
+    validator = jsonschema.Draft202012Validator(schema_of(schema_path))
+    for i, entry in enumerate(vlm.get("variants", [])):
+        name, where = entry["name"], f"vlm.variants[{i}]"
+        shared = [key for key in VLM_SHARED if key in entry.get("train", {})]
+        if name in out:
+            problems.append(f"{where}.name: a second variant named {name}")
+        elif shared:
+            problems.append(f"{where}.train.{shared[0]}: shared by every variant, set it in "
+                            f"vlm.train")
+        else:
+            own = {**vlm, **{s: merged(vlm[s], entry.get(s, {})) for s in ("train", "model")},
+                   "variants": []}
+            found = [f"{where}: {_at(e)}" for e in validator.iter_errors({**config, "vlm": own})]
+            problems += found
+            out[name] = own
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    return out

@@ -176,3 +176,44 @@ def test_the_sigmoid_loss_is_each_pairs_log_likelihood_and_trains():
     assert method.bias.item() == -10.0 and method.log_scale.exp().item() == pytest.approx(10)
     first = method([x], ids, Progress(0, 1, 1, 1)).item()
     assert fit(method, x, ids, 60) < 0.5 * first
+
+
+def test_the_vlm_training_stage_stopped_at_its_time_limit_continues_to_the_same_models(
+        tmp_path):
+    """vlm.train.max_runtime shorter than an epoch: each call of the stage trains an epoch,
+    keeps its resume state and stops (OutOfTime); the chain of calls saves the tested epochs
+    (a checkpoint between 0 and the last among them) equal, bit for bit, to one
+    uninterrupted call's."""
+    from dejavu.core.deadline import OutOfTime
+    from dejavu.core.models import load_checkpoint
+    from dejavu.vlm import data, stages
+    store, split = str(tmp_path / "store"), str(tmp_path / "split.parquet")
+    data.run_synthetic(store, records=60, image_size=16, n_scenes=2, n_objects=6, seed=0)
+    data.run_split(f"{store}/records.parquet", split, per_set=12, seed=0)
+    settings = dict(subset="A", seed=0, method="clip", backbone="convnet", width=4,
+                    projector=[16, 8], image_size=16, epochs=3, batch_size=6, lr=1e-3,
+                    weight_decay=0.0, warmup_epochs=1, resume_every=1, device="cpu",
+                    loss={"context": 8, "buckets": 100, "text_dim": 8, "text_depth": 1,
+                          "text_heads": 2})
+
+    def paths(name):
+        (tmp_path / name).mkdir(exist_ok=True)  # as Snakemake makes an output's folder
+        return {e: str(tmp_path / name / f"epoch{e}.pt") for e in (0, 2, 3)}
+
+    stages.run_train(store, split, paths("whole"), **settings)
+    calls = 0
+    while True:
+        calls += 1
+        try:
+            stages.run_train(store, split, paths("stopped"), **settings, max_runtime=1e-9,
+                             resume_dir=str(tmp_path / "resume"))
+            break
+        except OutOfTime:
+            assert calls < 3
+    assert calls == 3
+    for epoch in (0, 2, 3):
+        whole = load_checkpoint(paths("whole")[epoch])[0].state_dict()
+        stopped = load_checkpoint(paths("stopped")[epoch])[0].state_dict()
+        assert any(k.startswith("text.") for k in whole)
+        for name, value in whole.items():
+            assert torch.equal(value, stopped[name]), (epoch, name)

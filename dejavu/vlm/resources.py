@@ -76,7 +76,7 @@ def train_mb(*, n_records: int, vocabulary: int, n_set: int, side: int, batch_si
                   backbone=backbone, width=width, projector=projector, **LOADER,
                   on_cpu=on_cpu)["mem_mb"]
     tower = STATE_BYTES_PER_PARAM * text_params(**text, out_dim=projector[-1]) / MB
-    tokens = 2 * 8 * text["context"] * n_set / MB
+    tokens = 2 * 4 * text["context"] * n_set / MB
     return math.ceil(image + processes * (tower + tokens)
                      + record_bytes(vocabulary) * n_records / MB)
 

@@ -37,29 +37,38 @@ def run_train(store: str, split_path: str, out_paths: dict[int, str], *, subset:
               seed: int, method: str, backbone: str, width: int, projector: list[int],
               image_size: int, epochs: int, batch_size: int, lr: float, weight_decay: float,
               warmup_epochs: int, loss: dict, resume_dir: str | None = None,
-              processes: int = 1, threads: int = 1, device: str = "auto") -> None:
-    """The vlm_train stage: the untrained model (epoch 0) and the trained one, in
-    `processes` data-parallel processes (`training.train.train_processes`: each reads its
-    slice of every batch; the CLIP-style losses gather the embeddings of the whole batch, so
-    two processes train as one does)."""
+              resume_every: int = 10, max_runtime: float | None = None, processes: int = 1,
+              threads: int = 1, device: str = "auto") -> None:
+    """The vlm_train stage: the untrained model (epoch 0) and the trained one at each other
+    epoch of `out_paths` (vlm.train.checkpoints and the last), in `processes` data-parallel
+    processes (`training.train.train_processes`: each reads its slice of every batch; the
+    CLIP-style losses gather the embeddings of the whole batch, so two processes train as
+    one does). With `max_runtime` (minutes from now) it may stop early at a resume state
+    (OutOfTime): run it again to continue (the rule's retries)."""
+    from ..core.deadline import deadline_after
     from ..core.models import save_checkpoint
     from ..data.split import SetImages
     from ..training.train import SaveTo, TrainConfig, init_model, run_seed, train_processes
+    deadline = deadline_after(max_runtime)
     torch.set_num_threads(threads)
+    if max(out_paths) != epochs:
+        raise ValueError(f"the last epoch saved ({max(out_paths)}) is not the last ({epochs})")
     records, rows = data.Records(store), data.set_rows(split_path, subset)
     images = SetImages(f"{store}/images.zarr", split_path, subset)  # read a batch at a time
     ids = tokenize(records.captions(rows), loss["context"], loss["buckets"])
     save_checkpoint(out_paths[0], untrained(method, backbone, projector, width, image_size,
                                             seed, subset, loss), epoch=0)
+    trained = {e: path for e, path in out_paths.items() if e > 0}
     cfg = TrainConfig(method=method, loss=loss, epochs=epochs, batch_size=batch_size, lr=lr,
                       weight_decay=weight_decay, warmup_epochs=warmup_epochs,
-                      seed=run_seed(seed, subset), device=device, checkpoints=(epochs,))
+                      seed=run_seed(seed, subset), device=device,
+                      checkpoints=tuple(sorted(trained)), resume_every=resume_every)
     model = init_model(backbone, projector, width, run_seed(seed, subset),
                        image_size=image_size)
     log.info("training %s on the %d records of set %s, %d epochs, %d process(es)", method,
              len(rows), subset, epochs, processes)
-    train_processes(processes, model, images, cfg, SaveTo({epochs: out_paths[epochs]}),
-                    resume_dir, ids, threads=threads)
+    train_processes(processes, model, images, cfg, SaveTo(trained), resume_dir, ids,
+                    threads=threads, deadline=deadline)
 
 
 @torch.inference_mode()

@@ -9,18 +9,27 @@ def train_runtime(wildcards, input):
             or training_minutes(wildcards, input, settings(wildcards)["train"]["epochs"]))
 
 
+def section_of(section: str) -> dict:
+    """The config section at a dotted key (`train`, `vlm.train`)."""
+    node = config
+    for key in section.split("."):
+        node = node[key]
+    return node
+
+
 def limited_runtime(section: str) -> int | None:
     """`section`.max_runtime + 10 minutes to start and save; None where it is not set."""
-    return dejavu.runtime.limited_minutes(config[section]["max_runtime"])
+    return dejavu.runtime.limited_minutes(section_of(section)["max_runtime"])
 
 
 def continuations(section: str) -> int:
     """Resubmissions of a job stopped at `section`.max_runtime, by the main Snakemake
     process only: a cluster job's own Snakemake would retry it inside the allocation whose
     time ran out."""
-    if not config[section]["max_runtime"] or workflow.remote_exec or workflow.subprocess_exec:
+    settings = section_of(section)
+    if not settings["max_runtime"] or workflow.remote_exec or workflow.subprocess_exec:
         return 0
-    return config[section]["continuations"]
+    return settings["continuations"]
 
 
 def sized(formula):

@@ -50,25 +50,25 @@ rule vlm_train:
         store=VLM_STORE,
         split=VLM_SPLIT,
     output:
-        untrained=VLM_MODEL.replace("{epoch}", "0"),
-        trained=VLM_MODEL.replace("{epoch}", str(VC["train"]["epochs"])),
+        models=[VLM_MODEL.replace("{epoch}", str(e)) for e in VLM_EPOCHS],
     wildcard_constraints:
         subset="A|B",
     params:
         subset=wildcard("subset"),
         seed=wildcard("seed", int),
         image_size=VC["data"]["image_size"],
-        loss=VLM_LOSS,
-        resume_dir=filled(f"{VLM}/models/s{{seed}}/{{subset}}/resume"),
+        tested=VLM_EPOCHS,
+        resume_dir=filled(f"{VLM}/models/{VLM_RUN}/{{subset}}/resume"),
         device=device_for(VC["gpus"]),
         processes=VLM_PROCESSES,
-        **VC["model"],
-        **{k: v for k, v in VC["train"].items() if k not in ("seeds", "loss", "processes")},
+        training=vlm_training,
     threads: VLM_PROCESSES
+    # a job stopped at vlm.train.max_runtime is resubmitted and continues from its state
+    retries: continuations("vlm.train")
     log:
-        log_path("vlm_train", "s{seed}/{subset}"),
+        log_path("vlm_train", f"{VLM_RUN}/{{subset}}"),
     benchmark:
-        bench_path("vlm_train", "s{seed}/{subset}")
+        bench_path("vlm_train", f"{VLM_RUN}/{{subset}}")
     resources:
         mem_mb=vlm_memory("train"),
         runtime=vlm_runtime("train"),
@@ -92,9 +92,9 @@ rule vlm_embed:
         device=device_for(VC["gpus"]),
     threads: 1
     log:
-        log_path("vlm_embed", "s{seed}/{subset}/epoch{epoch}"),
+        log_path("vlm_embed", f"{VLM_RUN}/{{subset}}/epoch{{epoch}}"),
     benchmark:
-        bench_path("vlm_embed", "s{seed}/{subset}/epoch{epoch}")
+        bench_path("vlm_embed", f"{VLM_RUN}/{{subset}}/epoch{{epoch}}")
     resources:
         mem_mb=vlm_memory("embed"),
         runtime=vlm_runtime("embed"),
@@ -141,12 +141,12 @@ rule vlm_test:
         VLM_TEST,
     params:
         **VLM_TEST_PARAMS,
-        meta=lambda wc: {"model": VC["train"]["method"], "seed": int(wc.seed),
-                         "epoch": int(wc.epoch)},
+        meta=lambda wc: {"model": vlm_of(wc)["train"]["method"], "variant": wc.variant,
+                         "seed": int(wc.seed), "epoch": int(wc.epoch)},
     log:
-        log_path("vlm_test", "s{seed}/epoch{epoch}"),
+        log_path("vlm_test", f"{VLM_RUN}/epoch{{epoch}}"),
     benchmark:
-        bench_path("vlm_test", "s{seed}/epoch{epoch}")
+        bench_path("vlm_test", f"{VLM_RUN}/epoch{{epoch}}")
     resources:
         mem_mb=vlm_memory("test"),
         runtime=vlm_runtime("test"),

@@ -8,16 +8,53 @@ VC = config["vlm"]
 VLM = f"{config['results']}/vlm/{VC['data']['source']}"
 VLM_STORE = f"{VLM}/data"                                   # vlm_data: images, records
 VLM_SPLIT = f"{VLM}/split.parquet"                          # vlm_split
-VLM_MODEL = f"{VLM}/models/s{{seed}}/{{subset}}/epoch{{epoch}}.pt"   # vlm_train
-VLM_EMBED = f"{VLM}/embed/s{{seed}}/{{subset}}/epoch{{epoch}}.zarr"  # vlm_embed
-VLM_TEST = f"{VLM}/test/s{{seed}}/epoch{{epoch}}.json"      # vlm_test
+VLM_RUN = "{variant}/s{seed}"                                 # a variant's models at a seed
+VLM_MODEL = f"{VLM}/models/{VLM_RUN}/{{subset}}/epoch{{epoch}}.pt"   # vlm_train
+VLM_EMBED = f"{VLM}/embed/{VLM_RUN}/{{subset}}/epoch{{epoch}}.zarr"  # vlm_embed
+VLM_TEST = f"{VLM}/test/{VLM_RUN}/epoch{{epoch}}.json"      # vlm_test
 VLM_REFERENCE = f"{VLM}/reference/{config['vlm']['onemodel']['reference']}.zarr"  # vlm_reference
 VLM_SUMMARY = f"{config['results']}/vlm_summary.csv"        # vlm_summary
 VLM_EXTERNAL = f"{VLM}/external/{(VC['external'] or {}).get('name', 'none')}"
 VLM_EXTERNAL_TEST = f"{VLM_EXTERNAL}/test.json"              # vlm_external_test
-VLM_EPOCHS = [0, VC["train"]["epochs"]]
+VLM_EPOCHS = sorted({0, *VC["train"]["checkpoints"], VC["train"]["epochs"]})  # tested
 VLM_PROCESSES = VC["train"]["processes"] or max(1, VC["gpus"])  # per training job
-VLM_LOSS = {**dejavu.training.methods.info(VC["train"]["method"]).options, **VC["train"]["loss"]}
+# the vlm section each variant trains and tests with (vlm.variants), `default` first
+VLM_VARIANTS = dejavu.variants.vlm_variants(config, os.path.join(workflow.basedir, SCHEMA))
+
+
+def vlm_of(wildcards) -> dict:
+    """The vlm section of a job's variant (as written for a job of none: the external
+    model's)."""
+    return VLM_VARIANTS[wildcards.variant] if "variant" in wildcards.keys() else VC
+
+
+def vlm_loss(vc: dict) -> dict:
+    """A variant's loss options: its method's defaults and what it sets."""
+    return {**dejavu.training.methods.info(vc["train"]["method"]).options, **vc["train"]["loss"]}
+
+
+def vlm_model_size(vc: dict) -> dict:
+    """What a variant's models' memory and minutes follow from (dejavu/vlm/resources.py)."""
+    loss = vlm_loss(vc)
+    return {**{k: vc["model"][k] for k in ("backbone", "width", "projector")},
+            "side": VC["data"]["image_size"],
+            "text": {k: loss[k] for k in ("context", "buckets", "text_dim", "text_depth")}}
+
+
+def vlm_dim(vc: dict) -> int:
+    """A variant's embedding dimension (the projector's output)."""
+    return vlm_res.image_dim(vc["model"]["backbone"], vc["model"]["width"], vc["model"]["projector"])
+
+
+def vlm_training(wildcards) -> dict:
+    """What changes a variant's weights: its model and training settings; not how a job
+    runs (processes, time limit, resume interval: changing those retrains nothing) nor
+    which epochs it saves (the rule's outputs)."""
+    vc = vlm_of(wildcards)
+    shared = ("seeds", "loss", "processes", "max_runtime", "continuations", "resume_every",
+              "checkpoints")
+    return {**vc["model"], **{k: v for k, v in vc["train"].items() if k not in shared},
+            "loss": vlm_loss(vc)}
 
 
 def vlm_source():
@@ -48,11 +85,6 @@ def vlm_vocabulary(input) -> int:
         return sum(1 for _ in f) - 1
 
 
-VLM_MODEL_SIZE = {**{k: VC["model"][k] for k in ("backbone", "width", "projector")},
-                  "side": VC["data"]["image_size"],
-                  "text": {k: VLM_LOSS[k]
-                           for k in ("context", "buckets", "text_dim", "text_depth")}}
-VLM_DIM = vlm_res.image_dim(VC["model"]["backbone"], VC["model"]["width"], VC["model"]["projector"])
 VLM_SEARCH_MB = config["knn"]["memory_mb"] or 1024  # the test's torch search, per block
 
 
@@ -65,12 +97,12 @@ def vlm_memory(stage: str):
                                    chunk_rows=VC["data"]["chunk_rows"],
                                    n_records=VC["data"]["records"],
                                    annotation_bytes=sum(os.path.getsize(p) for p in files))
+        vc = vlm_of(wildcards)
         if stage == "train":
             return vlm_res.train_mb(n_records=vlm_records(input), vocabulary=vlm_vocabulary(input),
                                     n_set=vlm_count(input.split, (wildcards.subset,)),
-                                    batch_size=VC["train"]["batch_size"], on_cpu=VC["gpus"] == 0,
-                                    processes=VLM_PROCESSES,
-                                    **VLM_MODEL_SIZE)
+                                    batch_size=vc["train"]["batch_size"], on_cpu=VC["gpus"] == 0,
+                                    processes=VLM_PROCESSES, **vlm_model_size(vc))
         if stage == "reference":
             return vlm_res.reference_mb(n_records=vlm_records(input),
                                         vocabulary=vlm_vocabulary(input),
@@ -81,11 +113,11 @@ def vlm_memory(stage: str):
             return vlm_res.embed_mb(n_records=vlm_records(input), vocabulary=vlm_vocabulary(input),
                                     side=VC["data"]["image_size"],
                                     batch_size=VC["embed"]["batch_size"],
-                                    chunk_rows=VC["embed"]["chunk_rows"], dims=2 * VLM_DIM)
+                                    chunk_rows=VC["embed"]["chunk_rows"], dims=2 * vlm_dim(vc))
         return vlm_res.test_mb(n_records=vlm_records(input),
                                n_public=vlm_count(input.split, ("public",)),
                                n_scored=2 * VC["per_set"], vocabulary=vlm_vocabulary(input),
-                               dim=VLM_DIM, k=max(VC["ks"]), keys=len(VC["ks"]) * len(VC["modes"]),
+                               dim=vlm_dim(vc), k=max(VC["ks"]), keys=len(VC["ks"]) * len(VC["modes"]),
                                query_rows=VC["query_rows"], search_mb=VLM_SEARCH_MB)
     return sized(formula)
 
@@ -93,15 +125,15 @@ def vlm_memory(stage: str):
 def vlm_runtime(stage: str):
     """A VLM stage's minutes (dejavu/vlm/resources.py), from its inputs once they exist."""
     def formula(wildcards, input):
+        vc = vlm_of(wildcards)
         if stage == "train":
-            return vlm_res.train_min(epochs=VC["train"]["epochs"], gpus=VC["gpus"],
-                                     processes=VLM_PROCESSES,
-                                     n_set=vlm_count(input.split, (wildcards.subset,)),
-                                     **VLM_MODEL_SIZE)
+            return limited_runtime("vlm.train") or vlm_res.train_min(
+                epochs=VC["train"]["epochs"], gpus=VC["gpus"], processes=VLM_PROCESSES,
+                n_set=vlm_count(input.split, (wildcards.subset,)), **vlm_model_size(vc))
         if stage == "embed":
             return vlm_res.embed_min(n_records=vlm_records(input), gpus=VC["gpus"],
-                                     **VLM_MODEL_SIZE)
-        return vlm_res.test_min(n_public=vlm_count(input.split, ("public",)), dim=VLM_DIM,
+                                     **vlm_model_size(vc))
+        return vlm_res.test_min(n_public=vlm_count(input.split, ("public",)), dim=vlm_dim(vc),
                                 n_scored=4 * VC["per_set"], searches=len(VC["searches"]),
                                 gpus=VC["gpus"])
     return sized(formula)
@@ -121,20 +153,23 @@ def vlm_declared() -> list[str]:
 
 
 def vlm_tests() -> list[str]:
-    """The tests the summary gathers: of the VLMs trained here, at each seed and at epoch
-    0 and the last; or of the VLM trained elsewhere (vlm.external)."""
+    """The tests the summary gathers: of the VLMs trained here, of each variant at each
+    seed and tested epoch (0, vlm.train.checkpoints, the last); or of the VLM trained
+    elsewhere (vlm.external)."""
     if VC["external"]:
         return [VLM_EXTERNAL_TEST]
-    return expand(VLM_TEST, seed=VC["train"]["seeds"], epoch=VLM_EPOCHS)
+    return expand(VLM_TEST, variant=VLM_VARIANTS, seed=VC["train"]["seeds"], epoch=VLM_EPOCHS)
 
 
 def vlm_report_inputs() -> dict:
-    """What the report draws the VLM section from: the summary, the first seed's test at
-    the last epoch (its recall CCDFs and examples) and the records (the examples' images)."""
+    """What the report draws the VLM section from: the summary, the test of the default
+    variant's first seed at the last epoch (its recall CCDFs and examples) and the records
+    (the examples' images)."""
     if not VC["enabled"]:
         return {}
     last = (VLM_EXTERNAL_TEST if VC["external"] else
-            VLM_TEST.format(seed=VC["train"]["seeds"][0], epoch=VC["train"]["epochs"]))
+            VLM_TEST.format(variant=dejavu.variants.DEFAULT_VARIANT, seed=VC["train"]["seeds"][0],
+                            epoch=VC["train"]["epochs"]))
     return {"vlm": VLM_SUMMARY, "vlm_test": last, "vlm_store": VLM_STORE}
 
 

@@ -42,7 +42,7 @@ rule vlm_external_test:
         VLM_EXTERNAL_TEST,
     params:
         **VLM_TEST_PARAMS,
-        meta={"model": VX.get("name"), "seed": None, "epoch": None},
+        meta={"model": VX.get("name"), "variant": None, "seed": None, "epoch": None},
     log:
         log_path("vlm_external_test"),
     benchmark:
