@@ -49,7 +49,8 @@ def run(seed: int, cores: int, work: Path, overlay: Path | None = None) -> pd.Da
     if overlay:
         shutil.copy(overlay, work / "overlay.yaml")
         configs.append("overlay.yaml")
-    snakemake(work, f"-c{cores}", "--configfile", *configs, seeded(work, seed))
+    snakemake(work, f"-c{cores}", "--rerun-incomplete", "--configfile", *configs,
+              seeded(work, seed))
     return pd.read_csv(work / "results" / "summary.csv")
 
 
