@@ -282,6 +282,36 @@ def run_tiny(tmp_path_factory):
     return work, proc
 
 
+@pytest.fixture(scope="session")
+def chromium():
+    """The Chromium binary of the report's browser test, or pytest.skip saying why not."""
+    found = HEAD_STARTS["chromium"].result()
+    if isinstance(found, Path):
+        return found
+    pytest.skip(found)
+
+
+CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
+
+
+@head_start("chromium")
+def find_chromium(tmp_path_factory) -> Path | str:
+    """Chromium's path; where it is missing and the suite may install packages (as the
+    SLURM tier does: CI, `cluster_allowed`), Debian's chromium package is installed first,
+    in the background while the unit tests run. Else why there is none."""
+    import apt_packages
+    found = next(filter(None, map(shutil.which, CHROMIUM)), None)
+    if found is None and cluster_allowed():
+        why = apt_packages.install(["chromium"], "Chromium")
+        found = shutil.which("chromium")
+        if found is None:
+            return why or "apt-get installed chromium, but its command is missing"
+    if found is None:
+        return (f"no Chromium ({', '.join(CHROMIUM)}) on PATH: install Debian's chromium, "
+                f"or set {CLUSTER_OPT_IN}=1 to let the suite install it (CI does, CI=true)")
+    return Path(found)
+
+
 # What a test costs, one marker each (README, "Tests"): `python -m pytest -m unit` is the
 # inner loop; plain `python -m pytest` runs every tier.
 TIERS = {  # in the order they run

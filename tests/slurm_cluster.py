@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+import apt_packages
+
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
 CONF_DIR = Path("/etc/slurm")
 STATE = Path("/var/spool/dejavu-slurm")
@@ -39,17 +41,12 @@ def install() -> str | None:
     """Install SLURM with apt when missing; None on success, else why it could not."""
     if have_slurm():
         return None
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return "SLURM is not installed and this is not a root Debian machine"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     # without recommends: 8 packages instead of 42 (slurm-wlm-plugins and its HDF5, ROCm,
     # InfluxDB and IPMI plugins and their -dev packages); every plugin the cluster below
     # uses is in slurm-wlm-basic-plugins
-    for cmd in (["apt-get", "update", "-qq"],
-                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES]):
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            return f"{' '.join(cmd)} failed: {proc.stderr[-500:]}"
+    why = apt_packages.install(list(PACKAGES), "SLURM")
+    if why:
+        return why
     return None if have_slurm() else "apt-get installed SLURM, but its commands are missing"
 
 

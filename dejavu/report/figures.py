@@ -360,9 +360,11 @@ def plot_self_reconstructions(shown: dict) -> plt.Figure:
     return fig
 
 
-def img(b64: str) -> str:
-    """A base64 PNG (`figure_png`) as an HTML image, embedded in the page."""
-    return f"<img src='data:image/png;base64,{b64}'>"
+def img(b64: str, caption: str = "") -> str:
+    """A base64 PNG (`figure_png`) embedded in the page, with a caption saying what to look
+    for."""
+    from .html_page import figure
+    return figure(b64, caption)
 
 
 def figure_png(fig: plt.Figure, path: Path) -> str:

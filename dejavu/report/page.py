@@ -19,15 +19,16 @@ from ..attack.score import SHARES
 from ..core.provenance import environment, version_of
 from . import figures as fig
 from . import layer_figures
-from . import loading, mitigation, tables
+from . import html_page, loading, mitigation, tables, verdict
+from .intros import (FRONTIER_INTRO, RCDM_INTRO, SSLMEM_INTRO, onemodel_intro,
+                     score_intro)
 from .figures import img
+from .html_page import Section, table_html
 from .loading import files
 from .removal_figures import removal_sections
 from .unit_figures import unitmem_sections
 from .vlm_figures import vlm_sections
 from .summary import onemodel_parts, sslmem_figures
-
-Section = tuple[str, str]
 
 
 def run(inputs: dict, outputs: dict, *, p: float, heldout_fraction, first: dict,
@@ -39,60 +40,131 @@ def run(inputs: dict, outputs: dict, *, p: float, heldout_fraction, first: dict,
     onemodel, samples = onemodel_parts(inputs)
     sslmem = sslmem_figures(inputs, samples, first, sslmem_runs)
     paired = summary[summary["score"].notna()]  # the two-model test ran (not external)
-    sections = two_model_sections(inputs, paired, out, p, heldout_fraction)
-    sections += sweep_sections(paired, sweeps, out)
-    sections += onemodel_sections(onemodel, samples, paired, out, p, first)
-    sections += sslmem_sections(sslmem, files(inputs, "sslmem"), out)
-    sections += unitmem_sections(inputs, out)
-    sections += removal_sections(inputs, out)
-    sections += vlm_sections(inputs, out)
-    sections += rcdm_sections(inputs, out)
-    sections += data_sections(inputs, sizes, benchmarks)
-    sections.append(("Provenance", "<pre>" + html.escape(yaml.safe_dump(
-        provenance_of(provenance), sort_keys=False)) + "</pre>"))
-    Path(outputs["html"]).write_text(render_html(sections))
+    vlm = pd.read_csv(inputs["vlm"]) if "vlm" in inputs else pd.DataFrame()
+    trends, notes = trend_sections(paired, out)
+    parts = [
+        ("Verdict", [("Does the model memorize?", verdict.verdict_html([
+            ("Two-model test: déjà vu score at p", verdict.image_verdicts(paired)),
+            ("One-model test", verdict.image_verdicts(summary, "onemodel_score",
+                                                      "one-model score")),
+            ("Vision–language models", verdict.vlm_verdicts(vlm))]))]),
+        ("What was run", what_was_run(summary, vlm, provenance)
+         + data_sections(inputs, sizes, benchmarks)),
+        ("Scores and curves", score_sections(inputs, paired, out, p, heldout_fraction)),
+        ("Along training, size and sweeps", trends + sweep_sections(paired, sweeps, out)
+         + frontier_sections(paired, out)),
+        ("Along depth", depth_sections(paired, out)),
+        ("One-model test, SSLMem and UnitMem",
+         onemodel_sections(onemodel, samples, paired, out, p, first)
+         + sslmem_sections(sslmem, files(inputs, "sslmem"), out)
+         + unitmem_sections(inputs, out) + removal_sections(inputs, out)),
+        ("Vision–language models", vlm_sections(inputs, out)),
+        ("RCDM reconstructions", rcdm_sections(inputs, out)),
+        ("Examples", example_sections(inputs, paired, out)),
+        ("Full tables", full_tables(paired)),
+    ]
+    notes += [f"{name}: {NOT_RUN[name]}" for name, sections in parts
+              if not sections and name in NOT_RUN]
+    parts[1][1].append(("Not in this run", "<ul>" + "".join(
+        f"<li>{note}</li>" for note in notes) + "</ul>" if notes else
+        "<p>Every part of the test ran.</p>"))
+    parts[1][1].append(("Provenance", "<details><summary>git commit, package versions, "
+                        "machine and the whole config</summary><pre>" + html.escape(
+                            yaml.safe_dump(provenance_of(provenance), sort_keys=False))
+                        + "</pre></details>"))
+    Path(outputs["html"]).write_text(html_page.render(parts))
 
 
-def two_model_sections(inputs: dict, paired: pd.DataFrame, out: Path, p: float,
-                       heldout_fraction) -> list[Section]:
-    """Scores, methods, embeddings, trends, Figure 3 curves, partition and examples of the
-    two-model test (none when only external models were tested)."""
+# What turns on a part of the page that has nothing to show
+NOT_RUN = {
+    "Along depth": "only one embedding was attacked (knn.embeddings: block<i>, hidden<i> "
+                   "draw it)",
+    "One-model test, SSLMem and UnitMem": "off (onemodel.enabled, sslmem.enabled, "
+                                          "unitmem.enabled, removal.enabled)",
+    "Vision–language models": "off (vlm.enabled)",
+    "RCDM reconstructions": "off (rcdm.enabled)",
+}
+
+
+def what_was_run(summary: pd.DataFrame, vlm: pd.DataFrame, config: dict) -> list[Section]:
+    """The models, data and main settings of the run, in a few lines."""
+    def values(column: str, table: pd.DataFrame = summary) -> str:
+        found = sorted(table[column].dropna().unique().tolist(), key=str) \
+            if column in table else []
+        return ", ".join(map(str, found)) or "none"
+
+    lines = [
+        f"Dataset: <b>{values('dataset')}</b>; training images per class: "
+        f"{values('train_size')}; seeds: {values('seed')}.",
+        f"Models: methods {values('method')}; backbones {values('backbone')}; variants "
+        f"{values('variant')}; epochs tested {values('epoch')} (0: the untrained control).",
+        f"Attack: embeddings {values('embedding')}; k = {values('k')}; crop modes "
+        f"{values('crop_mode')}; p = {values('p')} (the share of most confident crops).",
+    ]
+    if not vlm.empty:
+        lines.append(f"Vision–language: models {values('model', vlm)}; variants "
+                     f"{values('variant', vlm)}; searches {values('search', vlm)}; k = "
+                     f"{values('k', vlm)}.")
+    lines.append("Every number: <code>summary.csv</code> beside this page (definitions in "
+                 "docs/definitions.md); the figures as PNG and SVG in <code>figures/</code>.")
+    return [("Models, data and settings", "<ul>" + "".join(f"<li>{line}</li>"
+                                                         for line in lines) + "</ul>")]
+
+
+def score_sections(inputs: dict, paired: pd.DataFrame, out: Path, p: float,
+                   heldout_fraction) -> list[Section]:
+    """The two-model test's comparisons, Figure 3 curves and partition (none when only
+    external models were tested)."""
     if paired.empty:
-        return [("Scores", "<p>No model pair was trained (train.methods is empty): only the "
-                 "one-model test ran.</p>")]
+        return [("Two-model test", "<p>No model pair was trained (train.methods is empty): "
+                 "only the one-model test ran.</p>")]
     intro = score_intro(p)
     if "heldout" not in set(paired["control"]):
         intro += ("<p><b>The held-out control was skipped</b>: no annotated image was held "
                   f"out (split.heldout_fraction = {heldout_fraction}), as on ImageNet, where "
                   "box images are scarce (definitions §1).</p>")
-    sections = [("Scores", intro + table_html(paired[[
-        "method", "backbone", "variant", "train_size", "seed", "epoch", "embedding", "k",
-        "crop_mode",
-        "control", "n_attacked", "acc_target", "acc_reference", "score", "score_ci_low",
-        "score_ci_high", *SHARES, "probe_gap"]]))]
     methods = tables.method_table(paired)
     methods.to_csv(out / "method_comparison.csv", index=False)
-    sections.append(("Methods compared at the last epoch (score at p with its bootstrap 95% "
-                     "interval, mean over seeds; linear probe on the backbone)",
-                     table_html(methods)))
+    sections = [("Methods compared at the last epoch", intro + "<p>Score at p with its "
+                 "bootstrap 95% interval, mean over seeds; linear probe on the backbone "
+                 "(<code>figures/method_comparison.csv</code>).</p>" + table_html(methods))]
     embeddings = tables.embedding_table(paired)
     embeddings.to_csv(out / "backbone_vs_projector.csv", index=False)
-    sections.append(("Backbone vs projector (the same models' score from each embedding)",
-                     table_html(embeddings)))
-    sections += depth_sections(paired, out)
-    sections += trend_sections(paired, out)
-    sections += frontier_sections(paired, out)
+    sections.append(("Backbone vs projector",
+                     "<p>The same models' score from each embedding.</p>"
+                     + table_html(embeddings)))
     sections += curve_sections(inputs, out)
-    sections.append(("Sample partition at the last epoch",
-                     img(fig.figure_png(fig.plot_partition(tables.last_epoch(paired)),
-                                        out / "partition.png"))))
+    sections.append(("Sample partition at the last epoch", img(
+        fig.figure_png(fig.plot_partition(tables.last_epoch(paired)), out / "partition.png"),
+        "Each model's attacked crops by what the two models infer: memorized (target right, "
+        "reference wrong) should outnumber misrepresented (the reverse) in a model that "
+        "memorizes.")))
+    return sections
+
+
+def example_sections(inputs: dict, paired: pd.DataFrame, out: Path) -> list[Section]:
+    """The most confident memorized crops with their images and neighbours."""
+    if paired.empty:
+        return []
     panel = loading.example_panel(inputs["knn_target"], inputs["knn_reference"],
                                   inputs["crops_store"], inputs["images"], inputs["index"])
-    sections.append(("Most confident memorized crops (set A): crop, image, nearest public "
-                     "images under the target (T) and the reference (R) with their labels",
-                     img(fig.figure_png(fig.plot_examples(**panel), out / "examples.png"))
-                     if panel["crops"] else "<p>No memorized crop.</p>"))
-    return sections
+    return [("Most confident memorized crops (set A)",
+             img(fig.figure_png(fig.plot_examples(**panel), out / "examples.png"),
+                 "Each row: the background crop, the whole image, then its nearest public "
+                 "images under the target (T) and the reference (R) with their labels. "
+                 "Memorization shows as T's neighbours holding the hidden object's class "
+                 "where R's do not.") if panel["crops"] else "<p>No memorized crop.</p>")]
+
+
+def full_tables(paired: pd.DataFrame) -> list[Section]:
+    """Every score row (each in summary.csv, with every column)."""
+    if paired.empty:
+        return []
+    return [("Every score", "<p>Every model, epoch, embedding, k, crop mode and control; "
+             "all columns are in <code>summary.csv</code>.</p>" + table_html(paired[[
+                 "method", "backbone", "variant", "train_size", "seed", "epoch", "embedding",
+                 "k", "crop_mode", "control", "n_attacked", "acc_target", "acc_reference",
+                 "score", "score_ci_low", "score_ci_high", *SHARES, "probe_gap"]]))]
 
 
 def depth_sections(paired: pd.DataFrame, out: Path) -> list[Section]:
@@ -107,27 +179,32 @@ def depth_sections(paired: pd.DataFrame, out: Path) -> list[Section]:
              "output (<code>block&lt;i&gt;</code>: backbone stage i pooled; "
              "<code>hidden&lt;i&gt;</code>: projector hidden layer i), with the held-out "
              "control, and SSLMem computed at each embedding (LayerMem).</p>"
-             + img(fig.figure_png(layer_figures.plot_depth(rows), out / "depth.png")))]
+             + img(fig.figure_png(layer_figures.plot_depth(rows), out / "depth.png"),
+                   "Where the score first rises above its held-out control along depth is "
+                   "where the model starts to hold what it memorized."))]
 
 
-def trend_sections(paired: pd.DataFrame, out: Path) -> list[Section]:
-    """Figures 4 and 5 along epochs and along train-set size, where there is a trend."""
-    sections = []
+def trend_sections(paired: pd.DataFrame, out: Path) -> tuple[list[Section], list[str]]:
+    """Figures 4 and 5 along epochs and along train-set size where there is a trend; a note
+    naming the key that draws each one that is not."""
+    sections, notes = [], []
     for along, name in (("epoch", "epochs"), ("train_size", "size")):
         axis = fig.axis_name(along)
-        if paired[along].nunique() < 2:
+        if paired.empty or paired[along].nunique() < 2:
             key = "train.checkpoints" if along == "epoch" else "split.npc"
-            sections.append((f"Trends along {axis} (Figures 4, 5)",
-                             f"<p>Only one value of {along} is configured; sweep it ({key}) "
-                             "to see the trend.</p>"))
+            notes.append(f"Trends along {axis}: one value of {along} was tested ({key} with "
+                         "several values draws them)")
             continue
-        sections.append((f"Déjà vu score and linear-probe gap vs {axis} (Figure 4)",
-                         img(fig.figure_png(fig.plot_score_trends(paired, along),
-                                            out / f"score_vs_{name}.png"))))
-        sections.append((f"Memorized, misrepresented, correlated vs {axis} (Figure 5)",
-                         img(fig.figure_png(fig.plot_share_trends(paired, along),
-                                            out / f"shares_vs_{name}.png"))))
-    return sections
+        sections.append((f"Déjà vu score and linear-probe gap vs {axis} (Figure 4)", img(
+            fig.figure_png(fig.plot_score_trends(paired, along), out / f"score_vs_{name}.png"),
+            f"Left: the score (its held-out control dotted) along {axis}; right: the linear "
+            "probe's train-test gap. Memorization that grows with training shows as a "
+            "rising score while the control stays at zero.")))
+        sections.append((f"Memorized, misrepresented, correlated vs {axis} (Figure 5)", img(
+            fig.figure_png(fig.plot_share_trends(paired, along), out / f"shares_vs_{name}.png"),
+            "The share of attacked crops in each partition: memorized above misrepresented "
+            "is the test's signal; correlated crops are inferred by both models.")))
+    return sections, notes
 
 
 def sweep_sections(paired: pd.DataFrame, sweeps: list[dict], out: Path) -> list[Section]:
@@ -142,7 +219,10 @@ def sweep_sections(paired: pd.DataFrame, sweeps: list[dict], out: Path) -> list[
         sections.append((f"Sweep of {spec['setting']}: déjà vu score, its held-out control "
                          f"and the linear probe (the paper's hyperparameter figures)",
                          img(fig.figure_png(layer_figures.plot_sweep(rows, spec["setting"]),
-                                            out / f"sweep_{name}.png"))))
+                                            out / f"sweep_{name}.png"),
+                             f"The score (its held-out control dotted) and the linear probe "
+                             f"against {spec['setting']}: a setting that lowers the score "
+                             f"without lowering the probe is a mitigation worth its cost.")))
     return sections
 
 
@@ -153,7 +233,8 @@ def frontier_sections(paired: pd.DataFrame, out: Path) -> list[Section]:
     if real[["probe_test_acc", "knn_test_acc"]].isna().all().all():
         return []
     sections = [("Privacy-utility frontier (definitions §10)", FRONTIER_INTRO + img(
-        fig.figure_png(layer_figures.plot_frontier(real), out / "frontier.png")))]
+        fig.figure_png(layer_figures.plot_frontier(real), out / "frontier.png"),
+        "Look to the lower right: high accuracy, low score."))]
     changes = real[real["variant"] != "default"].dropna(subset=["score_change"])
     if not changes.empty:
         table = tables.last_epoch(changes)[[
@@ -163,15 +244,6 @@ def frontier_sections(paired: pd.DataFrame, out: Path) -> list[Section]:
         sections.append(("Mitigations: each variant's change against default at the last "
                          "epoch (paired bootstrap 95% intervals)", table_html(table)))
     return sections
-
-
-FRONTIER_INTRO = (
-    "<p>Each point is one evaluated run (method, variant, epoch, size, seed): its déjà vu "
-    "score at p with the bootstrap interval, against the accuracy of a linear probe and of "
-    "k-NN on the public test split, one row of panels per embedding attacked (the accuracy "
-    "is the model's, the score the embedding's). A run is Pareto-optimal (ringed) when no "
-    "other run at that embedding has both higher accuracy and a lower score: the choices "
-    "worth considering when trading memorization against utility.</p>")
 
 
 def curve_sections(inputs: dict, out: Path) -> list[Section]:
@@ -188,7 +260,10 @@ def curve_sections(inputs: dict, out: Path) -> list[Section]:
             f"{title}, epoch {last.max()}", 110)),
             out / ("curves_" + "_".join(str(v) for k, v in zip(keys, values)
                                         if (k, v) != ("variant", "default")) + ".png"))
-        sections.append((f"Accuracy vs confidence (Figure 3): {title}", img(png)))
+        sections.append((f"Accuracy vs confidence (Figure 3): {title}", img(
+            png, "The target's and the reference's k-NN accuracy on their most confident "
+            "crops: the gap between the two curves at small p is the déjà vu score; the "
+            "held-out and untrained curves should lie together.")))
     return sections
 
 
@@ -216,7 +291,10 @@ def onemodel_sections(onemodel: pd.DataFrame, samples: pd.DataFrame, paired: pd.
                  f"k={first['k']}")
         sections.append((f"One-model memorization confidence: {title}",
                          img(fig.figure_png(fig.plot_memorization(group, title),
-                                            out / f"{name}.png"))))
+                                            out / f"{name}.png"),
+                             "How confidently the crops each test calls memorized are "
+                             "memorized: the two tests agree where their histograms "
+                             "overlap.")))
     return sections
 
 
@@ -240,7 +318,9 @@ def sslmem_sections(sslmem: pd.DataFrame, files: list[str], out: Path) -> list[S
         name = f"sslmem_{run_name(row)}"
         title = run_title(row)
         sections.append((f"SSLMem distribution: {title}", img(fig.figure_png(
-            fig.plot_sslmem(pd.read_parquet(path), row.to_dict(), title), out / f"{name}.png"))))
+            fig.plot_sslmem(pd.read_parquet(path), row.to_dict(), title), out / f"{name}.png"),
+            "m(x) on training images against held-out ones: a training distribution shifted "
+            "to the right is what the target memorized.")))
     return sections
 
 
@@ -261,12 +341,17 @@ def rcdm_sections(inputs: dict, out: Path) -> list[Section]:
         examples = loading.reconstruction_examples(*stores)
         sections.append((f"Reconstructions from background crops (set A attacked): {title}",
                          img(fig.figure_png(fig.plot_reconstructions(examples, title),
-                                            out / f"rcdm_{name}.png"))
+                                            out / f"rcdm_{name}.png"),
+                             "Decoded from a crop's neighbours: the hidden object appearing "
+                             "under the target's decoder but not the reference's is "
+                             "memorization made visible.")
                          if examples else "<p>No memorized or correlated crop to show.</p>"))
         sections.append((f"Decoding public test images from their own embedding: {title}",
                          img(fig.figure_png(fig.plot_self_reconstructions(
                              loading.self_reconstructions(*stores)),
-                             out / f"rcdm_self_{name}.png"))))
+                             out / f"rcdm_self_{name}.png"),
+                             "How much of an image the embedding keeps: samples that look "
+                             "like their original show the decoder works.")))
     return sections
 
 
@@ -314,60 +399,3 @@ def provenance_of(config: dict) -> dict:
     # the machine that wrote the report; each job's log names the device it ran on
     return {"git_commit": commit, "packages": packages, "environment": environment(),
             "config": config}
-
-
-def table_html(table: pd.DataFrame, floats: str = "{:.3f}") -> str:
-    if table.empty:
-        return "<p><i>none</i></p>"
-    return table.to_html(index=False, float_format=floats.format, border=0, classes="t")
-
-
-def render_html(sections: list[Section]) -> str:
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
-             "table.t{border-collapse:collapse;font-size:12px}"
-             "table.t td,table.t th{padding:2px 6px;border-bottom:1px solid #ddd}"
-             "img{max-width:100%}pre{font-size:11px;background:#f6f6f6;padding:.5em}")
-    body = "\n".join(f"<h2>{html.escape(title)}</h2>\n{content}" for title, content in sections)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>dejavu report</title>"
-            f"<style>{style}</style></head><body><h1>Déjà vu memorization report</h1>"
-            f"{body}</body></html>")
-
-
-def score_intro(p: float) -> str:
-    return (f"<p>Déjà vu score = acc_target − acc_reference on each model's top {p:.0%} most "
-            "confident crops, swap-averaged over (A attacked, target A) and (B attacked, target "
-            "B), with a bootstrap 95% interval. Controls: <b>heldout</b> attacks images neither "
-            "model saw; <b>untrained</b> uses the randomly initialised models. Both should read "
-            "about zero; a real score is clearly above them, with memorized &gt; "
-            "misrepresented.</p>")
-
-
-def onemodel_intro(p: float) -> str:
-    return (f"<p>A correlation classifier g predicts the class from the background crop "
-            f"alone, trained on the other training set's crops; one-model score = "
-            f"acc_KNN_target − acc_g on each one's top {p:.0%} most confident crops (own "
-            f"confidence), swap-averaged where the workflow trained the pair, with a "
-            f"bootstrap 95% interval. <i>memorized_one_model</i>: target right, g wrong; "
-            f"<i>memorized_two_model</i>: target right, reference wrong; overlap = both / "
-            f"either. The held-out control attacks images neither the target nor g saw.</p>")
-
-
-SSLMEM_INTRO = (
-    "<p>m(x) = d_reference(x) − d_target(x), d = mean distance between the L2-normalised "
-    "embedding of an attacked image and of augmented views of it (definitions §6). Positive "
-    "on training images: the target is more invariant on what it saw. AUC = chance that a "
-    "training image's m exceeds a held-out one's (0.5: no signal). By partition: mean m of "
-    "the training images the two-model test calls memorized, misrepresented, correlated, "
-    "unassociated; corr = point-biserial correlation of m with being memorized.</p>")
-
-RCDM_INTRO = (
-    "<p>Each SSL model gets a diffusion decoder trained on the public set. <b>Self</b>: public "
-    "test images decoded from their own embedding; top-1 retrieval = share of samples whose "
-    "embedding is nearest their own conditioning embedding (chance 1/n); mean rank as a "
-    "fraction of n-1 (chance 0.5); class = the model's k-NN on the public set reads the true "
-    "class from the sample (originals: from the original at the decoder's resolution). "
-    "<b>Attack</b>: for the target's most confident crops, the mean embedding of the crop's "
-    "k nearest public images is decoded with the target's decoder and with the reference's; "
-    "the share of samples whose class both models' k-NN read as the true one. Memorized "
-    "crops should show the object with the target decoder only; correlated ones with "
-    "both.</p>")

@@ -52,4 +52,6 @@ def removal_sections(inputs: dict, out: Path) -> list[tuple[str, str]]:
             f"seeds). The SSLMem paper finds removing the memorized images costs more "
             f"accuracy than removing random ones. Table: figures/removal.csv.</p>")
     return [("Removing memorized training images (SSLMem's removal experiment)",
-             text + fig.img(fig.figure_png(plot_removal(results), out / "removal.png")))]
+             text + fig.img(fig.figure_png(plot_removal(results), out / "removal.png"),
+                            "The memorized line below the random one: the memorized "
+                            "images carry more of what the encoder learns."))]

@@ -99,10 +99,13 @@ def unitmem_sections(inputs: dict, out: Path) -> list[tuple[str, str]]:
             f"alone. Shown: {run['method']} ({run['backbone']}, {run['variant']}, "
             f"{run['train_size']} per class, seed {run['seed']}, epoch {run['epoch']}); "
             f"every run: figures/unitmem.csv.</p>")
-    body = text + fig.img(fig.figure_png(plot_distributions(first), out / "unitmem.png"))
+    body = text + fig.img(fig.figure_png(plot_distributions(first), out / "unitmem.png"),
+                          "The target's selectivity to the right of the reference's in a "
+                          "layer: that layer has units given over to single images.")
     body += ("<p>The training images behind the target's most selective units (layer/unit "
              "and UnitMem above each):</p>")
     top = top_units(first)
     body += fig.img(fig.figure_png(plot_top_images(top, top_images(top, inputs)),
-                                   out / "unitmem_top.png"))
+                                   out / "unitmem_top.png"),
+                    "The images a unit answers to above all others.")
     return [("UnitMem: units that single training images dominate", body)]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..variants import DEFAULT_VARIANT
 from . import figures as fig
 
 STYLE = {"none": ("o-", fig.REAL), "heldout": ("x:", fig.CONTROL),  # colour-blind safe
@@ -124,11 +125,15 @@ def onemodel_section(table: pd.DataFrame, agreed: list[dict], out: Path) -> str:
     both = table[table["control"].isin(["none", "heldout"])]
     for gap in ("precision_gap", "recall_gap"):
         body += fig.img(fig.figure_png(plot_gaps(both, gap, by_test),
-                                       out / f"vlm_onemodel_{gap}.png"))
+                                       out / f"vlm_onemodel_{gap}.png"),
+                        "Dashed above solid: the one-model test reads more déjà vu than the "
+                        "two-model test (it counts what a caption's words alone predict).")
     if agreed:
         body += ("<p>Which records each test finds memorized (the target's recall above the "
                  "reference's), over A's and B's records, first seed, last epoch.</p>")
-        body += fig.img(fig.figure_png(plot_agreement(agreed), out / "vlm_agreement.png"))
+        body += fig.img(fig.figure_png(plot_agreement(agreed), out / "vlm_agreement.png"),
+                        "Records each test finds memorized: large off-diagonal counts mean "
+                        "the two tests disagree about which records.")
     return body
 
 
@@ -146,7 +151,8 @@ def detail_sections(test: dict | None, store: str | None, out: Path) -> str:
             f"elsewhere: the reference text model's) is memorization (its area gap is "
             f"<code>recall_ccdf_area_gap</code>).</p>")
     body += fig.img(fig.figure_png(plot_ccdf(test["ccdf"], k, mode),
-                                   out / "vlm_recall_ccdf.png"))
+                                   out / "vlm_recall_ccdf.png"),
+                    "The target's curve above the reference's is memorization.")
     if not shown:  # one VLM trained elsewhere: no reference VLM's neighbours to show
         return body
     from ..core.store import open_images, read_rows
@@ -160,7 +166,9 @@ def detail_sections(test: dict | None, store: str | None, out: Path) -> str:
              "the caption, then each model's five nearest public images by its caption "
              "query, and the objects each predicts from its neighbours.</p>")
     body += fig.img(fig.figure_png(plot_examples(shown, images, vocabulary),
-                                   out / "vlm_examples.png"))
+                                   out / "vlm_examples.png"),
+                    "Objects the target names that the caption does not, and the reference "
+                    "misses, are what the target recalls of the training image.")
     return body
 
 
@@ -172,6 +180,63 @@ def models_line(table: pd.DataFrame) -> str:
     line = f"Models measured: {', '.join(models) or 'unnamed'}"
     return f"<p>{line}; one-model reference: {', '.join(refs)}.</p>" if refs else \
         f"<p>{line}.</p>"
+
+
+def final_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows the gaps panels draw: the default variant's (where variants ran) at the last
+    epoch, with the untrained control (epoch 0)."""
+    if table["variant"].notna().any():
+        table = table[table["variant"] == DEFAULT_VARIANT]
+    if table["epoch"].notna().any():
+        table = table[(table["epoch"] == table["epoch"].max()) | (table["control"] == "untrained")]
+    return table
+
+
+def plot_along(table: pd.DataFrame, gap: str):
+    """`gap` against the epoch, a line per variant and control (the real test solid, the
+    held-out control dotted), per search: at the largest k, predicting all the neighbours'
+    objects (or the widest mode measured)."""
+    k = table["k"].max()
+    mode = next(m for m in ("all", "top10", "top1") if m in set(table["mode"]))
+    part = table[(table["k"] == k) & (table["mode"] == mode)]
+    searches = sorted(set(part["search"]))
+    figure, axes = fig.panels(len(searches), 3.8, 3.0)
+    for ax, search in zip(axes[0], searches):
+        mine = part[part["search"] == search]
+        for i, (variant, rows) in enumerate(mine.groupby("variant")):
+            colour = fig.PALETTE[i % len(fig.PALETTE)]
+            real = rows[rows["control"].isin(["none", "untrained"])]
+            fig.series(ax, real, "epoch", gap, variant, colour=colour,
+                       low=f"{gap}_ci_low", high=f"{gap}_ci_high")
+            held = rows[rows["control"] == "heldout"]
+            if len(held):
+                fig.series(ax, held, "epoch", gap, f"{variant}, held-out", colour=colour,
+                           style="x:")
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set(xlabel="epoch", ylabel=gap.replace("_", " "), title=f"{search}, k={k}, {mode}")
+        ax.grid(alpha=0.3)
+        fig.legend(ax, 6)
+    figure.tight_layout()
+    return figure
+
+
+def along_section(table: pd.DataFrame, out: Path) -> str:
+    """The gaps along training, per variant, where more than one trained epoch or more than
+    one variant was tested; else a line saying which keys draw it."""
+    trained = table.dropna(subset=["epoch"])
+    trained = trained[trained["epoch"] > 0]
+    if trained["epoch"].nunique() < 2 and trained["variant"].nunique() < 2:
+        return ("<p>Along training and across variants: one trained epoch of one variant "
+                "was tested; vlm.train.checkpoints and vlm.variants draw it.</p>")
+    body = ("<p>Along training and across variants: the gaps at each tested epoch (0: the "
+            "untrained model), a line per variant, its held-out control dotted; look for a "
+            "real line that climbs away from zero while its control stays there.</p>")
+    for gap in ("precision_gap", "recall_gap"):
+        body += fig.img(fig.figure_png(plot_along(table.dropna(subset=["epoch"]), gap),
+                                       out / f"vlm_{gap}_along.png"),
+                        "A real line that climbs away from zero while its held-out line "
+                        "stays there is memorization growing with training.")
+    return body
 
 
 def vlm_sections(inputs: dict, out: Path) -> list[tuple[str, str]]:
@@ -190,7 +255,11 @@ def vlm_sections(inputs: dict, out: Path) -> list[tuple[str, str]]:
             "bootstrap interval, or the seeds' spread.</p>")
     body = text + models_line(everything)
     for gap in ("precision_gap", "recall_gap"):
-        body += fig.img(fig.figure_png(plot_gaps(table, gap), out / f"vlm_{gap}.png"))
+        body += fig.img(fig.figure_png(plot_gaps(final_rows(table), gap),
+                                       out / f"vlm_{gap}.png"),
+                        "The real test (solid) above zero with its controls at zero is "
+                        "déjà vu from captions.")
+    body += along_section(table, out)
     test = (json.loads(Path(inputs["vlm_test"]).read_text()) if "vlm_test" in inputs
             else None)  # read once: the CCDFs, the examples and the agreement
     body += detail_sections(test, inputs.get("vlm_store"), out)
