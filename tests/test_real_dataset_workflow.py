@@ -119,11 +119,15 @@ def imagenet_run(tree, tmp_path_factory):
         if rng.random() < 2 / 3:
             rows.append((path.stem, f"colour-of-{wnid}"))
     pd.DataFrame(rows, columns=["id", "tag"]).to_csv(work / "tags.csv", index=False)
-    # one shard job per store, no untrained control and no ResNet correlation classifier
-    # (4 training jobs on crops): the synthetic runs cover those
+    # one shard job per store, no untrained control, no ResNet correlation classifier (4
+    # training jobs on crops), no linear probe or SSLMem, and RCDM decoders trained a fifth
+    # as long (only their plumbing on real images is checked here): the synthetic runs
+    # cover those
     (work / "tags.yaml").write_text(
         "onemodel: {tags: tags.csv, classifiers: [naive_bayes]}\n"
-        "embed: {jobs: 1}\ncontrols: {untrained: false}\n")
+        "embed: {jobs: 1}\ncontrols: {untrained: false}\n"
+        "probe: {enabled: false}\nsslmem: {enabled: false}\n"
+        "rcdm: {steps: 40, warmup_steps: 4}\n")
     snakemake(work, "-c2", *on_tree(work, tree, "tiny.yaml", "tiny_imagenet.yaml"),
               "tags.yaml")
     return work

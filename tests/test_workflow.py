@@ -178,16 +178,19 @@ def test_torch_knn_backend_reruns_only_knn_and_agrees_with_faiss(tiny_run, tmp_p
     edit_config(work / "tiny.yaml", knn={"backend": "torch", "memory_mb": 16})
     assert set(planned_jobs(work, "--configfile", "tiny.yaml")) == {
         "knn", "score", "onemodel", "decoder_sample", "summary", "report", "all"}
-    snakemake(work, "-c2", "--configfile", "tiny.yaml", "--until", "knn")  # what is compared
-    for path in (tiny_run[0] / "results/synthetic/knn").rglob("*.parquet"):
-        faiss_table = pd.read_parquet(path)
-        torch_table = pd.read_parquet(work / path.relative_to(tiny_run[0]))
-        assert faiss_table.attrs == {"knn_backend": "faiss", "knn_device": "cpu"}
-        assert torch_table.attrs == {"knn_backend": "torch", "knn_device": "cpu"}
-        assert (faiss_table["prediction"] == torch_table["prediction"]).mean() > 0.95
-        agree = [set(a) == set(b) for a, b in zip(faiss_table["neighbors"],
-                                                   torch_table["neighbors"])]
-        assert sum(agree) / len(agree) > 0.95, path
+    # one knn job, the trained target's projector search, through the workflow (both
+    # backends on many shapes: tests/test_knn.py)
+    searched = "results/synthetic/knn/vicreg/convnet/default/n8/s0/A/epoch2/" \
+        "periphery-projector-k5.parquet"
+    snakemake(work, "-c2", "--configfile", "tiny.yaml", "--", searched)
+    faiss_table = pd.read_parquet(tiny_run[0] / searched)
+    torch_table = pd.read_parquet(work / searched)
+    assert faiss_table.attrs == {"knn_backend": "faiss", "knn_device": "cpu"}
+    assert torch_table.attrs == {"knn_backend": "torch", "knn_device": "cpu"}
+    assert (faiss_table["prediction"] == torch_table["prediction"]).mean() > 0.95
+    agree = [set(a) == set(b) for a, b in zip(faiss_table["neighbors"],
+                                               torch_table["neighbors"])]
+    assert sum(agree) / len(agree) > 0.95
 
 
 def test_changing_epochs_reruns_train_and_everything_after(tiny_run, tmp_path):
