@@ -19,7 +19,7 @@ from ..attack.score import SHARES
 from ..core.provenance import environment, version_of
 from . import figures as fig
 from . import layer_figures
-from . import html_page, loading, mitigation, tables, verdict
+from . import html_page, loading, mitigation, tables, verdict, vlm_figures
 from .intros import (FRONTIER_INTRO, RCDM_INTRO, SSLMEM_INTRO, onemodel_intro,
                      score_intro)
 from .figures import img
@@ -40,7 +40,7 @@ def run(inputs: dict, outputs: dict, *, p: float, heldout_fraction, first: dict,
     onemodel, samples = onemodel_parts(inputs)
     sslmem = sslmem_figures(inputs, samples, first, sslmem_runs)
     paired = summary[summary["score"].notna()]  # the two-model test ran (not external)
-    vlm = pd.read_csv(inputs["vlm"]) if "vlm" in inputs else pd.DataFrame()
+    vlm = vlm_figures.read_summary(inputs["vlm"]) if "vlm" in inputs else pd.DataFrame()
     trends, notes = trend_sections(paired, out)
     parts = [
         ("Verdict", [("Does the model memorize?", verdict.verdict_html([

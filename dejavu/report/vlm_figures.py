@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..variants import DEFAULT_VARIANT
 from . import figures as fig
+from .mitigation import DEFAULT as DEFAULT_VARIANT
 
 STYLE = {"none": ("o-", fig.REAL), "heldout": ("x:", fig.CONTROL),  # colour-blind safe
          "untrained": ("s--", fig.PALETTE[0])}
@@ -182,6 +182,16 @@ def models_line(table: pd.DataFrame) -> str:
         f"<p>{line}.</p>"
 
 
+def read_summary(path: str) -> pd.DataFrame:
+    """results/vlm_summary.csv, with the columns a summary of an older run or of a model
+    trained elsewhere leaves out (variant, seed, epoch) present and empty."""
+    table = pd.read_csv(path)
+    for column in ("model", "variant", "seed", "epoch"):
+        if column not in table:
+            table[column] = np.nan
+    return table
+
+
 def final_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The rows the gaps panels draw: the default variant's (where variants ran) at the last
     epoch, with the untrained control (epoch 0)."""
@@ -203,7 +213,8 @@ def plot_along(table: pd.DataFrame, gap: str):
     figure, axes = fig.panels(len(searches), 3.8, 3.0)
     for ax, search in zip(axes[0], searches):
         mine = part[part["search"] == search]
-        for i, (variant, rows) in enumerate(mine.groupby("variant")):
+        for i, (variant, rows) in enumerate(mine.groupby(mine["variant"].fillna(
+                DEFAULT_VARIANT))):
             colour = fig.PALETTE[i % len(fig.PALETTE)]
             real = rows[rows["control"].isin(["none", "untrained"])]
             fig.series(ax, real, "epoch", gap, variant, colour=colour,
@@ -244,7 +255,7 @@ def vlm_sections(inputs: dict, out: Path) -> list[tuple[str, str]]:
     examples, when the test ran."""
     if "vlm" not in inputs:
         return []
-    everything = pd.read_csv(inputs["vlm"])
+    everything = read_summary(inputs["vlm"])
     everything.to_csv(out / "vlm_summary.csv", index=False)
     table = everything[everything["test"] == "vlm"]
     text = ("<p>Each training record's caption alone, queried against the public records' "
