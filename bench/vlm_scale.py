@@ -130,6 +130,34 @@ def record_footprint(n: int = 200_000, vocabulary: int = 80) -> float:
     return grown
 
 
+SCAN = """
+import resource, sys
+from dejavu.data.sources import Rejects
+from dejavu.vlm import records
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+vocabulary, first, lines = records._scan_jsonl(sys.argv[1], Rejects("vlm_data"))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((peak - before) * 1024 / len(lines))
+"""
+
+
+def jsonl_footprint(n: int = 2_000_000) -> float:
+    """Peak bytes a line costs the first pass over a JSON-lines file (`records.jsonl_chunks`:
+    the vocabulary, duplicates and bad lines), in a fresh process: n lines of about 100
+    bytes, one in a thousand a duplicate image."""
+    import subprocess
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "records.jsonl"
+        with open(path, "w") as f:
+            for i in range(n):
+                image = i - 1 if i % 1000 == 999 else i
+                f.write(f'{{"image": "img/{image:08d}.jpg", "caption": "a dog on the grass '
+                        f'near a red kitchen table", "objects": ["dog", "o{i % 80}"]}}\n')
+        done = subprocess.run([sys.executable, "-c", SCAN, str(path)], capture_output=True,
+                              text=True, check=True, cwd=REPO)
+    return float(done.stdout.split()[-1])
+
+
 PAPER = {"n_records": 40_000_000, "per_set": 10_000_000, "n_public": 10_000_000,
          "vocabulary": 80, "side": 224, "backbone": "resnet50", "width": 64,
          "projector": [2048, 512], "epochs": 32, "batch_size": 1024, "gpus": 1,
@@ -141,9 +169,11 @@ def projection(p: dict = PAPER) -> pd.DataFrame:
     model = {k: p[k] for k in ("side", "backbone", "width", "projector", "text")}
     dim = p["projector"][-1]
     rows = [
-        ("vlm_data", 1, res.data_mb(source="coco", side=p["side"], chunk_rows=256,
-                                    n_records=p["n_records"],
-                                    annotation_bytes=200 * p["n_records"]), None),
+        ("vlm_data (coco)", 1, res.data_mb(source="coco", side=p["side"], chunk_rows=256,
+                                           n_records=p["n_records"],
+                                           annotation_bytes=200 * p["n_records"]), None),
+        ("vlm_data (jsonl)", 1, res.data_mb(source="jsonl", side=p["side"], chunk_rows=256,
+                                            lines=p["n_records"]), None),
         ("vlm_train", 2, res.train_mb(n_records=p["n_records"], vocabulary=p["vocabulary"],
                                       n_set=p["per_set"],
                                       batch_size=p["batch_size"], on_cpu=False, **model),
@@ -160,7 +190,7 @@ def projection(p: dict = PAPER) -> pd.DataFrame:
     ]
     table = pd.DataFrame(rows, columns=["stage", "jobs", "mem_mb", "minutes"])
     table["gpu_hours"] = (table["jobs"] * table["minutes"].fillna(0) / 60 * p["gpus"]).round()
-    table.loc[table["stage"] == "vlm_data", "gpu_hours"] = 0
+    table.loc[table["stage"].str.startswith("vlm_data"), "gpu_hours"] = 0
     return table
 
 
@@ -176,6 +206,8 @@ def main() -> None:
         ok = measured(args.records, small, large)
     print(f"\nvlm.data.Records: {record_footprint():.0f} bytes a record (200,000 records, 80 "
           f"object names; formula {res.record_bytes(80)})")
+    print(f"JSON-lines first pass: {jsonl_footprint():.0f} bytes a line at its peak (2,000,000 "
+          f"lines; formula {res.JSONL_BYTES_PER_LINE})")
     print("\nprojected, 40M records (dejavu/vlm/resources.py; one GPU per job):")
     print(projection().to_string(index=False))
     if args.check and not ok:

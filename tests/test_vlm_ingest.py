@@ -98,3 +98,22 @@ def test_the_workflow_reads_a_jsonl_file(tmp_path):
     split = pd.read_parquet(work / "results/vlm/jsonl/split.parquet")
     assert split["set"].value_counts().to_dict() == {"public": 2, "A": 1, "B": 1,
                                                      "heldout": 1}
+
+
+@pytest.mark.unit
+def test_a_jsonl_file_streamed_a_record_at_a_time_makes_the_same_store(tmp_path):
+    """Chunks of one record (the corrupt image's chunk writes nothing) and of all of them
+    give the same records, rows, images and rejects."""
+    jsonl = str(jsonl_records(tmp_path))
+    stores = {}
+    for rows in (1, 64):
+        out = tmp_path / f"store{rows}"
+        ingest.run(str(out), **settings(jsonl=jsonl, chunk_rows=rows))
+        stores[rows] = out
+    one, all_ = (pd.read_parquet(stores[r] / "records.parquet") for r in (1, 64))
+    pd.testing.assert_frame_equal(one, all_)
+    assert one["row"].tolist() == list(range(5))
+    images = [data.Records(str(stores[r])).images(np.arange(5)) for r in (1, 64)]
+    assert np.array_equal(*images)
+    rejects = [pd.read_parquet(stores[r] / "rejects.parquet") for r in (1, 64)]
+    pd.testing.assert_frame_equal(*rejects)

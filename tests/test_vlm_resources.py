@@ -50,7 +50,13 @@ def test_a_real_sources_ingest_holds_its_annotations_and_one_block_of_images():
     base = res.data_mb(**args, annotation_bytes=0)
     assert res.data_mb(**args, annotation_bytes=100 * MB) - base == pytest.approx(800, abs=1)
     assert res.data_mb(**{**args, "chunk_rows": 512}, annotation_bytes=0) - base == \
-        pytest.approx(2 * 256 * 224 * 224 * 3 / MB, abs=1)
+        pytest.approx(2 * 256 * 224 * 224 * 3 / MB + 256 * 1024 / MB, abs=1)
+    # a JSON-lines file streams its records: 80 bytes a line, none a record or file byte
+    jsonl = dict(args, source="jsonl")
+    assert res.data_mb(**jsonl, lines=10**7) - res.data_mb(**jsonl) == \
+        pytest.approx(80 * 10**7 / MB, abs=1)
+    assert res.data_mb(**{**jsonl, "n_records": 10**8}, annotation_bytes=10**9) == \
+        res.data_mb(**jsonl)
 
 
 def test_the_minutes_are_the_stages_work_at_the_planned_rate():

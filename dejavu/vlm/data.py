@@ -21,18 +21,50 @@ from . import synth
 SETS = ("A", "B", "heldout")  # records scored; the rest are public
 
 
-def write_store(out: str, images: np.ndarray | None, records: pd.DataFrame,
+def write_store(out: str, images: np.ndarray | None, records: pd.DataFrame | None,
                 vocabulary: list[str], rejects: pd.DataFrame) -> None:
-    """The store's files; `images` None when `images.zarr` was written a block at a time."""
+    """The store's files; `images` None when `images.zarr` was written a block at a time,
+    `records` None when `records.parquet` was (`RecordsWriter`)."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     if images is not None:
         write_images(folder / "images.zarr", images)
-    records = records.assign(row=np.arange(len(records)))
-    records[["id", "row", "caption", "objects", "named"]].to_parquet(folder / "records.parquet",
-                                                                     index=False)
+    if records is not None:
+        with RecordsWriter(folder / "records.parquet") as writer:
+            writer.write(records)
     pd.DataFrame({"object": vocabulary}).to_csv(folder / "vocabulary.csv", index_label="id")
     rejects.to_parquet(folder / "rejects.parquet", index=False)
+
+
+class RecordsWriter:
+    """records.parquet written a chunk of records at a time, numbering their rows on."""
+
+    COLUMNS = ["id", "row", "caption", "objects", "named"]
+
+    def __init__(self, path: Path):
+        import pyarrow as pa
+        self.path, self.rows, self.writer = path, 0, None
+        self.schema = pa.schema([("id", pa.string()), ("row", pa.int64()),
+                                 ("caption", pa.string()), ("objects", pa.list_(pa.int64())),
+                                 ("named", pa.list_(pa.int64()))])
+
+    def write(self, records: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, self.schema)
+        part = records.assign(row=np.arange(self.rows, self.rows + len(records)))
+        self.writer.write_table(pa.Table.from_pandas(part[self.COLUMNS], schema=self.schema,
+                                                     preserve_index=False))
+        self.rows += len(records)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.writer is None:  # no record: an empty table, with its columns
+            self.write(pd.DataFrame(columns=self.COLUMNS))
+        self.writer.close()
 
 
 def run_synthetic(out: str, *, records: int, image_size: int, n_scenes: int, n_objects: int,

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..data.sources import Rejects
@@ -84,40 +86,85 @@ def read_coco(captions_path: str, instances_path: str, image_root: str,
 
 
 def read_jsonl(path: str, rejects: Rejects) -> tuple[pd.DataFrame, list[str]]:
-    """(records, vocabulary) of a JSON-lines file; each line's number is its record id."""
-    lines, parsed = Path(path).read_bytes().splitlines(), []
-    for number, raw in enumerate(lines, start=1):
-        where = f"{path}:{number}"
-        try:
-            entry = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as err:
-            rejects.add(where, "text_not_utf8", SKIPPED, f"not UTF-8 text ({err.reason})",
-                        str(number))
-            continue
-        except json.JSONDecodeError as err:
-            if raw.strip():
-                rejects.add(where, "line_invalid", SKIPPED, f"not a JSON object ({err.msg})",
-                            str(number))
-            continue
-        if not isinstance(entry, dict) or "image" not in entry:
-            rejects.add(where, "line_invalid", SKIPPED, "no \"image\" key", str(number))
-            continue
-        parsed.append((number, entry))
-    vocabulary = sorted({str(o) for _, e in parsed for o in e.get("objects") or []})
+    """(records, vocabulary) of a JSON-lines file, whole (`jsonl_chunks` streams them)."""
+    vocabulary, _, chunks = jsonl_chunks(path, rejects, 65_536)
+    return pd.concat([pd.DataFrame(columns=COLUMNS), *chunks], ignore_index=True), vocabulary
+
+
+def jsonl_chunks(path: str, rejects: Rejects,
+                 chunk_rows: int) -> tuple[list[str], int, Iterator[pd.DataFrame]]:
+    """A JSON-lines file's vocabulary, an upper bound on its records, and its records
+    `chunk_rows` at a time (each line's number is its record id), read in two passes that
+    hold 8-byte hashes of the image paths, not the lines: the first finds the vocabulary,
+    the bad lines and each path's first line; the second makes the records."""
+    vocabulary, first_line, lines = _scan_jsonl(path, rejects)
     ids = {name: i for i, name in enumerate(vocabulary)}
-    rows, seen = [], {}
-    for number, entry in parsed:
-        image = Path(path).parent / str(entry["image"])
-        if str(image) in seen:
-            rejects.add(image, "duplicate", SKIPPED, f"the image of line {seen[str(image)]} "
-                        f"again", str(number))
-            continue
-        seen[str(image)] = number
-        row = _record(rejects, str(number), image, entry.get("caption"),
-                      [ids[str(o)] for o in entry.get("objects") or []], vocabulary)
-        if row is not None:
-            rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS), vocabulary
+    folder = Path(path).parent
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        rows = []
+        for n, (number, entry) in enumerate(_entries(path)):
+            image = folder / str(entry["image"])
+            if first_line[n] != number:
+                rejects.add(image, "duplicate", SKIPPED,
+                            f"the image of line {first_line[n]} again", str(number))
+                continue
+            row = _record(rejects, str(number), image, entry.get("caption"),
+                          [ids[str(o)] for o in entry.get("objects") or []], vocabulary)
+            if row is not None:
+                rows.append(row)
+            if len(rows) == chunk_rows:
+                yield pd.DataFrame(rows, columns=COLUMNS)
+                rows = []
+        if rows:
+            yield pd.DataFrame(rows, columns=COLUMNS)
+    return vocabulary, int((first_line == lines).sum()), chunks()
+
+
+def _entries(path: str, rejects: Rejects | None = None) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of each usable line, a line at a time; each unusable one is
+    recorded in `rejects` (the first pass) or passed over (the second)."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            raw, where = raw.rstrip(b"\r\n"), f"{path}:{number}"
+            try:
+                entry = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as err:
+                if rejects is not None:
+                    rejects.add(where, "text_not_utf8", SKIPPED,
+                                f"not UTF-8 text ({err.reason})", str(number))
+                continue
+            except json.JSONDecodeError as err:
+                if raw.strip() and rejects is not None:
+                    rejects.add(where, "line_invalid", SKIPPED,
+                                f"not a JSON object ({err.msg})", str(number))
+                continue
+            if not isinstance(entry, dict) or "image" not in entry:
+                if rejects is not None:
+                    rejects.add(where, "line_invalid", SKIPPED, "no \"image\" key",
+                                str(number))
+                continue
+            yield number, entry
+
+
+def _scan_jsonl(path: str, rejects: Rejects) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The first pass: the vocabulary (every object name, sorted) and, for each usable
+    line in order, the number of the first line naming its image (itself unless it is a
+    duplicate) and its own number. 16 bytes a line while reading (a 64-bit hash of the path and the line's
+    number; two paths sharing a hash, about 4e-5 likely at 40 million, would drop one)."""
+    from array import array
+    from hashlib import blake2b
+    names, hashes, numbers = set(), array("Q"), array("q")
+    for number, entry in _entries(path, rejects):
+        names.update(str(o) for o in entry.get("objects") or [])
+        key = str(Path(path).parent / str(entry["image"])).encode("utf-8", "surrogatepass")
+        hashes.append(int.from_bytes(blake2b(key, digest_size=8).digest(), "little"))
+        numbers.append(number)
+    lines = np.frombuffer(numbers, np.int64) if numbers else np.zeros(0, np.int64)
+    _, first, inverse = np.unique(np.frombuffer(hashes, np.uint64) if hashes else
+                                  np.zeros(0, np.uint64), return_index=True,
+                                  return_inverse=True)
+    return sorted(names), lines[first][inverse.ravel()], lines
 
 
 def _load_json(path: str) -> dict:

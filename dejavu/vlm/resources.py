@@ -5,8 +5,9 @@ sizes and the `vlm` settings, on the image test's bases and rates (`dejavu.resou
 
 Terms that grow with the records by design, each named: the records every stage reads
 (`vlm.data.Records`: captions and object bools, `record_bytes` a record; vlm_data holds
-them as Python objects while it writes them, SOURCE_RECORD_BYTES), the training set's
-token ids (context x 8 bytes a record, twice: NumPy and torch), the true objects and the
+COCO's as Python objects while it writes them, SOURCE_RECORD_BYTES, and 80 bytes a line
+of a JSON-lines file), the training set's token ids (context x 4 bytes a record,
+twice: NumPy and torch), the true objects and the
 per-record scores of the test (12 bytes per model, k and mode). Everything else follows a
 batch, a chunk or a block of queries.
 """
@@ -32,6 +33,11 @@ def record_bytes(vocabulary: int) -> int:
     352."""
     return 192 + 2 * vocabulary
 JSON_BYTES_PER_FILE_BYTE = 8   # an annotation file parsed into Python objects
+# A JSON-lines file's first pass (vlm.records.jsonl_chunks): 16 bytes a line while reading
+# (a path hash and the line's number), more at its end (the sort finding each path's first
+# line: the sorted hashes, their order, the inverse and the first lines). Counted as 56 at
+# first; measured 74 at its peak (`python bench/vlm_scale.py`, 2,000,000 lines): 80
+JSONL_BYTES_PER_LINE = 80
 DECODE_MB = 64                 # one large image decoded at full size (PIL), and its resize
 # training.loader.LoaderConfig's defaults, which the VLM training uses (a unit test keeps
 # them equal; not imported: this module is read when the Snakefile is parsed, without torch)
@@ -54,15 +60,18 @@ def text_macs(*, context: int, text_dim: int, text_depth: int, out_dim: int, **_
 
 
 def data_mb(*, source: str, side: int, chunk_rows: int, n_records: int = 0,
-            annotation_bytes: int = 0) -> int:
+            annotation_bytes: int = 0, lines: int = 0) -> int:
     """vlm_data: the synthetic benchmark is drawn whole (its images twice); a real source
-    holds its parsed annotation files, the records, one decoded image and one block of
-    `chunk_rows` images (twice: drawn and encoded)."""
+    holds one decoded image and one block of `chunk_rows` records and images (twice: drawn
+    and encoded), and either its parsed COCO annotation files and every record, or a
+    JSON-lines file's `lines` hashes (`JSONL_BYTES_PER_LINE`; its records stream)."""
     records = SOURCE_RECORD_BYTES * n_records / MB
     if source == "synthetic":
         return math.ceil(TORCH_BASE_MB + 2 * image_mb(n_records, side) + records)
-    return math.ceil(LIGHT_BASE_MB + JSON_BYTES_PER_FILE_BYTE * annotation_bytes / MB
-                     + records + DECODE_MB + 2 * image_mb(chunk_rows, side))
+    held = (JSONL_BYTES_PER_LINE * lines / MB if source == "jsonl" else
+            JSON_BYTES_PER_FILE_BYTE * annotation_bytes / MB + records)
+    return math.ceil(LIGHT_BASE_MB + held + SOURCE_RECORD_BYTES * chunk_rows / MB + DECODE_MB
+                     + 2 * image_mb(chunk_rows, side))
 
 
 def train_mb(*, n_records: int, vocabulary: int, n_set: int, side: int, batch_size: int,

@@ -93,9 +93,10 @@ def vlm_memory(stage: str):
     def formula(wildcards, input):
         if stage == "data":
             files = [p for p in input if os.path.isfile(p)]
+            lines = line_count(files[0]) if VC["data"]["source"] == "jsonl" else 0
             return vlm_res.data_mb(source=VC["data"]["source"], side=VC["data"]["image_size"],
                                    chunk_rows=VC["data"]["chunk_rows"],
-                                   n_records=VC["data"]["records"],
+                                   n_records=VC["data"]["records"], lines=lines,
                                    annotation_bytes=sum(os.path.getsize(p) for p in files))
         vc = vlm_of(wildcards)
         if stage == "train":
@@ -137,6 +138,13 @@ def vlm_runtime(stage: str):
                                 n_scored=4 * VC["per_set"], searches=len(VC["searches"]),
                                 gpus=VC["gpus"])
     return sized(formula)
+
+
+def line_count(path: str) -> int:
+    """Lines of a file, read 16 MB at a time (a JSON-lines file of 40 million records:
+    seconds)."""
+    with open(path, "rb") as f:
+        return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 24), b""))
 
 
 def folder_bytes(path: str | None) -> int:
