@@ -1,5 +1,9 @@
-"""The report's explanatory paragraphs: what each section's numbers are (definitions in
-docs/definitions.md)."""
+"""The report's explanatory paragraphs: what was run, and what each section's numbers are
+(definitions in docs/definitions.md)."""
+
+import pandas as pd
+
+Section = tuple[str, str]
 
 FRONTIER_INTRO = (
     "<p>Each point is one evaluated run (method, variant, epoch, size, seed): its déjà vu "
@@ -48,3 +52,28 @@ RCDM_INTRO = (
     "the share of samples whose class both models' k-NN read as the true one. Memorized "
     "crops should show the object with the target decoder only; correlated ones with "
     "both.</p>")
+
+
+def what_was_run(summary: pd.DataFrame, vlm: pd.DataFrame, config: dict) -> list[Section]:
+    """The models, data and main settings of the run, in a few lines."""
+    def values(column: str, table: pd.DataFrame = summary) -> str:
+        found = sorted(table[column].dropna().unique().tolist(), key=str) \
+            if column in table else []
+        return ", ".join(map(str, found)) or "none"
+
+    lines = [
+        f"Dataset: <b>{values('dataset')}</b>; training images per class: "
+        f"{values('train_size')}; seeds: {values('seed')}.",
+        f"Models: methods {values('method')}; backbones {values('backbone')}; variants "
+        f"{values('variant')}; epochs tested {values('epoch')} (0: the untrained control).",
+        f"Attack: embeddings {values('embedding')}; k = {values('k')}; crop modes "
+        f"{values('crop_mode')}; p = {values('p')} (the share of most confident crops).",
+    ]
+    if not vlm.empty:
+        lines.append(f"Vision–language: models {values('model', vlm)}; variants "
+                     f"{values('variant', vlm)}; searches {values('search', vlm)}; k = "
+                     f"{values('k', vlm)}.")
+    lines.append("Every number: <code>summary.csv</code> beside this page (definitions in "
+                 "docs/definitions.md); the figures as PNG and SVG in <code>figures/</code>.")
+    return [("Models, data and settings", "<ul>" + "".join(f"<li>{line}</li>"
+                                                         for line in lines) + "</ul>")]

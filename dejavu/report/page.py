@@ -21,7 +21,7 @@ from . import figures as fig
 from . import layer_figures
 from . import html_page, loading, mitigation, tables, verdict, vlm_figures
 from .intros import (FRONTIER_INTRO, RCDM_INTRO, SSLMEM_INTRO, onemodel_intro,
-                     score_intro)
+                     score_intro, what_was_run)
 from .figures import img
 from .html_page import Section, table_html
 from .loading import files
@@ -84,31 +84,6 @@ NOT_RUN = {
     "Vision–language models": "off (vlm.enabled)",
     "RCDM reconstructions": "off (rcdm.enabled)",
 }
-
-
-def what_was_run(summary: pd.DataFrame, vlm: pd.DataFrame, config: dict) -> list[Section]:
-    """The models, data and main settings of the run, in a few lines."""
-    def values(column: str, table: pd.DataFrame = summary) -> str:
-        found = sorted(table[column].dropna().unique().tolist(), key=str) \
-            if column in table else []
-        return ", ".join(map(str, found)) or "none"
-
-    lines = [
-        f"Dataset: <b>{values('dataset')}</b>; training images per class: "
-        f"{values('train_size')}; seeds: {values('seed')}.",
-        f"Models: methods {values('method')}; backbones {values('backbone')}; variants "
-        f"{values('variant')}; epochs tested {values('epoch')} (0: the untrained control).",
-        f"Attack: embeddings {values('embedding')}; k = {values('k')}; crop modes "
-        f"{values('crop_mode')}; p = {values('p')} (the share of most confident crops).",
-    ]
-    if not vlm.empty:
-        lines.append(f"Vision–language: models {values('model', vlm)}; variants "
-                     f"{values('variant', vlm)}; searches {values('search', vlm)}; k = "
-                     f"{values('k', vlm)}.")
-    lines.append("Every number: <code>summary.csv</code> beside this page (definitions in "
-                 "docs/definitions.md); the figures as PNG and SVG in <code>figures/</code>.")
-    return [("Models, data and settings", "<ul>" + "".join(f"<li>{line}</li>"
-                                                         for line in lines) + "</ul>")]
 
 
 def score_sections(inputs: dict, paired: pd.DataFrame, out: Path, p: float,
