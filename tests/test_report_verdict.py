@@ -41,7 +41,7 @@ def test_the_verdict_reads_the_interval_against_the_controls_by_its_stated_rule(
     (found,) = verdict.image_verdicts(rows)  # the held-out control reads what the score does
     assert found["reading"] == verdict.NOT_ABOVE and found["flagged"] == ["held-out"]
     page = verdict.verdict_html([("Two-model test", [found])])
-    assert "<b>0 of 1</b> models tested memorize" in page and "Check the split" in page
+    assert "<b>0 of 1</b> tests below read <i>memorizes</i>" in page and "Check the split" in page
 
 
 def test_the_vlm_verdict_takes_the_widest_prediction_at_the_largest_k_per_test():

@@ -144,9 +144,9 @@ def verdict_html(groups: list[tuple[str, list[dict]]]) -> str:
     if not every:
         return "<p>No model was tested: the summary has no score.</p>"
     yes = sum(v["memorizes"] for v in every)
-    body = (f"<p class='headline'><b>{yes} of {len(every)}</b> models tested memorize by the "
-            f"rule below; each line gives the number, its bootstrap 95% interval and its "
-            f"controls (which should read zero).</p>")
+    body = (f"<p class='headline'><b>{yes} of {len(every)}</b> tests below read "
+            f"<i>memorizes</i> by the rule at the end; each line gives a model's number, its "
+            f"bootstrap 95% interval and its controls (which should read zero).</p>")
     for title, verdicts in groups:
         if not verdicts:
             continue
