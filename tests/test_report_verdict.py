@@ -63,3 +63,16 @@ def test_the_vlm_verdict_takes_the_widest_prediction_at_the_largest_k_per_test()
         "k=100, all objects"]
     assert found[0]["number"] == "+0.40 [+0.35, +0.45]" and found[0]["memorizes"]
     assert found[0]["controls"] == "held-out +0.10, untrained +0.11"
+
+
+def test_a_tables_numbers_with_intervals_are_rounded_to_what_the_interval_supports():
+    from dejavu.report.html_page import by_interval, table_html
+    table = pd.DataFrame({"method": ["a", "b"], "score": [0.2034, 0.02134],
+                          "score_ci_low": [0.1211, 0.01123], "score_ci_high": [0.2789, 0.0311],
+                          "acc": [0.51234, float("nan")]})
+    shown = by_interval(table)
+    assert shown["score"].tolist() == ["0.20", "0.021"]
+    assert shown["score_ci_low"].tolist() == ["0.12", "0.011"]
+    assert shown["acc"].iloc[0] == 0.51234  # no interval: the table's float format
+    page = table_html(table)
+    assert page.startswith("<div class='scroll'>") and "0.512" in page and "0.028" not in page

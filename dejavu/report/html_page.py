@@ -30,12 +30,28 @@ STYLE = (
 )
 
 
+def by_interval(table: pd.DataFrame) -> pd.DataFrame:
+    """Each number that has an interval (columns X, X_ci_low, X_ci_high) and its interval
+    as text rounded to what the interval supports (`verdict.decimals`), row by row."""
+    from .verdict import decimals
+    out = table.copy()
+    for column in table.columns:
+        low, high = f"{column}_ci_low", f"{column}_ci_high"
+        if low not in table or high not in table:
+            continue
+        digits = [decimals(a, b) for a, b in zip(table[low], table[high])]
+        for name in (column, low, high):
+            out[name] = ["" if pd.isna(v) else f"{v:.{d}f}" for v, d in zip(table[name], digits)]
+    return out
+
+
 def table_html(table: pd.DataFrame, floats: str = "{:.3f}") -> str:
-    """A table in its own horizontal scroll box (a wide one never widens the page)."""
+    """A table in its own horizontal scroll box (a wide one never widens the page), each
+    number with an interval rounded to what the interval supports, the others to `floats`."""
     if table.empty:
         return "<p><i>none</i></p>"
-    body = table.to_html(index=False, float_format=floats.format, border=0, classes="t",
-                         na_rep="")
+    body = by_interval(table).to_html(index=False, float_format=floats.format, border=0,
+                                      classes="t", na_rep="")
     return f"<div class='scroll'>{body}</div>"
 
 
