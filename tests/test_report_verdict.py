@@ -76,3 +76,7 @@ def test_a_tables_numbers_with_intervals_are_rounded_to_what_the_interval_suppor
     assert shown["acc"].iloc[0] == 0.51234  # no interval: the table's float format
     page = table_html(table)
     assert page.startswith("<div class='scroll'>") and "0.512" in page and "0.028" not in page
+    # an interval not computed, a value that is not a number: shown as they are
+    odd = by_interval(pd.DataFrame({"score": [0.5, None, "n/a"], "score_ci_low": [None, 0.1, 0.1],
+                                    "score_ci_high": [None, 0.2, 0.3]}))
+    assert odd["score"].tolist() == ["0.500", "", "n/a"]

@@ -5,6 +5,8 @@ self-contained file: no script, no font or style from the network, every image i
 from __future__ import annotations
 
 import html
+import math
+import numbers
 import re
 
 import pandas as pd
@@ -41,8 +43,15 @@ def by_interval(table: pd.DataFrame) -> pd.DataFrame:
             continue
         digits = [decimals(a, b) for a, b in zip(table[low], table[high])]
         for name in (column, low, high):
-            out[name] = ["" if pd.isna(v) else f"{v:.{d}f}" for v, d in zip(table[name], digits)]
+            out[name] = [_number(v, d) for v, d in zip(table[name], digits)]
     return out
+
+
+def _number(value, digits: int) -> str:
+    """A number to `digits` decimals; an empty cell, or anything else as it is."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.{digits}f}" if isinstance(value, numbers.Real) else str(value)
 
 
 def table_html(table: pd.DataFrame, floats: str = "{:.3f}") -> str:

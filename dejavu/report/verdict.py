@@ -31,7 +31,10 @@ MODEL_KEYS = ["method", "backbone", "variant", "train_size", "seed"]
 def decimals(low: float, high: float) -> int:
     """Digits after the point an interval of this width supports: one more than its width's
     first significant digit, between 1 and 3."""
-    width = abs(high - low)
+    try:
+        width = abs(float(high) - float(low))
+    except (TypeError, ValueError):  # an interval not computed
+        return 3
     if not math.isfinite(width) or width == 0:
         return 3
     return min(3, max(1, 1 - math.floor(math.log10(width))))
