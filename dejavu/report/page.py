@@ -66,7 +66,7 @@ def run(inputs: dict, outputs: dict, *, p: float, heldout_fraction, first: dict,
     notes += [f"{name}: {NOT_RUN[name]}" for name, sections in parts
               if not sections and name in NOT_RUN]
     parts[1][1].append(("Not in this run", "<ul>" + "".join(
-        f"<li>{note}</li>" for note in notes) + "</ul>" if notes else
+        f"<li>{html.escape(note)}</li>" for note in notes) + "</ul>" if notes else
         "<p>Every part of the test ran.</p>"))
     parts[1][1].append(("Provenance", "<details><summary>git commit, package versions, "
                         "machine and the whole config</summary><pre>" + html.escape(
