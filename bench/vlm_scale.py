@@ -171,9 +171,11 @@ def projection(p: dict = PAPER) -> pd.DataFrame:
     rows = [
         ("vlm_data (coco)", 1, res.data_mb(source="coco", side=p["side"], chunk_rows=256,
                                            n_records=p["n_records"],
-                                           annotation_bytes=200 * p["n_records"]), None),
+                                           annotation_bytes=200 * p["n_records"]),
+         res.data_min(source="coco", n_images=p["n_records"], side=p["side"])),
         ("vlm_data (jsonl)", 1, res.data_mb(source="jsonl", side=p["side"], chunk_rows=256,
-                                            lines=p["n_records"]), None),
+                                            lines=p["n_records"]),
+         res.data_min(source="jsonl", n_images=p["n_records"], side=p["side"])),
         ("vlm_train", 2, res.train_mb(n_records=p["n_records"], vocabulary=p["vocabulary"],
                                       n_set=p["per_set"],
                                       batch_size=p["batch_size"], on_cpu=False, **model),

@@ -75,3 +75,12 @@ def test_the_training_loaders_settings_are_its_own():
 
     from dejavu.training.loader import LoaderConfig
     assert res.LOADER == asdict(LoaderConfig())
+
+
+def test_the_data_stage_takes_its_images_decoding_time_or_the_benchmarks_drawing():
+    assert res.data_min(source="synthetic", n_images=2000, side=32) == \
+        rt.synth_minutes(n_images=2000, side=32)
+    assert res.data_min(source="jsonl", n_images=1000, side=224) == rt.MIN_MINUTES
+    # 40 million images at 65 a second, three times over: three weeks in one job
+    assert res.data_min(source="coco", n_images=40_000_000, side=224) == \
+        rt.START_MINUTES + round(3 * 40_000_000 / 65 / 60 + 0.5)

@@ -18,7 +18,8 @@ import math
 
 from ..resources import (LIGHT_BASE_MB, MB, STATE_BYTES_PER_PARAM, TORCH_BASE_MB, VIEWS,
                          backbone_size, image_mb, train)
-from ..runtime import forward_macs, minutes, train_minutes
+from ..runtime import (MIN_MINUTES, SAFETY, START_MINUTES, forward_macs, minutes,
+                       synth_minutes, train_minutes)
 
 # A record as the adapters and the synthetic benchmark hold it while vlm_data writes the
 # store: id, path and caption strings, two lists of object ids as Python objects
@@ -72,6 +73,21 @@ def data_mb(*, source: str, side: int, chunk_rows: int, n_records: int = 0,
             JSON_BYTES_PER_FILE_BYTE * annotation_bytes / MB + records)
     return math.ceil(LIGHT_BASE_MB + held + SOURCE_RECORD_BYTES * chunk_rows / MB + DECODE_MB
                      + 2 * image_mb(chunk_rows, side))
+
+
+# Real images decoded and resized onto the canvas by one thread: the slow end of the
+# loader's measured 65-147 images/s decompressing and resizing (docs/benchmarks.md,
+# "Loader throughput"); a camera JPEG decodes slower than a stored canvas
+DECODE_IMAGES_PER_S = 65
+
+
+def data_min(*, source: str, n_images: int, side: int) -> int:
+    """vlm_data's minutes: the synthetic benchmark drawn (`runtime.synth_minutes`), or each
+    record's image decoded in one thread at DECODE_IMAGES_PER_S, at the planning factor."""
+    if source == "synthetic":
+        return synth_minutes(n_images=n_images, side=side)
+    seconds = n_images / DECODE_IMAGES_PER_S
+    return max(MIN_MINUTES, math.ceil(START_MINUTES + SAFETY * seconds / 60))
 
 
 def train_mb(*, n_records: int, vocabulary: int, n_set: int, side: int, batch_size: int,

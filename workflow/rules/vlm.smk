@@ -15,7 +15,7 @@ rule vlm_data:
         bench_path("vlm_data")
     resources:
         mem_mb=vlm_memory("data"),
-        runtime=60,
+        runtime=vlm_runtime("data"),
     conda:
         ENV
     script:

@@ -127,6 +127,9 @@ def vlm_runtime(stage: str):
     """A VLM stage's minutes (dejavu/vlm/resources.py), from its inputs once they exist."""
     def formula(wildcards, input):
         vc = vlm_of(wildcards)
+        if stage == "data":
+            return vlm_res.data_min(source=VC["data"]["source"], n_images=source_images(input),
+                                    side=VC["data"]["image_size"])
         if stage == "train":
             return limited_runtime("vlm.train") or vlm_res.train_min(
                 epochs=VC["train"]["epochs"], gpus=VC["gpus"], processes=VLM_PROCESSES,
@@ -138,6 +141,18 @@ def vlm_runtime(stage: str):
                                 n_scored=4 * VC["per_set"], searches=len(VC["searches"]),
                                 gpus=VC["gpus"])
     return sized(formula)
+
+
+def source_images(input) -> int:
+    """Images the records source names: the synthetic benchmark's records, a JSON-lines
+    file's lines, or the image entries of a COCO captions file (its "file_name" keys)."""
+    source = VC["data"]["source"]
+    if source == "synthetic":
+        return VC["data"]["records"]
+    if source == "jsonl":
+        return line_count(input[0])
+    with open(input[0], "rb") as f:
+        return sum(block.count(b'"file_name"') for block in iter(lambda: f.read(1 << 24), b""))
 
 
 def line_count(path: str) -> int:
