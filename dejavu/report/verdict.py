@@ -22,6 +22,8 @@ import math
 
 import pandas as pd
 
+from .mitigation import DEFAULT
+
 MEMORIZES = "memorizes: the score's interval is above zero and above its controls"
 NOT_ABOVE = "above zero, but not above its controls: no evidence of memorization beyond them"
 NOTHING = "no evidence of memorization: the score's interval is not above zero"
@@ -44,6 +46,11 @@ def rounded(value: float, low: float, high: float) -> str:
     """`+0.14 [+0.02, +0.25]`: the value and its interval to the interval's precision."""
     d = decimals(low, high)
     return f"{value:+.{d}f} [{low:+.{d}f}, {high:+.{d}f}]"
+
+
+def widest_mode(table: pd.DataFrame) -> str:
+    """The prediction mode a VLM summary's rows hold that predicts the most objects."""
+    return next(m for m in ("all", "top10", "top1") if m in set(table["mode"]))
 
 
 def reading(low: float, controls: list[float]) -> str:
@@ -98,7 +105,7 @@ def image_verdicts(summary: pd.DataFrame, column: str = "score",
         controls = {"held-out": _match(rows, row, same, control="heldout", epoch=row["epoch"]),
                     "untrained": _match(rows, row, same, control="untrained")}
         what = (f"{row['method']} {row['backbone']}"
-                + ("" if row["variant"] == "default" else f" ({row['variant']})")
+                + ("" if row["variant"] == DEFAULT else f" ({row['variant']})")
                 + f", {row['train_size']} per class, seed {row['seed']}, epoch {row['epoch']}"
                 + f" — {row['embedding']}, k={row['k']}, {row['crop_mode']} crops")
         out.append(verdict(what, label, row, controls, column))
@@ -113,9 +120,9 @@ def vlm_verdicts(table: pd.DataFrame) -> list[dict]:
     if table.empty:
         return []
     if table["variant"].notna().any():
-        table = table[table["variant"].fillna("default") == "default"]
+        table = table[table["variant"].fillna(DEFAULT) == DEFAULT]
     search = "t2i" if "t2i" in set(table["search"]) else table["search"].iloc[0]
-    mode = next(m for m in ("all", "top10", "top1") if m in set(table["mode"]))
+    mode = widest_mode(table)
     table = table[(table["search"] == search) & (table["mode"] == mode)
                   & (table["k"] == table["k"].max())]
     out = []

@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import figures as fig
 from .mitigation import DEFAULT as DEFAULT_VARIANT
+from .verdict import widest_mode
 
 STYLE = {"none": ("o-", fig.REAL), "heldout": ("x:", fig.CONTROL),  # colour-blind safe
          "untrained": ("s--", fig.PALETTE[0])}
@@ -207,7 +208,7 @@ def plot_along(table: pd.DataFrame, gap: str):
     held-out control dotted), per search: at the largest k, predicting all the neighbours'
     objects (or the widest mode measured)."""
     k = table["k"].max()
-    mode = next(m for m in ("all", "top10", "top1") if m in set(table["mode"]))
+    mode = widest_mode(table)
     part = table[(table["k"] == k) & (table["mode"] == mode)]
     searches = sorted(set(part["search"]))
     figure, axes = fig.panels(len(searches), 3.8, 3.0)

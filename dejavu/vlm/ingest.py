@@ -6,7 +6,8 @@ orientation, colour modes, the `resize` policy), a block of `chunk_rows` at a ti
 An image that cannot be decoded drops its record (recorded with its reason, as a missing
 image or an empty caption is); the store's rows are the kept records in input order.
 Memory follows `chunk_rows` x S x S x 3 bytes plus a chunk of records and, for a JSON-lines
-file, 16 bytes a line (COCO's annotation files are parsed whole); the store is written
+file, up to 80 bytes a line (`records.jsonl_chunks`; COCO's annotation files are parsed
+whole); the store is written
 under a temporary name and renamed when complete.
 """
 

@@ -150,14 +150,15 @@ def _entries(path: str, rejects: Rejects | None = None) -> Iterator[tuple[int, d
 def _scan_jsonl(path: str, rejects: Rejects) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The first pass: the vocabulary (every object name, sorted) and, for each usable
     line in order, the number of the first line naming its image (itself unless it is a
-    duplicate) and its own number. 16 bytes a line while reading (a 64-bit hash of the path and the line's
-    number; two paths sharing a hash, about 4e-5 likely at 40 million, would drop one)."""
+    duplicate) and its own number. 16 bytes a line while reading (a 64-bit hash of the
+    path and the line's number), about 74 at the end (the sort; vlm/resources.py); two paths
+    sharing a hash, about 4e-5 likely at 40 million, would drop one."""
     from array import array
     from hashlib import blake2b
-    names, hashes, numbers = set(), array("Q"), array("q")
+    names, hashes, numbers, folder = set(), array("Q"), array("q"), Path(path).parent
     for number, entry in _entries(path, rejects):
         names.update(str(o) for o in entry.get("objects") or [])
-        key = str(Path(path).parent / str(entry["image"])).encode("utf-8", "surrogatepass")
+        key = str(folder / str(entry["image"])).encode("utf-8", "surrogatepass")
         hashes.append(int.from_bytes(blake2b(key, digest_size=8).digest(), "little"))
         numbers.append(number)
     lines = np.frombuffer(numbers, np.int64) if numbers else np.zeros(0, np.int64)

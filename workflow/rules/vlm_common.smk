@@ -2,6 +2,8 @@
 # the report's inputs, the tests the summary gathers); its rules are in vlm.smk and
 # vlm_external.smk.
 
+import functools
+
 import dejavu.vlm.resources as vlm_res
 
 VC = config["vlm"]
@@ -93,7 +95,7 @@ def vlm_memory(stage: str):
     def formula(wildcards, input):
         if stage == "data":
             files = [p for p in input if os.path.isfile(p)]
-            lines = line_count(files[0]) if VC["data"]["source"] == "jsonl" else 0
+            lines = occurrences(files[0], b"\n") if VC["data"]["source"] == "jsonl" else 0
             return vlm_res.data_mb(source=VC["data"]["source"], side=VC["data"]["image_size"],
                                    chunk_rows=VC["data"]["chunk_rows"],
                                    n_records=VC["data"]["records"], lines=lines,
@@ -149,17 +151,16 @@ def source_images(input) -> int:
     source = VC["data"]["source"]
     if source == "synthetic":
         return VC["data"]["records"]
-    if source == "jsonl":
-        return line_count(input[0])
-    with open(input[0], "rb") as f:
-        return sum(block.count(b'"file_name"') for block in iter(lambda: f.read(1 << 24), b""))
+    return occurrences(input[0], b"\n" if source == "jsonl" else b'"file_name"')
 
 
-def line_count(path: str) -> int:
-    """Lines of a file, read 16 MB at a time (a JSON-lines file of 40 million records:
-    seconds)."""
+@functools.lru_cache
+def occurrences(path: str, token: bytes) -> int:
+    """How often `token` occurs in a file, read 16 MB at a time (a JSON-lines file of 40
+    million records: seconds), once per file for the data stage's memory and minutes. A
+    token split across two blocks is missed: the counts are estimates for resources."""
     with open(path, "rb") as f:
-        return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 24), b""))
+        return sum(block.count(token) for block in iter(lambda: f.read(1 << 24), b""))
 
 
 def folder_bytes(path: str | None) -> int:
