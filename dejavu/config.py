@@ -3,6 +3,7 @@ is parsed, so a bad setting fails before any job starts, naming its key."""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def check(config: dict, workdir: str = ".") -> None:
     problems += _rcdm_problems(config)
     problems += _onemodel_problems(config, workdir)
     problems += _external_problems(config, workdir)
-    problems += _removal_problems(config)
+    problems += _removal_problems(config, workdir)
     problems += _vlm_problems(config, workdir)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
@@ -271,7 +272,7 @@ def _external_problems(config: dict, workdir: str) -> list[str]:
     return problems
 
 
-def _removal_problems(config: dict) -> list[str]:
+def _removal_problems(config: dict, workdir: str = ".") -> list[str]:
     """The removal experiment needs SSLMem's ranking and the probe's accuracy, and must
     leave images in set A."""
     spec = config.get("removal", {})
@@ -289,7 +290,28 @@ def _removal_problems(config: dict) -> list[str]:
         if max(spec["counts"]) >= least:
             problems.append(f"removal.counts: {max(spec['counts'])} images removed of a set A "
                             f"of {least} (split.npc x dataset.classes): remove fewer")
+    return problems + _downstream_problems(spec.get("downstream", []), config["dataset"]["name"],
+                                           workdir)
+
+
+def _downstream_problems(datasets: list[dict], own: str, workdir: str) -> list[str]:
+    """Each second dataset named once, not as the run's own, its store's files present."""
+    problems, seen = [], {own}
+    for i, data in enumerate(datasets):
+        key = f"removal.downstream[{i}]"
+        if data["name"] in seen:
+            problems.append(f"{key}.name: {data['name']!r} names another dataset of the run")
+        seen.add(data["name"])
+        for field, path in (("index", data["index"]), ("images", downstream_images(data))):
+            if not (Path(workdir) / path).exists():
+                problems.append(f"{key}.{field}: {path} does not exist (a dataset store made "
+                                f"by the dataset stages of its own config)")
     return problems
+
+
+def downstream_images(data: dict) -> str:
+    """A second dataset's image store: its `images`, else images.zarr beside its index."""
+    return data.get("images") or os.path.join(os.path.dirname(data["index"]), "images.zarr")
 
 
 def _vlm_problems(config: dict, workdir: str) -> list[str]:

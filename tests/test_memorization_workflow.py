@@ -26,8 +26,14 @@ def extended(tiny_run, tmp_path_factory):
     """The tiny run with removal and UnitMem turned on, and what the dry run planned."""
     work = tmp_path_factory.mktemp("memorization") / "w"
     shutil.copytree(tiny_run[0], work)
-    edit_config(work / "tiny.yaml", removal={"enabled": True, "counts": [4],
-                                             "kinds": ["memorized"]},
+    # a second dataset, made as a user makes one: the dataset stage of another config
+    (work / "other.yaml").write_text("results: other\ndataset: {seed: 7}\n")
+    snakemake(work, "-c1", "--configfile", "tiny.yaml", "other.yaml", "--",
+              "other/synthetic/dataset/index.parquet")
+    edit_config(work / "tiny.yaml", removal={
+                    "enabled": True, "counts": [4], "kinds": ["memorized"],
+                    "downstream": [{"name": "other",
+                                    "index": "other/synthetic/dataset/index.parquet"}]},
                 unitmem={"enabled": True, "layers": LAYERS, "views": 2})
     jobs = planned_jobs(work, "--configfile", "tiny.yaml")
     snakemake(work, "-c2", "--configfile", "tiny.yaml")
@@ -40,13 +46,19 @@ def test_removal_retrains_a_without_its_most_memorized_images_and_reports_the_co
     # the removal run: listed, trained from A's start, embedded (public set) and probed
     # (random removal is the same run with another list: tests/test_removal.py); UnitMem's
     # one job; nothing of the finished run again
+    # and both models of the experiment probed on the second dataset
     assert jobs == {"removal_list": 1, "init": 1, "train": 1, "snapshot": 1, "embed": 2,
-                    "embed_finalize": 1, "probe": 1, "removal": 1, "unitmem": 1,
-                    "report": 1, "all": 1}
+                    "embed_finalize": 1, "probe": 1, "downstream_probe": 2, "removal": 1,
+                    "unitmem": 1, "report": 1, "all": 1}
     results = work / "results" / "synthetic"
     table = pd.read_csv(results / "removal" / "removal.csv")
-    assert list(zip(table["kind"], table["removed"])) == [("none", 0), ("memorized", 4)]
+    assert list(zip(table["dataset"], table["kind"], table["removed"])) == [
+        ("synthetic", "none", 0), ("synthetic", "memorized", 4),
+        ("other", "none", 0), ("other", "memorized", 4)]
     assert table["probe_test_acc"].between(0, 1).all() and table["knn_test_acc"].notna().all()
+    other = json.loads((results / "downstream" / "other" / RUN / "A-memorized4" /
+                        "epoch2.json").read_text())
+    assert (other["n_train"], other["n_test"]) == (80, 80)  # 4 classes x 40, half tested
     sslmem = pd.read_parquet(results / "sslmem" / RUN / "epoch2.parquet")
     mine = sslmem[(sslmem["set"] == "A") & (sslmem["target"] == "A")]
     top = mine.sort_values(["m", "id"], ascending=[False, True])["id"].head(4)

@@ -113,3 +113,43 @@ def test_removal_settings_that_cannot_run_are_named(changes, key):
                for section, change in changes.items()}
     changes.setdefault("removal", {"enabled": True})
     assert key in problems(**changes)
+
+
+def test_a_second_dataset_is_split_by_class_with_its_seed():
+    from dejavu.attack import downstream
+    index = pd.DataFrame({"id": [f"x{i}" for i in range(15)],
+                          "label": [0] * 10 + [1] * 4 + [2]})
+    table = downstream.split(index, 0.5, seed=3)
+    assert table["row"].tolist() == list(range(15))  # rows are the store's, in order
+    tested = table[table["part"] == "test"].groupby("label").size().to_dict()
+    assert tested == {0: 5, 1: 2}  # half of each class; a class of one image is only fit
+    assert table.equals(downstream.split(index, 0.5, seed=3))
+    assert not table.equals(downstream.split(index, 0.5, seed=4))
+    few = downstream.split(index, 0.01, seed=3)  # at least one tested, never all of a class
+    assert few[few["part"] == "test"].groupby("label").size().to_dict() == {0: 1, 1: 1}
+    assert (downstream.split(index, 0.99, seed=3)["part"] == "fit").groupby(
+        index["label"]).sum().to_dict() == {0: 1, 1: 1, 2: 1}
+
+
+def test_second_datasets_rows_carry_their_name_beside_the_runs_own(tmp_path):
+    run = {"method": "vicreg", "backbone": "convnet", "variant": "default",
+           "train_size": 50, "seed": 0, "epoch": 400, "subset": "A-random10"}
+    own, other = tmp_path / "own.json", tmp_path / "other.json"
+    own.write_text(json.dumps({**run, "test_acc": 0.8, "knn_test_acc": 0.7}))
+    other.write_text(json.dumps({**run, "dataset": "other", "test_acc": 0.6,
+                                 "knn_test_acc": 0.5}))
+    table = removal.table([str(own)], [str(other)], "synthetic")
+    assert table[["dataset", "probe_test_acc"]].values.tolist() == [["synthetic", 0.8],
+                                                                     ["other", 0.6]]
+    curves = removal.curves(table)  # each dataset its own curve
+    assert curves[["dataset", "probe_test_acc"]].values.tolist() == [["other", 0.6],
+                                                                      ["synthetic", 0.8]]
+
+
+def test_a_second_dataset_that_is_not_there_or_named_twice_is_named():
+    from test_config import problems
+    found = problems(removal={"enabled": True, "downstream": [
+        {"name": "synthetic", "index": "nowhere/index.parquet"}]})
+    assert "removal.downstream[0].name: 'synthetic' names another dataset of the run" in found
+    assert "removal.downstream[0].index: nowhere/index.parquet does not exist" in found
+    assert "removal.downstream[0].images: nowhere/images.zarr does not exist" in found

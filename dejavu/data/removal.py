@@ -26,8 +26,8 @@ KINDS = ("memorized", "random")
 BASE = "A"  # the set removal runs leave images out of
 _SUBSET = re.compile(rf"{BASE}-({'|'.join(KINDS)})([1-9][0-9]*)")
 SUBSET_PATTERN = rf"A|B|{BASE}-(?:{'|'.join(KINDS)})[1-9][0-9]*"  # the subset wildcard
-COLUMNS = ["method", "backbone", "variant", "train_size", "seed", "epoch", "kind", "removed",
-           "probe_test_acc", "knn_test_acc"]
+COLUMNS = ["method", "backbone", "variant", "train_size", "seed", "epoch", "dataset", "kind",
+           "removed", "probe_test_acc", "knn_test_acc"]
 
 
 def subset(kind: str, m: int) -> str:
@@ -81,30 +81,36 @@ def run(sslmem_path: str, out_path: str, *, kind: str, m: int, seed: int) -> Non
     pd.DataFrame({"id": ids}).to_parquet(out_path, index=False)
 
 
-def table(probe_paths: list[str]) -> pd.DataFrame:
-    """One row per probe result of A or of a removal run (its `subset` says which)."""
+def table(probe_paths: list[str], downstream_paths: list[str] = (),
+          dataset: str = "") -> pd.DataFrame:
+    """One row per probe result of A or of a removal run (its `subset` says which) on a
+    dataset: the run's own public test split (`dataset`) or a second one (its name)."""
     import pandas as pd
     rows = []
-    for path in probe_paths:
+    for path in [*probe_paths, *downstream_paths]:
         with open(path) as f:
             probe = json.load(f)
         _, kind, m = parse(probe["subset"])
-        rows.append({**{k: probe[k] for k in COLUMNS[:6]}, "kind": kind or "none",
+        rows.append({**{k: probe[k] for k in COLUMNS[:6]},
+                     "dataset": probe.get("dataset", dataset), "kind": kind or "none",
                      "removed": m, "probe_test_acc": probe["test_acc"],
                      "knn_test_acc": probe.get("knn_test_acc")})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def curves(results: pd.DataFrame, metric: str = "probe_test_acc") -> pd.DataFrame:
-    """Per method, kind and number removed: the metric's mean over seeds, its standard
-    error and the seeds counted. A (nothing removed) is the start of each kind's curve."""
+    """Per method, backbone, dataset, kind and number removed: the metric's mean over
+    seeds, its standard error and the seeds counted. A (nothing removed) is the start of
+    each kind's curve."""
     import numpy as np
     import pandas as pd
     start = results[results["kind"] == "none"]
     kinds = [kind for kind in KINDS if (results["kind"] == kind).any()]
     both = pd.concat([results[results["kind"] != "none"],
                       *(start.assign(kind=kind) for kind in kinds)], ignore_index=True)
-    grouped = both.groupby(["method", "backbone", "kind", "removed"])[metric]
+    keys = ["method", "backbone", *(["dataset"] if "dataset" in both else []), "kind",
+            "removed"]
+    grouped = both.groupby(keys)[metric]
     out = grouped.agg(["mean", "std", "count"]).reset_index()
     out["se"] = out["std"].fillna(0) / np.sqrt(out["count"])
     return out.drop(columns="std").rename(columns={"mean": metric, "count": "seeds"})

@@ -16,12 +16,18 @@ METRICS = {"probe_test_acc": "linear probe", "knn_test_acc": "k-NN"}
 
 
 def plot_removal(results: pd.DataFrame):
-    """Accuracy on the public test split (mean over seeds, error bars one standard error)
-    against the images removed; solid: the linear probe, faint: the k-NN."""
-    runs = sorted({(r.method, r.backbone) for r in results.itertuples()})
+    """Test accuracy (mean over seeds, error bars one standard error) against the images
+    removed, a panel per method, backbone and dataset (the run's own public test split,
+    then each second one); solid: the linear probe, faint: the k-NN."""
+    if "dataset" not in results:
+        results = results.assign(dataset="public test")
+    order = list(dict.fromkeys(results["dataset"]))  # the run's own first, as the table
+    runs = sorted({(r.method, r.backbone, r.dataset) for r in results.itertuples()},
+                  key=lambda run: (run[0], run[1], order.index(run[2])))
     figure, axes = fig.panels(len(runs), 4.4, 3.6)
-    for ax, (method, backbone) in zip(axes[0], runs):
-        mine = results[(results["method"] == method) & (results["backbone"] == backbone)]
+    for ax, (method, backbone, dataset) in zip(axes[0], runs):
+        mine = results[(results["method"] == method) & (results["backbone"] == backbone)
+                       & (results["dataset"] == dataset)]
         for metric, name in METRICS.items():
             if mine[metric].isna().all():
                 continue
@@ -31,8 +37,8 @@ def plot_removal(results: pd.DataFrame):
                 ax.errorbar(group["removed"], group[metric], yerr=group["se"], fmt=style,
                             color=colour, ms=4, capsize=2, label=f"{name}, {kind} removed",
                             alpha=1.0 if metric == "probe_test_acc" else 0.4)
-        ax.set(xlabel="training images removed from A", ylabel="public test accuracy",
-               title=f"{method} ({backbone})")
+        ax.set(xlabel="training images removed from A", ylabel="test accuracy",
+               title=f"{method} ({backbone}) on {dataset}")
         ax.grid(alpha=0.3)
         fig.legend(ax, 6)
     figure.tight_layout()
@@ -48,9 +54,10 @@ def removal_sections(inputs: dict, out: Path) -> list[tuple[str, str]]:
     seeds = results["seed"].nunique()
     text = (f"<p>Each target model A retrained without the training images it memorizes "
             f"most (highest SSLMem score) or without as many random ones, its encoder probed "
-            f"on the public test split ({seeds} seed(s); error bars: one standard error over "
-            f"seeds). The SSLMem paper finds removing the memorized images costs more "
-            f"accuracy than removing random ones. Table: figures/removal.csv.</p>")
+            f"on the public test split and on each second dataset of removal.downstream "
+            f"({seeds} seed(s); error bars: one standard error over seeds). The SSLMem paper "
+            f"finds removing the memorized images costs more accuracy than removing random "
+            f"ones. Table: figures/removal.csv.</p>")
     return [("Removing memorized training images (SSLMem's removal experiment)",
              text + fig.img(fig.figure_png(plot_removal(results), out / "removal.png"),
                             "The memorized line below the random one: the memorized "

@@ -47,6 +47,7 @@ SSLMEM_LAYERS = f"{R}/sslmem/{RUN}/epoch{{epoch}}.layers.parquet"  # LayerMem pe
 UNITMEM = f"{R}/unitmem/{RUN}/epoch{{epoch}}.parquet"  # unitmem: per unit of A and B
 REMOVED = f"{R}/removal/{RUN}/{{kind}}{{m}}.parquet"  # removal_list: ids a removal run leaves out
 REMOVAL_TABLE = f"{R}/removal/removal.csv"           # removal: downstream accuracy per run
+DOWNSTREAM = f"{R}/downstream/{{downstream}}/{MODEL}/epoch{{epoch}}.json"  # downstream_probe
 # What every embedding store holds: the model's two outputs, and the intermediate layers
 # knn.embeddings asks for (definitions §11)
 EMBED_ARRAYS = [*dejavu.core.layers.OUTPUTS, *dejavu.core.layers.inner(config["knn"]["embeddings"])]
@@ -373,6 +374,11 @@ def removal_runs() -> list[dict]:
     keys = ("method", "backbone", "variant", "size", "seed")
     return [dict(zip(keys, values), subset=subset, epoch=train_epochs()[-1])
             for values in itertools.product(*(grid[k] for k in keys)) for subset in subsets]
+
+
+def downstream_dataset(wildcards) -> dict:
+    """The removal.downstream entry a downstream_probe job probes on."""
+    return {data["name"]: data for data in config["removal"]["downstream"]}[wildcards.downstream]
 
 
 def removed_list(wildcards):

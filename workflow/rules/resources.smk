@@ -128,6 +128,23 @@ def probe_runtime(wildcards, input) -> int:
         gpus=config["embed"]["gpus"])
 
 
+def downstream_parts(wildcards, input) -> tuple[int, int]:
+    """(fitted, tested) images of a second dataset, from its index and test_fraction (at
+    most one image a class off the split's own rounding)."""
+    rows = dejavu.resources.table_rows(input.index)
+    tested = round(downstream_dataset(wildcards)["test_fraction"] * rows)
+    return rows - tested, tested
+
+
+def downstream_runtime(wildcards, input) -> int:
+    n_fit, n_test = downstream_parts(wildcards, input)
+    return dejavu.runtime.probe_minutes(
+        n_train=n_fit, n_test=n_test, n_public=n_fit, forward=model_forward(wildcards),
+        dims=model_dims(wildcards)[0 if config["probe"]["embedding"] == "backbone" else 1],
+        classes=dejavu.resources.split_classes(input.index), steps=config["probe"]["steps"],
+        gpus=config["embed"]["gpus"])
+
+
 def scored_images(input) -> int:
     """The attacked images SSLMem scores (sets A, B and the held-out set)."""
     return dejavu.resources.split_count(input.split, ("A", "B", "heldout"), True)
@@ -249,6 +266,13 @@ def probe_memory(wildcards, input) -> int:
     return dejavu.resources.probe(
         n_train=dejavu.resources.split_count(input.split, (wildcards.subset,)),
         n_test=dejavu.resources.split_count(input.split, ("public_test",)),
+        dims=model_dims(wildcards)[0 if config["probe"]["embedding"] == "backbone" else 1])
+
+
+def downstream_memory(wildcards, input) -> int:
+    n_fit, n_test = downstream_parts(wildcards, input)
+    return dejavu.resources.probe(
+        n_train=n_fit, n_test=n_test,
         dims=model_dims(wildcards)[0 if config["probe"]["embedding"] == "backbone" else 1])
 
 
