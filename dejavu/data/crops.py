@@ -136,7 +136,8 @@ def run(images_path: str, index_path: str, split_path: str, crops_path: str, tab
         *, mode: str, side: int, min_side: int, criterion: str = "side",
         corner: str = "top-left", corner_frac: float = 0.3,
         min_side_in: str = "original") -> None:
-    from ..core.store import create_images, open_images, read_index
+    from ..core.store import create_images, map_large_blocks, open_images, read_index
+    map_large_blocks()  # its scattered reads would otherwise grow with the chunks read
     split = pd.read_parquet(split_path)
     attacked = split[split["attacked"]].reset_index(drop=True)
     index = read_index(index_path, ["boxes", "height", "width", "scale"],
