@@ -6,7 +6,7 @@ public test split, and on a second dataset, `downstream` (the synthetic benchmar
 another seed: other class colours and scenes, 7,000 images, half of each class tested; its
 store made by the workflow's own dataset stage, as a user makes one).
 
-    python bench/removal.py                          # seeds 0 1 2: about 80 minutes on 2 cores
+    python bench/removal.py                          # seeds 0 1 2: about 90 minutes on 2 cores
     python bench/removal.py --seeds 0 --keep runs/removal --check
 
 Each seed is a scratch copy of the workflow run with `dataset.seed`, `split.seed` and
