@@ -117,13 +117,18 @@ def knn_runtime(wildcards, input) -> int:
         gpus=config["knn"]["gpus"] if KNN_BACKEND == "torch" else 0)
 
 
+def probe_dims(wildcards) -> int:
+    """The size of the embedding a run's linear probe reads (probe.embedding)."""
+    return model_dims(wildcards)[0 if config["probe"]["embedding"] == "backbone" else 1]
+
+
 def probe_runtime(wildcards, input) -> int:
     count = dejavu.resources.split_count
     return dejavu.runtime.probe_minutes(
         n_train=count(input.split, (wildcards.subset,)),
         n_test=count(input.split, ("public_test",)),
         n_public=embedded_rows(input.public), forward=model_forward(wildcards),
-        dims=model_dims(wildcards)[0 if config["probe"]["embedding"] == "backbone" else 1],
+        dims=probe_dims(wildcards),
         classes=dejavu.resources.split_classes(input.split), steps=config["probe"]["steps"],
         gpus=config["embed"]["gpus"])
 
@@ -140,7 +145,7 @@ def downstream_runtime(wildcards, input) -> int:
     n_fit, n_test = downstream_parts(wildcards, input)
     return dejavu.runtime.probe_minutes(
         n_train=n_fit, n_test=n_test, n_public=n_fit, forward=model_forward(wildcards),
-        dims=model_dims(wildcards)[0 if config["probe"]["embedding"] == "backbone" else 1],
+        dims=probe_dims(wildcards),
         classes=dejavu.resources.split_classes(input.index), steps=config["probe"]["steps"],
         gpus=config["embed"]["gpus"])
 
@@ -266,14 +271,14 @@ def probe_memory(wildcards, input) -> int:
     return dejavu.resources.probe(
         n_train=dejavu.resources.split_count(input.split, (wildcards.subset,)),
         n_test=dejavu.resources.split_count(input.split, ("public_test",)),
-        dims=model_dims(wildcards)[0 if config["probe"]["embedding"] == "backbone" else 1])
+        dims=probe_dims(wildcards))
 
 
 def downstream_memory(wildcards, input) -> int:
     n_fit, n_test = downstream_parts(wildcards, input)
     return dejavu.resources.probe(
         n_train=n_fit, n_test=n_test,
-        dims=model_dims(wildcards)[0 if config["probe"]["embedding"] == "backbone" else 1])
+        dims=probe_dims(wildcards))
 
 
 def sslmem_memory(wildcards, input) -> int:
