@@ -39,7 +39,8 @@ def plot_removal(results: pd.DataFrame):
                             color=colour, ms=4, capsize=2, label=f"{name}, {kind} removed",
                             alpha=1.0 if metric == "probe_test_acc" else 0.4)
         ax.set(xlabel="training images removed from A", ylabel="test accuracy",
-               title=f"{method} ({backbone}) on {dataset}")
+               title=f"{method} ({backbone}) on {dataset}"
+                     + (" (its public test split)" if dataset == order[0] else ""))
         ax.grid(alpha=0.3)
         fig.legend(ax, 6)
     figure.tight_layout()
