@@ -272,7 +272,7 @@ def _external_problems(config: dict, workdir: str) -> list[str]:
     return problems
 
 
-def _removal_problems(config: dict, workdir: str = ".") -> list[str]:
+def _removal_problems(config: dict, workdir: str) -> list[str]:
     """The removal experiment needs SSLMem's ranking and the probe's accuracy, and must
     leave images in set A."""
     spec = config.get("removal", {})

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from . import probe
-from .embed import auto_batch_size, embed_batches
+from .embed import auto_batch_size
 from .knn import label_crops, torch_search
 from ..core.models import load_checkpoint, pick_device
 from ..core.store import open_images
@@ -49,9 +49,8 @@ def embed_part(model, images, table: pd.DataFrame, part: str, side: int, batch_s
     sizes = ((chosen["height"].to_numpy(), chosen["width"].to_numpy())
              if "height" in chosen else None)
     rows = chosen["row"].to_numpy().astype(np.int64)
-    blocks = [out[embedding] for out in embed_batches(model, images, rows, side, batch_size,
-                                                      device, sizes)]
-    return np.concatenate(blocks), chosen["label"].to_numpy()
+    return (probe.embed_rows(model, images, rows, sizes, side, batch_size, device, embedding),
+            chosen["label"].to_numpy())
 
 
 def knn_accuracy(x_fit: np.ndarray, y_fit: np.ndarray, x_test: np.ndarray,

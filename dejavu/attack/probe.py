@@ -62,15 +62,22 @@ def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
     return float(correct(model, x, y).mean())
 
 
+def embed_rows(model, images, rows: np.ndarray, sizes, side: int, batch_size: int,
+               device: torch.device, embedding: str) -> np.ndarray:
+    """(N, D) float32: the embedding `embedding` of images[rows] (sorted; `sizes` as
+    `embed.embed_batches` takes them), a batch at a time, gathered whole."""
+    return np.concatenate([out[embedding] for out in embed_batches(
+        model, images, rows, side, batch_size, device, sizes)])
+
+
 def embed_set(model, images_path: str, split_path: str, label: pd.Series, name: str,
               subset: str | None, side: int, batch_size: int, device: torch.device,
               embedding: str, rows: bool = False):
     """(embeddings (N, D) float32, labels (N,)) of the split set `name` (`train`: `subset`),
     and with `rows` their dataset rows; `label`: class by dataset row."""
     images, set_rows, sizes = embed_source(name, images_path, split_path, subset)
-    blocks = [out[embedding] for out in embed_batches(model, images, set_rows, side,
-                                                      batch_size, device, sizes)]
-    out = np.concatenate(blocks), label.loc[set_rows].to_numpy()
+    out = (embed_rows(model, images, set_rows, sizes, side, batch_size, device, embedding),
+           label.loc[set_rows].to_numpy())
     return (*out, np.asarray(set_rows)) if rows else out
 
 

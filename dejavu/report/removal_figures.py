@@ -19,9 +19,9 @@ def plot_removal(results: pd.DataFrame):
     """Test accuracy (mean over seeds, error bars one standard error) against the images
     removed, a panel per method, backbone and dataset (the run's own public test split,
     then each second one); solid: the linear probe, faint: the k-NN."""
-    if "dataset" not in results:  # a table from before second datasets
-        results = results.assign(dataset=None)
-    results = results.assign(dataset=results["dataset"].fillna("public test"))
+    own = "public test"  # the name of a table's rows from before second datasets
+    results = results.assign(dataset=results["dataset"].fillna(own)
+                             if "dataset" in results else own)
     order = list(dict.fromkeys(results["dataset"]))  # the run's own first, as the table
     runs = sorted({(r.method, r.backbone, r.dataset) for r in results.itertuples()},
                   key=lambda run: (run[0], run[1], order.index(run[2])))

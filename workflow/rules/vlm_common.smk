@@ -95,7 +95,7 @@ def vlm_memory(stage: str):
     def formula(wildcards, input):
         if stage == "data":
             files = [p for p in input if os.path.isfile(p)]
-            lines = occurrences(files[0], b"\n") if VC["data"]["source"] == "jsonl" else 0
+            lines = source_images(input) if VC["data"]["source"] == "jsonl" else 0
             return vlm_res.data_mb(source=VC["data"]["source"], side=VC["data"]["image_size"],
                                    chunk_rows=VC["data"]["chunk_rows"],
                                    n_records=VC["data"]["records"], lines=lines,
